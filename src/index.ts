@@ -1,0 +1,8 @@
+/**
+ * lowrank: parameter-efficient fine-tuning (AdaLoRA, LoRA, DoRA, QLoRA, HyperLoRA) in TypeScript.
+ * The public API; CLI and web page are thin shells over it (DESIGN.md §3).
+ */
+export * from './errors.js';
+export { tf } from './tensor/tf.js';
+export * from './nn/index.js';
+export * from './models/base.js';

@@ -1,0 +1,3 @@
+export * from './tf.js';
+export * from './memory.js';
+export * from './ops/index.js';

@@ -1,0 +1,5 @@
+export * from './linear.js';
+export * from './norm.js';
+export * from './activations.js';
+export * from './loss.js';
+export * from './attention.js';
