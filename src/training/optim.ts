@@ -1,0 +1,296 @@
+/**
+ * AdamW with PyTorch's exact update (torch.optim.AdamW, single-tensor path, amsgrad off) and explicit,
+ * serialisable state: slot variables named `<param>/m` and `<param>/v` plus the step count, so a
+ * checkpoint can hold the optimizer and a resumed run continues bit for bit (DESIGN.md §4).
+ */
+import { tf, type Tensor, type Variable } from '../tensor/tf.js';
+import { CheckpointError, ConfigError } from '../errors.js';
+
+export interface AdamWOptions {
+  /** Base learning rate (a schedule scales it per step). */
+  lr: number;
+  /** (beta1, beta2); PyTorch default (0.9, 0.999). */
+  betas?: [number, number];
+  /** Added after the square root of v̂; PyTorch default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay: `p -= lr·wd·p` before the Adam step; PyTorch default 0.01. */
+  weightDecay?: number;
+}
+
+/**
+ * Decoupled-weight-decay Adam over named variables.
+ *
+ * @example
+ * const opt = new AdamW(model.trainableParameters(), { lr: 1e-3 });
+ * const { grads } = tf.variableGrads(() => lossFn(), vars);
+ * opt.step(grads); tf.dispose(grads);
+ */
+export class AdamW {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Number of completed steps (PyTorch's `state['step']`). */
+  stepCount = 0;
+  private readonly params: [string, Variable][];
+  private readonly m = new Map<string, Variable>();
+  private readonly v = new Map<string, Variable>();
+
+  constructor(params: [string, Variable][], options: AdamWOptions) {
+    const { lr, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01 } = options;
+    if (!(lr >= 0))
+      throw new ConfigError('AdamW.lr', 'must be >= 0', lr, 'pass a non-negative learning rate');
+    for (const b of betas) {
+      if (!(b >= 0 && b < 1))
+        throw new ConfigError('AdamW.betas', 'each beta must be in [0, 1)', betas, 'use e.g. [0.9, 0.999]');
+    }
+    if (!(eps >= 0)) throw new ConfigError('AdamW.eps', 'must be >= 0', eps, 'use e.g. 1e-8');
+    if (!(weightDecay >= 0))
+      throw new ConfigError('AdamW.weightDecay', 'must be >= 0', weightDecay, 'use 0 to disable');
+    const seen = new Set<string>();
+    for (const [name] of params) {
+      if (seen.has(name))
+        throw new ConfigError(
+          'AdamW.params',
+          'parameter names must be unique',
+          name,
+          'pass each variable once',
+        );
+      seen.add(name);
+    }
+    this.lr = lr;
+    [this.beta1, this.beta2] = betas;
+    this.eps = eps;
+    this.weightDecay = weightDecay;
+    this.params = params;
+    for (const [name, p] of params) {
+      this.m.set(name, zeroSlot(p));
+      this.v.set(name, zeroSlot(p));
+    }
+  }
+
+  /** Names of the parameters this optimizer updates, in order. */
+  paramNames(): string[] {
+    return this.params.map(([n]) => n);
+  }
+
+  /**
+   * One update. `grads` maps parameter name (or the variable's own name, as `tf.variableGrads`
+   * returns) to gradient; parameters without a gradient are skipped, as PyTorch skips `grad is None`.
+   * The caller keeps ownership of `grads`.
+   */
+  step(grads: Record<string, Tensor> | Map<string, Tensor>, lr = this.lr): void {
+    const get = (name: string, p: Variable): Tensor | undefined =>
+      grads instanceof Map ? (grads.get(name) ?? grads.get(p.name)) : (grads[name] ?? grads[p.name]);
+    this.stepCount += 1;
+    const t = this.stepCount;
+    const bc1 = 1 - Math.pow(this.beta1, t);
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(this.beta2, t));
+    const stepSize = lr / bc1;
+    for (const [name, p] of this.params) {
+      const g = get(name, p);
+      if (!g) continue;
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      tf.tidy(() => {
+        // param.mul_(1 - lr * weight_decay)
+        const decayed = this.weightDecay !== 0 ? p.mul(tf.scalar(Math.fround(1 - lr * this.weightDecay))) : p;
+        // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        const m1 = m.mul(tf.scalar(this.beta1)).add(g.mul(tf.scalar(1 - this.beta1)));
+        const v1 = v.mul(tf.scalar(this.beta2)).add(g.mul(g).mul(tf.scalar(1 - this.beta2)));
+        // denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps); param.addcdiv_(exp_avg, denom, value=-step_size)
+        const denom = v1.sqrt().div(tf.scalar(bc2Sqrt)).add(tf.scalar(this.eps));
+        const updated = decayed.add(m1.div(denom).mul(tf.scalar(-stepSize)));
+        m.assign(m1);
+        v.assign(v1);
+        p.assign(updated);
+      });
+    }
+  }
+
+  /** Slot variables as `<param>/m`, `<param>/v` (live references; do not dispose). */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name] of this.params) {
+      out.set(`${name}/m`, this.m.get(name)!);
+      out.set(`${name}/v`, this.v.get(name)!);
+    }
+    return out;
+  }
+
+  /** Restores slots and step count from {@link stateTensors} output; strict about names and shapes. */
+  loadState(slots: Map<string, Tensor>, stepCount: number): void {
+    for (const [name, p] of this.params) {
+      for (const [suffix, store] of [
+        ['m', this.m],
+        ['v', this.v],
+      ] as const) {
+        const key = `${name}/${suffix}`;
+        const t = slots.get(key);
+        if (!t)
+          throw new CheckpointError(
+            'AdamW.loadState',
+            'missing optimizer slot',
+            key,
+            'resume from a checkpoint written by the same configuration',
+          );
+        if (t.shape.join(',') !== p.shape.join(',')) {
+          throw new CheckpointError(
+            'AdamW.loadState',
+            `slot ${key} has the wrong shape`,
+            t.shape,
+            `expected [${p.shape.join(', ')}]`,
+          );
+        }
+        store.get(name)!.assign(t);
+      }
+    }
+    const expected = this.params.length * 2;
+    if (slots.size !== expected) {
+      const known = new Set(this.stateTensors().keys());
+      const extra = [...slots.keys()].filter((k) => !known.has(k));
+      throw new CheckpointError(
+        'AdamW.loadState',
+        'unexpected optimizer slots',
+        extra.slice(0, 5),
+        'the checkpoint was written for other trainable parameters',
+      );
+    }
+    this.stepCount = stepCount;
+  }
+
+  dispose(): void {
+    for (const s of [this.m, this.v]) for (const t of s.values()) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+function zeroSlot(p: Variable): Variable {
+  const z = tf.zerosLike(p);
+  const slot = tf.variable(z, false, undefined, 'float32');
+  z.dispose(); // the variable holds its own reference to the buffer
+  return slot;
+}
+
+/** Learning-rate schedules, with transformers' `get_*_schedule_with_warmup` formulas. */
+export type ScheduleName = 'constant' | 'constant_with_warmup' | 'linear' | 'cosine';
+export const SCHEDULES: readonly ScheduleName[] = ['constant', 'constant_with_warmup', 'linear', 'cosine'];
+
+export interface ScheduleOptions {
+  name: ScheduleName;
+  warmupSteps?: number;
+  totalSteps?: number;
+}
+
+/**
+ * The multiplier for the base LR at 0-based optimizer step `step` (what `LambdaLR` applies at
+ * that step), identical to transformers' schedules (cosine with `num_cycles = 0.5`).
+ *
+ * @example
+ * scheduleFactor({ name: 'linear', warmupSteps: 10, totalSteps: 100 }, 5); // 0.5
+ */
+export function scheduleFactor(opts: ScheduleOptions, step: number): number {
+  const warmup = opts.warmupSteps ?? 0;
+  const total = opts.totalSteps ?? 0;
+  switch (opts.name) {
+    case 'constant':
+      return 1;
+    case 'constant_with_warmup':
+      return step < warmup ? step / Math.max(1, warmup) : 1;
+    case 'linear':
+      if (step < warmup) return step / Math.max(1, warmup);
+      return Math.max(0, (total - step) / Math.max(1, total - warmup));
+    case 'cosine': {
+      if (step < warmup) return step / Math.max(1, warmup);
+      const progress = (step - warmup) / Math.max(1, total - warmup);
+      return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * 0.5 * 2 * progress)));
+    }
+    default:
+      throw new ConfigError(
+        'schedule.name',
+        'unknown schedule',
+        opts.name,
+        `use one of ${SCHEDULES.join(', ')}`,
+      );
+  }
+}
+
+/**
+ * `torch.nn.utils.clip_grad_norm_(params, maxNorm)` (norm_type 2): returns the global L2 norm before
+ * clipping and new gradients scaled by `min(1, maxNorm / (norm + 1e-6))`. The input tensors are not
+ * disposed; the returned ones belong to the caller.
+ *
+ * @example
+ * const { grads: clipped, norm } = clipGradNorm(grads, 1.0);
+ */
+export function clipGradNorm(
+  grads: Record<string, Tensor>,
+  maxNorm: number,
+): { grads: Record<string, Tensor>; norm: number } {
+  const names = Object.keys(grads);
+  const norm = tf.tidy(() => {
+    if (names.length === 0) return tf.scalar(0);
+    // total_norm = norm(stack([norm(g) for g in grads]))
+    const norms = names.map((n) => tf.norm(grads[n]!));
+    return tf.norm(tf.stack(norms));
+  });
+  const total = norm.dataSync()[0]!;
+  norm.dispose();
+  const coef = Math.min(1, Math.fround(maxNorm / (Math.fround(total) + 1e-6)));
+  const out: Record<string, Tensor> = {};
+  for (const n of names) out[n] = tf.tidy(() => grads[n]!.mul(tf.scalar(coef)));
+  return { grads: out, norm: total };
+}
+
+/**
+ * Gradient accumulation as the HF Trainer does it (loss / N per micro-batch, gradients summed):
+ * `add` takes ownership-free views of each micro-batch's gradients, `take` returns the sum.
+ *
+ * @example
+ * const acc = new GradAccumulator(4); for (const g of micro) acc.add(g); const grads = acc.take();
+ */
+export class GradAccumulator {
+  private sum: Record<string, Tensor> = {};
+  private count = 0;
+  constructor(readonly steps: number) {
+    if (!(Number.isInteger(steps) && steps >= 1)) {
+      throw new ConfigError(
+        'gradientAccumulationSteps',
+        'must be an integer >= 1',
+        steps,
+        'use 1 to disable accumulation',
+      );
+    }
+  }
+  /** Adds one micro-batch's gradients scaled by 1/steps (the caller still owns `grads`). */
+  add(grads: Record<string, Tensor>): void {
+    for (const [n, g] of Object.entries(grads)) {
+      const scaled = tf.tidy(() => g.mul(tf.scalar(1 / this.steps)));
+      const prev = this.sum[n];
+      if (prev) {
+        this.sum[n] = tf.tidy(() => prev.add(scaled));
+        prev.dispose();
+        scaled.dispose();
+      } else this.sum[n] = scaled;
+    }
+    this.count += 1;
+  }
+  /** True once `steps` micro-batches were added. */
+  ready(): boolean {
+    return this.count >= this.steps;
+  }
+  /** Returns the accumulated gradients (caller owns them) and resets. */
+  take(): Record<string, Tensor> {
+    const out = this.sum;
+    this.sum = {};
+    this.count = 0;
+    return out;
+  }
+  dispose(): void {
+    tf.dispose(Object.values(this.sum));
+    this.sum = {};
+    this.count = 0;
+  }
+}
