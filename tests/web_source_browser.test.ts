@@ -1,0 +1,46 @@
+// The browser file tree that replaces io/source.ts in the web build: same exports, same errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as nodeSource from '../src/io/source.js';
+import * as web from '../src/io/source_browser.js';
+import { CheckpointError } from '../src/errors.js';
+
+test('source_browser exports every function of source.ts', () => {
+  const missing = Object.keys(nodeSource).filter((k) => !(k in web));
+  assert.deepEqual(missing, []);
+});
+
+test('mounted files read back; folders list sorted; errors are CheckpointErrors', async () => {
+  web.unmount('/');
+  web.mountFile('/m/config.json', new TextEncoder().encode('{"a":1}'));
+  web.mountFile('m/sub/b.bin', new Uint8Array([1, 2, 3, 4]));
+  assert.deepEqual(await web.readJson('/m/config.json'), { a: 1 });
+  assert.deepEqual(await web.listDir('/m'), ['config.json', 'sub']);
+  assert.equal(await web.isDirectory('m/sub'), true);
+  assert.equal(await web.isDirectory('/m/config.json'), false);
+  assert.equal(await web.pathExists('/nope'), false);
+  assert.equal(web.fileSize('/m/sub/b.bin'), 4);
+  const f = await web.openRandomAccess('/m/sub/b.bin');
+  assert.deepEqual([...(await f.read(1, 2))], [2, 3]);
+  await assert.rejects(f.read(3, 2), CheckpointError);
+  await assert.rejects(web.readBytes('/m/missing.json'), /no such file/);
+  await assert.rejects(web.readBytes('/m/sub'), /it is a directory/);
+  web.mountFile('/m/bad.json', new TextEncoder().encode('{oops'));
+  await assert.rejects(web.readJson('/m/bad.json'), /is not valid JSON/);
+  assert.equal(web.joinPath('/out', 'adapter', 'x.json'), '/out/adapter/x.json');
+  assert.equal(web.baseName('/a/b/c.bin'), 'c.bin');
+  web.unmount('/');
+});
+
+test('writes need an existing parent and land in the tree for takeFile', async () => {
+  web.unmount('/');
+  await assert.rejects(web.writeFileAtomic('/out/a.json', '{}'), /no such file/);
+  await web.makeDir('/out/adapter');
+  assert.deepEqual(await web.listDir('/out'), ['adapter']);
+  await web.writeFileAtomic('/out/adapter/adapter_config.json', '{"r":8}');
+  assert.equal(new TextDecoder().decode(web.takeFile('/out/adapter/adapter_config.json')), '{"r":8}');
+  await web.copyFileAtomic('/out/adapter/adapter_config.json', '/out/copy.json');
+  assert.equal(await web.readText('/out/copy.json'), '{"r":8}');
+  assert.equal(web.unmount('/out'), 2);
+  assert.equal(await web.pathExists('/out/adapter'), false);
+});
