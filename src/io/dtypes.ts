@@ -1,0 +1,243 @@
+/**
+ * safetensors dtypes: element sizes, the writer's ordering (safetensors `Dtype` enum, tensor.rs), and
+ * conversions of raw little-endian bytes to the tensors tfjs holds (float32 / int32 / bool).
+ */
+import { CheckpointError, NotSupportedError } from '../errors.js';
+
+/** The dtypes lowrank reads and writes (every dtype of the format except the 4/6/8-bit floats and C64). */
+export type SafeDtype =
+  'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
+
+/**
+ * Rank of every dtype in the safetensors `Dtype` enum declaration order (safetensors@24b0b28 tensor.rs;
+ * PEFT-SPEC §5.1). The writer sorts tensors by this rank descending. Formats lowrank cannot hold in
+ * memory (F4, F6_*, F8_*, C64) are listed so that the header validator can name them precisely.
+ */
+const DTYPE_ENUM_ORDER = [
+  'BOOL',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'C64',
+  'F64',
+  'I64',
+  'U64',
+] as const;
+
+const DTYPE_SIZE: Record<SafeDtype, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+};
+
+/** True when `s` is a dtype lowrank can read and write. */
+export function isSafeDtype(s: unknown): s is SafeDtype {
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
+}
+
+/** True when `s` names a dtype of the format that lowrank does not support (F8, F4, C64, …). */
+export function isKnownUnsupportedDtype(s: string): boolean {
+  return (DTYPE_ENUM_ORDER as readonly string[]).includes(s) && !isSafeDtype(s);
+}
+
+/** Bytes per element of a dtype. */
+export function dtypeSize(d: SafeDtype): number {
+  return DTYPE_SIZE[d];
+}
+
+/** Position of `d` in the safetensors `Dtype` enum (higher is written first). */
+export function dtypeRank(d: SafeDtype): number {
+  return (DTYPE_ENUM_ORDER as readonly string[]).indexOf(d);
+}
+
+/** The tfjs dtype a safetensors dtype becomes on load. */
+export function tfDtypeFor(d: SafeDtype): 'float32' | 'int32' | 'bool' {
+  if (d === 'F64' || d === 'F32' || d === 'F16' || d === 'BF16') return 'float32';
+  if (d === 'BOOL') return 'bool';
+  return 'int32';
+}
+
+const F32_SCRATCH = new Float32Array(1);
+const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
+
+/**
+ * IEEE binary16 bits → number (exact; subnormals, infinities and NaN included).
+ *
+ * @example
+ * f16BitsToFloat(0x3c00); // 1
+ */
+export function f16BitsToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * number → IEEE binary16 bits, rounding to nearest even like PyTorch's `.half()`.
+ *
+ * @example
+ * floatToF16Bits(1); // 0x3c00
+ */
+export function floatToF16Bits(x: number): number {
+  F32_SCRATCH[0] = x;
+  const f = U32_SCRATCH[0]!;
+  const sign = (f >>> 16) & 0x8000;
+  const exp = (f >>> 23) & 0xff;
+  let mant = f & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let out = mant >>> shift;
+    if (rest > half || (rest === half && out & 1)) out += 1;
+    return sign | out;
+  }
+  const rest = mant & 0x1fff;
+  let out = (e << 10) | (mant >>> 13);
+  // A carry out of the mantissa bumps the exponent, up to 0x7c00 = infinity, as round-to-nearest should.
+  if (rest > 0x1000 || (rest === 0x1000 && out & 1)) out += 1;
+  return sign | out;
+}
+
+/**
+ * bfloat16 bits → number (the top half of a float32).
+ *
+ * @example
+ * bf16BitsToFloat(0x3f80); // 1
+ */
+export function bf16BitsToFloat(b: number): number {
+  U32_SCRATCH[0] = (b & 0xffff) << 16;
+  return F32_SCRATCH[0]!;
+}
+
+/**
+ * number → bfloat16 bits, rounding to nearest even like PyTorch's `.bfloat16()`.
+ *
+ * @example
+ * floatToBF16Bits(1); // 0x3f80
+ */
+export function floatToBF16Bits(x: number): number {
+  F32_SCRATCH[0] = x;
+  const f = U32_SCRATCH[0]!;
+  if ((f & 0x7f800000) === 0x7f800000 && f & 0x7fffff) return ((f >>> 16) | 0x40) & 0xffff;
+  const lsb = (f >>> 16) & 1;
+  return ((f + 0x7fff + lsb) >>> 16) & 0xffff;
+}
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+/** Copies `bytes` into a fresh, aligned buffer (views with odd offsets cannot back a typed array). */
+function aligned(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+function wideIntsToInt32(values: BigInt64Array | BigUint64Array, where: string): Int32Array {
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < BigInt(INT32_MIN) || v > BigInt(INT32_MAX)) {
+      throw new CheckpointError(
+        where,
+        `element ${i} does not fit in int32, the widest integer tfjs holds`,
+        v.toString(),
+        'store this tensor as I32 or as a float dtype',
+      );
+    }
+    out[i] = Number(v);
+  }
+  return out;
+}
+
+function u32ToInt32(values: Uint32Array, where: string): Int32Array {
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v > INT32_MAX) {
+      throw new CheckpointError(where, `element ${i} does not fit in int32`, v, 'store this tensor as I32');
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+/**
+ * Converts little-endian raw bytes of dtype `d` into the typed array tfjs holds: Float32Array for
+ * float dtypes, Int32Array for integers (an error names the first element that does not fit), Uint8Array
+ * for BOOL. `where` names the file and tensor in error messages.
+ *
+ * @example
+ * bytesToTypedArray('F16', new Uint8Array([0x00, 0x3c]), 'a.safetensors: x'); // Float32Array [1]
+ */
+export function bytesToTypedArray(
+  d: SafeDtype,
+  bytes: Uint8Array,
+  where: string,
+): Float32Array | Int32Array | Uint8Array {
+  const buf = aligned(bytes);
+  switch (d) {
+    case 'F32':
+      return new Float32Array(buf);
+    case 'F64':
+      return Float32Array.from(new Float64Array(buf));
+    case 'F16':
+      return Float32Array.from(new Uint16Array(buf), f16BitsToFloat);
+    case 'BF16':
+      return Float32Array.from(new Uint16Array(buf), bf16BitsToFloat);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I16':
+      return Int32Array.from(new Int16Array(buf));
+    case 'I8':
+      return Int32Array.from(new Int8Array(buf));
+    case 'U16':
+      return Int32Array.from(new Uint16Array(buf));
+    case 'U8':
+      return Int32Array.from(new Uint8Array(buf));
+    case 'U32':
+      return u32ToInt32(new Uint32Array(buf), where);
+    case 'I64':
+      return wideIntsToInt32(new BigInt64Array(buf), where);
+    case 'U64':
+      return wideIntsToInt32(new BigUint64Array(buf), where);
+    case 'BOOL':
+      return new Uint8Array(buf);
+  }
+}
+
+/** Throws unless the host stores numbers little-endian (safetensors data is little-endian). */
+export function assertLittleEndianHost(): void {
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+    throw new NotSupportedError('io/safetensors', 'a big-endian host', 'run on a little-endian machine');
+  }
+}
