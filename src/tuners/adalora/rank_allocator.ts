@@ -1,0 +1,382 @@
+/**
+ * AdaLoRA's rank allocator (paper arXiv 2303.10512 §3.2–3.3; PEFT-SPEC §3), a class of its own that is
+ * driven by plain name → tensor maps so it can be checked without a model.
+ *
+ * Names are `namedParameters()` names of the wrapped model, e.g.
+ * `model.layers.0.self_attn.q_proj.lora_A.default`. Exactly as PEFT, parameters are selected by
+ * *substring* tests (`lora_A.<adapter>` in the name, spec §3.1/§3.3/§3.4), budgets are counted in total
+ * triplets (Σ ranks), the cubic schedule truncates with `Math.trunc` (Python `int()`), and the pruning
+ * threshold is the k-th smallest triplet score with `<=` (ties prune more than k; NaN is never pruned).
+ *
+ * Ablation switches (constructor option `importance`, paper Table 4/5-style studies, issue 7):
+ * - `'sensitivity-uncertainty'` (default, PEFT and the paper): s = Ī·Ū (Eq. 8–10), triplet score
+ *   S_i = s(λ_i) + mean_j s(P_ji) + mean_j s(Q_ij) (Eq. 11).
+ * - `'sensitivity'`: s = Ī, the smoothed sensitivity without the uncertainty factor.
+ * - `'magnitude'`: S_i = |λ_i|, the magnitude of the singular value only (no gradients needed;
+ *   `updateIpt` then keeps no statistics).
+ */
+import { tf, type Tensor } from '../../tensor/tf.js';
+import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
+
+/** How a triplet's importance is scored (see the file comment). */
+export type ImportanceMetric = 'sensitivity-uncertainty' | 'sensitivity' | 'magnitude';
+
+/** The schedule fields the allocator reads (an `AdaLoraConfig` satisfies this). */
+export interface RankAllocatorSchedule {
+  targetR: number;
+  tinit: number;
+  tfinal: number;
+  totalStep: number;
+  deltaT: number;
+  beta1: number;
+  beta2: number;
+}
+
+export interface RankAllocatorOptions {
+  /** Importance score used for pruning; default PEFT's `'sensitivity-uncertainty'`. */
+  importance?: ImportanceMetric;
+}
+
+/** `{ E param name: kept flags }` (PEFT `rank_pattern`: a list of bools per `lora_E`, True = kept). */
+export type RankPattern = Record<string, boolean[]>;
+
+/** Parameters by `namedParameters()` name, in module order (a `Map` keeps insertion order). */
+export type ParamMap = ReadonlyMap<string, Tensor>;
+
+export interface BudgetStep {
+  budget: number;
+  maskInd: boolean;
+}
+
+/**
+ * The k-th smallest (1-based) value of `scores`, NaN sorting last (PyTorch `kthvalue`), or -Infinity
+ * for k = 0 (nothing pruned). Throws when k is out of range (PEFT #2337 crashed with a bare RuntimeError).
+ *
+ * @example
+ * kthSmallest(Float32Array.from([0.5, 0.1, 0.3, 0.2, 0.4, 0.05]), 2); // 0.1 (f32)
+ */
+export function kthSmallest(scores: Float32Array, k: number): number {
+  if (k === 0) return -Infinity;
+  if (!Number.isInteger(k) || k < 0 || k > scores.length) {
+    throw new ConfigError(
+      'RankAllocator.maskToBudget',
+      `k = initial budget - budget must be in [0, ${scores.length}] (the number of triplets)`,
+      k,
+      'the budget must lie between 0 and the current total rank; check targetR < initR and that the allocator was built for the current ranks',
+    );
+  }
+  const sorted = Float32Array.from(scores).sort(); // TypedArray sort: numeric, NaN last
+  return sorted[k - 1]!;
+}
+
+/** Replaces every occurrence, as Python's `str.replace` does. */
+function replaceAll(s: string, from: string, to: string): string {
+  return s.split(from).join(to);
+}
+
+export class RankAllocator {
+  /** Σ initial ranks of the adapter's `lora_A` matrices (spec §3.1). */
+  readonly initBgt: number;
+  /** `targetR` × number of adapted matrices. */
+  readonly targetBgt: number;
+  readonly importance: ImportanceMetric;
+  private readonly _ipt = new Map<string, Tensor>();
+  private readonly _expAvgIpt = new Map<string, Tensor>();
+  private readonly _expAvgUnc = new Map<string, Tensor>();
+
+  /**
+   * @param params named parameters of the wrapped model (only `lora_A.<adapter>` shapes are read here)
+   * @param schedule `AdaLoraConfig` (or any object with its schedule fields)
+   * @example
+   * const alloc = new RankAllocator(new Map(model.namedParameters()), config, 'default');
+   * alloc.budgetSchedule(300); // { budget: 45, maskInd: true } for the spec's golden schedule
+   */
+  constructor(
+    params: ParamMap,
+    readonly schedule: RankAllocatorSchedule,
+    readonly adapterName = 'default',
+    options: RankAllocatorOptions = {},
+  ) {
+    for (const field of ['beta1', 'beta2'] as const) {
+      const b = schedule[field];
+      if (!(b > 0 && b < 1)) {
+        throw new ConfigError(
+          `RankAllocator.${field}`,
+          'must be strictly between 0 and 1',
+          b,
+          'use e.g. 0.85',
+        );
+      }
+    }
+    this.importance = options.importance ?? 'sensitivity-uncertainty';
+    if (!['sensitivity-uncertainty', 'sensitivity', 'magnitude'].includes(this.importance)) {
+      throw new ConfigError(
+        'RankAllocator.importance',
+        'must be one of sensitivity-uncertainty, sensitivity, magnitude',
+        this.importance,
+        'omit it for PEFT behaviour',
+      );
+    }
+    // spec §3.1 `_set_budget_scheduler`: substring match, budget = Σ rows of lora_A.
+    let init = 0;
+    const nameSet = new Set<string>();
+    for (const [n, p] of params) {
+      if (n.includes(`lora_A.${adapterName}`)) {
+        init += p.shape[0]!;
+        nameSet.add(replaceAll(n, 'lora_A', '%s'));
+      }
+    }
+    this.initBgt = init;
+    this.targetBgt = schedule.targetR * nameSet.size;
+  }
+
+  /** Current sensitivity |p·g| per parameter (read-only view for tests and logging). */
+  get ipt(): ReadonlyMap<string, Tensor> {
+    return this._ipt;
+  }
+  /** Ī, the sensitivity EMA. */
+  get expAvgIpt(): ReadonlyMap<string, Tensor> {
+    return this._expAvgIpt;
+  }
+  /** Ū, the uncertainty EMA. */
+  get expAvgUnc(): ReadonlyMap<string, Tensor> {
+    return this._expAvgUnc;
+  }
+
+  /**
+   * Cubic budget schedule (spec §3.2, paper Eq. 12): `budget` in Σ ranks and whether this step masks.
+   * @example alloc.budgetSchedule(0); // { budget: initBgt, maskInd: false }
+   */
+  budgetSchedule(step: number): BudgetStep {
+    const { tinit, tfinal, totalStep, deltaT } = this.schedule;
+    if (step <= tinit) return { budget: this.initBgt, maskInd: false };
+    if (step > totalStep - tfinal) return { budget: this.targetBgt, maskInd: true };
+    const mul = 1 - (step - tinit) / (totalStep - tfinal - tinit);
+    const budget = Math.trunc((this.initBgt - this.targetBgt) * Math.pow(mul, 3) + this.targetBgt);
+    return { budget, maskInd: step % deltaT === 0 };
+  }
+
+  /** Parameters the EMAs track: `lora_` and the adapter name in the name (spec §3.3). */
+  private tracked(n: string): boolean {
+    return n.includes('lora_') && n.includes(this.adapterName);
+  }
+
+  /**
+   * One EMA step of sensitivity and uncertainty (spec §3.3, paper Eq. 8–9), in f32:
+   * `ipt = |p·g|`, `Ī = β1·Ī + (1−β1)·ipt`, `Ū = β2·Ū + (1−β2)·|ipt − Ī|` (the new Ī).
+   * Frozen parameters (`trainable === false` on a `tf.Variable`) are skipped instead of crashing
+   * (PEFT #1721); a trainable tracked parameter without a gradient is an error naming it.
+   * @example alloc.updateIpt(params, grads); // grads: Map of the same names → gradient tensors
+   */
+  updateIpt(params: ParamMap, grads: ReadonlyMap<string, Tensor>): void {
+    if (this.importance === 'magnitude') return;
+    const { beta1, beta2 } = this.schedule;
+    for (const [n, p] of params) {
+      if (!this.tracked(n)) continue;
+      const g = grads.get(n);
+      if (!g) {
+        if (p instanceof tf.Variable && !p.trainable) continue;
+        throw new ConfigError(
+          'RankAllocator.updateIpt',
+          'a trainable adapter parameter has no gradient',
+          n,
+          'pass the gradients of the last backward for every trainable adapter parameter (use zeros for one that took no part in the loss)',
+        );
+      }
+      if (!g.shape.every((d, i) => d === p.shape[i]) || g.rank !== p.rank) {
+        throw new ShapeError(
+          'RankAllocator.updateIpt',
+          `gradient shape differs from parameter ${n}`,
+          g.shape,
+          `expected [${p.shape}]`,
+        );
+      }
+      const prevI = this._expAvgIpt.get(n);
+      const prevU = this._expAvgUnc.get(n);
+      const [ipt, avgI, avgU] = tf.tidy(() => {
+        const i0 = prevI ?? tf.zerosLike(p);
+        const u0 = prevU ?? tf.zerosLike(p);
+        const ipt = tf.abs(tf.mul(p, g));
+        // (1 - beta) is a float64 Python expression rounded to f32 when it meets the tensor.
+        const avgI = tf.add(tf.mul(i0, tf.scalar(beta1)), tf.mul(ipt, tf.scalar(1 - beta1)));
+        const avgU = tf.add(
+          tf.mul(u0, tf.scalar(beta2)),
+          tf.mul(tf.abs(tf.sub(ipt, avgI)), tf.scalar(1 - beta2)),
+        );
+        return [ipt, avgI, avgU];
+      });
+      this._ipt.get(n)?.dispose();
+      prevI?.dispose();
+      prevU?.dispose();
+      this._ipt.set(n, ipt);
+      this._expAvgIpt.set(n, avgI);
+      this._expAvgUnc.set(n, avgU);
+    }
+  }
+
+  /** Element score s(n) (spec §3.3 `_element_score`), in a tidy scope of the caller. */
+  private elementScore(n: string, p: Tensor): Tensor {
+    if (this.importance === 'magnitude') return tf.abs(p);
+    const avgI = this._expAvgIpt.get(n);
+    if (!avgI) {
+      throw new ConfigError(
+        'RankAllocator.maskToBudget',
+        'no importance statistics for this parameter yet',
+        n,
+        'call updateIpt (or updateAndAllocate before the final phase) at least once before masking',
+      );
+    }
+    return this.importance === 'sensitivity' ? avgI : tf.mul(avgI, this._expAvgUnc.get(n)!);
+  }
+
+  /**
+   * Triplet scores per `lora_E` parameter name, each f32 [r] (spec §3.4: S = s(E) + mean over
+   * in-features of s(A) + mean over out-features of s(B); magnitude mode: |E| only). Caller disposes.
+   */
+  tripletScores(params: ParamMap): Map<string, Tensor> {
+    const a = `lora_A.${this.adapterName}`;
+    const b = `lora_B.${this.adapterName}`;
+    const e = `lora_E.${this.adapterName}`;
+    const vec = new Map<string, Tensor[]>();
+    const val = new Map<string, Tensor>();
+    const out = new Map<string, Tensor>();
+    tf.tidy(() => {
+      for (const [n, p] of params) {
+        const magnitude = this.importance === 'magnitude';
+        if (n.includes(a) && !magnitude) {
+          const key = replaceAll(n, 'lora_A', '%s');
+          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 1).reshape([-1])]);
+        }
+        if (n.includes(b) && !magnitude) {
+          const key = replaceAll(n, 'lora_B', '%s');
+          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 0).reshape([-1])]);
+        }
+        if (n.includes(e)) {
+          const key = replaceAll(n, 'lora_E', '%s');
+          val.set(key, this.elementScore(n, p).reshape([-1]));
+          if (magnitude) vec.set(key, []);
+        }
+      }
+      for (const [key, parts] of vec) {
+        const sE = val.get(key);
+        if (!sE) {
+          throw new CheckpointError(
+            'RankAllocator.maskToBudget',
+            'lora_A/lora_B without a matching lora_E',
+            key.replace('%s', 'lora_E'),
+            'every AdaLoRA layer needs lora_A, lora_B and lora_E',
+          );
+        }
+        const s = parts.reduce((acc, t) => tf.add(acc, t), sE);
+        out.set(replaceAll(key, '%s', 'lora_E'), tf.keep(s));
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Prunes the least important triplets down to `budget` (spec §3.4): zeroes the masked `lora_E`
+   * entries in place (they must be `tf.Variable`s) and returns the rank pattern.
+   * @example const pattern = alloc.maskToBudget(params, 32); // { '...q_proj.lora_E.default': [true, false, …] }
+   */
+  maskToBudget(params: ParamMap, budget: number): RankPattern {
+    const scores = this.tripletScores(params);
+    try {
+      const flat = new Float32Array([...scores.values()].flatMap((s) => Array.from(s.dataSync())));
+      const thr = kthSmallest(flat, this.initBgt - budget);
+      const pattern: RankPattern = {};
+      for (const [n, s] of scores) {
+        const kept = Array.from(s.dataSync(), (v) => !(v <= thr));
+        pattern[n] = kept;
+        assignMask(params, n, kept);
+      }
+      return pattern;
+    } finally {
+      scores.forEach((s) => s.dispose());
+    }
+  }
+
+  /**
+   * Budget step plus masking (spec §3.5): EMAs are updated while `step < totalStep − tfinal`; masks
+   * when the schedule says so or `forceMask`. Returns the budget and the pattern (null if no mask).
+   * @example const { budget, rankPattern } = alloc.updateAndAllocate(params, grads, step);
+   */
+  updateAndAllocate(
+    params: ParamMap,
+    grads: ReadonlyMap<string, Tensor>,
+    step: number,
+    forceMask = false,
+  ): { budget: number; rankPattern: RankPattern | null } {
+    if (step < this.schedule.totalStep - this.schedule.tfinal) this.updateIpt(params, grads);
+    const { budget, maskInd } = this.budgetSchedule(step);
+    const rankPattern = maskInd || forceMask ? this.maskToBudget(params, budget) : null;
+    return { budget, rankPattern };
+  }
+
+  /**
+   * Re-applies a frozen pattern (spec §3.5, final phase). Pattern keys may carry the adapter suffix
+   * (`…lora_E.default`, in-memory) or not (as saved); only the trailing `.<adapter>` is stripped, so
+   * module names containing the adapter name are not corrupted (PEFT replaces every occurrence; a key
+   * written that way by PEFT is still found).
+   * @example alloc.maskUsingRankPattern(params, config.rankPattern!);
+   */
+  maskUsingRankPattern(params: ParamMap, rankPattern: RankPattern): void {
+    const suffix = `.${this.adapterName}`;
+    for (const n of params.keys()) {
+      if (!n.includes(`lora_E.${this.adapterName}`)) continue;
+      const stripped = n.endsWith(suffix) ? n.slice(0, -suffix.length) : n;
+      const kept = rankPattern[n] ?? rankPattern[stripped] ?? rankPattern[replaceAll(n, suffix, '')];
+      if (!kept) {
+        throw new ConfigError(
+          'RankAllocator.maskUsingRankPattern',
+          'rank pattern has no entry for this lora_E parameter',
+          n,
+          `pattern keys are ${JSON.stringify(Object.keys(rankPattern).slice(0, 4))}…; use the pattern produced for this model`,
+        );
+      }
+      assignMask(params, n, kept);
+    }
+  }
+
+  /** Forgets the importance statistics (spec §3.5 at step totalStep − tfinal). */
+  resetIpt(): void {
+    for (const m of [this._ipt, this._expAvgIpt, this._expAvgUnc]) {
+      m.forEach((t) => t.dispose());
+      m.clear();
+    }
+  }
+
+  /** Frees the statistics; the allocator stays usable (statistics restart from zero). */
+  dispose(): void {
+    this.resetIpt();
+  }
+}
+
+/** `E.masked_fill_(~kept, 0)` on the variable `params.get(n)`. */
+function assignMask(params: ParamMap, n: string, kept: boolean[]): void {
+  const p = params.get(n);
+  if (!(p instanceof tf.Variable)) {
+    throw new ConfigError(
+      'RankAllocator',
+      'lora_E must be a tf.Variable to be masked in place',
+      n,
+      'pass the model parameters',
+    );
+  }
+  if (p.shape[0] !== kept.length) {
+    throw new ShapeError(
+      'RankAllocator',
+      `rank pattern length differs from the rank of ${n}`,
+      kept.length,
+      `expected ${p.shape[0]}`,
+    );
+  }
+  tf.tidy(() => {
+    const mask = tf.tensor(
+      Uint8Array.from(kept, (k) => (k ? 1 : 0)),
+      [kept.length, 1],
+      'bool',
+    );
+    p.assign(tf.where(mask, p, tf.zerosLike(p)));
+  });
+}
