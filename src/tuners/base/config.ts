@@ -1,0 +1,231 @@
+/**
+ * `PeftConfig`: the fields every tuner config shares (PEFT-SPEC §6 "Base"), and the field schema that
+ * maps camelCase fields in memory to PEFT's snake_case keys on disk (DESIGN.md §1: only adapter-file
+ * code converts).
+ *
+ * EXTENSION POINT — a tuner config is a subclass that
+ *  1. declares its fields with `declare` (so the base constructor's assignment is not overwritten),
+ *  2. sets `static override readonly fields = [...Parent.fields, ...own]` (order does not matter on disk:
+ *     keys are sorted when written),
+ *  3. overrides `postInit()` calling `super.postInit()` first, then its own checks (PEFT's
+ *     `__post_init__` chain: AdaLoRA runs LoRA's checks, then sets `peftType = 'ADALORA'`, …).
+ *
+ * @example
+ * class MyConfig extends PeftConfig {
+ *   static override readonly fields = [...PeftConfig.fields, intField('rank', 'rank', 4)];
+ *   declare rank: number;
+ * }
+ */
+import { ConfigError } from '../../errors.js';
+import { PyFloat, applyFloats, pyJsonDumps, pyJsonParse, splitFloats, type PyJson } from './py_json.js';
+
+/** How a field is written to `adapter_config.json`. */
+export type FieldKind =
+  | 'int' // Python int: written as an integer (a non-integer value is written as a float)
+  | 'float' // Python float: always float repr (`0.0`, `1e-05`)
+  | 'number' // int or float: integer values as ints (e.g. `lora_alpha`, typed int in PEFT)
+  | 'bool'
+  | 'str'
+  | 'strset' // Python set or list of str: written as a sorted list (set order is arbitrary in Python)
+  | 'json'; // any JSON value kept as read (nested dicts, lists, null)
+
+export interface FieldSpec {
+  /** Property name in memory (camelCase). */
+  camel: string;
+  /** Key in `adapter_config.json` (PEFT's snake_case). */
+  snake: string;
+  kind: FieldKind;
+  /** Default value (cloned per instance when it is an object). */
+  default: unknown;
+  /** Written to disk? (`runtime_config` is not, PEFT-SPEC §5.2.) */
+  saved?: boolean;
+}
+
+/** @example field('loraAlpha', 'lora_alpha', 'number', 8) */
+export function field(camel: string, snake: string, kind: FieldKind, dflt: unknown, saved = true): FieldSpec {
+  return { camel, snake, kind, default: dflt, saved };
+}
+
+/** PEFT's `TaskType` values (config.py); `null` means none. */
+export const TASK_TYPES = [
+  'SEQ_CLS',
+  'SEQ_2_SEQ_LM',
+  'CAUSAL_LM',
+  'TOKEN_CLS',
+  'QUESTION_ANS',
+  'FEATURE_EXTRACTION',
+] as const;
+export type PeftTaskType = (typeof TASK_TYPES)[number];
+
+/**
+ * The PEFT version whose `adapter_config.json` field set we write (PEFT-SPEC §5.2 example, v0.20.0).
+ * Python PEFT compares it with its own version only to warn about newer files.
+ */
+export const PEFT_COMPAT_VERSION = '0.20.0';
+
+export interface PeftConfigOptions {
+  taskType?: PeftTaskType | null;
+  inferenceMode?: boolean;
+  baseModelNameOrPath?: string | null;
+  revision?: string | null;
+  autoMapping?: Record<string, unknown> | null;
+  peftVersion?: string | null;
+}
+
+function cloneDefault(v: unknown): unknown {
+  return v !== null && typeof v === 'object' ? structuredClone(v) : v;
+}
+
+/** Base of every tuner config (PEFT `PeftConfig`). */
+export abstract class PeftConfig {
+  static readonly fields: readonly FieldSpec[] = [
+    field('peftType', 'peft_type', 'str', null),
+    field('taskType', 'task_type', 'str', null),
+    field('inferenceMode', 'inference_mode', 'bool', false),
+    field('baseModelNameOrPath', 'base_model_name_or_path', 'str', null),
+    field('revision', 'revision', 'str', null),
+    field('autoMapping', 'auto_mapping', 'json', null),
+    field('peftVersion', 'peft_version', 'str', null),
+  ];
+
+  declare peftType: string;
+  declare taskType: PeftTaskType | null;
+  declare inferenceMode: boolean;
+  declare baseModelNameOrPath: string | null;
+  declare revision: string | null;
+  declare autoMapping: Record<string, unknown> | null;
+  declare peftVersion: string | null;
+  /**
+   * snake_case dotted paths (`lora_alpha`, `alpha_pattern.v_proj`) whose integer-valued numbers are
+   * written as Python floats (`32.0`). Filled when a config is read from disk so a file round-trips
+   * byte for byte; add paths to write floats where a Python user would have typed them.
+   */
+  readonly pyFloatPaths = new Set<string>();
+
+  constructor(options: object = {}) {
+    const ctor = new.target as unknown as { fields: readonly FieldSpec[]; name: string };
+    const known = new Set(ctor.fields.map((f) => f.camel));
+    for (const key of Object.keys(options)) {
+      if (!known.has(key)) {
+        throw new ConfigError(
+          `${ctor.name}.${key}`,
+          'is not a field of this config',
+          key,
+          `use one of: ${[...known].sort().join(', ')}`,
+        );
+      }
+    }
+    for (const f of ctor.fields) {
+      const given = (options as Record<string, unknown>)[f.camel];
+      (this as Record<string, unknown>)[f.camel] = given === undefined ? cloneDefault(f.default) : given;
+    }
+    this.postInit();
+  }
+
+  /** Validation and normalisation, in PEFT's `__post_init__` order. Subclasses call `super.postInit()` first. */
+  protected postInit(): void {
+    if (this.taskType !== null && !(TASK_TYPES as readonly string[]).includes(this.taskType)) {
+      throw new ConfigError(
+        'PeftConfig.taskType',
+        `must be one of ${TASK_TYPES.join(', ')} or null`,
+        this.taskType,
+        'pick the task the model head solves, e.g. "CAUSAL_LM" or "SEQ_CLS"',
+      );
+    }
+  }
+
+  /** The schema of this config's class. */
+  get fieldSpecs(): readonly FieldSpec[] {
+    return (this.constructor as unknown as { fields: readonly FieldSpec[] }).fields;
+  }
+
+  /**
+   * The snake_case dict PEFT's `asdict(config)` gives, with int/float typing for the JSON writer.
+   * @example pyJsonDumps(new LoraConfig({ r: 4 }).toDict())
+   */
+  toDict(): { [key: string]: PyJson } {
+    const out: { [key: string]: PyJson } = {};
+    for (const f of this.fieldSpecs) {
+      if (f.saved === false) continue;
+      out[f.snake] = toPy(f, (this as Record<string, unknown>)[f.camel]);
+    }
+    return applyFloats(out, this.pyFloatPaths) as { [key: string]: PyJson };
+  }
+
+  /** `adapter_config.json` text exactly as Python's `json.dumps(indent=2, sort_keys=True)` writes it. */
+  toJsonString(): string {
+    return pyJsonDumps(this.toDict());
+  }
+
+  /** A deep copy (same class) with some fields replaced; runs validation again. */
+  clone(overrides: Record<string, unknown> = {}): this {
+    const opts: Record<string, unknown> = {};
+    for (const f of this.fieldSpecs) opts[f.camel] = cloneDefault((this as Record<string, unknown>)[f.camel]);
+    const Ctor = this.constructor as new (o: object) => this;
+    const copy = new Ctor({ ...opts, ...overrides });
+    this.pyFloatPaths.forEach((p) => copy.pyFloatPaths.add(p));
+    return copy;
+  }
+}
+
+function toPy(f: FieldSpec, v: unknown): PyJson {
+  if (v === null || v === undefined) return null;
+  switch (f.kind) {
+    case 'float':
+      return typeof v === 'number' ? new PyFloat(v) : (v as PyJson);
+    case 'strset':
+      return Array.isArray(v) ? [...(v as string[])].sort() : (v as PyJson);
+    default:
+      return structuredClone(v) as PyJson;
+  }
+}
+
+/**
+ * camelCase options from a snake_case dict read from disk. Unknown keys are returned separately
+ * (PEFT warns and drops them, PEFT-SPEC §5.2); missing keys take the defaults.
+ *
+ * @example const { options, unknown } = optionsFromDict(LoraConfig.fields, json);
+ */
+export function optionsFromDict(
+  fields: readonly FieldSpec[],
+  dict: Record<string, unknown>,
+): { options: Record<string, unknown>; unknown: string[] } {
+  const bySnake = new Map(fields.map((f) => [f.snake, f]));
+  const options: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [k, v] of Object.entries(dict)) {
+    const f = bySnake.get(k);
+    if (!f) unknown.push(k);
+    else options[f.camel] = v;
+  }
+  return { options, unknown };
+}
+
+/** Result of reading a config file: the config plus the keys the reader did not know. */
+export interface ParsedConfig<C extends PeftConfig> {
+  config: C;
+  unknownKeys: string[];
+}
+
+/**
+ * Builds a config of class `Ctor` from `adapter_config.json` text: snake_case → camelCase, float-ness
+ * kept in `pyFloatPaths`, unknown keys returned (the caller warns), missing keys defaulted.
+ *
+ * @example const { config } = configFromJson(LoraConfig, fs.readFileSync('adapter_config.json', 'utf8'));
+ */
+export function configFromJson<C extends PeftConfig>(
+  Ctor: (new (o: object) => C) & { fields: readonly FieldSpec[] },
+  text: string,
+): ParsedConfig<C> {
+  const { plain, floatPaths } = splitFloats(pyJsonParse(text));
+  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
+    throw new ConfigError('adapter_config.json', 'must hold a JSON object', typeof plain, 'check the file');
+  }
+  const { options, unknown } = optionsFromDict(Ctor.fields, plain as Record<string, unknown>);
+  const config = new Ctor(options);
+  const known = new Set(Ctor.fields.map((f) => f.snake));
+  floatPaths.forEach((p) => {
+    if (known.has(p.split('.')[0]!)) config.pyFloatPaths.add(p);
+  });
+  return { config, unknownKeys: unknown };
+}
