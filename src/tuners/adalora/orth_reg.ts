@@ -12,7 +12,7 @@ import { tf, type Tensor } from '../../tensor/tf.js';
  */
 const safeFrobenius = tf.customGrad((x, save) => {
   const norm = tf.sqrt(tf.sum(tf.square(x as Tensor)));
-  save([x as Tensor, norm]);
+  (save as tf.GradSaveFunc)([x as Tensor, norm]);
   return {
     value: norm,
     gradFunc: (dy, saved) => {
