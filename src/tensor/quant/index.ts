@@ -1,0 +1,3 @@
+export * from './codes.js';
+export * from './blockwise.js';
+export * from './op.js';
