@@ -1,0 +1,285 @@
+/**
+ * Llama with Hugging Face module paths (`model.layers.{i}.self_attn.q_proj`, …): RMSNorm, RoPE
+ * (`rope_theta`, rotate_half convention), grouped-query attention (`num_key_value_heads`), SwiGLU MLP,
+ * optional tied `lm_head`. llama2.c checkpoints arrive here through io with q/k already permuted to
+ * the rotate_half convention.
+ */
+import { tf, type Tensor } from '../tensor/tf.js';
+import { activation, attention } from '../tensor/ops/index.js';
+import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { ShapeError } from '../errors.js';
+import { PreTrainedModel, type HFConfig, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, numLabelsOf, problemTypeOf } from './config.js';
+import {
+  additivePaddingMask,
+  appendCache,
+  batchShape,
+  causalLmLoss,
+  checkCache,
+  classificationLoss,
+  gatherPositions,
+  lastNonPadIndices,
+  mergeHeads,
+  pastLength,
+  repeatKv,
+  splitHeads,
+  tidyOutput,
+} from './common.js';
+import type { DecoderOutput } from './gpt2.js';
+import { applyRope, ropeTables } from './rope.js';
+
+export interface LlamaDims {
+  vocabSize: number;
+  hidden: number;
+  intermediate: number;
+  nLayers: number;
+  nHead: number;
+  nKvHead: number;
+  headDim: number;
+  eps: number;
+  ropeTheta: number;
+  act: string;
+  attentionBias: boolean;
+  mlpBias: boolean;
+  tieWordEmbeddings: boolean;
+}
+
+/** Reads and validates a `llama` config (HF LlamaConfig defaults for absent fields). */
+export function llamaDims(config: HFConfig): LlamaDims {
+  const r = new ConfigReader(config, 'LlamaConfig');
+  const hidden = r.int('hidden_size', 4096);
+  const nHead = r.int('num_attention_heads', 32);
+  const nKvHead = r.int('num_key_value_heads', nHead);
+  const headDim = r.int('head_dim', Math.floor(hidden / nHead));
+  if (nHead % nKvHead !== 0) {
+    throw new ShapeError(
+      'LlamaConfig.num_key_value_heads',
+      `must divide num_attention_heads (${nHead})`,
+      nKvHead,
+      'fix config.json',
+    );
+  }
+  if (headDim % 2 !== 0)
+    throw new ShapeError('LlamaConfig.head_dim', 'must be even for RoPE', headDim, 'fix config.json');
+  r.rejectIfSet('rope_scaling', 'remove rope_scaling (only plain RoPE with rope_theta is implemented)');
+  return {
+    vocabSize: r.int('vocab_size', 32000),
+    hidden,
+    intermediate: r.int('intermediate_size', 11008),
+    nLayers: r.int('num_hidden_layers', 32),
+    nHead,
+    nKvHead,
+    headDim,
+    eps: r.num('rms_norm_eps', 1e-6),
+    ropeTheta: r.num('rope_theta', 10000),
+    act: r.str('hidden_act', 'silu'),
+    attentionBias: r.bool('attention_bias', false),
+    mlpBias: r.bool('mlp_bias', false),
+    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
+  };
+}
+
+/** Rotary self-attention with `nKvHead` key/value heads shared by groups of query heads. */
+export class LlamaAttention extends Module {
+  declare q_proj: TensorLayer;
+  declare k_proj: TensorLayer;
+  declare v_proj: TensorLayer;
+  declare o_proj: TensorLayer;
+
+  constructor(readonly dims: LlamaDims) {
+    super();
+    const { hidden, nHead, nKvHead, headDim, attentionBias: bias } = dims;
+    this.registerModule('q_proj', new Linear(hidden, nHead * headDim, { bias }));
+    this.registerModule('k_proj', new Linear(hidden, nKvHead * headDim, { bias }));
+    this.registerModule('v_proj', new Linear(hidden, nKvHead * headDim, { bias }));
+    this.registerModule('o_proj', new Linear(nHead * headDim, hidden, { bias }));
+  }
+
+  /** x [B, T, H] → output [B, T, H] and the layer's (unrepeated) keys/values including cached ones. */
+  forward(
+    x: Tensor,
+    rope: { cos: Tensor; sin: Tensor },
+    mask: Tensor | null,
+    pastK?: Tensor,
+    pastV?: Tensor,
+  ) {
+    const { nHead, nKvHead, headDim } = this.dims;
+    const q = applyRope(splitHeads(this.q_proj.forward(x), nHead, headDim), rope.cos, rope.sin); // [B, nHead, T, headDim]
+    const kNew = applyRope(splitHeads(this.k_proj.forward(x), nKvHead, headDim), rope.cos, rope.sin); // [B, nKv, T, headDim]
+    const k = appendCache(pastK, kNew); // [B, nKv, past + T, headDim]
+    const v = appendCache(pastV, splitHeads(this.v_proj.forward(x), nKvHead, headDim)); // [B, nKv, past + T, headDim]
+    const nRep = nHead / nKvHead;
+    const ctx = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), { mask, causal: true }); // [B, nHead, T, headDim]
+    return { out: this.o_proj.forward(mergeHeads(ctx)), k, v }; // out [B, T, H]
+  }
+}
+
+/** SwiGLU: `down(act(gate(x)) · up(x))`. */
+export class LlamaMLP extends Module {
+  declare gate_proj: TensorLayer;
+  declare up_proj: TensorLayer;
+  declare down_proj: TensorLayer;
+
+  constructor(readonly dims: LlamaDims) {
+    super();
+    const { hidden, intermediate, mlpBias: bias } = dims;
+    this.registerModule('gate_proj', new Linear(hidden, intermediate, { bias }));
+    this.registerModule('up_proj', new Linear(hidden, intermediate, { bias }));
+    this.registerModule('down_proj', new Linear(intermediate, hidden, { bias }));
+  }
+
+  forward(x: Tensor): Tensor {
+    const gated = tf.mul(activation(this.dims.act)(this.gate_proj.forward(x)), this.up_proj.forward(x)); // [B, T, I]
+    return this.down_proj.forward(gated); // [B, T, H]
+  }
+}
+
+/** Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`. */
+export class LlamaDecoderLayer extends Module {
+  declare input_layernorm: TensorLayer;
+  declare self_attn: LlamaAttention;
+  declare post_attention_layernorm: TensorLayer;
+  declare mlp: LlamaMLP;
+
+  constructor(dims: LlamaDims) {
+    super();
+    this.registerModule('input_layernorm', new RMSNorm(dims.hidden, dims.eps));
+    this.registerModule('self_attn', new LlamaAttention(dims));
+    this.registerModule('post_attention_layernorm', new RMSNorm(dims.hidden, dims.eps));
+    this.registerModule('mlp', new LlamaMLP(dims));
+  }
+
+  forward(
+    x: Tensor,
+    rope: { cos: Tensor; sin: Tensor },
+    mask: Tensor | null,
+    pastK?: Tensor,
+    pastV?: Tensor,
+  ) {
+    const a = this.self_attn.forward(this.input_layernorm.forward(x), rope, mask, pastK, pastV); // out [B, T, H]
+    const h = tf.add(x, a.out); // [B, T, H]
+    return { h: tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), k: a.k, v: a.v }; // [B, T, H]
+  }
+}
+
+/** The Llama trunk (`model`): embeddings, decoder layers, final norm. Call inside a tidy. */
+export class LlamaModel extends Module {
+  declare embed_tokens: TensorLayer;
+  declare layers: ModuleList<LlamaDecoderLayer>;
+  declare norm: TensorLayer;
+
+  constructor(readonly dims: LlamaDims) {
+    super();
+    this.registerModule('embed_tokens', new Embedding(dims.vocabSize, dims.hidden));
+    this.registerModule(
+      'layers',
+      new ModuleList(Array.from({ length: dims.nLayers }, () => new LlamaDecoderLayer(dims))),
+    );
+    this.registerModule('norm', new RMSNorm(dims.hidden, dims.eps));
+  }
+
+  forward(inputs: ModelInputs, where: string): DecoderOutput {
+    const [b, t] = batchShape(inputs, where);
+    const past = inputs.pastKeyValues;
+    checkCache(past, this.dims.nLayers, b, where);
+    const start = pastLength(past);
+    const mask = additivePaddingMask(inputs, start, where); // [B, 1, 1, past + T] or null
+    const rope = ropeTables(start, t, this.dims.headDim, this.dims.ropeTheta); // cos, sin [1, 1, T, headDim]
+    let x = this.embed_tokens.forward(inputs.inputIds); // [B, T, H]
+    const keys: Tensor[] = [];
+    const values: Tensor[] = [];
+    this.layers.namedChildren().forEach(([, layer], i) => {
+      const out = (layer as LlamaDecoderLayer).forward(x, rope, mask, past?.keys[i], past?.values[i]); // h [B, T, H]
+      x = out.h;
+      keys.push(out.k);
+      values.push(out.v);
+    });
+    const hidden = this.norm.forward(x); // [B, T, H]
+    return inputs.useCache ? { hidden, cache: { keys, values } } : { hidden };
+  }
+}
+
+/**
+ * `LlamaForCausalLM`: logits [B, T, V]; labels [B, T] give the shifted LM loss (-100 ignored).
+ * With `tie_word_embeddings`, `lm_head.weight` is `model.embed_tokens.weight`.
+ *
+ * @example
+ * const llama = new LlamaForCausalLM({ model_type: 'llama', vocab_size: 512, hidden_size: 64,
+ *   intermediate_size: 172, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4 });
+ * const { logits, pastKeyValues } = llama.forward({ inputIds, useCache: true }); // logits [B, T, 512]
+ */
+export class LlamaForCausalLM extends PreTrainedModel {
+  declare model: LlamaModel;
+  declare lm_head: TensorLayer;
+  readonly modelType = 'llama' as const;
+  readonly taskType = 'CAUSAL_LM' as const;
+  readonly architecture = 'LlamaForCausalLM';
+  readonly tied: boolean;
+
+  constructor(readonly config: HFConfig) {
+    super();
+    const dims = llamaDims(config);
+    this.tied = dims.tieWordEmbeddings;
+    const trunk = this.registerModule('model', new LlamaModel(dims));
+    const head = this.registerModule('lm_head', new Linear(dims.hidden, dims.vocabSize, { bias: false }));
+    if (this.tied) head.registerParameter('weight', (trunk.embed_tokens as Embedding).weight);
+  }
+
+  forward(inputs: ModelInputs): ModelOutput {
+    return tidyOutput(() => {
+      const { hidden, cache } = this.model.forward(inputs, this.architecture); // [B, T, H]
+      const logits = this.lm_head.forward(hidden); // [B, T, V]
+      const out: ModelOutput = { logits };
+      if (inputs.labels) out.loss = causalLmLoss(logits, inputs.labels, this.architecture);
+      if (cache) out.pastKeyValues = cache;
+      return out;
+    });
+  }
+
+  outputModuleNames(): string[] {
+    return ['lm_head'];
+  }
+
+  override tiedParameterNames(): [string, string][] {
+    return this.tied ? [['model.embed_tokens.weight', 'lm_head.weight']] : [];
+  }
+}
+
+/**
+ * `LlamaForSequenceClassification`: `score` (no bias) on the last non-pad token of each row
+ * (`pad_token_id`, as HF).
+ */
+export class LlamaForSequenceClassification extends PreTrainedModel {
+  declare model: LlamaModel;
+  declare score: TensorLayer;
+  readonly modelType = 'llama' as const;
+  readonly taskType = 'SEQ_CLS' as const;
+  readonly architecture = 'LlamaForSequenceClassification';
+  readonly numLabels: number;
+
+  constructor(readonly config: HFConfig) {
+    super();
+    const dims = llamaDims(config);
+    this.numLabels = numLabelsOf(config);
+    this.registerModule('model', new LlamaModel(dims));
+    this.registerModule('score', new Linear(dims.hidden, this.numLabels, { bias: false }));
+  }
+
+  forward(inputs: ModelInputs): ModelOutput {
+    return tidyOutput(() => {
+      const where = this.architecture;
+      const pad = new ConfigReader(this.config, 'LlamaConfig').optionalTokenId('pad_token_id');
+      const { hidden } = this.model.forward({ ...inputs, useCache: false }, where); // [B, T, H]
+      const last = lastNonPadIndices(inputs.inputIds, pad, where); // int32 [B]
+      const logits = this.score.forward(gatherPositions(hidden, last)); // [B, numLabels]
+      if (!inputs.labels) return { logits };
+      const problem = problemTypeOf(this.config, this.numLabels);
+      return { logits, loss: classificationLoss(logits, inputs.labels, problem, where) };
+    });
+  }
+
+  outputModuleNames(): string[] {
+    return ['score'];
+  }
+}
