@@ -11,3 +11,5 @@ export {
   type PreparedTensor,
 } from './safetensors_header.js';
 export * from './safetensors.js';
+export * from './hf_folder.js';
+export * from './tokenizer.js';
