@@ -30,16 +30,31 @@ export class Linear extends Module {
     super();
     this.fanInFanOut = opts.fanInFanOut ?? false;
     const w = kaimingUniformLinear([outFeatures, inFeatures]);
-    this.registerParameter('weight', this.fanInFanOut ? tf.tidy(() => w.transpose()) : w);
-    if (this.fanInFanOut) w.dispose();
+    const stored = this.fanInFanOut ? tf.tidy(() => w.transpose()) : w;
+    this.registerParameter('weight', stored);
+    // The variable holds its own reference to the data: free the init tensors (no leak per Linear).
+    if (stored !== w) stored.dispose();
+    w.dispose();
     if (opts.bias ?? true) {
       const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-      this.registerParameter('bias', uniform([outFeatures], -bound, bound));
+      const b = uniform([outFeatures], -bound, bound);
+      this.registerParameter('bias', b);
+      b.dispose();
     }
   }
 
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias ?? null, this.fanInFanOut);
+  }
+
+  /** `LinearLike` (nn/linear_like.ts): a copy of the weight in storage layout; caller disposes. */
+  denseWeight(): Tensor {
+    return this.weight.clone();
+  }
+
+  /** `LinearLike`: copies `w` (storage layout) into the weight; caller keeps `w`. */
+  setDenseWeight(w: Tensor): void {
+    this.weight.assign(w);
   }
 }
 
@@ -55,7 +70,9 @@ export class Embedding extends Module {
     readonly embeddingDim: number,
   ) {
     super();
-    this.registerParameter('weight', normal([numEmbeddings, embeddingDim]));
+    const w = normal([numEmbeddings, embeddingDim]);
+    this.registerParameter('weight', w);
+    w.dispose(); // the variable keeps its own reference
   }
 
   forward(ids: Tensor): Tensor {

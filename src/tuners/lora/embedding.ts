@@ -1,0 +1,126 @@
+/**
+ * LoRA on an embedding table (PEFT `lora.Embedding`, PEFT-SPEC §6 "Embedding LoRA"):
+ * `lora_embedding_A` (r × numEmbeddings) and `lora_embedding_B` (dim × r) are parameters held
+ * directly in per-adapter dicts, so their keys have no `.weight` (§5.1). The adapter output is
+ * `embedding(ids, Aᵀ)·Bᵀ·scaling`; PEFT applies no dropout here, and neither do we.
+ *
+ * @example
+ * const emb = new LoraEmbedding(new Embedding(100, 16), 'default', { r: 4, loraAlpha: 8 });
+ * emb.forward(ids); // equals the base lookup at init (A = 0)
+ */
+import { tf, type Tensor, type Variable } from '../../tensor/tf.js';
+import { ParameterDict } from '../../nn/module_dict.js';
+import type { Module } from '../../nn/module.js';
+import { normal } from '../../nn/init.js';
+import type { LoraInit } from './config.js';
+import { LoraLayer, checkFinite, type LoraLayerOptions } from './layer.js';
+
+/** What LoRA needs from an embedding base: the [num, dim] table and a lookup. */
+export interface EmbeddingLike extends Module {
+  readonly numEmbeddings: number;
+  readonly embeddingDim: number;
+  readonly weight: Variable;
+  forward(ids: Tensor): Tensor;
+}
+
+/** Structural check for {@link EmbeddingLike}. */
+export function isEmbeddingLike(m: unknown): m is EmbeddingLike {
+  const o = m as Partial<EmbeddingLike> | null;
+  return (
+    o !== null &&
+    typeof o === 'object' &&
+    typeof o.numEmbeddings === 'number' &&
+    typeof o.embeddingDim === 'number' &&
+    o.weight instanceof tf.Variable
+  );
+}
+
+export class LoraEmbedding extends LoraLayer {
+  readonly kind = 'embedding' as const;
+  declare base_layer: EmbeddingLike;
+  declare lora_embedding_A: ParameterDict;
+  declare lora_embedding_B: ParameterDict;
+
+  constructor(baseLayer: EmbeddingLike, adapter: string, opts: LoraLayerOptions) {
+    super(baseLayer);
+    this.registerModule('lora_embedding_A', new ParameterDict());
+    this.registerModule('lora_embedding_B', new ParameterDict());
+    this.activeAdapterNames = [adapter];
+    this.updateLayer(adapter, opts);
+  }
+
+  override updateLayer(adapter: string, opts: LoraLayerOptions): void {
+    this.setAdapterScalars(adapter, opts);
+    const { r } = opts;
+    const { numEmbeddings: num, embeddingDim: dim } = this.base_layer;
+    // PEFT creates both with torch.randn, then re-initialises them unless init is False.
+    const a = normal([r, num]);
+    const b = normal([dim, r]);
+    this.lora_embedding_A.set(adapter, a);
+    this.lora_embedding_B.set(adapter, b);
+    a.dispose();
+    b.dispose();
+    this.resetLoraParameters(adapter, opts.initLoraWeights ?? true);
+    this.initVariant(adapter, opts.useDora ?? false);
+    this.setAdapter(this.activeAdapterNames);
+  }
+
+  /** Any truthy init (incl. data-driven names, as in PEFT): A = 0, B ~ N(0, 1). False: both N(0, 1). */
+  resetLoraParameters(adapter: string, init: LoraInit): void {
+    if (init === false) return;
+    const A = this.lora_embedding_A.get(adapter)!;
+    const B = this.lora_embedding_B.get(adapter)!;
+    tf.tidy(() => A.assign(tf.zerosLike(A)));
+    const b = normal(B.shape);
+    B.assign(b);
+    b.dispose();
+  }
+
+  override forward(ids: Tensor): Tensor {
+    if (this.disableAdapters) {
+      if (this.merged) this.unmerge();
+      return this.base_layer.forward(ids);
+    }
+    if (this.merged) return this.base_layer.forward(ids);
+    return tf.tidy(() => {
+      let result = this.base_layer.forward(ids); // [.., dim]
+      const flat = ids.reshape([-1]).toInt();
+      for (const a of this.activeAdapterNames) {
+        const A = this.lora_embedding_A.get(a);
+        if (!A) continue;
+        const variant = this.variants.get(a);
+        if (variant) {
+          result = variant.forward(this, a, ids, result);
+          continue;
+        }
+        const r = this.r.get(a)!;
+        const afterA = tf.gather(A.transpose(), flat).reshape([...ids.shape, r]); // [.., r]
+        const B = this.lora_embedding_B.get(a)!;
+        const out = tf.matMul(afterA.reshape([-1, r]), B, false, true); // [N, dim]
+        result = tf.add(result, tf.mul(out.reshape(result.shape), this.scaling.get(a)!));
+      }
+      return result;
+    });
+  }
+
+  /** `(B·A)ᵀ·scaling`, shaped like the table [num, dim]. Caller disposes. */
+  override getDeltaWeight(adapter: string): Tensor {
+    return tf.tidy(() => {
+      const ba = tf.matMul(this.lora_embedding_B.get(adapter)!, this.lora_embedding_A.get(adapter)!); // [dim, num]
+      return tf.mul(ba.transpose(), this.scalingOf(adapter));
+    });
+  }
+
+  protected override applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void {
+    const w = this.base_layer.weight;
+    const variant = this.variants.get(adapter);
+    tf.tidy(() => {
+      let next: Tensor;
+      if (variant) next = sign > 0 ? variant.merge(this, adapter, w) : variant.unmerge(this, adapter, w);
+      else
+        next = sign > 0 ? tf.add(w, this.getDeltaWeight(adapter)) : tf.sub(w, this.getDeltaWeight(adapter));
+      if (safe) checkFinite(next, adapter);
+      w.assign(next);
+    });
+  }
+}

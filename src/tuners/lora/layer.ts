@@ -1,0 +1,287 @@
+/**
+ * LoRA layers (PEFT-SPEC §6; peft lora/layer.py): `LoraLayer` holds the per-adapter state shared by
+ * every LoRA layer kind; `LoraLinear` wraps any {@link LinearLike} base (nn `Linear`, GPT-2 Conv1D via
+ * `fanInFanOut`, the 4-bit layer of QLoRA); `LoraEmbedding` is in `embedding.ts`.
+ *
+ * State-dict layout equals PEFT's: `<path>.base_layer.weight`, `<path>.lora_A.<adapter>.weight` (r×in),
+ * `<path>.lora_B.<adapter>.weight` (out×r, + `.bias` with `loraBias`).
+ *
+ * EXTENSION POINTS:
+ *  - variants (DoRA): `updateLayer` resolves `useDora` through `variant.ts` and calls the variant's
+ *    `init`; `forward`/`merge`/`unmerge` delegate the adapter's part to it.
+ *  - QLoRA: any base implementing `LinearLike` works; merge goes through `denseWeight()/setDenseWeight()`.
+ *  - AdaLoRA's SVD layer extends `BaseTunerLayer` (tuners/base/layer.ts) directly: its tensors and
+ *    scaling differ, and it reuses the dict/adapter bookkeeping there.
+ *
+ * @example
+ * const layer = new LoraLinear(new Linear(16, 8), 'default', { r: 4, loraAlpha: 8 });
+ * layer.forward(x); // base(x) + B(A(x))·(8/4); equals base(x) at init (B = 0)
+ */
+import { tf, type Tensor } from '../../tensor/tf.js';
+import { Linear, Dropout } from '../../nn/layers.js';
+import { ModuleDict } from '../../nn/module_dict.js';
+import type { Module } from '../../nn/module.js';
+import type { LinearLike } from '../../nn/linear_like.js';
+import { normal } from '../../nn/init.js';
+import { CheckpointError, ConfigError } from '../../errors.js';
+import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
+import type { LoraInit } from './config.js';
+import { resolveLoraVariant, type LoraLayerKind, type LoraVariant } from './variant.js';
+import { oloraInit, pissaInit } from './init.js';
+
+/** What `updateLayer` needs for one adapter (resolved per module: rank/alpha patterns applied). */
+export interface LoraLayerOptions {
+  r: number;
+  loraAlpha: number;
+  loraDropout?: number;
+  initLoraWeights?: LoraInit;
+  useRslora?: boolean;
+  useDora?: boolean;
+  loraBias?: boolean;
+}
+
+/** Per-adapter state shared by LoRA layer kinds (PEFT `LoraLayer`). */
+export abstract class LoraLayer extends BaseTunerLayer {
+  abstract readonly kind: LoraLayerKind;
+  override readonly otherParamNames = [
+    'r',
+    'loraAlpha',
+    'scaling',
+    'useRslora',
+    'loraBias',
+    'variants',
+  ] as const;
+  readonly r = new Map<string, number>();
+  readonly loraAlpha = new Map<string, number>();
+  readonly scaling = new Map<string, number>();
+  readonly useRslora = new Map<string, boolean>();
+  readonly loraBias = new Map<string, boolean>();
+  /** Variant per adapter (DoRA); absent for plain LoRA. */
+  readonly variants = new Map<string, LoraVariant>();
+
+  get adapterLayerNames(): readonly string[] {
+    const extra = new Set<string>();
+    this.variants.forEach((v) => v.extraLayerNames.forEach((n) => extra.add(n)));
+    return ['lora_A', 'lora_B', 'lora_embedding_A', 'lora_embedding_B', ...extra];
+  }
+
+  /** Creates (or re-creates) one adapter's tensors; see PEFT `update_layer`. */
+  abstract updateLayer(adapter: string, opts: LoraLayerOptions): void;
+
+  /** `alpha/r`, or `alpha/√r` with rsLoRA (PEFT-SPEC §6). */
+  protected computeScaling(r: number, alpha: number, rslora: boolean): number {
+    return rslora ? alpha / Math.sqrt(r) : alpha / r;
+  }
+
+  /** Stores rank/alpha/scaling after checking the rank (PEFT raises on r ≤ 0 at this point). */
+  protected setAdapterScalars(adapter: string, opts: LoraLayerOptions): void {
+    if (!Number.isInteger(opts.r) || opts.r <= 0) {
+      throw new ConfigError(
+        `LoRA layer, adapter "${adapter}"`,
+        'r must be a positive integer',
+        opts.r,
+        'check r and rankPattern',
+      );
+    }
+    this.r.set(adapter, opts.r);
+    this.loraAlpha.set(adapter, opts.loraAlpha);
+    this.useRslora.set(adapter, opts.useRslora ?? false);
+    this.loraBias.set(adapter, opts.loraBias ?? false);
+    this.scaling.set(adapter, this.computeScaling(opts.r, opts.loraAlpha, opts.useRslora ?? false));
+  }
+
+  /** PEFT `set_scale`: scaling = scale·alpha/r (or /√r). */
+  setScale(adapter: string, scale: number): void {
+    if (!this.r.has(adapter)) return;
+    const base = this.computeScaling(
+      this.r.get(adapter)!,
+      this.loraAlpha.get(adapter)!,
+      this.useRslora.get(adapter)!,
+    );
+    this.scaling.set(adapter, scale * base);
+  }
+
+  /** The adapter's scaling factor; throws for unknown adapters. */
+  scalingOf(adapter: string): number {
+    const s = this.scaling.get(adapter);
+    if (s === undefined)
+      throw new ConfigError(
+        'LoraLayer',
+        'unknown adapter',
+        adapter,
+        `use one of ${JSON.stringify(this.adapterNames())}`,
+      );
+    return s;
+  }
+
+  /** Resolves the variant (DoRA) for this adapter and runs its init. */
+  protected initVariant(adapter: string, useDora: boolean): void {
+    const v = resolveLoraVariant({ useDora }, this.kind, 'LoraConfig');
+    if (v) {
+      this.variants.set(adapter, v);
+      v.init(this, adapter);
+    } else {
+      this.variants.delete(adapter);
+    }
+  }
+
+  override deleteAdapter(adapter: string): void {
+    super.deleteAdapter(adapter);
+    const drop = (this as unknown as { lora_dropout?: ModuleDict }).lora_dropout;
+    if (drop?.has(adapter)) drop.delete(adapter);
+  }
+
+  override merge(opts: MergeOptions = {}): void {
+    for (const a of this.adaptersToMerge(opts.adapterNames)) {
+      this.applyMerge(a, opts.safeMerge ?? false, +1);
+      this.mergedAdapters.push(a);
+    }
+  }
+
+  override unmerge(): void {
+    if (!this.merged) {
+      // PEFT warns "Already unmerged. Nothing to do." (PEFT-SPEC §2.4)
+      return;
+    }
+    while (this.mergedAdapters.length > 0) {
+      const a = this.mergedAdapters.pop()!;
+      this.applyMerge(a, false, -1);
+    }
+  }
+
+  /** Adds (sign +1) or removes (−1) one adapter in the base weight. */
+  protected abstract applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void;
+}
+
+/** Throws when a merged weight holds NaN/Inf (PEFT `safe_merge`, PEFT-SPEC §2.4). */
+export function checkFinite(w: Tensor, adapter: string): void {
+  const ok = tf.tidy(() => tf.all(tf.isFinite(w)).dataSync()[0]);
+  if (!ok) {
+    throw new CheckpointError(
+      `merge adapter "${adapter}"`,
+      'the merged weights contain NaN or Inf, so the adapter is broken',
+      adapter,
+      'check the adapter weights and the training loss; the base weights were left unchanged',
+    );
+  }
+}
+
+/** LoRA on a linear layer (PEFT `lora.Linear`). */
+export class LoraLinear extends LoraLayer {
+  readonly kind = 'linear' as const;
+  declare base_layer: LinearLike;
+  declare lora_A: ModuleDict<Linear>;
+  declare lora_B: ModuleDict<Linear>;
+  declare lora_dropout: ModuleDict<Dropout>;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly fanInFanOut: boolean;
+
+  constructor(baseLayer: LinearLike, adapter: string, opts: LoraLayerOptions) {
+    super(baseLayer);
+    this.inFeatures = baseLayer.inFeatures;
+    this.outFeatures = baseLayer.outFeatures;
+    this.fanInFanOut = baseLayer.fanInFanOut;
+    this.registerModule('lora_A', new ModuleDict<Linear>());
+    this.registerModule('lora_B', new ModuleDict<Linear>());
+    this.registerModule('lora_dropout', new ModuleDict<Dropout>());
+    this.activeAdapterNames = [adapter];
+    this.updateLayer(adapter, opts);
+  }
+
+  /** PEFT `update_layer` for Linear: A (r×in), B (out×r), dropout, scaling, init, variant. */
+  override updateLayer(adapter: string, opts: LoraLayerOptions): void {
+    this.setAdapterScalars(adapter, opts);
+    const { r } = opts;
+    this.lora_dropout.set(adapter, new Dropout(opts.loraDropout ?? 0));
+    this.lora_A.set(adapter, new Linear(this.inFeatures, r, { bias: false }));
+    this.lora_B.set(adapter, new Linear(r, this.outFeatures, { bias: opts.loraBias ?? false }));
+    this.resetLoraParameters(adapter, opts.initLoraWeights ?? true);
+    this.initVariant(adapter, opts.useDora ?? false);
+    this.setAdapter(this.activeAdapterNames);
+  }
+
+  /** PEFT `reset_lora_parameters` (PEFT-SPEC §6 "Init"). */
+  resetLoraParameters(adapter: string, init: LoraInit): void {
+    if (init === false) return; // keep nn.Linear defaults: A, B ~ U(±1/√fan_in) — not a no-op LoRA
+    if (init === 'pissa') return pissaInit(this, adapter);
+    if (init === 'olora') return oloraInit(this, adapter);
+    const A = this.lora_A.get(adapter)!;
+    const B = this.lora_B.get(adapter)!;
+    if (init === 'gaussian') {
+      const r = this.r.get(adapter)!;
+      const a = normal([r, this.inFeatures], 0, 1 / r);
+      A.weight.assign(a);
+      a.dispose();
+    } // init === true: A keeps kaiming_uniform(a=√5) = U(±1/√in), exactly nn.Linear's draw
+    tf.tidy(() => {
+      B.weight.assign(tf.zerosLike(B.weight));
+      if (B.bias) B.bias.assign(tf.zerosLike(B.bias));
+    });
+  }
+
+  override forward(x: Tensor): Tensor {
+    if (this.disableAdapters) {
+      if (this.merged) this.unmerge();
+      return this.base_layer.forward(x);
+    }
+    if (this.merged) return this.base_layer.forward(x);
+    return tf.tidy(() => {
+      let result = this.base_layer.forward(x);
+      for (const a of this.activeAdapterNames) {
+        const A = this.lora_A.get(a);
+        if (!A) continue;
+        const variant = this.variants.get(a);
+        if (variant) {
+          result = variant.forward(this, a, x, result);
+          continue;
+        }
+        const h = A.forward(this.lora_dropout.get(a)!.forward(x)); // [.., r]
+        result = tf.add(result, tf.mul(this.lora_B.get(a)!.forward(h), this.scaling.get(a)!)); // [.., out]
+      }
+      return result;
+    });
+  }
+
+  /** `transpose(B·A, fanInFanOut)·scaling` in the base weight's layout (PEFT-SPEC §6 "Delta"). Caller disposes. */
+  override getDeltaWeight(adapter: string): Tensor {
+    return tf.tidy(() => {
+      const ba = tf.matMul(this.lora_B.get(adapter)!.weight, this.lora_A.get(adapter)!.weight); // [out, in]
+      return tf.mul(this.fanInFanOut ? ba.transpose() : ba, this.scalingOf(adapter));
+    });
+  }
+
+  protected override applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void {
+    const base = this.base_layer;
+    const variant = this.variants.get(adapter);
+    tf.tidy(() => {
+      const w = base.denseWeight();
+      let next: Tensor;
+      if (variant) next = sign > 0 ? variant.merge(this, adapter, w) : variant.unmerge(this, adapter, w);
+      else
+        next = sign > 0 ? tf.add(w, this.getDeltaWeight(adapter)) : tf.sub(w, this.getDeltaWeight(adapter));
+      if (safe) checkFinite(next, adapter);
+      const Bb = this.lora_B.get(adapter)!.bias;
+      let nextBias: Tensor | null = null;
+      if (this.loraBias.get(adapter) && Bb) {
+        if (!base.bias) {
+          throw new ConfigError(
+            'LoraConfig.loraBias',
+            'needs a base layer with a bias to merge into',
+            adapter,
+            'set loraBias: false for layers without bias',
+          );
+        }
+        nextBias = tf.add(base.bias, tf.mul(Bb, sign * this.scaling.get(adapter)!));
+        if (safe) checkFinite(nextBias, adapter);
+      }
+      base.setDenseWeight(next);
+      if (nextBias && base.bias) base.bias.assign(nextBias);
+    });
+  }
+}
+
+/** The wrapped base module of a LoRA layer, for callers that need the concrete type. */
+export function loraBaseOf(m: Module): Module {
+  return m instanceof BaseTunerLayer ? m.getBaseLayer() : m;
+}
