@@ -1,0 +1,264 @@
+/**
+ * `Linear4bit`: a frozen linear layer whose weight is held 4-bit (NF4/FP4, blocksize 64, optional
+ * double quantisation) and dequantised on the fly in every forward (QLoRA paper §3; bitsandbytes
+ * `nn.Linear4bit`, PEFT-SPEC §8). No fp32 copy of the weight outlives a call; the gradient with respect
+ * to the input dequantises again (see `linear4bit` in tensor/quant/op.ts). The bias stays f32.
+ *
+ * It implements {@link LinearLike}, so LoRA/AdaLoRA layers wrap it like a `Linear`, and merging into it
+ * is dequantise → add → re-quantise (`setDenseWeight`).
+ *
+ * @example
+ * const q = Linear4bit.fromLinear(new Linear(64, 64), { quantType: 'nf4', doubleQuant: true });
+ * q.forward(x);          // ≈ the dense layer's output
+ * q.bytesHeld().weight;  // ≈ 64·64·4.127/8
+ */
+import { tf, type Tensor, type Variable } from '../tensor/tf.js';
+import {
+  dequantize4bitTensor,
+  linear4bit,
+  quantize4bit,
+  quantizedBytes,
+  type Quantize4bitOptions,
+  type Quantized4bit,
+  type QuantType,
+} from '../tensor/quant/index.js';
+import { ConfigError, ShapeError } from '../errors.js';
+import { Module } from './module.js';
+import { isLinearLike, type LinearLike } from './linear_like.js';
+
+/** How to quantise: the data type, block size and whether the absmax constants are quantised again. */
+export interface QuantizeOptions {
+  quantType?: QuantType;
+  blocksize?: number;
+  doubleQuant?: boolean;
+}
+
+/** Bytes held by a 4-bit layer, by category. */
+export interface Linear4bitBytes {
+  /** Packed codes + absmax (or nested absmax). */
+  weight: number;
+  /** The same weight as dense f32 (`out·in·4`), for ratios. */
+  weightFp32: number;
+  /** The f32 bias, if any. */
+  bias: number;
+}
+
+export class Linear4bit extends Module implements LinearLike {
+  declare bias: Variable | undefined;
+  /** Always false: a Conv1D weight is transposed to [out, in] when quantised (bitsandbytes does the same). */
+  readonly fanInFanOut = false;
+  private _quant: Quantized4bit;
+  private readonly options: Required<QuantizeOptions>;
+
+  /**
+   * @param quant 4-bit weight of shape [outFeatures, inFeatures]
+   * @param bias optional f32 bias [outFeatures]; a Variable is adopted as is (its `trainable` kept)
+   */
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    quant: Quantized4bit,
+    bias?: Tensor | Variable | null,
+  ) {
+    super();
+    if (quant.shape.length !== 2 || quant.shape[0] !== outFeatures || quant.shape[1] !== inFeatures) {
+      throw new ShapeError('Linear4bit', `weight must be [${outFeatures}, ${inFeatures}]`, quant.shape);
+    }
+    this._quant = quant;
+    this.options = {
+      quantType: quant.quantType,
+      blocksize: quant.blocksize,
+      doubleQuant: quant.nested !== null,
+    };
+    if (bias) {
+      if (bias.shape.length !== 1 || bias.shape[0] !== outFeatures) {
+        throw new ShapeError('Linear4bit', `bias must be [${outFeatures}]`, bias.shape);
+      }
+      this.registerParameter('bias', bias, bias instanceof tf.Variable ? bias.trainable : false);
+    }
+  }
+
+  /**
+   * Quantises a dense linear layer (weight transposed to [out, in] first when it is fan-in-fan-out).
+   * The bias variable is moved over, not copied.
+   */
+  static fromLinear(layer: LinearLike, opts: QuantizeOptions = {}): Linear4bit {
+    const values = tf.tidy(() => {
+      const w = layer.denseWeight();
+      return layer.fanInFanOut ? w.transpose() : w;
+    });
+    const data = values.dataSync() as Float32Array;
+    values.dispose();
+    const q = quantize4bit(
+      Float32Array.from(data),
+      [layer.outFeatures, layer.inFeatures],
+      toQuantOptions(opts),
+    );
+    return new Linear4bit(layer.inFeatures, layer.outFeatures, q, layer.bias ?? null);
+  }
+
+  /** The 4-bit state (read-only view; replaced as a whole by {@link setDenseWeight}). */
+  get quant(): Quantized4bit {
+    return this._quant;
+  }
+
+  get quantType(): QuantType {
+    return this._quant.quantType;
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear4bit(x, this._quant, this.bias ?? null);
+  }
+
+  /** Dequantised weight [out, in], float32. Caller disposes. */
+  denseWeight(): Tensor {
+    return dequantize4bitTensor(this._quant);
+  }
+
+  /** Re-quantises `w` ([out, in]) with this layer's settings. The caller keeps `w`. */
+  setDenseWeight(w: Tensor): void {
+    if (w.shape.length !== 2 || w.shape[0] !== this.outFeatures || w.shape[1] !== this.inFeatures) {
+      throw new ShapeError(
+        'Linear4bit.setDenseWeight',
+        `weight must be [${this.outFeatures}, ${this.inFeatures}]`,
+        w.shape,
+      );
+    }
+    const data = Float32Array.from(w.dataSync() as Float32Array);
+    this._quant = quantize4bit(data, [this.outFeatures, this.inFeatures], toQuantOptions(this.options));
+  }
+
+  bytesHeld(): Linear4bitBytes {
+    return {
+      weight: quantizedBytes(this._quant),
+      weightFp32: this.inFeatures * this.outFeatures * 4,
+      bias: this.bias ? this.bias.size * 4 : 0,
+    };
+  }
+}
+
+function toQuantOptions(opts: QuantizeOptions): Quantize4bitOptions {
+  const out: Quantize4bitOptions = {
+    quantType: opts.quantType ?? 'nf4',
+    doubleQuant: opts.doubleQuant ?? false,
+  };
+  if (opts.blocksize !== undefined) out.blocksize = opts.blocksize;
+  return out;
+}
+
+export interface QuantizeModelOptions extends QuantizeOptions {
+  /**
+   * Module paths (exact, or a `.suffix`) left dense. Defaults to the model's `outputModuleNames()`
+   * when it has one (the LM/classification head stays f32, as QLoRA and transformers do).
+   */
+  skipModules?: string[];
+}
+
+/** What {@link quantizeModel} replaced. */
+export interface QuantizeModelReport {
+  quantized: string[];
+  skipped: string[];
+}
+
+/**
+ * Replaces every dense linear layer below `model` by a {@link Linear4bit} (embeddings are not linear
+ * layers and stay f32; output heads are skipped). Quantised weights are frozen by construction; a bias
+ * keeps its `trainable` flag.
+ *
+ * @example
+ * const report = quantizeModel(llama, { quantType: 'nf4', doubleQuant: true });
+ * report.quantized; // ['model.layers.0.self_attn.q_proj', …] (lm_head skipped)
+ */
+export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
+  const heads = (model as Partial<{ outputModuleNames(): string[] }>).outputModuleNames;
+  const skip = opts.skipModules ?? (typeof heads === 'function' ? heads.call(model) : []);
+  const isSkipped = (path: string) => skip.some((s) => path === s || path.endsWith(`.${s}`));
+  const report: QuantizeModelReport = { quantized: [], skipped: [] };
+  const targets = model
+    .namedModules()
+    .filter(
+      ([path, m]) => path !== '' && isLinearLike(m) && !(m instanceof Linear4bit) && !hasLinearLikeChild(m),
+    );
+  if (targets.length === 0) {
+    throw new ConfigError(
+      'quantizeModel',
+      'found no linear layer to quantise',
+      model.constructor.name,
+      'pass a model with Linear layers',
+    );
+  }
+  for (const [path, m] of targets) {
+    if (isSkipped(path)) {
+      report.skipped.push(path);
+      continue;
+    }
+    model.replaceChild(path, Linear4bit.fromLinear(m as LinearLike, opts));
+    disposeReplacedWeight(model, m as LinearLike);
+    report.quantized.push(path);
+  }
+  return report;
+}
+
+/** Tuner layers wrap a linear layer (`base_layer`); only plain layers are quantised here. */
+function hasLinearLikeChild(m: Module): boolean {
+  return m.namedChildren().some(([, c]) => isLinearLike(c));
+}
+
+/**
+ * Frees the dense weight of a replaced layer (its bias now belongs to the 4-bit layer), unless the
+ * model still uses that tensor elsewhere (a tied weight).
+ */
+function disposeReplacedWeight(model: Module, m: LinearLike): void {
+  const w = m.getParameter('weight');
+  if (!w || w.isDisposed) return;
+  if (model.namedParameters().some(([, p]) => p === w)) return;
+  w.dispose();
+}
+
+/** Memory by category for a model (bytes), as `printTrainableParameters` / `lowrank info` report it. */
+export interface MemoryByCategory {
+  /** Trainable parameters (f32). */
+  trainable: number;
+  /** Frozen dense parameters (embeddings, norms, heads, frozen biases), f32. */
+  frozenDense: number;
+  /** 4-bit weights (codes + quantisation constants). */
+  frozenQuantized: number;
+  /** What the 4-bit weights would take as f32. */
+  frozenQuantizedFp32: number;
+  /** Buffers (non-trainable state such as AdaLoRA's ranknum). */
+  buffers: number;
+}
+
+/**
+ * Bytes held by `model`'s tensors by category. Shared (tied) parameters are counted once.
+ *
+ * @example
+ * const m = memoryByCategory(model);
+ * m.frozenQuantized / m.frozenQuantizedFp32; // ≈ 0.129 for NF4 + double quantisation
+ */
+export function memoryByCategory(model: Module): MemoryByCategory {
+  const out: MemoryByCategory = {
+    trainable: 0,
+    frozenDense: 0,
+    frozenQuantized: 0,
+    frozenQuantizedFp32: 0,
+    buffers: 0,
+  };
+  for (const [, p] of model.namedParameters()) {
+    const bytes = p.size * bytesPerElement(p.dtype);
+    if (p.trainable) out.trainable += bytes;
+    else out.frozenDense += bytes;
+  }
+  for (const [, b] of model.namedBuffers()) out.buffers += b.size * bytesPerElement(b.dtype);
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof Linear4bit)) continue;
+    const held = m.bytesHeld();
+    out.frozenQuantized += held.weight;
+    out.frozenQuantizedFp32 += held.weightFp32;
+  }
+  return out;
+}
+
+function bytesPerElement(dtype: string): number {
+  return dtype === 'bool' ? 1 : 4;
+}
