@@ -72,7 +72,7 @@ test('parameters: ParameterDict names without .weight, shapes, init, ranknum fro
   assert.equal(layer.scaling.get('default'), 4, 'alpha ≤ 0 → scaling = r');
   assert.deepEqual(Array.from(layer.ranknum.get('default')!.dataSync()), [4]);
   assert.ok(Array.from(layer.lora_E.get('default')!.dataSync()).every((v) => v === 0));
-  const a = layer.lora_A.get('default')!.dataSync();
+  const a = Array.from(layer.lora_A.get('default')!.dataSync());
   const std = Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
   assert.ok(std > 0.005 && std < 0.05, `A ~ N(0, 0.02²), sample std ${std}`);
   layer.setAdapter('default');
