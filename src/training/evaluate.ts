@@ -1,0 +1,73 @@
+/**
+ * Evaluation pass: mean loss (token-weighted for causal LM), perplexity, and task metrics, with the
+ * model in eval mode (no dropout) and every intermediate tensor disposed.
+ */
+import { tf } from '../tensor/tf.js';
+import { internal } from '../errors.js';
+import type { Example } from './data/dataset.js';
+import { collate, evalBatches } from './data/loader.js';
+import { computeMetrics, perplexity, type MetricTask } from './metrics.js';
+import type { TrainableModel } from './types.js';
+
+export interface EvalResult {
+  loss: number;
+  perplexity?: number;
+  metrics: Record<string, number>;
+  /** Number of examples (classification) or predicted tokens (causal LM) averaged over. */
+  count: number;
+}
+
+/**
+ * Evaluates `model` on `examples`; restores the training mode it found.
+ *
+ * @example
+ * const r = evaluate(peft, evalSet, 'causal_lm', 'causal_lm', 16, tok.padTokenId); r.perplexity;
+ */
+export function evaluate(
+  model: TrainableModel,
+  examples: Example[],
+  task: 'classification' | 'regression' | 'causal_lm',
+  metricTask: MetricTask,
+  batchSize: number,
+  padId: number,
+): EvalResult {
+  const wasTraining = (model as { training?: boolean }).training !== false;
+  model.eval();
+  let lossSum = 0;
+  let count = 0;
+  const preds: number[] = [];
+  const labels: number[] = [];
+  try {
+    for (const group of evalBatches(examples, batchSize)) {
+      const batch = collate(group, task, padId);
+      try {
+        const { loss, pred } = tf.tidy(() => {
+          const out = model.forward(batch);
+          if (!out.loss) internal('model.forward returned no loss although labels were given');
+          const p =
+            task === 'classification'
+              ? out.logits.argMax(-1)
+              : task === 'regression'
+                ? out.logits.reshape([-1])
+                : undefined;
+          return { loss: out.loss.dataSync()[0]!, pred: p ? Array.from(p.dataSync()) : [] };
+        });
+        const weight =
+          task === 'causal_lm'
+            ? group.reduce((s, e) => s + Math.max(0, e.inputIds.length - 1), 0)
+            : group.length;
+        lossSum += loss * weight;
+        count += weight;
+        preds.push(...pred);
+        if (task !== 'causal_lm') labels.push(...group.map((e) => e.label));
+      } finally {
+        tf.dispose(Object.values(batch));
+      }
+    }
+  } finally {
+    if (wasTraining) model.train(true);
+  }
+  const loss = count > 0 ? lossSum / count : NaN;
+  if (task === 'causal_lm') return { loss, perplexity: perplexity(loss), metrics: {}, count };
+  return { loss, metrics: computeMetrics(metricTask, preds, labels), count };
+}

@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tf, type Tensor } from '../tensor/tf.js';
+import { manualSeed } from '../nn/init.js';
+import { Trainer, TrainingError } from './trainer.js';
+import { ToyModel } from './toy_model.js';
+import type { Example } from './data/dataset.js';
+import type { StepHook } from './types.js';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-'));
+
+/** Label = whether token 1 appears: learnable by a bag of embeddings. */
+function toyData(n: number, seed: number): Example[] {
+  let s = seed;
+  const r = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  return Array.from({ length: n }, () => {
+    const len = 3 + Math.floor(r() * 4);
+    const ids = Array.from({ length: len }, () => 2 + Math.floor(r() * 14));
+    const label = r() < 0.5 ? 1 : 0;
+    if (label) ids[Math.floor(r() * len)] = 1;
+    return { inputIds: ids, label };
+  });
+}
+const train = toyData(96, 1);
+const dev = toyData(32, 2);
+const base = {
+  task: 'classification' as const,
+  train,
+  eval: dev,
+  padTokenId: 0,
+  lr: 0.05,
+  maxSteps: 40,
+  batchSize: 8,
+  seed: 3,
+  maxGradNorm: 1,
+  warmupSteps: 2,
+};
+
+test('trains: eval accuracy rises, loss falls, tensor count flat across 120 steps', async () => {
+  manualSeed(0);
+  const model = new ToyModel(16, 8, 2);
+  const counts: number[] = [];
+  const trainer = new Trainer(
+    model,
+    { ...base, maxSteps: 120, evalEvery: 60 },
+    { onStep: (l) => l.step % 20 === 0 && counts.push(tf.memory().numTensors) },
+  );
+  const before = trainer.evaluate();
+  const s = await trainer.train();
+  assert.ok(
+    s.lastEval!.metrics.accuracy! >= 0.9,
+    `accuracy ${s.lastEval!.metrics.accuracy} (before ${before.metrics.accuracy})`,
+  );
+  assert.ok(s.lastEval!.loss < before.loss * 0.5, `${s.lastEval!.loss} vs ${before.loss}`);
+  assert.ok(
+    counts.every((c) => c === counts[0]),
+    `tensor counts ${counts}`,
+  );
+  trainer.dispose();
+  model.dispose();
+});
+
+test('interrupted + resumed run ends byte-identical to an uninterrupted one (with grad accumulation and a step hook)', async () => {
+  const hookCalls: number[] = [];
+  // A stateful hook: keeps an EMA of the head gradient (like AdaLoRA's importance), checkpointed.
+  const makeHook = (): StepHook & { ema?: tf.Variable } => {
+    const h: StepHook & { ema?: tf.Variable } = {
+      afterOptimizerStep(step, grads) {
+        hookCalls.push(step);
+        const g = grads.get('head.weight')!;
+        if (!h.ema) h.ema = tf.variable(tf.zerosLike(g), false);
+        h.ema.assign(tf.tidy(() => h.ema!.mul(0.9).add(g.abs().mul(0.1))));
+        return { budget: 100 - step };
+      },
+      stateTensors: () => new Map<string, Tensor>(h.ema ? [['ema', h.ema]] : []),
+      stateJson: () => ({ calls: hookCalls.length }),
+      loadState(t) {
+        const e = t.get('ema');
+        if (e) h.ema = tf.variable(e.clone(), false);
+      },
+    };
+    return h;
+  };
+  const opts = { ...base, maxSteps: 12, gradientAccumulationSteps: 2, evalEvery: 5, saveEvery: 3 };
+  const full = tmp();
+  manualSeed(7);
+  const m1 = new ToyModel(16, 8, 2);
+  const t1 = new Trainer(m1, { ...opts, outputDir: full, stepHook: makeHook() });
+  await t1.train();
+  assert.deepEqual(hookCalls, [...Array(12).keys()]); // 0-based, once per optimizer step
+  t1.dispose();
+  m1.dispose();
+
+  for (const stopAt of [4, 7]) {
+    const part = tmp();
+    manualSeed(7);
+    const m2 = new ToyModel(16, 8, 2);
+    const t2 = new Trainer(
+      m2,
+      { ...opts, outputDir: part, stepHook: makeHook() },
+      { onStep: (l) => l.step === stopAt && t2.requestStop() },
+    );
+    await t2.train();
+    assert.equal(t2.globalStep, stopAt);
+    t2.dispose();
+    m2.dispose();
+    manualSeed(12345); // a fresh process would init differently: resume must not depend on it
+    const m3 = new ToyModel(16, 8, 2);
+    const t3 = new Trainer(m3, { ...opts, outputDir: part, stepHook: makeHook() });
+    const s3 = await t3.train({ resume: true });
+    assert.equal(s3.resumedFrom, stopAt);
+    const a = fs.readFileSync(path.join(full, 'adapter', 'model.safetensors'));
+    const b = fs.readFileSync(path.join(part, 'adapter', 'model.safetensors'));
+    assert.ok(a.equals(b), `adapter bytes differ after resuming at ${stopAt}`);
+    t3.dispose();
+    m3.dispose();
+  }
+});
+
+test('resume refuses a checkpoint from different options', async () => {
+  const dir = tmp();
+  manualSeed(1);
+  const m = new ToyModel(16, 8, 2);
+  const t = new Trainer(m, { ...base, maxSteps: 2, outputDir: dir });
+  await t.train();
+  t.dispose();
+  const t2 = new Trainer(m, { ...base, maxSteps: 2, lr: 0.1, outputDir: dir });
+  await assert.rejects(t2.train({ resume: true }), /different training options/);
+  t2.dispose();
+  m.dispose();
+});
+
+test('non-finite loss: steps are skipped and reported, training stops after N in a row', async () => {
+  manualSeed(2);
+  const m = new ToyModel(16, 8, 2);
+  const skips: number[] = [];
+  const t = new Trainer(
+    m,
+    { ...base, maxSteps: 20, maxNonFinite: 3 },
+    { onSkip: (s) => skips.push(s.step), onStep: (l) => l.step === 2 && (m.poison = true) },
+  );
+  const w0 = m.head.weight.arraySync();
+  await assert.rejects(
+    t.train(),
+    (e: Error) => e instanceof TrainingError && /non-finite 3 steps in a row/.test(e.message),
+  );
+  assert.deepEqual(skips, [2, 3, 4]);
+  assert.notDeepEqual(m.head.weight.arraySync(), w0); // the 2 good steps updated
+  t.dispose();
+  m.dispose();
+});

@@ -1,0 +1,122 @@
+/**
+ * The trainer's contracts: what it needs from a model (a `PeftModel` or a plain `PreTrainedModel` for
+ * full fine-tuning both fit), the AdaLoRA hook, its options and the callback events.
+ */
+import type { Tensor, Variable } from '../tensor/tf.js';
+import type { ModelInputs, ModelOutput } from '../models/base.js';
+import type { Example } from './data/dataset.js';
+import type { ScheduleName } from './optim.js';
+import type { MetricTask } from './metrics.js';
+
+export interface TrainableModel {
+  forward(inputs: ModelInputs): ModelOutput;
+  trainableParameters(): [string, Variable][];
+  train(mode?: boolean): unknown;
+  eval(): unknown;
+}
+
+/** What an adaptive method (AdaLoRA) reports after an allocation step. */
+export interface Allocation {
+  /** Total rank budget at this step (scheduled). */
+  budget: number;
+  /** Ranks actually kept per adapted module (after masking). */
+  ranks?: Record<string, number>;
+}
+
+/**
+ * Hook for methods that act after each optimizer step (AdaLoRA's `update_and_allocate`, PEFT-SPEC
+ * §3.5): called right after the AdamW update, before the step's gradients are disposed, with the
+ * 0-based optimizer-step counter. Its state is checkpointed so resume is exact.
+ */
+export interface StepHook {
+  afterOptimizerStep(step: number, grads: ReadonlyMap<string, Tensor>): Allocation | undefined;
+  /** Tensors to checkpoint (live references; the trainer does not dispose them). */
+  stateTensors(): Map<string, Tensor>;
+  /** JSON-able state to checkpoint. */
+  stateJson(): unknown;
+  /** Restores from a checkpoint; takes ownership of nothing (copies what it keeps). */
+  loadState(tensors: Map<string, Tensor>, json: unknown): void;
+}
+
+export interface TrainerOptions {
+  task: 'classification' | 'regression' | 'causal_lm';
+  /** Metric set for evaluation; defaults from task (binary classification → accuracy/F1/MCC). */
+  metricTask?: MetricTask;
+  train: Example[];
+  eval?: Example[];
+  padTokenId: number;
+  lr: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  schedule?: ScheduleName;
+  warmupSteps?: number;
+  /** Number of optimizer steps. */
+  maxSteps: number;
+  batchSize: number;
+  evalBatchSize?: number;
+  gradientAccumulationSteps?: number;
+  /** Global-norm clipping threshold; 0 disables. */
+  maxGradNorm?: number;
+  /** Evaluate every N optimizer steps (0: only at the end). */
+  evalEvery?: number;
+  /** Write a resumable checkpoint every N steps (0: only at the end). */
+  saveEvery?: number;
+  /** Resumable checkpoints to keep (oldest deleted first). */
+  keepCheckpoints?: number;
+  seed: number;
+  /** Stop after this many non-finite losses in a row. */
+  maxNonFinite?: number;
+  /** Run folder for checkpoints, best and final adapters; undefined keeps everything in memory. */
+  outputDir?: string;
+  /** Writes the model's adapter (PEFT files) to a folder; defaults to trainable weights as safetensors. */
+  saveAdapter?: (dir: string) => Promise<void>;
+  stepHook?: StepHook;
+}
+
+export interface TrainLog {
+  type: 'train';
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  budget?: number;
+  ranks?: Record<string, number>;
+  elapsedMs: number;
+}
+export interface EvalLog {
+  type: 'eval';
+  step: number;
+  loss: number;
+  perplexity?: number;
+  metrics: Record<string, number>;
+  best: boolean;
+}
+export interface SkipLog {
+  type: 'skip';
+  step: number;
+  reason: string;
+  inARow: number;
+}
+export type LogRecord = TrainLog | EvalLog | SkipLog;
+
+export interface TrainSummary {
+  steps: number;
+  finalLoss: number;
+  best?: { step: number; metric: string; value: number };
+  lastEval?: EvalLog;
+  adapterDir?: string;
+  bestDir?: string;
+  resumedFrom?: number;
+}
+
+/** Listeners (the CLI's progress bar and the web page both use these). */
+export interface TrainerCallbacks {
+  onStep?(log: TrainLog): void;
+  onEval?(log: EvalLog): void;
+  onSkip?(log: SkipLog): void;
+  onLog?(log: LogRecord): void;
+  onCheckpoint?(dir: string, step: number): void;
+  onEnd?(summary: TrainSummary): void;
+}
