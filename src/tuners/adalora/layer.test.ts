@@ -15,8 +15,8 @@ const MERGE_ATOL = 1e-6;
 const opts = { r: 2, loraAlpha: 4, loraDropout: 0, initLoraWeights: true };
 
 function close(
-  a: Float32Array | number[],
-  b: Float32Array | number[],
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
   rtol: number,
   atol: number,
   what: string,

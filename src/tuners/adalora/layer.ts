@@ -62,8 +62,8 @@ export class SVDLinear extends BaseTunerLayer {
     this.registerModule('lora_E', new ParameterDict());
     this.registerModule('ranknum', new ParameterDict());
     this.registerModule('lora_dropout', new ModuleDict<Dropout>());
-    this.updateLayer(adapterName, opts);
     this.activeAdapterNames = [adapterName];
+    this.updateLayer(adapterName, opts);
   }
 
   get inFeatures(): number {
