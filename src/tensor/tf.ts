@@ -6,6 +6,9 @@
 // gradients nor the chained ops, and its ESM files do not resolve under Node's ESM loader; the union
 // package's bundles register both, in Node and in browser bundlers alike.
 import * as tf from '@tensorflow/tfjs';
+// Registers the native backend as tfjs's default when the addon is built (else tfjs's cpu), and
+// quiets the cpu banner; `initBackend` there picks another backend explicitly.
+import './backend.js';
 
 export { tf };
 export type Tensor = tf.Tensor;

@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "lowrank_native",
+      "sources": [
+        "src/addon.cc",
+        "src/gemm.cc",
+        "src/elementwise.cc",
+        "src/reduce.cc",
+        "src/layout.cc",
+        "src/fused.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-fno-math-errno"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-lopenblas", "-lgomp"]
+    }
+  ]
+}

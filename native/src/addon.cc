@@ -1,0 +1,45 @@
+// Entry point of the lowrank native addon: thread control, build info, and kernel registration.
+#include "common.h"
+#include <cblas.h>
+#include <omp.h>
+#include <thread>
+
+namespace lowrank {
+
+// Sets the thread count of both OpenBLAS (GEMM) and OpenMP (every other kernel).
+static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  if (badArgs(info, 1, "setThreads")) return info.Env().Undefined();
+  int n = static_cast<int>(num(info, 0));
+  if (n < 1) n = 1;
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+  return info.Env().Undefined();
+}
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("blas", std::string(openblas_get_config()));
+  o.Set("blasCore", std::string(openblas_get_corename()));
+  o.Set("threads", openblas_get_num_threads());
+  o.Set("ompThreads", omp_get_max_threads());
+  o.Set("cores", static_cast<double>(std::thread::hardware_concurrency()));
+  return o;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("info", Napi::Function::New(env, Info));
+  registerGemm(env, exports);
+  registerElementwise(env, exports);
+  registerReduce(env, exports);
+  registerLayout(env, exports);
+  registerFused(env, exports);
+  return exports;
+}
+
+}  // namespace lowrank
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return lowrank::Init(env, exports); }
+
+NODE_API_MODULE(lowrank_native, InitAddon)

@@ -1,0 +1,50 @@
+// Shared helpers for the lowrank native kernels: typed-array access and argument checks.
+// Every kernel reads and writes the TypedArrays that tfjs-backend-cpu keeps for each tensor, so
+// nothing is copied across the JS/C++ boundary.
+#pragma once
+#include <napi.h>
+#include <cstdint>
+#include <cstddef>
+
+namespace lowrank {
+
+// Element count above which a loop is split across OpenMP threads; below it the fork/join cost
+// (a few microseconds) outweighs the work.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+struct Raw {
+  void* data;
+  size_t length;  // elements
+};
+
+// Raw pointer and element count of any TypedArray argument (float32, int32, uint8 views alike).
+inline Raw raw(const Napi::Value& v) {
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  Napi::ArrayBuffer buf = t.ArrayBuffer();
+  uint8_t* base = static_cast<uint8_t*>(buf.Data()) + t.ByteOffset();
+  return Raw{static_cast<void*>(base), t.ElementLength()};
+}
+
+inline float* f32(const Napi::Value& v) { return static_cast<float*>(raw(v).data); }
+inline int32_t* i32(const Napi::Value& v) { return static_cast<int32_t*>(raw(v).data); }
+inline uint8_t* u8(const Napi::Value& v) { return static_cast<uint8_t*>(raw(v).data); }
+inline int64_t num(const Napi::CallbackInfo& info, size_t i) {
+  return static_cast<int64_t>(info[i].As<Napi::Number>().DoubleValue());
+}
+inline double dbl(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
+
+// Throws a JS TypeError and returns true when fewer than `n` arguments arrived (JS side bug).
+inline bool badArgs(const Napi::CallbackInfo& info, size_t n, const char* name) {
+  if (info.Length() >= n) return false;
+  Napi::TypeError::New(info.Env(), std::string("internal: native ") + name + " expects " +
+                                       std::to_string(n) + " arguments").ThrowAsJavaScriptException();
+  return true;
+}
+
+void registerGemm(Napi::Env env, Napi::Object exports);
+void registerElementwise(Napi::Env env, Napi::Object exports);
+void registerReduce(Napi::Env env, Napi::Object exports);
+void registerLayout(Napi::Env env, Napi::Object exports);
+void registerFused(Napi::Env env, Napi::Object exports);
+
+}  // namespace lowrank

@@ -1,0 +1,211 @@
+// Fused row kernels: softmax / log-softmax, layer norm and RMS norm (forward + backward),
+// GELU (exact and tanh, forward + backward) and softmax cross-entropy (forward + backward).
+// Each replaces a chain of 5-10 elementwise kernels and their intermediate tensors.
+#include "common.h"
+#include <cmath>
+#include <omp.h>
+#include <algorithm>
+
+namespace lowrank {
+
+// softmax(x, out, rows, cols, log)
+static Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 5, "softmax")) return env.Undefined();
+  const float* x = f32(info[0]);
+  float* o = f32(info[1]);
+  const int64_t rows = num(info, 2), cols = num(info, 3);
+  const bool logMode = info[4].As<Napi::Boolean>().Value();
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols;
+    float* orow = o + r * cols;
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < cols; c++) mx = std::max(mx, xr[c]);
+    float sum = 0.f;
+    for (int64_t c = 0; c < cols; c++) {
+      const float e = std::exp(xr[c] - mx);
+      orow[c] = e;
+      sum += e;
+    }
+    if (logMode) {
+      const float lse = std::log(sum);
+      for (int64_t c = 0; c < cols; c++) orow[c] = xr[c] - mx - lse;
+    } else {
+      const float inv = 1.f / sum;
+      for (int64_t c = 0; c < cols; c++) orow[c] *= inv;
+    }
+  }
+  return env.Undefined();
+}
+
+// Column sums of a [rows, cols] product, split by column range so threads never share outputs.
+template <typename F>
+static void columnSums(int64_t rows, int64_t cols, float* out, F term) {
+#pragma omp parallel if (rows * cols > kParallelGrain)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
+    std::fill(out + c0, out + c1, 0.f);
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = c0; c < c1; c++) out[c] += term(r, c);
+  }
+}
+
+// layerNorm(x, gamma, beta|null, out, mean, rstd, rows, cols, eps); gamma may be null (rms: no mean)
+// rmsMode = info[9]: RMS norm (no centring, no beta).
+static Napi::Value NormForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 10, "normForward")) return env.Undefined();
+  const float* x = f32(info[0]);
+  const float* g = f32(info[1]);
+  const float* b = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
+  float* o = f32(info[3]);
+  float* mean = f32(info[4]);
+  float* rstd = f32(info[5]);
+  const int64_t rows = num(info, 6), cols = num(info, 7);
+  const float eps = static_cast<float>(dbl(info, 8));
+  const bool rms = info[9].As<Napi::Boolean>().Value();
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols;
+    double s = 0;
+    if (!rms) for (int64_t c = 0; c < cols; c++) s += xr[c];
+    const float mu = rms ? 0.f : static_cast<float>(s / cols);
+    double v = 0;
+    for (int64_t c = 0; c < cols; c++) { const float d = xr[c] - mu; v += d * d; }
+    const float rs = 1.f / std::sqrt(static_cast<float>(v / cols) + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    float* orow = o + r * cols;
+    for (int64_t c = 0; c < cols; c++) orow[c] = (xr[c] - mu) * rs * g[c] + (b ? b[c] : 0.f);
+  }
+  return env.Undefined();
+}
+
+// normBackward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta|null, rows, cols, rms)
+static Napi::Value NormBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 11, "normBackward")) return env.Undefined();
+  const float* dy = f32(info[0]);
+  const float* x = f32(info[1]);
+  const float* g = f32(info[2]);
+  const float* mean = f32(info[3]);
+  const float* rstd = f32(info[4]);
+  float* dx = f32(info[5]);
+  float* dg = f32(info[6]);
+  float* db = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
+  const int64_t rows = num(info, 8), cols = num(info, 9);
+  const bool rms = info[10].As<Napi::Boolean>().Value();
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols;
+    const float* dyr = dy + r * cols;
+    const float mu = mean[r], rs = rstd[r];
+    double sg = 0, sgx = 0;  // Σ dy·γ and Σ dy·γ·x̂ over the row
+    for (int64_t c = 0; c < cols; c++) {
+      const float gc = dyr[c] * g[c];
+      sg += gc;
+      sgx += gc * (xr[c] - mu) * rs;
+    }
+    const float mg = rms ? 0.f : static_cast<float>(sg / cols), mgx = static_cast<float>(sgx / cols);
+    float* dxr = dx + r * cols;
+    for (int64_t c = 0; c < cols; c++) dxr[c] = rs * (dyr[c] * g[c] - mg - (xr[c] - mu) * rs * mgx);
+  }
+  columnSums(rows, cols, dg, [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
+  if (db) columnSums(rows, cols, db, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
+  return env.Undefined();
+}
+
+static constexpr float kInvSqrt2 = 0.70710678118654752f;
+static constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+static constexpr float kSqrt2OverPi = 0.79788456080286536f;
+static constexpr float kGeluC = 0.044715f;
+
+// gelu(x, out, dy|null, tanhMode): forward when dy is null, else out = dy · gelu'(x).
+static Napi::Value Gelu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 4, "gelu")) return env.Undefined();
+  Raw xr = raw(info[0]);
+  const float* x = static_cast<float*>(xr.data);
+  float* o = f32(info[1]);
+  const float* dy = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
+  const bool tanhMode = info[3].As<Napi::Boolean>().Value();
+  const int64_t n = static_cast<int64_t>(xr.length);
+#pragma omp parallel for if (n > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i];
+    if (tanhMode) {
+      const float t = std::tanh(kSqrt2OverPi * (v + kGeluC * v * v * v));
+      o[i] = dy ? dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluC * v * v))
+                : 0.5f * v * (1.f + t);
+    } else {
+      const float cdf = 0.5f * (1.f + std::erf(v * kInvSqrt2));
+      o[i] = dy ? dy[i] * (cdf + v * kInvSqrt2Pi * std::exp(-0.5f * v * v)) : v * cdf;
+    }
+  }
+  return env.Undefined();
+}
+
+// crossEntropy(logits, labels, probs, rows, cols, ignoreIndex) → [sumLoss, validCount];
+// probs receives softmax(logits) for the backward pass.
+static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 6, "crossEntropy")) return env.Undefined();
+  const float* x = f32(info[0]);
+  const int32_t* lab = i32(info[1]);
+  float* p = f32(info[2]);
+  const int64_t rows = num(info, 3), cols = num(info, 4), ignore = num(info, 5);
+  double loss = 0;
+  int64_t count = 0;
+#pragma omp parallel for reduction(+ : loss, count) if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols;
+    float* pr = p + r * cols;
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < cols; c++) mx = std::max(mx, xr[c]);
+    float sum = 0.f;
+    for (int64_t c = 0; c < cols; c++) { pr[c] = std::exp(xr[c] - mx); sum += pr[c]; }
+    const float inv = 1.f / sum;
+    for (int64_t c = 0; c < cols; c++) pr[c] *= inv;
+    const int32_t y = lab[r];
+    if (y == ignore || y < 0 || y >= cols) continue;
+    loss += -(xr[y] - mx - std::log(sum));
+    count += 1;
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, loss);
+  out.Set(1u, static_cast<double>(count));
+  return out;
+}
+
+// crossEntropyGrad(probs, labels, dlogits, rows, cols, ignoreIndex, scale):
+// dlogits = (probs − onehot(label))·scale on valid rows, 0 on ignored ones.
+static Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 7, "crossEntropyGrad")) return env.Undefined();
+  const float* p = f32(info[0]);
+  const int32_t* lab = i32(info[1]);
+  float* d = f32(info[2]);
+  const int64_t rows = num(info, 3), cols = num(info, 4), ignore = num(info, 5);
+  const float scale = static_cast<float>(dbl(info, 6));
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const int32_t y = lab[r];
+    const bool valid = !(y == ignore || y < 0 || y >= cols);
+    for (int64_t c = 0; c < cols; c++)
+      d[r * cols + c] = valid ? (p[r * cols + c] - (c == y ? 1.f : 0.f)) * scale : 0.f;
+  }
+  return env.Undefined();
+}
+
+void registerFused(Napi::Env env, Napi::Object exports) {
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("normForward", Napi::Function::New(env, NormForward));
+  exports.Set("normBackward", Napi::Function::New(env, NormBackward));
+  exports.Set("gelu", Napi::Function::New(env, Gelu));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
+}
+
+}  // namespace lowrank

@@ -1,0 +1,147 @@
+/**
+ * Loads the optional Node-API addon (native/build/Release/lowrank_native.node, built at install by
+ * scripts/install-native.mjs) and types its functions. Never throws: when the addon is missing or
+ * fails to load, {@link loadAddon} returns null and {@link addonError} says why.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+type F32 = Float32Array;
+type I32 = Int32Array;
+type Typed = Float32Array | Int32Array | Uint8Array;
+
+/** The addon's functions (native/src/*.cc); every output array is allocated by the caller. */
+export interface NativeAddon {
+  setThreads(n: number): void;
+  info(): { blas: string; blasCore: string; threads: number; ompThreads: number; cores: number };
+  batchMatMul(
+    a: F32,
+    b: F32,
+    out: F32,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    aOffsets: I32,
+    bOffsets: I32,
+    bias: F32 | null,
+    activation: number,
+    alpha: number,
+  ): void;
+  sgemm(a: F32, b: F32, out: F32, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  binary(op: number, a: F32, b: F32, out: F32 | Uint8Array, shape: I32, aStrides: I32, bStrides: I32): void;
+  unary(op: number, x: F32, out: F32, p: number, q: number): void;
+  select(cond: Uint8Array, a: F32, b: F32, out: F32, inner: number): void;
+  cast(x: Typed, out: Typed, from: number, to: number): void;
+  reduce(op: number, x: F32, out: F32 | I32, outer: number, r: number, inner: number): void;
+  copy(
+    src: Typed,
+    dst: Typed,
+    shape: I32,
+    srcStrides: I32,
+    srcOffset: number,
+    dstStrides: I32,
+    dstOffset: number,
+    elemBytes: number,
+  ): void;
+  gather(
+    x: Typed,
+    indices: I32,
+    out: Typed,
+    outer: number,
+    axis: number,
+    inner: number,
+    elemBytes: number,
+  ): number;
+  segmentSum(x: F32, ids: I32, out: F32, numSegments: number, inner: number): void;
+  softmax(x: F32, out: F32, rows: number, cols: number, log: boolean): void;
+  normForward(
+    x: F32,
+    gamma: F32,
+    beta: F32 | null,
+    out: F32,
+    mean: F32,
+    rstd: F32,
+    rows: number,
+    cols: number,
+    eps: number,
+    rms: boolean,
+  ): void;
+  normBackward(
+    dy: F32,
+    x: F32,
+    gamma: F32,
+    mean: F32,
+    rstd: F32,
+    dx: F32,
+    dgamma: F32,
+    dbeta: F32 | null,
+    rows: number,
+    cols: number,
+    rms: boolean,
+  ): void;
+  gelu(x: F32, out: F32, dy: F32 | null, tanh: boolean): void;
+  crossEntropy(
+    logits: F32,
+    labels: I32,
+    probs: F32,
+    rows: number,
+    cols: number,
+    ignore: number,
+  ): [number, number];
+  crossEntropyGrad(
+    probs: F32,
+    labels: I32,
+    dlogits: F32,
+    rows: number,
+    cols: number,
+    ignore: number,
+    scale: number,
+  ): void;
+}
+
+const ADDON_RELATIVE = join('native', 'build', 'Release', 'lowrank_native.node');
+
+let cached: NativeAddon | null | undefined;
+let loadError: string | undefined;
+
+/** Package root: two levels above src/tensor/native (or dist/tensor/native). */
+function packageRoot(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+/**
+ * The addon, or null when it is not built or cannot load (reason in {@link addonError}).
+ * `LOWRANK_NATIVE=0` disables it (for testing the fallbacks).
+ *
+ * @example
+ * const addon = loadAddon(); if (addon) addon.setThreads(2);
+ */
+export function loadAddon(): NativeAddon | null {
+  if (cached !== undefined) return cached;
+  if (process.env.LOWRANK_NATIVE === '0') {
+    loadError = 'disabled by LOWRANK_NATIVE=0';
+    return (cached = null);
+  }
+  const file = join(packageRoot(), ADDON_RELATIVE);
+  if (!existsSync(file)) {
+    loadError = `${ADDON_RELATIVE} not built (needs g++, make, python3 and libopenblas-dev; then npm rebuild lowrank)`;
+    return (cached = null);
+  }
+  try {
+    cached = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (e) {
+    loadError = `${ADDON_RELATIVE} failed to load: ${(e as Error).message}`;
+    cached = null;
+  }
+  return cached;
+}
+
+/** Why the addon did not load (undefined when it did or was never asked for). */
+export function addonError(): string | undefined {
+  loadAddon();
+  return loadError;
+}

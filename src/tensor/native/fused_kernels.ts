@@ -1,0 +1,160 @@
+/**
+ * lowrank's own fused kernels (names prefixed `Lowrank`), run by the ops in src/tensor/ops through
+ * `tf.engine().runKernel` when the active backend is `native`; the ops wrap them in `customGrad`
+ * with the matching *Grad kernel. Other backends never see these names (the ops compose tfjs ops).
+ */
+import { f32, isF32, output, vals, type NativeKernelSpec, type TensorInfo } from './kernel.js';
+import { sizeOf } from './shape.js';
+
+export const FUSED = {
+  norm: 'LowrankNorm',
+  normGrad: 'LowrankNormGrad',
+  gelu: 'LowrankGelu',
+  geluGrad: 'LowrankGeluGrad',
+  crossEntropy: 'LowrankCrossEntropy',
+  crossEntropyGrad: 'LowrankCrossEntropyGrad',
+} as const;
+
+function rowsCols(x: TensorInfo): [number, number] {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  return [cols === 0 ? 0 : sizeOf(x.shape) / cols, cols];
+}
+
+/** LowrankNorm {x, gamma, beta?} attrs {eps, rms} → [y, mean [rows], rstd [rows]]. */
+const norm: NativeKernelSpec = {
+  name: FUSED.norm,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta?: TensorInfo };
+    const [rows, cols] = rowsCols(x);
+    const y = new Float32Array(rows * cols);
+    const mean = new Float32Array(rows);
+    const rstd = new Float32Array(rows);
+    const b = beta ? f32(backend, beta) : null;
+    addon.normForward(
+      f32(backend, x),
+      f32(backend, gamma),
+      b,
+      y,
+      mean,
+      rstd,
+      rows,
+      cols,
+      Number(attrs?.eps),
+      attrs?.rms === true,
+    );
+    return [
+      output(backend, [...x.shape], 'float32', y),
+      output(backend, [rows], 'float32', mean),
+      output(backend, [rows], 'float32', rstd),
+    ];
+  },
+};
+
+/** LowrankNormGrad {dy, x, gamma, mean, rstd} attrs {rms, hasBeta} → [dx, dgamma, dbeta?]. */
+const normGrad: NativeKernelSpec = {
+  name: FUSED.normGrad,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
+    const [rows, cols] = rowsCols(x!);
+    const dx = new Float32Array(rows * cols);
+    const dg = new Float32Array(cols);
+    const db = attrs?.hasBeta === true ? new Float32Array(cols) : null;
+    addon.normBackward(
+      f32(backend, dy!),
+      f32(backend, x!),
+      f32(backend, gamma!),
+      f32(backend, mean!),
+      f32(backend, rstd!),
+      dx,
+      dg,
+      db,
+      rows,
+      cols,
+      attrs?.rms === true,
+    );
+    const outs = [output(backend, [...x!.shape], 'float32', dx), output(backend, [cols], 'float32', dg)];
+    if (db) outs.push(output(backend, [cols], 'float32', db));
+    return outs;
+  },
+};
+
+/** LowrankGelu {x} attrs {tanh}; LowrankGeluGrad {x, dy} attrs {tanh} → dy·gelu'(x). */
+const gelu: NativeKernelSpec = {
+  name: FUSED.gelu,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const x = inputs.x!;
+    const out = new Float32Array(sizeOf(x.shape));
+    addon.gelu(f32(backend, x), out, null, attrs?.tanh === true);
+    return output(backend, [...x.shape], 'float32', out);
+  },
+};
+
+const geluGrad: NativeKernelSpec = {
+  name: FUSED.geluGrad,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+    const out = new Float32Array(sizeOf(x.shape));
+    addon.gelu(f32(backend, x), out, f32(backend, dy), attrs?.tanh === true);
+    return output(backend, [...x.shape], 'float32', out);
+  },
+};
+
+/**
+ * LowrankCrossEntropy {logits [N, C], labels int32 [N]} attrs {ignoreIndex}
+ * → [loss scalar = Σ −log p[label] / max(count, 1), probs [N, C], count scalar].
+ */
+const crossEntropy: NativeKernelSpec = {
+  name: FUSED.crossEntropy,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
+    const [rows, cols] = rowsCols(logits);
+    const probs = new Float32Array(rows * cols);
+    const [sum, count] = addon.crossEntropy(
+      f32(backend, logits),
+      vals(backend, labels) as Int32Array,
+      probs,
+      rows,
+      cols,
+      Number(attrs?.ignoreIndex),
+    );
+    return [
+      output(backend, [], 'float32', Float32Array.of(sum / Math.max(count, 1))),
+      output(backend, [rows, cols], 'float32', probs),
+      output(backend, [], 'float32', Float32Array.of(count)),
+    ];
+  },
+};
+
+/** LowrankCrossEntropyGrad {probs, labels, dy scalar, count scalar} attrs {ignoreIndex} → dlogits. */
+const crossEntropyGrad: NativeKernelSpec = {
+  name: FUSED.crossEntropyGrad,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { probs, labels, dy, count } = inputs as Record<string, TensorInfo>;
+    const [rows, cols] = rowsCols(probs!);
+    const scale = f32(backend, dy!)[0]! / Math.max(f32(backend, count!)[0]!, 1);
+    const out = new Float32Array(rows * cols);
+    addon.crossEntropyGrad(
+      f32(backend, probs!),
+      vals(backend, labels!) as Int32Array,
+      out,
+      rows,
+      cols,
+      Number(attrs?.ignoreIndex),
+      scale,
+    );
+    return output(backend, [rows, cols], 'float32', out);
+  },
+};
+
+export const fusedKernels: NativeKernelSpec[] = [
+  norm,
+  normGrad,
+  gelu,
+  geluGrad,
+  crossEntropy,
+  crossEntropyGrad,
+];
+
+/** True when every input the fused kernels read is float32 (labels excepted). */
+export const fusedInputsOk = (backend: Parameters<typeof isF32>[0], ts: TensorInfo[]): boolean =>
+  ts.every((t) => isF32(backend, t));

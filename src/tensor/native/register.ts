@@ -1,0 +1,76 @@
+/**
+ * Registers the tfjs backend `native` (DESIGN.md §2): a MathBackendCPU subclass whose tensors live
+ * in the CPU backend's TypedArrays, given every kernel of tfjs-backend-cpu under its own name, with
+ * the hot kernels replaced by the addon's. Gradients are registered per kernel name, so every
+ * gradient that calls an overridden kernel speeds up too.
+ */
+import * as tfc from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { loadAddon, type NativeAddon } from './addon.js';
+import type { KernelArgs, NativeKernelSpec, TensorInfo } from './kernel.js';
+import { matmulKernels } from './matmul.js';
+import { elementwiseKernels } from './elementwise.js';
+import { reduceKernels } from './reduce.js';
+import { layoutKernels } from './layout.js';
+import { fusedKernels } from './fused_kernels.js';
+import { profiled } from './profile.js';
+
+export const NATIVE_BACKEND = 'native';
+
+/** The CPU backend without the "install tfjs-node" banner (which does not apply to lowrank). */
+export class QuietCpuBackend extends MathBackendCPU {
+  constructor() {
+    super();
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+/** Every native kernel override, by tfjs kernel name (plus lowrank's fused kernels). */
+export function nativeKernelSpecs(): NativeKernelSpec[] {
+  return [...matmulKernels, ...elementwiseKernels, ...reduceKernels, ...layoutKernels, ...fusedKernels];
+}
+
+type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
+
+function override(spec: NativeKernelSpec, addon: NativeAddon, fallback: KernelFunc | undefined): KernelFunc {
+  return (args) => {
+    const result = spec.run(args, addon);
+    if (result !== null) return result;
+    if (!fallback) throw new Error(`internal: native kernel ${spec.name} declined and has no cpu fallback`);
+    return fallback(args);
+  };
+}
+
+let registered = false;
+
+/**
+ * Registers backend `native` (once) when the addon loads; returns false otherwise. `priority`
+ * above the cpu backend's 1 makes it tfjs's default.
+ *
+ * @example
+ * if (registerNativeBackend(3)) await tf.setBackend('native');
+ */
+export function registerNativeBackend(priority = 3): boolean {
+  if (registered) return true;
+  const addon = loadAddon();
+  if (!addon) return false;
+  tfc.registerBackend(NATIVE_BACKEND, () => new QuietCpuBackend(), priority);
+  const cpuKernels = new Map<string, KernelFunc>();
+  for (const config of tfc.getKernelsForBackend('cpu')) {
+    cpuKernels.set(config.kernelName, config.kernelFunc as unknown as KernelFunc);
+    const kernelFunc = profiled(config.kernelName, config.kernelFunc, false);
+    tfc.registerKernel({ ...config, kernelFunc, backendName: NATIVE_BACKEND });
+  }
+  for (const spec of nativeKernelSpecs()) {
+    const fallback = cpuKernels.get(spec.name);
+    if (fallback) tfc.unregisterKernel(spec.name, NATIVE_BACKEND);
+    const func = profiled(spec.name, override(spec, addon, fallback));
+    tfc.registerKernel({
+      kernelName: spec.name,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: func as unknown as tfc.KernelFunc,
+    });
+  }
+  registered = true;
+  return true;
+}
