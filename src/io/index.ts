@@ -13,3 +13,4 @@ export {
 export * from './safetensors.js';
 export * from './hf_folder.js';
 export * from './tokenizer.js';
+export * from './llama2c.js';
