@@ -14,13 +14,7 @@ const MERGE_ATOL = 1e-6;
 
 const opts = { r: 2, loraAlpha: 4, loraDropout: 0, initLoraWeights: true };
 
-function close(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  rtol: number,
-  atol: number,
-  what: string,
-): void {
+function close(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number, what: string): void {
   assert.equal(a.length, b.length, what);
   for (let i = 0; i < a.length; i++) {
     assert.ok(Math.abs(a[i]! - b[i]!) <= atol + rtol * Math.abs(b[i]!), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
