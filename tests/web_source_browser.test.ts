@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as nodeSource from '../src/io/source.js';
 import * as web from '../src/io/source_browser.js';
+import { readFileSync } from 'node:fs';
 import { CheckpointError } from '../src/errors.js';
 
 test('source_browser exports every function of source.ts', () => {
@@ -43,4 +44,28 @@ test('writes need an existing parent and land in the tree for takeFile', async (
   assert.equal(await web.readText('/out/copy.json'), '{"r":8}');
   assert.equal(web.unmount('/out'), 2);
   assert.equal(await web.pathExists('/out/adapter'), false);
+});
+
+/** Names a TypeScript file exports (`export const|function|class|type|interface NAME`). */
+function exportedNames(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const names = [
+    ...text.matchAll(
+      /^export\s+(?:async\s+)?(?:const|function|class|type|interface|let)\s+([A-Za-z_$][\w$]*)/gm,
+    ),
+  ].map((m) => m[1]!);
+  return [...new Set(names)].sort();
+}
+
+test('backend_browser has every export of backend.ts (the web build swaps one for the other)', () => {
+  const node = exportedNames('src/tensor/backend.ts');
+  const browser = new Set(exportedNames('src/tensor/backend_browser.ts'));
+  assert.deepEqual(
+    node.filter((n) => !browser.has(n)),
+    [],
+  );
+  const version = /LOWRANK_VERSION = '([^']+)'/.exec(
+    readFileSync('src/tensor/backend_browser.ts', 'utf8'),
+  )?.[1];
+  assert.equal(version, JSON.parse(readFileSync('package.json', 'utf8')).version);
 });

@@ -1,0 +1,348 @@
+/**
+ * The page: wires the form, charts and buttons to the training worker. All computation happens in
+ * the worker (web/worker.ts); this file only reads inputs, shows results and shows errors in the page.
+ */
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { WorkerClient } from './client.js';
+import { buffersOf, formatFromName, readPicked } from './files.js';
+import type {
+  BackendName,
+  DataSpec,
+  MethodSpec,
+  ModelInfo,
+  ModelSource,
+  TrainSpec,
+  WorkerEvent,
+} from './protocol.js';
+import { sampleText, sampleTsv } from './samples.js';
+import { listModels, loadStoredModel, saveModel } from './storage.js';
+import { adviceFor } from './advice.js';
+import { LossChart } from './ui/loss_chart.js';
+import { RankHeatmap } from './ui/heatmap.js';
+
+const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`page: element #${id} is missing`);
+  return e as T;
+};
+const num = (id: string): number => Number($(id).value);
+
+const worker = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }));
+const lossChart = new LossChart($<HTMLDivElement>('loss-chart'));
+const heatmap = new RankHeatmap($<HTMLDivElement>('heatmap'));
+let modelInfo: ModelInfo | null = null;
+
+/** Shows an error in the page's alert banner (and the console, for developers). */
+function showError(err: unknown): void {
+  const e = err instanceof Error ? err : new Error(String(err));
+  $('error-title').textContent = `${e.name}:`;
+  $('error-message').textContent = e.message;
+  $('error').hidden = false;
+  console.error(e);
+}
+function clearError(): void {
+  $('error').hidden = true;
+}
+$('error-close').addEventListener('click', clearError);
+
+/** Runs an async UI action with errors shown in the page and the button disabled meanwhile. */
+function action(buttonId: string, fn: () => Promise<void>): void {
+  const b = $<HTMLButtonElement>(buttonId);
+  b.addEventListener('click', () => {
+    b.disabled = true;
+    clearError();
+    fn()
+      .catch(showError)
+      .finally(() => (b.disabled = false));
+  });
+}
+
+function setTrainState(state: string): void {
+  const s = $('train-state');
+  s.textContent = state;
+  s.dataset.state = state;
+  const active = state === 'running' || state === 'paused' || state === 'stopping';
+  $<HTMLButtonElement>('train').disabled = active;
+  $<HTMLButtonElement>('pause').disabled = state !== 'running';
+  $<HTMLButtonElement>('resume').disabled = state !== 'paused';
+  $<HTMLButtonElement>('stop').disabled = !(state === 'running' || state === 'paused');
+}
+
+function formatMs(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
+}
+
+function onEvent(e: WorkerEvent): void {
+  if (e.type === 'progress') {
+    lossChart.push(e.step, e.loss);
+    const p = $<HTMLProgressElement>('progress');
+    p.max = e.totalSteps;
+    p.value = e.step;
+    const budget = e.budget !== undefined ? ` · budget ${e.budget}` : '';
+    $('progress-text').textContent =
+      `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(4)} · lr ${e.learningRate.toExponential(2)}` +
+      `${budget} · elapsed ${formatMs(e.elapsedMs)} · ETA ${formatMs(e.etaMs)}`;
+  } else if (e.type === 'ranks') {
+    heatmap.render(e);
+  } else if (e.type === 'trainState') {
+    setTrainState(e.state);
+  } else if (e.type === 'adapters') {
+    const sel = $<HTMLSelectElement>('adapters');
+    const opts = [new Option('(base model)', '')].concat(e.names.map((n) => new Option(n, n)));
+    sel.replaceChildren(...opts);
+    sel.value = e.active ?? '';
+  } else if (e.type === 'log') {
+    console.info(`[worker] ${e.message}`);
+  }
+}
+worker.on(onEvent);
+
+// ---- model -------------------------------------------------------------------------------------
+
+function modelSourceFromForm(): Promise<{ source: ModelSource; name: string; store: boolean }> {
+  const kind = (document.querySelector('input[name="model-kind"]:checked') as HTMLInputElement).value;
+  if (kind === 'demo') {
+    const arch = $<HTMLSelectElement>('demo-arch').value as 'llama' | 'bert';
+    return Promise.resolve({ source: { kind: 'demo', arch, seed: 0 }, name: `demo-${arch}`, store: false });
+  }
+  if (kind === 'folder') {
+    return readPicked($('model-folder').files).then((files) => {
+      if (files.length === 0) throw new Error('pick a Hugging Face model folder first');
+      const name = files[0]!.path.split('/')[0] || 'model';
+      return { source: { kind: 'folder', files }, name, store: true };
+    });
+  }
+  return Promise.all([readPicked($('llama2c-bin').files), readPicked($('llama2c-tok').files)]).then(
+    ([bin, tok]) => {
+      if (bin.length === 0 || tok.length === 0)
+        throw new Error('pick both the llama2.c .bin checkpoint and its tokenizer');
+      return {
+        source: { kind: 'llama2c', checkpoint: bin[0]!, tokenizer: tok[0]! },
+        name: bin[0]!.path,
+        store: true,
+      };
+    },
+  );
+}
+
+function sourceBuffers(s: ModelSource): ArrayBuffer[] {
+  if (s.kind === 'folder') return buffersOf(s.files);
+  if (s.kind === 'llama2c') return buffersOf([s.checkpoint, s.tokenizer]);
+  return [];
+}
+
+async function loadModel(source: ModelSource, name: string, store: boolean): Promise<void> {
+  // Store a copy before the bytes are transferred (transfer empties the page's buffers).
+  if (store)
+    await saveModel(name, source).then(refreshStored, (e) =>
+      console.warn('could not save the model in IndexedDB', e),
+    );
+  const info = await worker.call('loadModel', { source }, sourceBuffers(source));
+  modelInfo = info;
+  $('model-name').textContent = info.name;
+  $('model-info').textContent =
+    `${info.modelType} · ${info.taskType} · ${info.numParameters.toLocaleString()} parameters · ` +
+    `${info.numLayers} layers · vocab ${info.vocabSize} · linear modules: ${info.linearModules.join(', ')}`;
+  $<HTMLSelectElement>('task').value = info.taskType;
+  if (!$('data-text').value.trim() || $('data-text').dataset.sample === 'true') fillSample(info.taskType);
+  heatmap.clear('no AdaLoRA run yet');
+  updateAdvice();
+}
+
+function fillSample(task: string): void {
+  const ta = $<HTMLTextAreaElement>('data-text');
+  ta.value = task === 'SEQ_CLS' ? sampleTsv() : sampleText();
+  ta.dataset.sample = 'true';
+  $<HTMLSelectElement>('data-format').value = task === 'SEQ_CLS' ? 'tsv' : 'text';
+  $<HTMLInputElement>('prompt').value = task === 'SEQ_CLS' ? 'what a lovely song' : 'the cat';
+}
+
+async function refreshStored(): Promise<void> {
+  const names = await listModels();
+  const sel = $<HTMLSelectElement>('stored-models');
+  sel.replaceChildren(new Option('saved in this browser…', ''), ...names.map((n) => new Option(n, n)));
+}
+
+action('load-model', async () => {
+  const { source, name, store } = await modelSourceFromForm();
+  await loadModel(source, name, store);
+});
+action('load-stored', async () => {
+  const name = $<HTMLSelectElement>('stored-models').value;
+  if (!name) throw new Error('choose a saved model first');
+  const rec = await loadStoredModel(name);
+  if (!rec) throw new Error(`no saved model called "${name}"`);
+  await loadModel(rec.source, rec.name, false);
+});
+
+// ---- data --------------------------------------------------------------------------------------
+
+async function takeDataFile(file: File): Promise<void> {
+  const ta = $<HTMLTextAreaElement>('data-text');
+  ta.value = await file.text();
+  ta.dataset.sample = 'false';
+  $<HTMLSelectElement>('data-format').value = formatFromName(file.name);
+}
+$('data-file').addEventListener('change', () => {
+  const f = $('data-file').files?.[0];
+  if (f) takeDataFile(f).catch(showError);
+});
+const drop = $<HTMLDivElement>('drop-zone');
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const f = e.dataTransfer?.files[0];
+  if (f) takeDataFile(f).catch(showError);
+});
+$('data-text').addEventListener('input', () => ($('data-text').dataset.sample = 'false'));
+
+// ---- method ------------------------------------------------------------------------------------
+
+function methodFromForm(): MethodSpec {
+  const targets = $('targets')
+    .value.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return {
+    method: $<HTMLSelectElement>('method').value as MethodSpec['method'],
+    r: num('r'),
+    alpha: num('alpha'),
+    dropout: num('dropout'),
+    targetModules: targets,
+    initR: num('init-r'),
+    tinit: num('tinit'),
+    tfinal: num('tfinal'),
+    deltaT: num('delta-t'),
+    beta1: 0.85,
+    beta2: 0.85,
+    orthRegWeight: num('orth-reg'),
+  };
+}
+
+function updateAdvice(): void {
+  const m = methodFromForm();
+  for (const e of Array.from(document.querySelectorAll<HTMLElement>('.adalora-only')))
+    e.hidden = m.method !== 'adalora';
+  $('advice').textContent = adviceFor(m, num('steps'), modelInfo);
+}
+for (const id of ['method', 'r', 'init-r', 'tinit', 'tfinal', 'delta-t', 'steps'])
+  $(id).addEventListener('input', updateAdvice);
+
+// ---- training ----------------------------------------------------------------------------------
+
+function trainSpecFromForm(): TrainSpec {
+  const data: DataSpec = {
+    format: $<HTMLSelectElement>('data-format').value as DataSpec['format'],
+    content: $<HTMLTextAreaElement>('data-text').value,
+    task: $<HTMLSelectElement>('task').value as DataSpec['task'],
+    textColumn: $('text-column').value.trim(),
+    labelColumn: $('label-column').value.trim(),
+  };
+  return {
+    adapterName: $('adapter-name').value.trim() || 'default',
+    data,
+    method: methodFromForm(),
+    steps: num('steps'),
+    learningRate: num('lr'),
+    batchSize: num('batch'),
+    seqLen: num('seq-len'),
+    seed: num('seed'),
+  };
+}
+
+action('train', async () => {
+  const spec = trainSpecFromForm();
+  lossChart.reset(spec.steps);
+  if (spec.method.method !== 'adalora')
+    heatmap.clear(`${spec.method.method} keeps a fixed rank ${spec.method.r}`);
+  const res = await worker.call('train', { spec });
+  $('progress-text').textContent += res.stopped ? ' · stopped (adapter kept)' : ' · done';
+});
+for (const kind of ['pause', 'resume', 'stop'] as const) {
+  $(kind).addEventListener('click', () => {
+    worker.call(kind, {}).then((r) => setTrainState(r.state), showError);
+  });
+}
+
+// ---- use ---------------------------------------------------------------------------------------
+
+$('adapters').addEventListener('change', () => {
+  const name = $<HTMLSelectElement>('adapters').value || null;
+  worker.call('setAdapter', { name }).catch(showError);
+});
+
+action('run', async () => {
+  const r = await worker.call('probe', {
+    prompt: $<HTMLTextAreaElement>('prompt').value,
+    maxNewTokens: num('max-new'),
+  });
+  $('output').textContent = r.text;
+  const logits = $('probe-logits');
+  logits.dataset.result = JSON.stringify(r);
+  const shown = (r.probs.length > 0 ? r.probs : r.logits).slice(0, 8).map((x) => x.toFixed(4));
+  logits.textContent = `${r.adapter ?? 'base model'} · ${r.probs.length > 0 ? 'probabilities' : 'next-token logits'}: ${shown.join(', ')}${r.logits.length > 8 ? ', …' : ''}`;
+});
+
+function download(name: string, data: BlobPart, type: string): void {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+action('download', async () => {
+  const name = $<HTMLSelectElement>('adapters').value;
+  if (!name) throw new Error('choose an adapter to download (the base model has none)');
+  const files = await worker.call('exportAdapter', { name });
+  download('adapter_config.json', files.config, 'application/json');
+  download(
+    'adapter_model.safetensors',
+    files.safetensors as Uint8Array<ArrayBuffer>,
+    'application/octet-stream',
+  );
+});
+
+$('adapter-folder').addEventListener('change', () => {
+  clearError();
+  readPicked($('adapter-folder').files)
+    .then(async (files) => {
+      if (files.length === 0) return;
+      const name = files[0]!.path.split('/')[0] || 'loaded';
+      await worker.call('loadAdapter', { name, files }, buffersOf(files));
+    })
+    .catch(showError)
+    .finally(() => ($('adapter-folder').value = ''));
+});
+
+// ---- start -------------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  setTrainState('idle');
+  fillSample('CAUSAL_LM');
+  updateAdvice();
+  const want = (new URLSearchParams(location.search).get('backend') ?? 'auto') as BackendName;
+  const wasmPaths = {
+    'tfjs-backend-wasm.wasm': wasmPlain,
+    'tfjs-backend-wasm-simd.wasm': wasmSimd,
+    'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
+  };
+  const r = await worker.call('init', { backend: want, wasmPaths });
+  const b = $('backend');
+  b.textContent = r.backend;
+  b.title = r.tried.map((t) => `${t.name}: ${t.ok ? 'in use' : t.reason}`).join('\n');
+  document.body.dataset.ready = 'true';
+  await refreshStored().catch((e) => console.warn('IndexedDB unavailable', e));
+}
+start().catch(showError);

@@ -1,0 +1,71 @@
+/**
+ * Live training-loss line chart (SVG). `push(step, loss)` appends a point and redraws; the y axis
+ * spans the data seen so far. The points are also kept on the element as `data-losses` (JSON), so
+ * tests and users can read the exact numbers that are drawn.
+ */
+import { el, fmt } from './svg.js';
+
+const W = 520;
+const H = 220;
+const PAD = { left: 48, right: 12, top: 10, bottom: 28 };
+
+export class LossChart {
+  private points: [number, number][] = [];
+  private totalSteps = 1;
+
+  constructor(private readonly host: HTMLElement) {
+    this.draw();
+  }
+
+  /** Clears the chart for a new run of `totalSteps` steps. */
+  reset(totalSteps: number): void {
+    this.points = [];
+    this.totalSteps = Math.max(1, totalSteps);
+    this.draw();
+  }
+
+  /** Adds one (step, loss) point; non-finite losses are drawn as gaps (not plotted). */
+  push(step: number, loss: number): void {
+    this.points.push([step, loss]);
+    this.draw();
+  }
+
+  private draw(): void {
+    const svg = el('svg', {
+      width: W,
+      height: H,
+      viewBox: `0 0 ${W} ${H}`,
+      role: 'img',
+      'aria-label': 'training loss',
+    });
+    const finite = this.points.filter(([, l]) => Number.isFinite(l));
+    const xMax = Math.max(this.totalSteps, ...this.points.map(([s]) => s));
+    let lo = Math.min(...finite.map(([, l]) => l));
+    let hi = Math.max(...finite.map(([, l]) => l));
+    if (finite.length === 0) [lo, hi] = [0, 1];
+    if (hi - lo < 1e-6) [lo, hi] = [lo - 0.5, hi + 0.5];
+    const x = (s: number) => PAD.left + ((W - PAD.left - PAD.right) * s) / xMax;
+    const y = (l: number) => PAD.top + ((H - PAD.top - PAD.bottom) * (hi - l)) / (hi - lo);
+    svg.append(
+      el('line', { x1: PAD.left, y1: H - PAD.bottom, x2: W - PAD.right, y2: H - PAD.bottom, stroke: '#888' }),
+    );
+    svg.append(el('line', { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: H - PAD.bottom, stroke: '#888' }));
+    for (const v of [lo, (lo + hi) / 2, hi]) {
+      svg.append(el('text', { x: PAD.left - 4, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11 }, fmt(v)));
+    }
+    svg.append(
+      el('text', { x: W - PAD.right, y: H - 8, 'text-anchor': 'end', 'font-size': 11 }, `step ${xMax}`),
+    );
+    svg.append(el('text', { x: PAD.left, y: H - 8, 'font-size': 11 }, '0'));
+    const d = finite
+      .map(([s, l], i) => `${i === 0 ? 'M' : 'L'}${x(s).toFixed(1)},${y(l).toFixed(1)}`)
+      .join(' ');
+    if (d) svg.append(el('path', { d, fill: 'none', stroke: '#3d5afe', 'stroke-width': 2 }));
+    const last = finite[finite.length - 1];
+    if (last) svg.append(el('circle', { cx: x(last[0]), cy: y(last[1]), r: 3, fill: '#3d5afe' }));
+    this.host.replaceChildren(svg);
+    this.host.dataset.losses = JSON.stringify(
+      this.points.map(([s, l]) => [s, Number.isFinite(l) ? l : null]),
+    );
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Vite build of the browser page (issue 8). Two library-specific rules on top of a plain build:
+ *
+ * 1. Node-only library modules are swapped for their browser twins, as DESIGN.md §1 prescribes,
+ *    without touching the code that imports them: `src/io/source.ts` (file system) for
+ *    `source_browser.ts` (an in-memory file tree), `src/tensor/backend.ts` (native addon) for
+ *    `backend_browser.ts` (WebGPU → WebGL → WASM).
+ * 2. No Node-only module may reach the bundle: any import of a Node builtin (`node:fs`, `path`, …) is a
+ *    build error that names the importing file, so a leak in any layer is caught at build time.
+ */
+import { builtinModules } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { defineConfig, type Plugin } from 'vite';
+
+const webDir = path.dirname(fileURLToPath(import.meta.url));
+const repoDir = path.dirname(webDir);
+/** Node-only library modules and their browser twins (same exports). */
+const SWAPS = new Map([
+  [path.join(repoDir, 'src', 'io', 'source.ts'), path.join(repoDir, 'src', 'io', 'source_browser.ts')],
+  [
+    path.join(repoDir, 'src', 'tensor', 'backend.ts'),
+    path.join(repoDir, 'src', 'tensor', 'backend_browser.ts'),
+  ],
+]);
+const SWAPPED_NAMES = /(^|\/)(source|backend)(\.js|\.ts)?$/;
+
+/** Node builtins a browser bundle must not import (with and without the `node:` prefix). */
+const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+
+/**
+ * True when the package that holds `importer` maps `builtin` to `false` in its package.json `browser`
+ * field (tfjs, seedrandom): the import is guarded and bundlers replace it with an empty module.
+ */
+function browserFieldDisables(importer: string, builtin: string): boolean {
+  let dir = path.dirname(importer);
+  while (dir.includes(`${path.sep}node_modules${path.sep}`)) {
+    const pkgFile = path.join(dir, 'package.json');
+    if (fs.existsSync(pkgFile)) {
+      const browser = (JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { browser?: unknown }).browser;
+      return (
+        typeof browser === 'object' &&
+        browser !== null &&
+        (browser as Record<string, unknown>)[builtin] === false
+      );
+    }
+    dir = path.dirname(dir);
+  }
+  return false;
+}
+
+/** Swaps io/source for its browser twin and turns any Node builtin import into a build error. */
+export function lowrankBrowser(): Plugin {
+  const leaks: string[] = [];
+  return {
+    name: 'lowrank-browser',
+    enforce: 'pre',
+    async resolveId(source, importer, options) {
+      if (NODE_BUILTINS.has(source)) {
+        const from = importer ? path.relative(repoDir, importer) : '(entry)';
+        if (!(importer && browserFieldDisables(importer, source))) leaks.push(`${from} imports ${source}`);
+        return { id: `\0node-leak:${source}`, moduleSideEffects: false };
+      }
+      if (!importer || !SWAPPED_NAMES.test(source)) return null;
+      const resolved = await this.resolve(source, importer, { ...options, skipSelf: true });
+      return (resolved && SWAPS.get(path.normalize(resolved.id))) ?? null;
+    },
+    load(id) {
+      if (id.startsWith('\0node-leak:')) return 'export default {};';
+      return null;
+    },
+    buildEnd() {
+      if (leaks.length > 0) {
+        const unique = [...new Set(leaks)].sort();
+        this.error(`Node-only imports reached the browser bundle (DESIGN.md §1):\n  ${unique.join('\n  ')}`);
+      }
+    },
+  };
+}
+
+export default defineConfig({
+  root: webDir,
+  base: './',
+  logLevel: 'warn',
+  plugins: [lowrankBrowser()],
+  worker: { format: 'es', plugins: () => [lowrankBrowser()] },
+  build: {
+    outDir: path.join(webDir, 'dist'),
+    emptyOutDir: true,
+    target: 'es2022',
+    chunkSizeWarningLimit: 8000,
+    reportCompressedSize: false,
+    rolldownOptions: { checks: { pluginTimings: false } },
+  },
+  server: { fs: { allow: [repoDir] } },
+});
