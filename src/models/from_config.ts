@@ -72,6 +72,12 @@ export function modelFromConfig(config: HFConfig, opts: FromConfigOptions = {}):
       );
     cfg = withNumLabels(cfg, opts.numLabels);
   }
+  const model = build(modelType, task, cfg);
+  cfg.architectures = [model.architecture]; // cfg is this model's own copy
+  return model;
+}
+
+function build(modelType: ModelType, task: TaskType, cfg: HFConfig): PreTrainedModel {
   switch (`${modelType}:${task}`) {
     case 'bert:SEQ_CLS':
     case 'roberta:SEQ_CLS':

@@ -1,0 +1,139 @@
+/**
+ * Loading and saving whole models: a Hugging Face folder (`config.json` + safetensors) or a llama2.c
+ * `.bin` checkpoint in, a Hugging Face folder out. File formats are io's job; this file picks the class
+ * (from_config.ts) and copies the weights in (weights.ts).
+ */
+import { CheckpointError } from '../errors.js';
+import { initBackend, type BackendName } from '../tensor/backend.js';
+import { manualSeed } from '../nn/init.js';
+import { readHFFolder, writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
+import { readLlama2c } from '../io/llama2c.js';
+import { baseName, isDirectory, pathExists } from '../io/source.js';
+import type { Tensor } from '../tensor/tf.js';
+import type { HFConfig, PreTrainedModel, TaskType } from './base.js';
+import { modelFromConfig } from './from_config.js';
+import { loadWeights, type WeightLoadReport } from './weights.js';
+
+export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
+
+export interface LoadModelOptions {
+  /** Compute backend to select first (default: leave the current one). */
+  backend?: BackendName;
+  /** Head to build; default from `architectures` (a causal-LM checkpoint can be loaded as SEQ_CLS). */
+  task?: TaskType;
+  /** Classes for SEQ_CLS (1 = regression). */
+  numLabels?: number;
+  /** Reseeds the generator (`manualSeed`) before building, which fixes a fresh head's init. */
+  seed?: number;
+}
+
+/** What {@link loadModelWithReport} did. */
+export interface LoadReport extends WeightLoadReport {
+  /** `hf-folder` or `llama2c`. */
+  format: 'hf-folder' | 'llama2c';
+  architecture: string;
+  /** The backend selected by the `backend` option, if one was given. */
+  backend?: string;
+}
+
+/** Checkpoint formats that are pickles: never unpickled (DESIGN.md §1, io/). */
+const PICKLE_NAME = /^(pytorch_model.*\.bin|.*\.(pt|pth|ckpt))$/;
+
+async function readCheckpoint(
+  path: string,
+): Promise<{ config: HFConfig; weights: Map<string, Tensor>; format: LoadReport['format'] }> {
+  if (await isDirectory(path)) {
+    const { config, weights } = await readHFFolder(path);
+    return { config, weights, format: 'hf-folder' };
+  }
+  if (!(await pathExists(path))) {
+    throw new CheckpointError(
+      path,
+      'no such model folder or file',
+      undefined,
+      'pass a Hugging Face folder or a llama2.c .bin',
+    );
+  }
+  if (PICKLE_NAME.test(baseName(path))) {
+    throw new CheckpointError(
+      path,
+      'is a PyTorch pickle, which is never loaded (it can run code)',
+      undefined,
+      'convert it to safetensors in a Hugging Face folder',
+    );
+  }
+  const { config, weights } = await readLlama2c(path);
+  return { config, weights, format: 'llama2c' };
+}
+
+/**
+ * Loads a model with a report of what was new or left out. The model is in eval mode (as after HF
+ * `from_pretrained`); call `train()` to fine-tune. The caller owns the model (`dispose()`).
+ *
+ * @example
+ * const { model, report } = await loadModelWithReport('stories260K.bin', { task: 'SEQ_CLS', numLabels: 2, seed: 1 });
+ * report.newKeys; // ['score.weight']: the classification head starts fresh
+ */
+export async function loadModelWithReport(
+  path: string,
+  opts: LoadModelOptions = {},
+): Promise<{ model: PreTrainedModel; report: LoadReport }> {
+  const backend = opts.backend ? (await initBackend(opts.backend)).backend : undefined;
+  const { config, weights, format } = await readCheckpoint(path);
+  try {
+    if (opts.seed !== undefined) manualSeed(opts.seed);
+    const fromConfig: { task?: TaskType; numLabels?: number } = {};
+    if (opts.task !== undefined) fromConfig.task = opts.task;
+    if (opts.numLabels !== undefined) fromConfig.numLabels = opts.numLabels;
+    const model = modelFromConfig(config, fromConfig);
+    try {
+      // a fresh head is expected when a checkpoint is loaded for another task; a bare encoder may lack a pooler
+      const allowNew =
+        model.taskType === 'SEQ_CLS'
+          ? model.outputModuleNames()
+          : model.taskType === 'FEATURE_EXTRACTION'
+            ? ['pooler']
+            : [];
+      const loaded = loadWeights(model, weights, { allowNew });
+      model.eval();
+      const report: LoadReport = { ...loaded, format, architecture: model.architecture };
+      if (backend !== undefined) report.backend = backend;
+      return { model, report };
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  } finally {
+    weights.forEach((t) => t.dispose());
+  }
+}
+
+/**
+ * Loads a model from a Hugging Face folder or a llama2.c `.bin`, picking the class from `config.json`
+ * (`architectures` / `model_type`) or the llama2.c header, and the head from `task`.
+ *
+ * @example
+ * const lm = await loadModel('../shared/data/models/stories260K/stories260K.bin'); // LlamaForCausalLM
+ * const clf = await loadModel('./my-bert', { task: 'SEQ_CLS', numLabels: 2 });
+ */
+export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<PreTrainedModel> {
+  return (await loadModelWithReport(path, opts)).model;
+}
+
+/**
+ * Writes the model as a Hugging Face folder: `config.json` (with `architectures` set to the model's
+ * class) and `model.safetensors` without tied aliases (as transformers saves them).
+ *
+ * @example
+ * await saveModel(model, './out', { tokenizerFiles: { 'tok512.bin': bytes } });
+ */
+export async function saveModel(
+  model: PreTrainedModel,
+  dir: string,
+  opts: WriteHFFolderOptions = {},
+): Promise<void> {
+  const aliases = new Set(model.tiedParameterNames().map(([, alias]) => alias));
+  const weights = new Map([...model.stateDict()].filter(([k]) => !aliases.has(k)));
+  const config: HFConfig = { ...model.config, architectures: [model.architecture] };
+  await writeHFFolder(dir, config, weights, opts);
+}
