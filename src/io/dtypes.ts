@@ -157,11 +157,6 @@ export function floatToBF16Bits(x: number): number {
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-/** Copies `bytes` into a fresh, aligned buffer (views with odd offsets cannot back a typed array). */
-function aligned(bytes: Uint8Array): ArrayBuffer {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
 function wideIntsToInt32(values: BigInt64Array | BigUint64Array, where: string): Int32Array {
   const out = new Int32Array(values.length);
   for (let i = 0; i < values.length; i++) {
@@ -194,7 +189,8 @@ function u32ToInt32(values: Uint32Array, where: string): Int32Array {
 /**
  * Converts little-endian raw bytes of dtype `d` into the typed array tfjs holds: Float32Array for
  * float dtypes, Int32Array for integers (an error names the first element that does not fit), Uint8Array
- * for BOOL. `where` names the file and tensor in error messages.
+ * for BOOL. `where` names the file and tensor in error messages. With `owned` (the caller hands the bytes
+ * over and will not reuse them) F32/I32/BOOL data are viewed in place instead of copied.
  *
  * @example
  * bytesToTypedArray('F16', new Uint8Array([0x00, 0x3c]), 'a.safetensors: x'); // Float32Array [1]
@@ -203,35 +199,42 @@ export function bytesToTypedArray(
   d: SafeDtype,
   bytes: Uint8Array,
   where: string,
+  owned = false,
 ): Float32Array | Int32Array | Uint8Array {
-  const buf = aligned(bytes);
+  const size = DTYPE_SIZE[d];
+  const inPlace = d === 'F32' || d === 'I32' || d === 'BOOL';
+  // A typed array view needs an offset that is a multiple of its element size; otherwise copy.
+  const src = (inPlace && !owned) || bytes.byteOffset % size !== 0 ? bytes.slice() : bytes;
+  const n = src.byteLength / size;
+  const view = <T>(C: new (b: ArrayBuffer, o: number, n: number) => T): T =>
+    new C(src.buffer as ArrayBuffer, src.byteOffset, n);
   switch (d) {
     case 'F32':
-      return new Float32Array(buf);
+      return view(Float32Array);
     case 'F64':
-      return Float32Array.from(new Float64Array(buf));
+      return Float32Array.from(view(Float64Array));
     case 'F16':
-      return Float32Array.from(new Uint16Array(buf), f16BitsToFloat);
+      return Float32Array.from(view(Uint16Array), f16BitsToFloat);
     case 'BF16':
-      return Float32Array.from(new Uint16Array(buf), bf16BitsToFloat);
+      return Float32Array.from(view(Uint16Array), bf16BitsToFloat);
     case 'I32':
-      return new Int32Array(buf);
+      return view(Int32Array);
     case 'I16':
-      return Int32Array.from(new Int16Array(buf));
+      return Int32Array.from(view(Int16Array));
     case 'I8':
-      return Int32Array.from(new Int8Array(buf));
+      return Int32Array.from(view(Int8Array));
     case 'U16':
-      return Int32Array.from(new Uint16Array(buf));
+      return Int32Array.from(view(Uint16Array));
     case 'U8':
-      return Int32Array.from(new Uint8Array(buf));
+      return Int32Array.from(src);
     case 'U32':
-      return u32ToInt32(new Uint32Array(buf), where);
+      return u32ToInt32(view(Uint32Array), where);
     case 'I64':
-      return wideIntsToInt32(new BigInt64Array(buf), where);
+      return wideIntsToInt32(view(BigInt64Array), where);
     case 'U64':
-      return wideIntsToInt32(new BigUint64Array(buf), where);
+      return wideIntsToInt32(view(BigUint64Array), where);
     case 'BOOL':
-      return new Uint8Array(buf);
+      return src;
   }
 }
 

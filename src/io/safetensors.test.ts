@@ -233,3 +233,20 @@ test('writer rejects data whose length does not match the shape', () => {
     (e: unknown) => e instanceof CheckpointError && /"x"/.test(e.message) && /6 bytes/.test(e.message),
   );
 });
+
+test('decode copies: tensors neither alias the caller’s bytes nor need aligned offsets', () => {
+  const file = encodeSafetensors(
+    new Map<string, SafeTensorInput>([
+      ['h', { dtype: 'F16', shape: [1], data: new Uint16Array([0x3c00]) }],
+      ['w', { dtype: 'F32', shape: [2], data: new Float32Array([1.5, -2]) }],
+    ]),
+  );
+  const shifted = new Uint8Array(file.length + 1);
+  shifted.set(file, 1);
+  const bytes = shifted.subarray(1); // odd byteOffset: no Float32Array view is possible
+  const { tensors } = decodeSafetensors(bytes, 'odd.safetensors');
+  bytes.fill(0);
+  assert.deepEqual(Array.from(tensors.get('w')!.dataSync()), [1.5, -2]);
+  assert.deepEqual(Array.from(tensors.get('h')!.dataSync()), [1]);
+  tensors.forEach((t) => t.dispose());
+});

@@ -130,19 +130,20 @@ export function encodeSafetensors(
 }
 
 /**
- * Builds the tfjs tensor for one raw tensor (float32/int32/bool). The caller owns the result.
+ * Builds the tfjs tensor for one raw tensor (float32/int32/bool). The caller owns the result. With
+ * `owned`, F32/I32/BOOL bytes back the tensor without a copy (pass it only for bytes nobody else uses).
  *
  * @example
  * const t = rawToTensor(raw.get('w')!, 'model.safetensors: w');
  */
-export function rawToTensor(raw: RawTensor, where: string): Tensor {
-  return tf.tensor(bytesToTypedArray(raw.dtype, raw.bytes, where), raw.shape, tfDtypeFor(raw.dtype));
+export function rawToTensor(raw: RawTensor, where: string, owned = false): Tensor {
+  return tf.tensor(bytesToTypedArray(raw.dtype, raw.bytes, where, owned), raw.shape, tfDtypeFor(raw.dtype));
 }
 
-function tensorsFromRaw(raw: Map<string, RawTensor>, file: string): Map<string, Tensor> {
+function tensorsFromRaw(raw: Map<string, RawTensor>, file: string, owned: boolean): Map<string, Tensor> {
   const tensors = new Map<string, Tensor>();
   try {
-    for (const [name, r] of raw) tensors.set(name, rawToTensor(r, `${file}: tensor "${name}"`));
+    for (const [name, r] of raw) tensors.set(name, rawToTensor(r, `${file}: tensor "${name}"`, owned));
   } catch (err) {
     tensors.forEach((t) => t.dispose());
     throw err;
@@ -170,7 +171,7 @@ export function decodeSafetensors(bytes: Uint8Array, fileName: string): Safetens
       bytes: bytes.subarray(header.dataStart + b, header.dataStart + e),
     });
   }
-  return { tensors: tensorsFromRaw(raw, fileName), raw, metadata: header.metadata };
+  return { tensors: tensorsFromRaw(raw, fileName, false), raw, metadata: header.metadata };
 }
 
 /**
@@ -237,7 +238,7 @@ export class SafetensorsReader {
 
   /** Reads one tensor as a tfjs tensor (caller owns it). */
   async readTensor(name: string): Promise<Tensor> {
-    return rawToTensor(await this.readRaw(name), `${this.file.path}: tensor "${name}"`);
+    return rawToTensor(await this.readRaw(name), `${this.file.path}: tensor "${name}"`, true);
   }
 
   /** Releases the file handle. */
@@ -258,7 +259,8 @@ export async function loadSafetensors(path: string): Promise<SafetensorsContent>
   try {
     const raw = new Map<string, RawTensor>();
     for (const name of reader.names()) raw.set(name, await reader.readRaw(name));
-    return { tensors: tensorsFromRaw(raw, path), raw, metadata: reader.metadata };
+    // The bytes were just read for us: F32/I32 tensors view them in place (raw and tensor share memory).
+    return { tensors: tensorsFromRaw(raw, path, true), raw, metadata: reader.metadata };
   } finally {
     await reader.close();
   }
