@@ -37,8 +37,9 @@ export function mergeHeads(x: Tensor): Tensor {
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
   const [b, nKv, t, d] = x.shape as number[];
+  // rank-4 tile: tfjs has no Tile gradient above rank 4
   return tf
-    .tile(x.reshape([b!, nKv!, 1, t!, d!]), [1, 1, nRep, 1, 1]) // [B, nKv, nRep, T, d]
+    .tile(x.reshape([b! * nKv!, 1, t!, d!]), [1, nRep, 1, 1]) // [B·nKv, nRep, T, d]
     .reshape([b!, nKv! * nRep, t!, d!]); // [B, nKv·nRep, T, d]
 }
 

@@ -334,3 +334,52 @@ test('loadWeights: causal-LM weights into a classifier report the new head; pref
   [lm, clf, gpt, gpt2].forEach((m) => m.dispose());
   mask.dispose();
 });
+
+test('training steps: gradients reach every trainable weight, frozen ones get none, tensor count stays flat', () => {
+  for (const [config, task, labels] of [
+    [GPT2, 'CAUSAL_LM', [[3, 4, -100]]],
+    [LLAMA, 'CAUSAL_LM', [[3, 4, 5]]],
+    [BERT, 'SEQ_CLS', [1]],
+    [{ ...LLAMA, pad_token_id: 0 }, 'SEQ_CLS', [0]],
+  ] as const) {
+    manualSeed(14);
+    const model = modelFromConfig(config, { task }).train();
+    const frozen = model
+      .namedParameters()
+      .find(
+        ([n]) =>
+          n.endsWith('.0.mlp.down_proj.weight') ||
+          n.endsWith('layer.0.output.dense.weight') ||
+          n.endsWith('h.0.mlp.c_proj.weight'),
+      );
+    frozen![1].trainable = false;
+    const x = ids([[1, 2, 3]]);
+    const y = tf.tensor(labels as unknown as number[], undefined, 'int32');
+    const trainable = model.trainableParameters().map(([, p]) => p);
+    let before = 0;
+    for (let step = 0; step < 3; step++) {
+      if (step === 1) before = tf.memory().numTensors;
+      const { value, grads } = tf.variableGrads(
+        () => model.forward({ inputIds: x, labels: y }).loss! as tf.Scalar,
+        trainable,
+      );
+      assert.ok(Number.isFinite(value.dataSync()[0]!));
+      assert.ok(!(frozen![1].name in grads), 'frozen parameter got a gradient');
+      const withGrad = Object.keys(grads).length;
+      assert.equal(
+        withGrad,
+        trainable.length,
+        `${model.architecture}: every trainable weight gets a gradient`,
+      );
+      value.dispose();
+      tf.dispose(grads);
+    }
+    assert.equal(
+      tf.memory().numTensors,
+      before,
+      `${model.architecture}: repeated steps do not grow the tensor count`,
+    );
+    [x, y].forEach((t) => t.dispose());
+    model.dispose();
+  }
+});
