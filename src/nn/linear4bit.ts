@@ -126,6 +126,7 @@ export class Linear4bit extends Module implements LinearLike {
     }
     const data = Float32Array.from(w.dataSync() as Float32Array);
     this._quant = quantize4bit(data, [this.outFeatures, this.inFeatures], toQuantOptions(this.options));
+    requantizeListener?.(this);
   }
 
   bytesHeld(): Linear4bitBytes {
@@ -135,6 +136,23 @@ export class Linear4bit extends Module implements LinearLike {
       bias: this.bias ? this.bias.size * 4 : 0,
     };
   }
+}
+
+let requantizeListener: ((layer: Linear4bit) => void) | null = null;
+
+/**
+ * Sets the function called whenever a 4-bit weight is overwritten and re-quantised (a LoRA merge into
+ * it: lossy, PEFT warns). Returns a function restoring the previous listener. tuners/qlora installs a
+ * warning through it (nn/ cannot import the tuners' warning channel).
+ *
+ * @example const restore = onRequantize((l) => console.warn(`re-quantised ${l.outFeatures}×${l.inFeatures}`));
+ */
+export function onRequantize(listener: ((layer: Linear4bit) => void) | null): () => void {
+  const prev = requantizeListener;
+  requantizeListener = listener;
+  return () => {
+    requantizeListener = prev;
+  };
 }
 
 function toQuantOptions(opts: QuantizeOptions): Quantize4bitOptions {
