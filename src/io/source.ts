@@ -141,6 +141,23 @@ export function baseName(path: string): string {
 let tmpCounter = 0;
 
 /**
+ * Makes a rename durable by fsync'ing its directory. Platforms that cannot open a directory for
+ * syncing (Windows: EISDIR/EPERM) keep the rename, which is already atomic; that is the only error ignored.
+ */
+async function syncDir(dir: string): Promise<void> {
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL') throw err;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
  * Writes a file atomically: the data goes to a temporary file in the same directory, is fsync'ed, and
  * is renamed over `path`, so readers see either the old file or the whole new one, never half of it.
  *
@@ -158,6 +175,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await handle.close();
     handle = undefined;
     await fsp.rename(tmp, path);
+    await syncDir(dir);
   } catch (err) {
     if (handle) await handle.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
