@@ -166,6 +166,15 @@ async function refreshStored(): Promise<void> {
   sel.replaceChildren(new Option('saved in this browser…', ''), ...names.map((n) => new Option(n, n)));
 }
 
+for (const [input, kind] of [
+  ['model-folder', 'folder'],
+  ['llama2c-bin', 'llama2c'],
+  ['llama2c-tok', 'llama2c'],
+] as const) {
+  $(input).addEventListener('change', () => {
+    (document.querySelector(`input[name="model-kind"][value="${kind}"]`) as HTMLInputElement).checked = true;
+  });
+}
 action('load-model', async () => {
   const { source, name, store } = await modelSourceFromForm();
   await loadModel(source, name, store);

@@ -91,7 +91,8 @@ export default defineConfig({
     target: 'es2022',
     chunkSizeWarningLimit: 8000,
     reportCompressedSize: false,
-    rolldownOptions: { checks: { pluginTimings: false } },
+    // keepNames: the page shows errors by class name (CheckpointError, …), which minifying would mangle.
+    rolldownOptions: { checks: { pluginTimings: false }, output: { keepNames: true } },
   },
   server: { fs: { allow: [repoDir] } },
 });

@@ -1,0 +1,84 @@
+/**
+ * From the page's method form to a PEFT config, and from an AdaLoRA model to the heatmap's
+ * layer × module rank table.
+ */
+import { AdaLoraConfig } from '../../src/tuners/adalora/config.js';
+import { modulePathOfPatternKey } from '../../src/tuners/adalora/save_load.js';
+import { LoraConfig, type PeftConfig, type PeftModel } from '../../src/tuners/index.js';
+import type { RankSnapshot, TrainSpec } from '../protocol.js';
+
+/**
+ * The PEFT config for a training run. Empty `targetModules` means the model's default targets
+ * (PEFT's per-architecture table). QLoRA is LoRA over the 4-bit base (the caller quantises the base).
+ *
+ * @example
+ * buildAdapter(spec, 'CAUSAL_LM'); // AdaLoraConfig { initR: 8, targetR: 4, totalStep: 40, ... }
+ */
+export function buildAdapter(spec: TrainSpec, taskType: 'CAUSAL_LM' | 'SEQ_CLS'): PeftConfig {
+  const m = spec.method;
+  const common = {
+    taskType,
+    loraAlpha: m.alpha,
+    loraDropout: m.dropout,
+    ...(m.targetModules.length > 0 ? { targetModules: m.targetModules } : {}),
+  };
+  if (m.method === 'adalora') {
+    return new AdaLoraConfig({
+      ...common,
+      initR: m.initR,
+      targetR: m.r,
+      tinit: m.tinit,
+      tfinal: m.tfinal,
+      deltaT: m.deltaT,
+      beta1: m.beta1,
+      beta2: m.beta2,
+      orthRegWeight: m.orthRegWeight,
+      totalStep: spec.steps,
+    });
+  }
+  return new LoraConfig({ ...common, r: m.r, useDora: m.method === 'dora' });
+}
+
+/** `model.layers.3.self_attn.q_proj` → [3, 'q_proj']; null for modules outside numbered layers. */
+function layerAndModule(path: string): [number, string] | null {
+  const m = /(?:^|\.)(?:layers|layer|h)\.(\d+)\.(?:.*\.)?([^.]+)$/.exec(path);
+  return m ? [Number(m[1]), m[2]!] : null;
+}
+
+/**
+ * The current AdaLoRA ranks of adapter `name` as a layer × module table: the allocator's rank
+ * pattern once it has masked, else every adapted matrix at its initial rank.
+ */
+export function rankSnapshotOf(peft: PeftModel, name: string, step: number, initR: number): RankSnapshot {
+  const config = peft.peftConfig.get(name) as AdaLoraConfig | undefined;
+  const pattern = config?.pattern ?? null;
+  const ranks = new Map<string, number>();
+  if (pattern) {
+    for (const [key, mask] of Object.entries(pattern))
+      ranks.set(modulePathOfPatternKey(key, name), mask.filter(Boolean).length);
+  } else {
+    for (const [path, layer] of peft.base_model.tunerLayers()) {
+      if (layer.adapterNames().includes(name)) ranks.set(path, initR);
+    }
+  }
+  const layers = new Set<number>();
+  const modules: string[] = [];
+  const cells = new Map<string, number>();
+  for (const [path, r] of ranks) {
+    const lm = layerAndModule(path);
+    if (!lm) continue;
+    layers.add(lm[0]);
+    if (!modules.includes(lm[1])) modules.push(lm[1]);
+    cells.set(`${lm[0]}:${lm[1]}`, r);
+  }
+  const layerList = [...layers].sort((a, b) => a - b);
+  const table = layerList.map((l) => modules.map((mod) => cells.get(`${l}:${mod}`) ?? 0));
+  return {
+    step,
+    layers: layerList,
+    modules,
+    ranks: table,
+    budget: table.flat().reduce((a, b) => a + b, 0),
+    initR,
+  };
+}

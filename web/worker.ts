@@ -1,0 +1,83 @@
+/**
+ * The training Web Worker: owns the TensorFlow.js backend, the base model and its adapters, and
+ * answers the page's requests (web/protocol.ts). Requests run one at a time, except `pause`,
+ * `resume` and `stop`, which are answered at once while a training run awaits between its steps.
+ */
+/// <reference lib="webworker" />
+import { configureWasmPaths, initBackend } from '../src/tensor/backend_browser.js';
+import { TrainControl } from './train_control.js';
+import { Session } from './engine/session.js';
+import { serializeError, type FromWorker, type Request, type WorkerEvent } from './protocol.js';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+const control = new TrainControl();
+const emit = (e: WorkerEvent): void => self.postMessage(e satisfies FromWorker);
+const session = new Session(emit);
+let queue: Promise<unknown> = Promise.resolve();
+
+control.onChange((state) =>
+  emit({ type: 'trainState', state, adapterName: session.trainingAdapter ?? '', step: session.trainingStep }),
+);
+
+async function handle(req: Request): Promise<unknown> {
+  switch (req.type) {
+    case 'init':
+      configureWasmPaths(req.wasmPaths);
+      return initBackend(req.backend);
+    case 'loadModel':
+      return session.loadModel(req.source);
+    case 'train':
+      return session.train(req.spec, control);
+    case 'probe':
+      return session.probe(req.prompt, req.maxNewTokens);
+    case 'setAdapter':
+      return session.setAdapter(req.name);
+    case 'deleteAdapter':
+      return session.deleteAdapter(req.name);
+    case 'exportAdapter':
+      return session.exportAdapter(req.name);
+    case 'loadAdapter':
+      return session.loadAdapter(req.name, req.files);
+    case 'pause':
+      return { state: control.pause() };
+    case 'resume':
+      return { state: control.resume() };
+    case 'stop':
+      return { state: control.stop() };
+  }
+}
+
+function reply(id: number, run: () => Promise<unknown>): Promise<void> {
+  return run().then(
+    (result) => {
+      const transfer =
+        result && typeof result === 'object' && 'safetensors' in result
+          ? [(result as { safetensors: Uint8Array }).safetensors.buffer as ArrayBuffer]
+          : [];
+      self.postMessage({ type: 'done', id, result } satisfies FromWorker, transfer);
+    },
+    (err: unknown) =>
+      self.postMessage({ type: 'error', id, error: serializeError(err) } satisfies FromWorker),
+  );
+}
+
+self.onmessage = (ev: MessageEvent<Request>) => {
+  const req = ev.data;
+  if (req.type === 'pause' || req.type === 'resume' || req.type === 'stop') {
+    void reply(req.id, () => handle(req));
+    return;
+  }
+  if (req.type === 'probe' && control.state === 'paused') {
+    // The run waits at a step boundary: the adapter is consistent and can be tried out meanwhile.
+    void reply(req.id, () => handle(req));
+    return;
+  }
+  if (control.active()) {
+    const busy = new Error(`cannot ${req.type} while training runs: pause and stop it first`);
+    busy.name = 'BusyError';
+    void reply(req.id, () => Promise.reject(busy));
+    return;
+  }
+  queue = queue.then(() => reply(req.id, () => handle(req)));
+};
