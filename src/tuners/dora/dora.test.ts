@@ -37,11 +37,13 @@ function magnitude(layer: LoraLinear, adapter = 'default'): DoraMagnitude {
 /** A DoRA layer holding the reference case's tensors. */
 function build(c: any): { layer: LoraLinear; x: Tensor } {
   const base = new Linear(c.in, c.out, { fanInFanOut: c.fanInFanOut });
-  base.weight.assign(tf.tensor(c.weight, c.weightShape));
-  base.bias!.assign(tf.tensor1d(c.bias));
   const layer = new LoraLinear(base, 'default', { r: c.r, loraAlpha: c.alpha, useDora: true });
-  layer.lora_A.get('default')!.weight.assign(tf.tensor(c.A, [c.r, c.in]));
-  layer.lora_B.get('default')!.weight.assign(tf.tensor(c.B, [c.out, c.r]));
+  tf.tidy(() => {
+    base.weight.assign(tf.tensor(c.weight, c.weightShape));
+    base.bias!.assign(tf.tensor1d(c.bias));
+    layer.lora_A.get('default')!.weight.assign(tf.tensor(c.A, [c.r, c.in]));
+    layer.lora_B.get('default')!.weight.assign(tf.tensor(c.B, [c.out, c.r]));
+  });
   // re-run the variant init now that B ≠ 0: m = ‖W + s·BA‖ (what the reference computes)
   layer.variants.get('default')!.init(layer, 'default');
   return { layer, x: tf.tensor(c.x, [4, c.in]) };
@@ -49,11 +51,11 @@ function build(c: any): { layer: LoraLinear; x: Tensor } {
 
 for (const c of ref.cases) {
   test(`DoRA vs python3-torch reference (fanInFanOut=${c.fanInFanOut}): init, forward, grads, merge, unmerge`, async () => {
-    const { layer, x } = tf.tidy(() => build(c));
+    const { layer, x } = build(c);
     layer.eval();
     const m = magnitude(layer);
     close(m.weight.dataSync(), c.magnitudeInit, 'magnitude init');
-    m.weight.assign(tf.tensor1d(c.magnitude));
+    tf.tidy(() => m.weight.assign(tf.tensor1d(c.magnitude)));
     await assertNoLeak(() => {
       close(
         tf.tidy(() => layer.forward(x).dataSync()),
@@ -123,7 +125,7 @@ test('DoRA with dropout in training uses x·Wᵀ on the dropped-out input (PEFT 
   const base = new Linear(10, 4);
   const layer = new LoraLinear(base, 'default', { r: 2, loraAlpha: 2, loraDropout: 0.5, useDora: true });
   tf.tidy(() => layer.lora_B.get('default')!.weight.assign(tf.randomNormal([4, 2], 0, 0.3, 'float32', 2)));
-  magnitude(layer).weight.assign(tf.tensor1d([1, 2, 0.5, 1.5]));
+  tf.tidy(() => magnitude(layer).weight.assign(tf.tensor1d([1, 2, 0.5, 1.5])));
   const x = tf.randomNormal([3, 10], 0, 1, 'float32', 3);
   layer.train();
   manualSeed(99);
