@@ -6,3 +6,4 @@ export * from './errors.js';
 export { tf } from './tensor/tf.js';
 export * from './nn/index.js';
 export * from './models/base.js';
+export * from './tuners/index.js';

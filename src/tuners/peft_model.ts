@@ -1,0 +1,306 @@
+/**
+ * `PeftModel` and `getPeftModel` (PEFT peft_model.py; DESIGN.md §3): a model plus a tuner, with PEFT's
+ * names in camelCase. The tuner is the child `base_model` and the wrapped model its child `model`, so
+ * parameter names are PEFT's `base_model.model.<path>`. Adapter files: PEFT-SPEC §5.
+ *
+ * The tuner class comes from the registry (`registry.ts`) by `config.peftType`; PeftModel imports no
+ * tuner. `trainableParameters()` (from Module) lists `[name, Variable]` with PEFT names
+ * (`base_model.model.…lora_A.default.weight`). Methods only some tuners have (`updateAndAllocate`, AdaLoRA) are delegated when present.
+ *
+ * @example
+ * const peft = getPeftModel(model, new LoraConfig({ r: 8, targetModules: ['q_proj', 'v_proj'] }));
+ * peft.printTrainableParameters();
+ * await peft.savePretrained('out/adapter');
+ * const again = await PeftModel.fromPretrained(freshModel, 'out/adapter');
+ */
+import type { Tensor } from '../tensor/tf.js';
+import { Module } from '../nn/module.js';
+import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
+import { ConfigError } from '../errors.js';
+import { disposeAll } from '../tensor/memory.js';
+import { PEFT_COMPAT_VERSION, configFromJson, type PeftConfig } from './base/config.js';
+import { pyJsonParse } from './base/py_json.js';
+import type { BaseTuner, TunerConfig } from './base/tuner.js';
+import type { MergeOptions } from './base/layer.js';
+import { tunerWarn } from './base/warnings.js';
+import {
+  adapterDir,
+  readAdapterConfigText,
+  readAdapterWeights,
+  writeAdapterFolder,
+} from './base/adapter_files.js';
+import { getTuner } from './registry.js';
+
+/** Options of {@link PeftModel.fromPretrained} and {@link PeftModel.loadAdapter}. */
+export interface LoadAdapterOptions {
+  adapterName?: string;
+  /** Load for further training (default false: inference mode, adapter frozen). */
+  isTrainable?: boolean;
+}
+
+/** Options of {@link PeftModel.savePretrained}. */
+export interface SavePretrainedOptions {
+  /** Adapters to save (default: all). */
+  selectedAdapters?: string[];
+}
+
+/** PEFT adds the classification heads to `modules_to_save` for SEQ_CLS (peft_model.py 1793-1799); without duplicates here. */
+const SEQ_CLS_HEADS = ['classifier', 'score'];
+
+function prepareConfig(config: PeftConfig): void {
+  const c = config as PeftConfig & { modulesToSave?: string[] | null };
+  if (config.taskType === 'SEQ_CLS' && 'modulesToSave' in c) {
+    const list = [...(c.modulesToSave ?? [])];
+    for (const h of SEQ_CLS_HEADS) if (!list.includes(h)) list.push(h);
+    c.modulesToSave = list;
+  }
+}
+
+export class PeftModel extends Module {
+  declare base_model: BaseTuner<TunerConfig>;
+
+  /** Wraps `model` with a new adapter (see {@link getPeftModel}). */
+  constructor(model: Module, config: PeftConfig, adapterName = 'default') {
+    super();
+    const entry = getTuner(config.peftType);
+    const peftType = config.peftType;
+    const className = config.constructor.name;
+    if (!(config instanceof entry.configClass)) {
+      throw new ConfigError(
+        'getPeftModel',
+        `config is not a ${entry.configClass.name} although its peftType is ${peftType}`,
+        className,
+        `build it with new ${entry.configClass.name}(...)`,
+      );
+    }
+    prepareConfig(config);
+    this.registerModule('base_model', new entry.modelClass(model));
+    this.base_model.addAdapter(adapterName, config as TunerConfig);
+  }
+
+  /** The wrapped model (PEFT `get_base_model()`). */
+  getBaseModel(): Module {
+    return this.base_model.model;
+  }
+
+  /** Config per adapter name. */
+  get peftConfig(): Map<string, TunerConfig> {
+    return this.base_model.peftConfig;
+  }
+
+  get activeAdapters(): string[] {
+    return [...this.base_model.activeAdapters];
+  }
+
+  get activeAdapter(): string {
+    return this.base_model.activeAdapter;
+  }
+
+  /** Runs the model with the active adapters. */
+  forward(inputs: ModelInputs): ModelOutput {
+    return this.base_model.forward(inputs);
+  }
+
+  /** PEFT `get_nb_trainable_parameters`: counts over `named_parameters()` (tied tensors once). */
+  getNbTrainableParameters(): { trainable: number; all: number } {
+    let trainable = 0;
+    let all = 0;
+    for (const [, p] of this.namedParameters()) {
+      all += p.size;
+      if (p.trainable) trainable += p.size;
+    }
+    return { trainable, all };
+  }
+
+  /** PEFT's line, e.g. `trainable params: 294,912 || all params: 124,734,720 || trainable%: 0.2364`. */
+  trainableParametersSummary(): string {
+    const { trainable, all } = this.getNbTrainableParameters();
+    const pct = all === 0 ? 0 : (100 * trainable) / all;
+    return `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${pct.toFixed(4)}`;
+  }
+
+  /** Prints {@link trainableParametersSummary} (PEFT `print_trainable_parameters`). */
+  printTrainableParameters(): void {
+    console.log(this.trainableParametersSummary());
+  }
+
+  /** Adds another adapter (inactive until `setAdapter`). */
+  addAdapter(adapterName: string, config: PeftConfig): void {
+    if (config.peftType !== this.peftConfig.values().next().value?.peftType) {
+      throw new ConfigError(
+        'addAdapter',
+        'all adapters of one PeftModel must have the same peftType',
+        config.peftType,
+        'create a separate PeftModel for another tuner type',
+      );
+    }
+    prepareConfig(config);
+    this.base_model.addAdapter(adapterName, config as TunerConfig);
+  }
+
+  setAdapter(adapterName: string | string[]): void {
+    this.base_model.setAdapter(adapterName);
+  }
+
+  deleteAdapter(adapterName: string): void {
+    this.base_model.deleteAdapter(adapterName);
+  }
+
+  merge(opts: MergeOptions = {}): void {
+    this.base_model.merge(opts);
+  }
+
+  unmerge(): void {
+    this.base_model.unmerge();
+  }
+
+  /** Merges the active adapters into the base weights and returns the plain model. */
+  mergeAndUnload(opts: MergeOptions = {}): Module {
+    return this.base_model.mergeAndUnload(opts);
+  }
+
+  /** Removes the adapters without merging; returns the original model. */
+  unload(): Module {
+    return this.base_model.mergeAndUnload({ merge: false });
+  }
+
+  /**
+   * Runs `fn` with every adapter switched off (PEFT `disable_adapter()` context); re-enables after,
+   * also when `fn` throws or its promise rejects.
+   *
+   * @example const baseLogits = peft.withAdapterDisabled(() => peft.forward(inputs).logits);
+   */
+  withAdapterDisabled<T>(fn: () => T): T {
+    this.base_model.enableAdapterLayers(false);
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.base_model.enableAdapterLayers(true);
+      throw e;
+    }
+    if (result instanceof Promise) {
+      return result.finally(() => this.base_model.enableAdapterLayers(true)) as T;
+    }
+    this.base_model.enableAdapterLayers(true);
+    return result;
+  }
+
+  /**
+   * AdaLoRA's rank allocation step (PEFT-SPEC §3.5); call once per optimizer step after the update.
+   * Only tuners that implement it (AdaLoRA) accept it.
+   */
+  updateAndAllocate(globalStep: number, grads?: Map<string, Tensor>): void {
+    const t = this.base_model as unknown as {
+      updateAndAllocate?: (s: number, g?: Map<string, Tensor>) => void;
+    };
+    if (typeof t.updateAndAllocate !== 'function') {
+      throw new ConfigError(
+        'updateAndAllocate',
+        `is AdaLoRA's rank allocation step and this model's tuner (${this.base_model.constructor.name}) has none`,
+        globalStep,
+        'call it only on AdaLoRA models (peftType "ADALORA")',
+      );
+    }
+    t.updateAndAllocate(globalStep, grads);
+  }
+
+  /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2). */
+  protected configForSave(adapter: string): PeftConfig {
+    const cfg = this.base_model.requireConfig(adapter);
+    const model = this.getBaseModel();
+    const pre = model instanceof PreTrainedModel ? model : null;
+    const nameOrPath = (pre?.config as Record<string, unknown> | undefined)?.['_name_or_path'];
+    const overrides: Record<string, unknown> = {
+      inferenceMode: true,
+      peftVersion: PEFT_COMPAT_VERSION,
+      baseModelNameOrPath:
+        cfg.baseModelNameOrPath ?? (typeof nameOrPath === 'string' && nameOrPath ? nameOrPath : null),
+    };
+    if (cfg.taskType === null) {
+      overrides['autoMapping'] = pre
+        ? {
+            base_model_class: pre.architecture,
+            parent_library: `transformers.models.${pre.modelType}.modeling_${pre.modelType}`,
+          }
+        : { base_model_class: model.constructor.name, parent_library: 'lowrank' };
+    }
+    return cfg.clone(overrides);
+  }
+
+  /**
+   * Writes every (or the selected) adapter as a PEFT folder: `dir` for "default", `dir/<name>` for
+   * others; atomic writes.
+   */
+  async savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
+    const names = opts.selectedAdapters ?? [...this.peftConfig.keys()];
+    for (const name of names) {
+      const tensors = this.base_model.adapterStateDictForSave(name);
+      try {
+        await writeAdapterFolder(adapterDir(dir, name), this.configForSave(name).toJsonString(), tensors);
+      } finally {
+        disposeAll(tensors);
+      }
+    }
+  }
+
+  /**
+   * Loads a PEFT adapter folder into `model` (PEFT `PeftModel.from_pretrained`).
+   * @example const peft = await PeftModel.fromPretrained(model, 'out/adapter', { isTrainable: true });
+   */
+  static async fromPretrained(model: Module, dir: string, opts: LoadAdapterOptions = {}): Promise<PeftModel> {
+    const name = opts.adapterName ?? 'default';
+    const config = await readConfig(dir, opts.isTrainable ?? false);
+    const weights = await readAdapterWeights(dir);
+    try {
+      const peft = new PeftModel(model, config, name);
+      peft.base_model.loadAdapterStateDict(name, weights);
+      return peft;
+    } finally {
+      disposeAll(weights);
+    }
+  }
+
+  /** Loads another adapter folder into this model under `adapterName` (PEFT `load_adapter`). */
+  async loadAdapter(
+    dir: string,
+    adapterName: string,
+    opts: Omit<LoadAdapterOptions, 'adapterName'> = {},
+  ): Promise<void> {
+    const config = await readConfig(dir, opts.isTrainable ?? false);
+    const weights = await readAdapterWeights(dir);
+    try {
+      this.addAdapter(adapterName, config);
+      try {
+        this.base_model.loadAdapterStateDict(adapterName, weights);
+      } catch (e) {
+        this.base_model.deleteAdapter(adapterName);
+        throw e;
+      }
+    } finally {
+      disposeAll(weights);
+    }
+  }
+}
+
+/** Reads and builds the config of an adapter folder; unknown keys warn (PEFT drops them too). */
+async function readConfig(dir: string, isTrainable: boolean): Promise<PeftConfig> {
+  const text = await readAdapterConfigText(dir);
+  const raw = pyJsonParse(text) as { peft_type?: unknown };
+  const entry = getTuner(String(raw.peft_type ?? 'LORA'));
+  const { config, unknownKeys } = configFromJson(entry.configClass, text);
+  if (unknownKeys.length)
+    tunerWarn(
+      `${dir}/adapter_config.json: ignoring keys this version does not know: ${unknownKeys.join(', ')}`,
+    );
+  config.inferenceMode = !isTrainable;
+  return config;
+}
+
+/**
+ * Wraps `model` with a new adapter described by `config` (PEFT `get_peft_model`).
+ * @example const peft = getPeftModel(model, new LoraConfig({ targetModules: ['query', 'value'] }));
+ */
+export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel {
+  return new PeftModel(model, config, adapterName);
+}
