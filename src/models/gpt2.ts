@@ -1,7 +1,7 @@
 /**
  * GPT-2 with Hugging Face module paths (`transformer.h.{i}.attn.c_attn`, …). The Conv1D weights are
  * stored [in, out] exactly as in the checkpoint (`Linear` with `fanInFanOut`), so nothing is transposed
- * on load. `lm_head` shares `transformer.wte.weight`.
+ * on load. `lm_head` shares `transformer.wte.weight` (unless `tie_word_embeddings` is false).
  *
  * Dropout: `embd_pdrop` and `resid_pdrop` are applied in training as in HF; `attn_pdrop` (on the
  * attention probabilities) is not, because the shared `attention` op has no dropout input.
@@ -218,13 +218,15 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   readonly modelType = 'gpt2' as const;
   readonly taskType = 'CAUSAL_LM' as const;
   readonly architecture = 'GPT2LMHeadModel';
+  readonly tied: boolean;
 
   constructor(readonly config: HFConfig) {
     super();
     const dims = gpt2Dims(config);
     const trunk = this.registerModule('transformer', new GPT2Model(dims));
     const head = this.registerModule('lm_head', new Linear(dims.hidden, dims.vocabSize, { bias: false }));
-    head.registerParameter('weight', (trunk.wte as Embedding).weight); // tied, as HF GPT-2 always is
+    this.tied = new ConfigReader(config, 'GPT2Config').bool('tie_word_embeddings', true); // HF default: tied
+    if (this.tied) head.registerParameter('weight', (trunk.wte as Embedding).weight);
   }
 
   forward(inputs: ModelInputs): ModelOutput {
@@ -243,7 +245,7 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   }
 
   override tiedParameterNames(): [string, string][] {
-    return [['transformer.wte.weight', 'lm_head.weight']];
+    return this.tied ? [['transformer.wte.weight', 'lm_head.weight']] : [];
   }
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, NotSupportedError } from '../errors.js';
 import type { HFConfig, ModelInputs, PreTrainedModel } from './base.js';
 import { modelFromConfig } from './from_config.js';
 import { loadModel, loadModelWithReport, saveModel } from './load.js';
@@ -142,6 +142,7 @@ test('pickles and missing paths are refused with a CheckpointError', async () =>
     writeFileSync(pickle, 'not really a pickle');
     await assert.rejects(loadModel(pickle), CheckpointError);
     await assert.rejects(loadModel(join(dir, 'absent')), CheckpointError);
+    await assert.rejects(loadModel(join(dir, 'absent'), { dtype: 'float16' }), NotSupportedError);
     const leak = constructionLeak(TINY.llama!);
     const tensorsBefore = tf.memory().numTensors + 2 * leak; // clf below and the model of the failed load
     // a causal LM without its (untied) lm_head in the file cannot be loaded as a causal LM

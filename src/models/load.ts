@@ -3,7 +3,7 @@
  * `.bin` checkpoint in, a Hugging Face folder out. File formats are io's job; this file picks the class
  * (from_config.ts) and copies the weights in (weights.ts).
  */
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, NotSupportedError } from '../errors.js';
 import { initBackend, type BackendName } from '../tensor/backend.js';
 import { manualSeed } from '../nn/init.js';
 import { readHFFolder, writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
@@ -23,6 +23,8 @@ export interface LoadModelOptions {
   task?: TaskType;
   /** Classes for SEQ_CLS (1 = regression). */
   numLabels?: number;
+  /** Parameter dtype; only float32 is implemented (weights of any float dtype are widened to it). */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
   /** Reseeds the generator (`manualSeed`) before building, which fixes a fresh head's init. */
   seed?: number;
 }
@@ -78,6 +80,9 @@ export async function loadModelWithReport(
   path: string,
   opts: LoadModelOptions = {},
 ): Promise<{ model: PreTrainedModel; report: LoadReport }> {
+  if (opts.dtype !== undefined && opts.dtype !== 'float32') {
+    throw new NotSupportedError('loadModel.dtype', `dtype "${opts.dtype}"`, 'use float32 (the default)');
+  }
   const backend = opts.backend ? (await initBackend(opts.backend)).backend : undefined;
   const { config, weights, format } = await readCheckpoint(path);
   try {

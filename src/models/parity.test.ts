@@ -79,7 +79,11 @@ function checkModel(
     assert.deepEqual(out.logits.shape, c.logits_shape);
     const diff = maxAbsDiff(out.logits.dataSync(), c.logits);
     assert.ok(diff < LOGIT_ATOL, `${model.architecture} logits differ by ${diff}`);
-    assert.ok(Math.abs(out.loss!.dataSync()[0]! - c.loss) < LOGIT_ATOL, `${model.architecture} loss`);
+    const loss = out.loss!.dataSync()[0]!;
+    assert.ok(
+      Math.abs(loss - c.loss) < LOGIT_ATOL,
+      `${model.architecture} loss ${loss} vs reference ${c.loss}`,
+    );
     out.logits.dispose();
     out.loss!.dispose();
     assert.equal(tf.memory().numTensors, before, 'forward leaves only its outputs');
