@@ -9,8 +9,8 @@
 namespace lowrank {
 
 // Element count above which a loop is split across OpenMP threads; below it the fork/join cost
-// (a few microseconds) outweighs the work.
-constexpr int64_t kParallelGrain = 1 << 15;
+// (microseconds with passive, sleeping workers: see OMP_WAIT_POLICY in addon.ts) outweighs the work.
+constexpr int64_t kParallelGrain = 1 << 16;
 
 struct Raw {
   void* data;

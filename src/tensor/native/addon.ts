@@ -131,6 +131,10 @@ export function loadAddon(): NativeAddon | null {
     loadError = `${ADDON_RELATIVE} not built (needs g++, make, python3 and libopenblas-dev; then npm rebuild lowrank)`;
     return (cached = null);
   }
+  // libgomp reads these when the addon is loaded. Its default (spin ~300k iterations before
+  // sleeping) is ruinous on a shared or oversubscribed machine: measured here under load, a 2-layer
+  // encoder forward took 4.8 s with spinning workers and 0.9 s with passive ones.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     cached = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (e) {

@@ -2,6 +2,7 @@
  * Elementwise kernels: binary ops with full broadcasting, comparisons, unary math, Select, Cast.
  * Codes match the enums in native/src/elementwise.cc.
  */
+import { alloc, allocF32 } from './kernel.js';
 import { broadcast_util } from '@tensorflow/tfjs';
 import {
   elemBytes,
@@ -43,7 +44,7 @@ function binary(name: string, op: number, compare: boolean): NativeKernelSpec {
       if (!isF32(backend, a) || !isF32(backend, b)) return null;
       const shape = broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const n = sizeOf(shape);
-      const out = compare ? new Uint8Array(n) : new Float32Array(n);
+      const out = alloc(backend, compare ? 'bool' : 'float32', n) as Float32Array | Uint8Array;
       if (n > 0) {
         const c = collapse(shape, [broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)]);
         addon.binary(
@@ -100,7 +101,7 @@ function unary(name: string, op: number, params: Params): NativeKernelSpec {
     run: ({ inputs, backend, attrs }: KernelArgs, addon: NativeAddon) => {
       const x = inputs.x!;
       if (!isF32(backend, x)) return null;
-      const out = new Float32Array(sizeOf(x.shape));
+      const out = allocF32(backend, sizeOf(x.shape));
       const [p, q] = params(attrs);
       addon.unary(op, f32(backend, x), out, p, q);
       return output(backend, [...x.shape], 'float32', out);
@@ -117,7 +118,7 @@ const select: NativeKernelSpec = {
     const n = sizeOf(t.shape);
     const cn = sizeOf(condition.shape);
     if (cn === 0 || n % cn !== 0) return null;
-    const out = new Float32Array(n);
+    const out = allocF32(backend, n);
     addon.select(vals(backend, condition) as Uint8Array, f32(backend, t), f32(backend, e), out, n / cn);
     return output(backend, [...t.shape], 'float32', out);
   },
@@ -136,7 +137,7 @@ const cast: NativeKernelSpec = {
     if (from === undefined || toCode === undefined || from === toCode || elemBytes(backend, x) === 0)
       return null;
     const n = sizeOf(x.shape);
-    const out = toCode === 0 ? new Float32Array(n) : toCode === 1 ? new Int32Array(n) : new Uint8Array(n);
+    const out = alloc(backend, to, n);
     addon.cast(vals(backend, x), out, from, toCode);
     return output(backend, [...x.shape], to, out);
   },

@@ -3,7 +3,7 @@
  * `tf.engine().runKernel` when the active backend is `native`; the ops wrap them in `customGrad`
  * with the matching *Grad kernel. Other backends never see these names (the ops compose tfjs ops).
  */
-import { f32, isF32, output, vals, type NativeKernelSpec, type TensorInfo } from './kernel.js';
+import { allocF32, f32, isF32, output, vals, type NativeKernelSpec, type TensorInfo } from './kernel.js';
 import { sizeOf } from './shape.js';
 
 export const FUSED = {
@@ -26,9 +26,9 @@ const norm: NativeKernelSpec = {
   run: ({ inputs, backend, attrs }, addon) => {
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta?: TensorInfo };
     const [rows, cols] = rowsCols(x);
-    const y = new Float32Array(rows * cols);
-    const mean = new Float32Array(rows);
-    const rstd = new Float32Array(rows);
+    const y = allocF32(backend, rows * cols);
+    const mean = allocF32(backend, rows);
+    const rstd = allocF32(backend, rows);
     const b = beta ? f32(backend, beta) : null;
     addon.normForward(
       f32(backend, x),
@@ -56,9 +56,9 @@ const normGrad: NativeKernelSpec = {
   run: ({ inputs, backend, attrs }, addon) => {
     const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
     const [rows, cols] = rowsCols(x!);
-    const dx = new Float32Array(rows * cols);
-    const dg = new Float32Array(cols);
-    const db = attrs?.hasBeta === true ? new Float32Array(cols) : null;
+    const dx = allocF32(backend, rows * cols);
+    const dg = allocF32(backend, cols);
+    const db = attrs?.hasBeta === true ? allocF32(backend, cols) : null;
     addon.normBackward(
       f32(backend, dy!),
       f32(backend, x!),
@@ -83,7 +83,7 @@ const gelu: NativeKernelSpec = {
   name: FUSED.gelu,
   run: ({ inputs, backend, attrs }, addon) => {
     const x = inputs.x!;
-    const out = new Float32Array(sizeOf(x.shape));
+    const out = allocF32(backend, sizeOf(x.shape));
     addon.gelu(f32(backend, x), out, null, attrs?.tanh === true);
     return output(backend, [...x.shape], 'float32', out);
   },
@@ -93,7 +93,7 @@ const geluGrad: NativeKernelSpec = {
   name: FUSED.geluGrad,
   run: ({ inputs, backend, attrs }, addon) => {
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-    const out = new Float32Array(sizeOf(x.shape));
+    const out = allocF32(backend, sizeOf(x.shape));
     addon.gelu(f32(backend, x), out, f32(backend, dy), attrs?.tanh === true);
     return output(backend, [...x.shape], 'float32', out);
   },
@@ -108,7 +108,7 @@ const crossEntropy: NativeKernelSpec = {
   run: ({ inputs, backend, attrs }, addon) => {
     const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
     const [rows, cols] = rowsCols(logits);
-    const probs = new Float32Array(rows * cols);
+    const probs = allocF32(backend, rows * cols);
     const [sum, count] = addon.crossEntropy(
       f32(backend, logits),
       vals(backend, labels) as Int32Array,
@@ -132,7 +132,7 @@ const crossEntropyGrad: NativeKernelSpec = {
     const { probs, labels, dy, count } = inputs as Record<string, TensorInfo>;
     const [rows, cols] = rowsCols(probs!);
     const scale = f32(backend, dy!)[0]! / Math.max(f32(backend, count!)[0]!, 1);
-    const out = new Float32Array(rows * cols);
+    const out = allocF32(backend, rows * cols);
     addon.crossEntropyGrad(
       f32(backend, probs!),
       vals(backend, labels!) as Int32Array,

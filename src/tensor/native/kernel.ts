@@ -7,6 +7,7 @@
 import type * as tfc from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
+import type { BufferPool } from './pool.js';
 
 export type TensorInfo = tfc.TensorInfo;
 export type Values = Float32Array | Int32Array | Uint8Array;
@@ -47,11 +48,23 @@ export function elemBytes(backend: MathBackendCPU, t: TensorInfo): 0 | 1 | 4 {
   return 0;
 }
 
-/** A zeroed TypedArray matching `dtype` (float32 / int32 / bool). */
-export function alloc(dtype: string, n: number): Values {
-  if (dtype === 'int32') return new Int32Array(n);
-  if (dtype === 'bool') return new Uint8Array(n);
-  return new Float32Array(n);
+interface Pooled {
+  pool?: BufferPool;
+}
+
+/**
+ * An output array for a tensor of `dtype` from the backend's recycling pool: contents are
+ * arbitrary, the kernel must write every element. Only for arrays that become tensor data.
+ */
+export function alloc(backend: MathBackendCPU, dtype: string, n: number): Values {
+  const pool = (backend as unknown as Pooled).pool;
+  const ctor = dtype === 'int32' ? Int32Array : dtype === 'bool' ? Uint8Array : Float32Array;
+  return pool ? pool.take(ctor, n) : new ctor(n);
+}
+
+/** {@link alloc} for float32. */
+export function allocF32(backend: MathBackendCPU, n: number): Float32Array {
+  return alloc(backend, 'float32', n) as Float32Array;
 }
 
 /** Registers `values` as a new tensor of the backend (ownership passes to tfjs). */

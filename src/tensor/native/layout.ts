@@ -3,6 +3,7 @@
  * BroadcastTo; plus GatherV2 and UnsortedSegmentSum. Each works on 4-byte (float32/int32) and
  * bool data; anything else returns null and runs on the cpu kernel.
  */
+import { allocF32 } from './kernel.js';
 import { slice_util } from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.js';
 import type { NativeAddon } from './addon.js';
@@ -45,7 +46,7 @@ const transpose: NativeKernelSpec = {
     const perm = attrs?.perm as number[];
     const shape = perm.map((p) => x.shape[p]!);
     const src = stridesOf(x.shape);
-    const out = alloc(x.dtype, sizeOf(shape));
+    const out = alloc(backend, x.dtype, sizeOf(shape));
     copyBox(
       addon,
       vals(backend, x),
@@ -70,7 +71,7 @@ const slice: NativeKernelSpec = {
     const [begin, size] = slice_util.parseSliceParams(x, attrs?.begin as number[], attrs?.size as number[]);
     const strides = stridesOf(x.shape);
     const offset = begin!.reduce((acc, b, d) => acc + b * strides[d]!, 0);
-    const out = alloc(x.dtype, sizeOf(size!));
+    const out = alloc(backend, x.dtype, sizeOf(size!));
     copyBox(addon, vals(backend, x), out, size!, strides, offset, stridesOf(size!), 0, bytes);
     return output(backend, size!, x.dtype, out);
   },
@@ -87,7 +88,7 @@ const tile: NativeKernelSpec = {
     const shape = x.shape.map((d, i) => d * reps[i]!);
     const boxShape = x.shape.flatMap((d, i) => [reps[i]!, d]);
     const src = stridesOf(x.shape).flatMap((s) => [0, s]);
-    const out = alloc(x.dtype, sizeOf(shape));
+    const out = alloc(backend, x.dtype, sizeOf(shape));
     copyBox(addon, vals(backend, x), out, boxShape, src, 0, stridesOf(boxShape), 0, bytes);
     return output(backend, shape, x.dtype, out);
   },
@@ -100,7 +101,7 @@ const broadcastTo: NativeKernelSpec = {
     const bytes = elemBytes(backend, x);
     const shape = attrs?.shape as number[];
     if (bytes === 0) return null;
-    const out = alloc(x.dtype, sizeOf(shape));
+    const out = alloc(backend, x.dtype, sizeOf(shape));
     copyBox(
       addon,
       vals(backend, x),
@@ -123,7 +124,7 @@ const pad: NativeKernelSpec = {
     if (!isF32(backend, x)) return null;
     const paddings = attrs?.paddings as [number, number][];
     const shape = x.shape.map((d, i) => paddings[i]![0] + d + paddings[i]![1]);
-    const out = new Float32Array(sizeOf(shape)).fill(Number(attrs?.constantValue ?? 0));
+    const out = allocF32(backend, sizeOf(shape)).fill(Number(attrs?.constantValue ?? 0));
     const os = stridesOf(shape);
     const offset = paddings.reduce((acc, [before], d) => acc + before * os[d]!, 0);
     copyBox(addon, f32(backend, x), out, [...x.shape], stridesOf(x.shape), 0, os, offset, 4);
@@ -146,7 +147,7 @@ const concat: NativeKernelSpec = {
     const total = widths.reduce((a, b) => a + b, 0);
     const shape = [...list[0]!.shape];
     shape[axis] = list.reduce((acc, t) => acc + t.shape[axis]!, 0);
-    const out = alloc(dtype, outer * total);
+    const out = alloc(backend, dtype, outer * total);
     let col = 0;
     list.forEach((t, i) => {
       copyBox(addon, vals(backend, t), out, [outer, widths[i]!], [widths[i]!, 1], 0, [total, 1], col, bytes);
@@ -167,7 +168,7 @@ const gather: NativeKernelSpec = {
     const shape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
     const outer = sizeOf(x.shape.slice(0, axis));
     const inner = sizeOf(x.shape.slice(axis + 1));
-    const out = alloc(x.dtype, sizeOf(shape));
+    const out = alloc(backend, x.dtype, sizeOf(shape));
     const bad = addon.gather(vals(backend, x), idx, out, outer, x.shape[axis]!, inner, bytes);
     if (bad !== -1) {
       const where = `GatherV2 (axis ${axis}, size ${x.shape[axis]})`;
@@ -190,7 +191,7 @@ const segmentSum: NativeKernelSpec = {
     if (!isF32(backend, x) || !(ids instanceof Int32Array) || segmentIds.shape.length !== 1) return null;
     const numSegments = Number(attrs?.numSegments);
     const inner = sizeOf(x.shape.slice(1));
-    const out = new Float32Array(numSegments * inner);
+    const out = allocF32(backend, numSegments * inner).fill(0); // the kernel accumulates
     addon.segmentSum(f32(backend, x), ids, out, numSegments, inner);
     return output(backend, [numSegments, ...x.shape.slice(1)], 'float32', out);
   },

@@ -5,7 +5,15 @@
 import { broadcast_util } from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
-import { f32, isF32, output, type KernelArgs, type NativeKernelSpec, type TensorInfo } from './kernel.js';
+import {
+  allocF32,
+  f32,
+  isF32,
+  output,
+  type KernelArgs,
+  type NativeKernelSpec,
+  type TensorInfo,
+} from './kernel.js';
 import { broadcastStrides, sizeOf, stridesOf } from './shape.js';
 
 /** Activation codes of native/src/gemm.cc; prelu (a tensor parameter) stays on the cpu kernel. */
@@ -73,7 +81,7 @@ function matMul(
   const row = biasRow(backend, bias, n);
   if (row === undefined) return null;
   const { outBatch, aOff, bOff } = batchOffsets(a.shape.slice(0, -2), b.shape.slice(0, -2), m * k, k * n);
-  const out = new Float32Array(aOff.length * m * n);
+  const out = allocF32(backend, aOff.length * m * n);
   const alpha = typeof attrs?.leakyreluAlpha === 'number' ? attrs.leakyreluAlpha : 0.2;
   addon.batchMatMul(f32(backend, a), f32(backend, b), out, m, n, k, ta, tb, aOff, bOff, row, code, alpha);
   return output(backend, [...outBatch, m, n], 'float32', out);

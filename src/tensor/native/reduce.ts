@@ -5,7 +5,16 @@
  */
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
-import { f32, isF32, output, type KernelArgs, type NativeKernelSpec, type TensorInfo } from './kernel.js';
+import {
+  alloc,
+  allocF32,
+  f32,
+  isF32,
+  output,
+  type KernelArgs,
+  type NativeKernelSpec,
+  type TensorInfo,
+} from './kernel.js';
 import { collapse, int32, normAxes, sizeOf, stridesOf } from './shape.js';
 
 const REDUCE: [string, number, string][] = [
@@ -23,7 +32,7 @@ function moveAxesLast(addon: NativeAddon, x: Float32Array, shape: number[], axes
   const outShape = perm.map((p) => shape[p]!);
   const src = stridesOf(shape);
   const c = collapse(outShape, [perm.map((p) => src[p]!), stridesOf(outShape)]);
-  const moved = new Float32Array(x.length);
+  const moved = new Float32Array(x.length); // scratch, not tensor data: outside the pool
   addon.copy(x, moved, int32(c.shape), int32(c.strides[0]!), 0, int32(c.strides[1]!), 0, 4);
   return moved;
 }
@@ -55,7 +64,7 @@ function reduction(name: string, op: number, axisAttr: string): NativeKernelSpec
       const axes = normAxes(attrs?.[axisAttr] as number | number[] | undefined, x.shape.length);
       const shape = reducedShape(x.shape, axes, attrs?.keepDims === true);
       const view = reductionView(addon, f32(backend, x), x.shape, axes);
-      const out = new Float32Array(view.outer * view.inner);
+      const out = allocF32(backend, view.outer * view.inner);
       addon.reduce(op, view.data, out, view.outer, view.R, view.inner);
       return output(backend, shape, 'float32', out);
     },
@@ -72,7 +81,7 @@ function argReduction(name: string, op: number): NativeKernelSpec {
       if (axes.length !== 1) return null;
       const shape = reducedShape(x.shape, axes, false);
       const view = reductionView(addon, f32(backend, x), x.shape, axes);
-      const out = new Int32Array(view.outer * view.inner);
+      const out = alloc(backend, 'int32', view.outer * view.inner) as Int32Array;
       addon.reduce(op, view.data, out, view.outer, view.R, view.inner);
       return output(backend, shape, 'int32', out);
     },
@@ -84,7 +93,7 @@ function softmax(backend: MathBackendCPU, addon: NativeAddon, logits: TensorInfo
   if (!isF32(backend, logits) || logits.shape.length === 0) return null;
   const cols = logits.shape[logits.shape.length - 1]!;
   const n = sizeOf(logits.shape);
-  const out = new Float32Array(n);
+  const out = allocF32(backend, n);
   if (n > 0) addon.softmax(f32(backend, logits), out, n / cols, cols, false);
   return output(backend, [...logits.shape], 'float32', out);
 }

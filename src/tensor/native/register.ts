@@ -14,6 +14,7 @@ import { reduceKernels } from './reduce.js';
 import { layoutKernels } from './layout.js';
 import { fusedKernels } from './fused_kernels.js';
 import { profiled } from './profile.js';
+import { BufferPool } from './pool.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -22,6 +23,53 @@ export class QuietCpuBackend extends MathBackendCPU {
   constructor() {
     super();
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+type DataId = object;
+type Data = { values?: unknown };
+
+/**
+ * The `native` backend instance: the CPU backend's storage plus a {@link BufferPool} that recycles
+ * kernel outputs (LOWRANK_POOL_MB caps the free memory kept, default 1024).
+ */
+export class NativeBackend extends QuietCpuBackend {
+  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? 1024) * 2 ** 20);
+
+  override write(
+    values: Parameters<MathBackendCPU['write']>[0],
+    shape: number[],
+    dtype: tfc.DataType,
+  ): DataId {
+    const id = super.write(values, shape, dtype);
+    this.pool.retain(values);
+    return id;
+  }
+
+  override move(
+    dataId: DataId,
+    values: Parameters<MathBackendCPU['move']>[1],
+    shape: number[],
+    dtype: tfc.DataType,
+    refCount: number,
+  ): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.pool.retain(values);
+  }
+
+  override disposeData(dataId: DataId, force?: boolean): boolean {
+    const values = this.data.has(dataId) ? (this.data.get(dataId) as Data).values : undefined;
+    const done = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) this.pool.release(values);
+    return done;
+  }
+
+  override readSync(dataId: DataId): ReturnType<MathBackendCPU['readSync']> {
+    const out = super.readSync(dataId);
+    // The caller may keep the live array (dataSync, arraySync, data()): it must never be reused.
+    if (this.data.has(dataId)) this.pool.escape((this.data.get(dataId) as Data).values);
+    this.pool.escape(out);
+    return out;
   }
 }
 
@@ -54,7 +102,7 @@ export function registerNativeBackend(priority = 3): boolean {
   if (registered) return true;
   const addon = loadAddon();
   if (!addon) return false;
-  tfc.registerBackend(NATIVE_BACKEND, () => new QuietCpuBackend(), priority);
+  tfc.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), priority);
   const cpuKernels = new Map<string, KernelFunc>();
   for (const config of tfc.getKernelsForBackend('cpu')) {
     cpuKernels.set(config.kernelName, config.kernelFunc as unknown as KernelFunc);
