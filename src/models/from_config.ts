@@ -14,6 +14,11 @@ export interface FromConfigOptions {
   task?: TaskType;
   /** Number of classes for SEQ_CLS (1 = regression); written into the config's `id2label`. */
   numLabels?: number;
+  /**
+   * Written to `pad_token_id`: decoder classifiers pool the last non-pad token, so batches of more
+   * than one row need it (as `model.config.pad_token_id = tokenizer.pad_token_id` in transformers).
+   */
+  padTokenId?: number;
 }
 
 const MODEL_TYPES: ModelType[] = ['bert', 'roberta', 'gpt2', 'llama'];
@@ -71,6 +76,17 @@ export function modelFromConfig(config: HFConfig, opts: FromConfigOptions = {}):
         'drop numLabels or use task SEQ_CLS',
       );
     cfg = withNumLabels(cfg, opts.numLabels);
+  }
+  if (opts.padTokenId !== undefined) {
+    if (!Number.isInteger(opts.padTokenId) || opts.padTokenId < 0) {
+      throw new ConfigError(
+        'modelFromConfig.padTokenId',
+        'must be a non-negative integer',
+        opts.padTokenId,
+        "pass the tokenizer's pad (or EOS) id",
+      );
+    }
+    cfg.pad_token_id = opts.padTokenId;
   }
   const model = build(modelType, task, cfg);
   cfg.architectures = [model.architecture]; // cfg is this model's own copy

@@ -97,7 +97,8 @@ test('a causal-LM folder loads as SEQ_CLS with a fresh, seeded score head', asyn
     const lm = modelFromConfig(TINY.llama!);
     await saveModel(lm, dir);
     const a = await loadModelWithReport(dir, { task: 'SEQ_CLS', numLabels: 3, seed: 5 });
-    const b = await loadModel(dir, { task: 'SEQ_CLS', numLabels: 3, seed: 5 });
+    const b = await loadModel(dir, { task: 'SEQ_CLS', numLabels: 3, seed: 5, padTokenId: 2 });
+    assert.equal(b.config.pad_token_id, 2);
     assert.equal(a.model.architecture, 'LlamaForSequenceClassification');
     assert.deepEqual(a.report.newKeys, ['score.weight']);
     assert.deepEqual(a.report.ignoredKeys, ['lm_head.weight']);

@@ -11,7 +11,7 @@ import { readLlama2c } from '../io/llama2c.js';
 import { baseName, isDirectory, pathExists } from '../io/source.js';
 import type { Tensor } from '../tensor/tf.js';
 import type { HFConfig, PreTrainedModel, TaskType } from './base.js';
-import { modelFromConfig } from './from_config.js';
+import { modelFromConfig, type FromConfigOptions } from './from_config.js';
 import { loadWeights, type WeightLoadReport } from './weights.js';
 
 export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
@@ -23,6 +23,8 @@ export interface LoadModelOptions {
   task?: TaskType;
   /** Classes for SEQ_CLS (1 = regression). */
   numLabels?: number;
+  /** Sets `pad_token_id` (needed by decoder classifiers for batches; llama2.c checkpoints have none). */
+  padTokenId?: number;
   /** Parameter dtype; only float32 is implemented (weights of any float dtype are widened to it). */
   dtype?: 'float32' | 'float16' | 'bfloat16';
   /** Reseeds the generator (`manualSeed`) before building, which fixes a fresh head's init. */
@@ -87,9 +89,10 @@ export async function loadModelWithReport(
   const { config, weights, format } = await readCheckpoint(path);
   try {
     if (opts.seed !== undefined) manualSeed(opts.seed);
-    const fromConfig: { task?: TaskType; numLabels?: number } = {};
+    const fromConfig: FromConfigOptions = {};
     if (opts.task !== undefined) fromConfig.task = opts.task;
     if (opts.numLabels !== undefined) fromConfig.numLabels = opts.numLabels;
+    if (opts.padTokenId !== undefined) fromConfig.padTokenId = opts.padTokenId;
     const model = modelFromConfig(config, fromConfig);
     try {
       // a fresh head is expected when a checkpoint is loaded for another task; a bare encoder may lack a pooler

@@ -235,6 +235,11 @@ test('decoder classification without pad_token_id works for one row and refuses 
   const out = model.forward({ inputIds: one });
   assert.deepEqual(out.logits.shape, [1, 2]);
   assert.throws(() => model.forward({ inputIds: two }), ConfigError);
+  const padded = modelFromConfig(LLAMA, { task: 'SEQ_CLS', numLabels: 2, padTokenId: 0 }).eval();
+  const batch = padded.forward({ inputIds: two });
+  assert.deepEqual(batch.logits.shape, [2, 2]);
+  batch.logits.dispose();
+  padded.dispose();
   [one, two, out.logits].forEach((t) => t.dispose());
   model.dispose();
 });
