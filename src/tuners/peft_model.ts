@@ -255,6 +255,7 @@ export class PeftModel extends Module {
     try {
       const peft = new PeftModel(model, config, name);
       peft.base_model.loadAdapterStateDict(name, weights);
+      if (!(opts.isTrainable ?? false)) peft.eval(); // PEFT: inference loads switch dropout off
       return peft;
     } finally {
       disposeAll(weights);

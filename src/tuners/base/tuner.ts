@@ -163,7 +163,10 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
       if (r === 'excluded') excluded++;
       if (r !== 'target') continue;
       matched++;
-      this.createAndReplace(config, adapter, this.model.getSubmodule(key), key);
+      const target = this.model.getSubmodule(key);
+      this.createAndReplace(config, adapter, target, key);
+      // New adapter parts (dropout) follow the train/eval mode of the module they wrap.
+      this.model.getSubmodule(key).train(target.training);
     }
     if (matched === 0) {
       throw new NoMatchingTargetError(
@@ -195,7 +198,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
       const target = this.model.getSubmodule(key);
       if (target instanceof ModulesToSaveWrapper) target.update(adapter);
       else if (!(target instanceof BaseTunerLayer))
-        this.model.replaceChild(key, new ModulesToSaveWrapper(target, adapter));
+        this.model.replaceChild(key, new ModulesToSaveWrapper(target, adapter).train(target.training));
     }
   }
 
