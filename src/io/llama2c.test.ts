@@ -144,7 +144,13 @@ test('convertLlama2cToHF writes a folder that reads back to the same config, ten
     fs.writeFileSync(tok, tinyTokenizer());
     const out = path.join(dir, `${c.name}-hf`);
     await convertLlama2cToHF(bin, tok, out);
-    assert.deepEqual(fs.readdirSync(out).sort(), ['config.json', 'model.safetensors', 'tok5.bin']);
+    assert.deepEqual(fs.readdirSync(out).sort(), [
+      'config.json',
+      'model.safetensors',
+      'tok5.bin',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     const direct = await readLlama2c(bin);
     const folder = await readHFFolder(out);
     assert.deepEqual(folder.config, direct.config);

@@ -11,7 +11,8 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { CheckpointError } from '../errors.js';
 import { writeHFFolder, type HFConfigJson } from './hf_folder.js';
 import { baseName, openRandomAccess, readBytes, type RandomAccessFile } from './source.js';
-import { isLlama2cTokenizerName } from './tokenizer.js';
+import { isLlama2cTokenizerName, Llama2cTokenizer } from './tokenizer.js';
+import { llama2cToTokenizerJson } from './tokenizer_convert.js';
 
 /** "ak42" as a little-endian uint32: the v1+ header magic. */
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -294,10 +295,36 @@ export async function readLlama2c(path: string): Promise<Llama2cCheckpoint> {
   }
 }
 
+/** Options of {@link convertLlama2cToHF}. */
+export interface ConvertLlama2cOptions {
+  /** Also write tokenizer.json + tokenizer_config.json converted from the llama2.c tokenizer (default true). */
+  tokenizerJson?: boolean;
+}
+
+/** The tokenizer files of the converted folder: the original tok file, plus its tokenizer.json form. */
+async function tokenizerFilesFor(
+  tokPath: string,
+  withJson: boolean,
+): Promise<Record<string, Uint8Array | string>> {
+  const bytes = await readBytes(tokPath);
+  // Keep the tokenizer's own name when loadTokenizer recognises it (tok512.bin), else tokenizer.bin.
+  const name = isLlama2cTokenizerName(baseName(tokPath)) ? baseName(tokPath) : 'tokenizer.bin';
+  const files: Record<string, Uint8Array | string> = { [name]: bytes };
+  if (withJson) {
+    const { tokenizerJson, tokenizerConfig } = llama2cToTokenizerJson(
+      Llama2cTokenizer.fromBytes(bytes, tokPath),
+    );
+    files['tokenizer.json'] = JSON.stringify(tokenizerJson, null, 2) + '\n';
+    files['tokenizer_config.json'] = JSON.stringify(tokenizerConfig, null, 2) + '\n';
+  }
+  return files;
+}
+
 /**
  * Converts a llama2.c checkpoint to a Hugging Face Llama folder: `config.json` + `model.safetensors`
- * (q/k permuted as transformers does), and the llama2.c tokenizer file copied beside them (under its own
- * name if it is `tok*.bin`/`tokenizer.bin`, else as `tokenizer.bin`) so that `loadTokenizer(outDir)` finds it.
+ * (q/k permuted as transformers does) and, given a tokenizer, the llama2.c tokenizer file (under its own
+ * name if it is `tok*.bin`/`tokenizer.bin`, else as `tokenizer.bin`; `loadTokenizer(outDir)` uses it)
+ * plus `tokenizer.json`/`tokenizer_config.json` converted from it for Python's AutoTokenizer.
  *
  * @example
  * await convertLlama2cToHF('stories260K.bin', 'tok512.bin', './stories260K-hf');
@@ -306,17 +333,12 @@ export async function convertLlama2cToHF(
   binPath: string,
   tokPath: string | undefined,
   outDir: string,
+  opts: ConvertLlama2cOptions = {},
 ): Promise<void> {
+  const tokenizerFiles =
+    tokPath === undefined ? {} : await tokenizerFilesFor(tokPath, opts.tokenizerJson ?? true);
   const { config, weights } = await readLlama2c(binPath);
   try {
-    // Keep the tokenizer's own name when loadTokenizer recognises it (tok512.bin), else tokenizer.bin.
-    const name =
-      tokPath === undefined
-        ? ''
-        : isLlama2cTokenizerName(baseName(tokPath))
-          ? baseName(tokPath)
-          : 'tokenizer.bin';
-    const tokenizerFiles = tokPath === undefined ? {} : { [name]: await readBytes(tokPath) };
     await writeHFFolder(outDir, config, weights, { tokenizerFiles });
   } finally {
     weights.forEach((t) => t.dispose());

@@ -7,6 +7,7 @@ import { CheckpointError, NotSupportedError } from '../errors.js';
 import { HFTokenizer, Llama2cTokenizer, loadTokenizer } from './tokenizer.js';
 import {
   byteLevelBpeJson,
+  llama2cBytes,
   llama3Json,
   sentencePieceBpeJson,
   wordPieceJson,
@@ -62,31 +63,6 @@ test('SentencePiece BPE (Llama-2): ▁ prefix, byte fallback, fused <unk>, <s> t
   assert.equal(tok.decode([1, 4, 9, 10], { skipSpecialTokens: true }), 'é');
   assert.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.padTokenId], [1, 2, undefined]);
 });
-
-/** A llama2.c tokenizer file: <unk>, BOS, EOS, 256 byte tokens, then the given (piece, score) pairs. */
-function llama2cBytes(extra: [string, number][]): Uint8Array {
-  const pieces: [string, number][] = [
-    ['<unk>', 0],
-    ['\n<s>\n', 0],
-    ['\n</s>\n', 0],
-    ...Array.from(
-      { length: 256 },
-      (_, b) => [`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, 0] as [string, number],
-    ),
-    ...extra,
-  ];
-  const enc = pieces.map(([p]) => new TextEncoder().encode(p));
-  const out = Buffer.alloc(4 + enc.reduce((a, e) => a + 8 + e.length, 0));
-  out.writeInt32LE(Math.max(...enc.map((e) => e.length)), 0);
-  let pos = 4;
-  enc.forEach((e, i) => {
-    out.writeFloatLE(pieces[i]![1], pos);
-    out.writeInt32LE(e.length, pos + 4);
-    out.set(e, pos + 8);
-    pos += 8 + e.length;
-  });
-  return new Uint8Array(out);
-}
 
 // ids: ' ' 259, 'a' 260, 'b' 261, ' a' 262 (score 1), 'ab' 263 (2), ' ab' 264 (3), 'é' 265
 const SMALL = llama2cBytes([

@@ -10,6 +10,7 @@ import { baseName, isDirectory, joinPath, listDir, pathExists, readBytes, readJs
 export type { Tokenizer, EncodeOptions, DecodeOptions, PairEncoding } from './tokenizer_types.js';
 export { HFTokenizer } from './tokenizer_hf.js';
 export { Llama2cTokenizer } from './tokenizer_llama2c.js';
+export { llama2cToTokenizerJson } from './tokenizer_convert.js';
 
 /** llama2.c tokenizer file names: `tokenizer.bin` or `tok<N>.bin` (as its tokenizer.py export writes). */
 export function isLlama2cTokenizerName(name: string): boolean {
@@ -47,8 +48,8 @@ async function loadFromDir(dir: string): Promise<HFTokenizer | Llama2cTokenizer>
 }
 
 /**
- * Loads a tokenizer from a folder (`tokenizer.json` [+ `tokenizer_config.json`], or a llama2.c
- * `tok*.bin`), a `tokenizer.json` file, or a llama2.c tokenizer file.
+ * Loads a tokenizer from a folder (a llama2.c `tok*.bin`/`tokenizer.bin` if it has one, else
+ * `tokenizer.json` [+ `tokenizer_config.json`]), a `tokenizer.json` file, or a llama2.c tokenizer file.
  *
  * @example
  * const tok = await loadTokenizer('../shared/data/models/stories260K/tok512.bin');

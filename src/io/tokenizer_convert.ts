@@ -1,0 +1,166 @@
+/**
+ * llama2.c tokenizer → Hugging Face `tokenizer.json` (Llama-2 style SentencePiece BPE), so that a
+ * converted folder also loads in Python's `AutoTokenizer`.
+ *
+ * llama2.c merges, at each step, the adjacent pair whose concatenation has the highest score (leftmost
+ * on ties). The BPE model built here holds every pair (l, r) with l, r and l+r in the vocabulary, ranked
+ * by the score of l+r (highest first), as transformers' SentencePiece extractor builds Llama-2 merges;
+ * it merges the same pairs in the same order with two known exceptions: (1) text that spells a special
+ * token (`<s>`) becomes that token in tokenizer.json but plain characters in llama2.c; (2) when one piece
+ * has several splits that overlap in a sequence (`a|aa` and `aa|a` in `a aa a`), BPE's fixed ranks may
+ * choose the other split than llama2.c's leftmost rule. Two different pieces with equal scores would break
+ * the ranking altogether, so such vocabularies are refused. For tok512.bin the encodings agree on 300
+ * TinyStories/Shakespeare passages (src/io/tokenizer_convert.test.ts).
+ */
+import { CheckpointError } from '../errors.js';
+import type { Llama2cTokenizer } from './tokenizer_llama2c.js';
+
+/** SentencePiece's word-boundary mark; llama2.c's export replaced it with a plain space. */
+const SPIECE_UNDERLINE = '\u2581';
+/** Names of ids 0..2 in SentencePiece (llama2.c stores BOS/EOS as "\n<s>\n" / "\n</s>\n"). */
+const SPECIALS = ['<unk>', '<s>', '</s>'];
+
+type Json = Record<string, unknown>;
+
+function pieceStrings(tok: Llama2cTokenizer): string[] {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  return tok.pieces.map((bytes, id) => {
+    if (id < SPECIALS.length) return SPECIALS[id]!;
+    try {
+      return decoder.decode(bytes).replaceAll(' ', SPIECE_UNDERLINE);
+    } catch {
+      throw new CheckpointError(
+        'llama2.c tokenizer',
+        `piece ${id} is not valid UTF-8, so it has no tokenizer.json form`,
+        Array.from(bytes),
+      );
+    }
+  });
+}
+
+function buildVocab(pieces: string[]): Map<string, number> {
+  const vocab = new Map<string, number>();
+  pieces.forEach((p, id) => {
+    if (vocab.has(p)) {
+      throw new CheckpointError(
+        'llama2.c tokenizer',
+        `piece ${id} repeats piece ${vocab.get(p)}; tokenizer.json needs unique pieces`,
+        p,
+      );
+    }
+    vocab.set(p, id);
+  });
+  return vocab;
+}
+
+/** Every (l, r) with l, r, l+r in the vocabulary, ranked by score of l+r (highest first). */
+function buildMerges(pieces: string[], scores: Float32Array, vocab: Map<string, number>): [string, string][] {
+  const merges: { l: string; r: string; score: number; id: number }[] = [];
+  pieces.forEach((piece, id) => {
+    if (id < SPECIALS.length) return;
+    const chars = Array.from(piece); // split by code point, as Python's str slicing does
+    const local: { l: string; r: string; score: number; id: number }[] = [];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join('');
+      const r = chars.slice(i).join('');
+      if (vocab.has(l) && vocab.has(r)) local.push({ l, r, score: scores[id]!, id });
+    }
+    local.sort((a, b) => vocab.get(a.l)! - vocab.get(b.l)! || vocab.get(a.r)! - vocab.get(b.r)!);
+    merges.push(...local);
+  });
+  merges.sort((a, b) => b.score - a.score); // stable: ties keep vocabulary order
+  for (let i = 1; i < merges.length; i++) {
+    const [a, b] = [merges[i - 1]!, merges[i]!];
+    if (a.score === b.score && a.id !== b.id) {
+      throw new CheckpointError(
+        'llama2.c tokenizer',
+        `pieces ${a.id} and ${b.id} are both merge results with score ${a.score}; BPE ranks cannot reproduce llama2.c's tie-break`,
+        [pieces[a.id], pieces[b.id]],
+        'keep using the tok*.bin file',
+      );
+    }
+  }
+  return merges.map((m) => [m.l, m.r]);
+}
+
+const special = (content: string, id: number) => ({
+  id,
+  content,
+  single_word: false,
+  lstrip: false,
+  rstrip: false,
+  normalized: false,
+  special: true,
+});
+
+/**
+ * Builds `tokenizer.json` and `tokenizer_config.json` contents equivalent to a llama2.c tokenizer
+ * (BOS added on encode, EOS not, as llama2.c's generation does).
+ *
+ * @example
+ * const { tokenizerJson, tokenizerConfig } = llama2cToTokenizerJson(tok512);
+ * HFTokenizer.fromJson(tokenizerJson, tokenizerConfig).encode('Once upon a time'); // [1, 403, 407, 261, 378]
+ */
+export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
+  tokenizerJson: Json;
+  tokenizerConfig: Json;
+} {
+  const pieces = pieceStrings(tok);
+  const vocab = buildVocab(pieces);
+  const merges = buildMerges(pieces, tok.scores, vocab);
+  const seq = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
+  const bos = (typeId: number) => ({ SpecialToken: { id: '<s>', type_id: typeId } });
+  const tokenizerJson: Json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: SPECIALS.map((s, id) => special(s, id)),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: SPIECE_UNDERLINE },
+        { type: 'Replace', pattern: { String: ' ' }, content: SPIECE_UNDERLINE },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [bos(0), seq('A', 0)],
+      pair: [bos(0), seq('A', 0), bos(1), seq('B', 1)],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPIECE_UNDERLINE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: Object.fromEntries(vocab),
+      merges,
+    },
+  };
+  const tokenizerConfig: Json = {
+    add_bos_token: true,
+    add_eos_token: false,
+    bos_token: '<s>',
+    eos_token: '</s>',
+    unk_token: '<unk>',
+    pad_token: null,
+    clean_up_tokenization_spaces: false,
+    legacy: false,
+    tokenizer_class: 'LlamaTokenizerFast',
+  };
+  return { tokenizerJson, tokenizerConfig };
+}
