@@ -105,3 +105,31 @@ test(
     }
   },
 );
+
+test(
+  'stories260K.bin loaded for SEQ_CLS keeps the trunk and starts a seeded score head',
+  { skip },
+  async () => {
+    const path = join(DATA, 'stories260K.bin');
+    const a = await loadModelWithReport(path, { task: 'SEQ_CLS', numLabels: 2, seed: 3, padTokenId: 0 });
+    const b = await loadModelWithReport(path, { task: 'SEQ_CLS', numLabels: 2, seed: 3, padTokenId: 0 });
+    assert.equal(a.model.architecture, 'LlamaForSequenceClassification');
+    assert.deepEqual(a.report.newKeys, ['score.weight']);
+    assert.deepEqual(a.report.ignoredKeys, []);
+    const sa = a.model.stateDict();
+    assert.deepEqual(sa.get('score.weight')!.shape, [2, 64]);
+    assert.deepEqual(sa.get('score.weight')!.dataSync(), b.model.stateDict().get('score.weight')!.dataSync());
+    const inputIds = tf.tensor2d(
+      [
+        [1, 403, 407, 261, 378],
+        [1, 403, 407, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    const { logits } = a.model.forward({ inputIds });
+    assert.deepEqual(logits.shape, [2, 2]);
+    [inputIds, logits].forEach((t) => t.dispose());
+    [a.model, b.model].forEach((m) => m.dispose());
+  },
+);
