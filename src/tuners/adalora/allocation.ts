@@ -138,7 +138,7 @@ function resolveGrads(
     grads instanceof Map ? (k: string) => grads.get(k) : (k: string) => (grads as Record<string, Tensor>)[k];
   const out = new Map<string, Tensor>();
   for (const [n, v] of params) {
-    const g = get(n) ?? get(v.name);
+    const g = get(n) ?? get(`base_model.model.${n}`) ?? get(v.name); // wrapped-model, PeftModel or tfjs names
     if (g) out.set(n, g);
   }
   return out;

@@ -247,8 +247,10 @@ export class SVDLinear extends BaseTunerLayer {
       this.lora_E.get(adapter)!.assign(e);
       this.lora_A.get(adapter)!.assign(a);
       this.lora_B.get(adapter)!.assign(b);
-      this.ranknum.get(adapter)!.assign(oldRanknum);
     }
+    // PEFT restores ranknum only when rank > 0; a rank-0 layer adds nothing either way, and keeping
+    // initR everywhere makes every loaded layer's scale alpha / (initR + 1e-5).
+    this.ranknum.get(adapter)!.assign(oldRanknum);
     [e, a, b, oldRanknum].forEach((t) => t.dispose());
   }
 }

@@ -83,6 +83,9 @@ export function trimStateDictByRankPattern(
           'the pattern must come from this model',
         );
       const axis = layer === 'lora_B' ? 1 : 0;
+      // PEFT keeps the tensor when its rank already equals the kept rank: nothing pruned, or a layer
+      // that was loaded trimmed and is saved again.
+      if (t.shape[axis] === idx.length) continue;
       if (t.shape[axis] !== mask.length) {
         throw new ShapeError(
           'AdaLoRA save',
@@ -91,7 +94,6 @@ export function trimStateDictByRankPattern(
           `expected ${t.shape[axis]}`,
         );
       }
-      if (idx.length === mask.length) continue; // PEFT keeps the tensor as is when nothing is pruned
       const trimmed = tf.tidy(() => tf.gather(t, tf.tensor1d(idx, 'int32'), axis));
       created.push(trimmed);
       out.set(key, trimmed);
