@@ -5,5 +5,5 @@
 export * from './errors.js';
 export { tf } from './tensor/tf.js';
 export * from './nn/index.js';
-export * from './models/base.js';
+export * from './models/index.js';
 export * from './tuners/index.js';
