@@ -13,7 +13,7 @@ import { dequantize4bit } from '../../tensor/quant/index.js';
 import { Linear4bit } from '../../nn/linear4bit.js';
 import { isLinearLike } from '../../nn/linear_like.js';
 import type { Module } from '../../nn/module.js';
-import type { PreTrainedModel } from '../../models/base.js';
+import type { ModelInputs, ModelOutput } from '../../models/base.js';
 import { CheckpointError, DataError } from '../../errors.js';
 
 /** Error of one quantised matrix against its f32 original. */
@@ -109,7 +109,12 @@ export function corpusIds(
  *
  * @example windowedLoss(llama, ids, 256) // ≈ 1.43 for stories260K on TinyStories val
  */
-export function windowedLoss(model: PreTrainedModel, ids: number[], window: number, batch = 4): number {
+export function windowedLoss(
+  model: { forward(inputs: ModelInputs): ModelOutput },
+  ids: number[],
+  window: number,
+  batch = 4,
+): number {
   const windows: number[][] = [];
   for (let s = 0; s + window <= ids.length; s += window) windows.push(ids.slice(s, s + window));
   if (windows.length === 0)
