@@ -48,7 +48,9 @@ export function bertDims(config: HFConfig): BertDims {
       'fix config.json',
     );
   }
-  r.rejectIfSet('is_decoder', 'BERT as a decoder is not supported; use GPT-2 or Llama');
+  if (config.is_decoder === true)
+    r.rejectIfSet('is_decoder', 'use BERT as an encoder, or GPT-2/Llama as a decoder');
+  if (config.add_cross_attention === true) r.rejectIfSet('add_cross_attention', 'set it to false');
   const posType = config.position_embedding_type;
   if (posType !== undefined && posType !== null && posType !== 'absolute') {
     r.rejectIfSet('position_embedding_type', 'use absolute position embeddings');

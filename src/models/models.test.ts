@@ -316,6 +316,8 @@ test('modelFromConfig picks classes from architectures / model_type and refuses 
   assert.equal(bare.architecture, 'BertModel');
   assert.throws(() => modelFromConfig(BERT, { task: 'CAUSAL_LM' }), NotSupportedError);
   assert.throws(() => modelFromConfig({ model_type: 't5' }), NotSupportedError);
+  assert.throws(() => modelFromConfig({ ...BERT, is_decoder: true }), NotSupportedError);
+  modelFromConfig({ ...BERT, is_decoder: false, position_embedding_type: 'absolute' }).dispose();
   assert.throws(
     () => modelFromConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 2 } }),
     NotSupportedError,
