@@ -275,7 +275,21 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
 
   /** Merges the listed (default: active) adapters into the base weights. */
   merge(opts: MergeOptions = {}): void {
-    for (const [, l] of this.tunerLayers()) l.merge(opts);
+    // All or nothing: if a layer refuses (safe merge found NaN), layers merged by this call are undone.
+    const done: [BaseTunerLayer, string[]][] = [];
+    try {
+      for (const [, l] of this.tunerLayers()) {
+        const before = [...l.mergedAdapters];
+        l.merge(opts);
+        done.push([l, before]);
+      }
+    } catch (e) {
+      for (const [l, before] of done.reverse()) {
+        l.unmerge();
+        if (before.length > 0) l.merge({ adapterNames: before });
+      }
+      throw e;
+    }
   }
 
   /** Undoes every merge. */
