@@ -370,10 +370,61 @@ test('saving after training without updateAndAllocate warns (PEFT #1327)', async
   const vars = peft.trainableParameters().map(([, p]) => p);
   const { value, grads } = tf.variableGrads(() => peft.forward(x).loss as tf.Scalar, vars);
   value.dispose();
-  Object.values(grads).forEach((g) => g.dispose());
-  const { warnings } = collectWarnings(() => peft.base_model.adapterStateDictForSave('default'));
+  const { result: saved, warnings } = collectWarnings(() =>
+    peft.base_model.adapterStateDictForSave('default'),
+  );
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /updateAndAllocate was never called/);
+  saved.forEach((t) => t.dispose());
+  // Through PeftModel's delegation: one call (step 0, before tinit: no mask) and the warning is gone.
+  peft.updateAndAllocate(0, new Map(Object.entries(grads)));
+  const again = collectWarnings(() => peft.base_model.adapterStateDictForSave('default'));
+  assert.equal(again.warnings.length, 0);
+  again.result.forEach((t) => t.dispose());
+  Object.values(grads).forEach((g) => g.dispose());
+  disposeInputs(x);
+  peft.dispose();
+});
+
+test('GPT-2 (Conv1D, fanInFanOut) with default targets: warning, fresh = base, merged = unmerged, unmerge restores', () => {
+  manualSeed(6);
+  const gpt2 = modelFromConfig({
+    model_type: 'gpt2',
+    vocab_size: 32,
+    n_embd: 8,
+    n_layer: 1,
+    n_head: 2,
+    n_positions: 16,
+  });
+  gpt2.eval();
+  const x: ModelInputs = { inputIds: tf.tensor2d([[1, 5, 9, 3]], undefined, 'int32') };
+  const ref = gpt2.forward(x).logits;
+  const config = new AdaLoraConfig({ initR: 3, targetR: 1, totalStep: 10, taskType: 'CAUSAL_LM' });
+  const { result: peft, warnings } = collectWarnings(() => getPeftModel(gpt2, config));
+  assert.match(warnings.join('\n'), /Setting fanInFanOut to true/);
+  assert.equal(config.fanInFanOut, true, 'config records what was used, as PEFT does');
+  const ls = layers(peft);
+  assert.deepEqual(
+    ls.map(([p]) => p),
+    ['transformer.h.0.attn.c_attn'],
+  );
+  const layer = ls[0]![1];
+  assert.deepEqual(Array.from(peft.forward(x).logits.dataSync()), Array.from(ref.dataSync()));
+  layer.lora_E.get('default')!.assign(tf.tensor2d([[1.5], [-2], [0.5]]));
+  layer.lora_A.get('default')!.assign(tf.randomNormal([3, 8], 0, 0.5, 'float32', 7));
+  layer.lora_B.get('default')!.assign(tf.randomNormal([24, 3], 0, 0.5, 'float32', 8));
+  const delta = layer.getDeltaWeight('default');
+  assert.deepEqual(delta.shape, [8, 24], 'delta in the Conv1D [in, out] layout');
+  const w0 = layer.base_layer.denseWeight();
+  const y = peft.forward(x).logits;
+  peft.merge();
+  const ym = peft.forward(x).logits;
+  assert.ok(maxDiff(ym.dataSync(), y.dataSync()) < MERGE_ATOL);
+  assert.ok(maxDiff(y.dataSync(), ref.dataSync()) > 100 * MERGE_ATOL, 'the adapter changes the output');
+  peft.unmerge();
+  const w1 = layer.base_layer.denseWeight();
+  assert.ok(maxDiff(w1.dataSync(), w0.dataSync()) < MERGE_ATOL);
+  [ref, delta, w0, w1, y, ym].forEach((t) => t.dispose());
   disposeInputs(x);
   peft.dispose();
 });
