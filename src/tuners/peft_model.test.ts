@@ -274,7 +274,7 @@ test('modulesToSave: trainable copy trains, original kept; Conv1D fanInFanOut re
   );
   assert.ok(!peft.trainableParameters().some(([n]) => n.includes('original_module')));
   assert.equal(
-    peft.peftConfig.get('default')!.fanInFanOut,
+    (peft.peftConfig.get('default') as LoraConfig).fanInFanOut,
     false,
     'PEFT resets fan_in_fan_out for nn.Linear targets',
   );
