@@ -69,3 +69,13 @@ test('backend_browser has every export of backend.ts (the web build swaps one fo
   )?.[1];
   assert.equal(version, JSON.parse(readFileSync('package.json', 'utf8')).version);
 });
+
+test('addon_browser has every export of native/addon.ts', () => {
+  const browser = new Set(exportedNames('src/tensor/native/addon_browser.ts'));
+  const text = readFileSync('src/tensor/native/addon_browser.ts', 'utf8');
+  if (/export type \{ NativeAddon \}/.test(text)) browser.add('NativeAddon');
+  assert.deepEqual(
+    exportedNames('src/tensor/native/addon.ts').filter((n) => !browser.has(n)),
+    [],
+  );
+});

@@ -4,7 +4,8 @@
  * 1. Node-only library modules are swapped for their browser twins, as DESIGN.md §1 prescribes,
  *    without touching the code that imports them: `src/io/source.ts` (file system) for
  *    `source_browser.ts` (an in-memory file tree), `src/tensor/backend.ts` (native addon) for
- *    `backend_browser.ts` (WebGPU → WebGL → WASM).
+ *    `backend_browser.ts` (WebGPU → WebGL → WASM), `src/tensor/native/addon.ts` (Node-API addon) for
+ *    `addon_browser.ts` (never loads).
  * 2. No Node-only module may reach the bundle: any import of a Node builtin (`node:fs`, `path`, …) is a
  *    build error that names the importing file, so a leak in any layer is caught at build time.
  */
@@ -17,14 +18,16 @@ import { defineConfig, type Plugin } from 'vite';
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 const repoDir = path.dirname(webDir);
 /** Node-only library modules and their browser twins (same exports). */
+const twin = (...parts: string[]): [string, string] => {
+  const file = path.join(repoDir, 'src', ...parts);
+  return [file, file.replace(/\.ts$/, '_browser.ts')];
+};
 const SWAPS = new Map([
-  [path.join(repoDir, 'src', 'io', 'source.ts'), path.join(repoDir, 'src', 'io', 'source_browser.ts')],
-  [
-    path.join(repoDir, 'src', 'tensor', 'backend.ts'),
-    path.join(repoDir, 'src', 'tensor', 'backend_browser.ts'),
-  ],
+  twin('io', 'source.ts'),
+  twin('tensor', 'backend.ts'),
+  twin('tensor', 'native', 'addon.ts'),
 ]);
-const SWAPPED_NAMES = /(^|\/)(source|backend)(\.js|\.ts)?$/;
+const SWAPPED_NAMES = /(^|\/)(source|backend|addon)(\.js|\.ts)?$/;
 
 /** Node builtins a browser bundle must not import (with and without the `node:` prefix). */
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -84,7 +87,11 @@ export default defineConfig({
   base: './',
   logLevel: 'warn',
   plugins: [lowrankBrowser()],
-  worker: { format: 'es', plugins: () => [lowrankBrowser()] },
+  worker: {
+    format: 'es',
+    plugins: () => [lowrankBrowser()],
+    rolldownOptions: { output: { keepNames: true } },
+  },
   build: {
     outDir: path.join(webDir, 'dist'),
     emptyOutDir: true,

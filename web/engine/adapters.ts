@@ -2,8 +2,8 @@
  * From the page's method form to a PEFT config, and from an AdaLoRA model to the heatmap's
  * layer × module rank table.
  */
-import { AdaLoraConfig } from '../../src/tuners/adalora/config.js';
-import { modulePathOfPatternKey } from '../../src/tuners/adalora/save_load.js';
+// Importing the AdaLoRA entry registers its tuner (peftType "ADALORA").
+import { AdaLoraConfig, modulePathOfPatternKey } from '../../src/tuners/adalora/index.js';
 import { LoraConfig, type PeftConfig, type PeftModel } from '../../src/tuners/index.js';
 import type { RankSnapshot, TrainSpec } from '../protocol.js';
 
@@ -47,9 +47,16 @@ function layerAndModule(path: string): [number, string] | null {
 
 /**
  * The current AdaLoRA ranks of adapter `name` as a layer × module table: the allocator's rank
- * pattern once it has masked, else every adapted matrix at its initial rank.
+ * pattern once it has masked, else every adapted matrix at its initial rank. `budget` is the
+ * allocator's scheduled total rank at that step.
  */
-export function rankSnapshotOf(peft: PeftModel, name: string, step: number, initR: number): RankSnapshot {
+export function rankSnapshotOf(
+  peft: PeftModel,
+  name: string,
+  step: number,
+  initR: number,
+  budget: number,
+): RankSnapshot {
   const config = peft.peftConfig.get(name) as AdaLoraConfig | undefined;
   const pattern = config?.pattern ?? null;
   const ranks = new Map<string, number>();

@@ -2,7 +2,7 @@
  * The worker's state: one base model (loaded once) and the adapters trained or loaded on it. Adapters
  * are switched in place (PEFT's `setAdapter`), so changing adapters never reloads the base.
  */
-import { CheckpointError, ConfigError } from '../../src/errors.js';
+import { CheckpointError, ConfigError, LowrankError } from '../../src/errors.js';
 import { takeFile, unmount } from '../../src/io/source_browser.js';
 import type { Tokenizer } from '../../src/io/tokenizer.js';
 import type { PreTrainedModel } from '../../src/models/base.js';
@@ -13,6 +13,7 @@ import { Linear } from '../../src/nn/layers.js';
 import { tf, type Tensor } from '../../src/tensor/tf.js';
 // The tuners' entry module: importing it registers every tuner (LoRA, DoRA, AdaLoRA, …).
 import { adapterDir, CONFIG_NAME, PeftModel, WEIGHTS_NAME } from '../../src/tuners/index.js';
+import { AdaLoraModel } from '../../src/tuners/adalora/index.js';
 import type { TrainControl } from '../train_control.js';
 import type {
   AdapterFiles,
@@ -184,8 +185,7 @@ export class Session {
     if (!control.start()) throw new ConfigError('train', 'a run is already active', name, 'stop it first');
     let result;
     try {
-      const adaptive = spec.method.method === 'adalora';
-      let lastPattern: unknown = undefined;
+      const tuner = peft.base_model;
       result = await trainLoop(
         peft,
         {
@@ -197,19 +197,26 @@ export class Session {
           learningRate: spec.learningRate,
           seed: spec.seed,
           maxGradNorm: 1,
-          adaptive,
+          ...(tuner instanceof AdaLoraModel
+            ? {
+                afterStep: (step: number, grads: Map<string, Tensor>) => {
+                  const info = tuner.updateAndAllocate(step, grads);
+                  // The heatmap changes only when a mask is computed (budgeting phase, freeze step).
+                  if (step === 0 || (info.masked && info.phase !== 'final')) {
+                    this.emit({
+                      type: 'ranks',
+                      ...rankSnapshotOf(peft, name, step + 1, spec.method.initR, info.budget),
+                    });
+                  }
+                  return info.budget;
+                },
+              }
+            : {}),
         },
         control,
         {
           progress: (e) => this.emit({ type: 'progress', ...e }),
-          ranks: (snap) => this.emit({ type: 'ranks', ...snap }),
           stepDone: (step) => (this.trainingStep = step),
-        },
-        (step) => {
-          const pattern = (peft.peftConfig.get(name) as { rankPattern?: unknown } | undefined)?.rankPattern;
-          if (step > 0 && pattern === lastPattern) return null;
-          lastPattern = pattern;
-          return rankSnapshotOf(peft, name, step, spec.method.initR);
         },
       );
     } finally {
@@ -283,7 +290,16 @@ export class Session {
       this.detach();
       await this.attach(previous).catch(() => undefined);
       this.emitAdapters();
-      throw err;
+      // Library errors are typed and name the file; anything else (a parser's SyntaxError) is wrapped
+      // so the page still says which folder failed and what to do.
+      if (err instanceof LowrankError) throw err;
+      const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      throw new CheckpointError(
+        `${name}/${CONFIG_NAME}`,
+        'could not be read as a PEFT adapter folder',
+        msg,
+        'pick a folder written by PEFT save_pretrained or lowrank savePretrained',
+      );
     }
     const method = String(this.peft?.peftConfig.get(clean)?.peftType ?? 'unknown');
     this.adapters.set(clean, { dir, method });

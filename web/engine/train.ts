@@ -16,7 +16,7 @@ import type { Example } from '../../src/training/data/dataset.js';
 import { collate, DataLoader } from '../../src/training/data/loader.js';
 import { AdamW, clipGradNorm, scheduleFactor } from '../../src/training/optim.js';
 import type { TrainControl } from '../train_control.js';
-import type { ProgressEvent, RankSnapshot } from '../protocol.js';
+import type { ProgressEvent } from '../protocol.js';
 
 export interface LoopOptions {
   examples: Example[];
@@ -28,14 +28,15 @@ export interface LoopOptions {
   seed: number;
   /** Global-norm clipping threshold (0 disables). */
   maxGradNorm: number;
-  /** AdaLoRA: run `updateAndAllocate` after each step and report ranks. */
-  adaptive: boolean;
+  /**
+   * Runs after each optimizer step with that step's gradients (AdaLoRA's `updateAndAllocate`, 0-based
+   * step); returns the rank budget to report, if any.
+   */
+  afterStep?: (step: number, grads: Map<string, Tensor>) => number | undefined;
 }
 
 export interface LoopCallbacks {
   progress(e: Omit<ProgressEvent, 'type'>): void;
-  /** Called after AdaLoRA masking steps with the current ranks. */
-  ranks?(s: Omit<RankSnapshot, 'step'> & { step: number }): void;
   /** Called after each step with the 1-based count of completed steps. */
   stepDone?(step: number): void;
 }
@@ -60,7 +61,6 @@ export async function trainLoop(
   opts: LoopOptions,
   control: TrainControl,
   cbs: LoopCallbacks,
-  rankSnapshot: (step: number) => RankSnapshot | null,
 ): Promise<LoopResult> {
   if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) {
     throw new ConfigError('steps', 'must be an integer ≥ 1', opts.steps, 'set the number of steps');
@@ -118,15 +118,11 @@ export async function trainLoop(
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn) ?? vn, g);
       optimizer.step(named, lr);
       let budget: number | undefined;
-      if (opts.adaptive) {
-        peft.updateAndAllocate(step, named);
-        const snap = rankSnapshot(step);
-        if (snap) {
-          budget = snap.budget;
-          cbs.ranks?.(snap);
-        }
+      try {
+        budget = opts.afterStep?.(step, named);
+      } finally {
+        tf.dispose(Object.values(grads));
       }
-      tf.dispose(Object.values(grads));
       step += 1;
       lastLoss = lossValue;
       const paused0 = performance.now();

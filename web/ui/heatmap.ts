@@ -10,6 +10,8 @@ const CELL_W = 64;
 const CELL_H = 26;
 const LEFT = 62;
 const TOP = 22;
+/** Room for the caption line under the grid. */
+const MIN_WIDTH = 380;
 
 /** Colour from white (rank 0) to deep blue (rank initR). */
 function shade(rank: number, initR: number): string {
@@ -34,7 +36,7 @@ export class RankHeatmap {
 
   /** Draws a rank snapshot. */
   render(s: RankSnapshot): void {
-    const w = LEFT + CELL_W * s.modules.length + 8;
+    const w = Math.max(LEFT + CELL_W * s.modules.length + 8, MIN_WIDTH);
     const h = TOP + CELL_H * s.layers.length + 24;
     const svg = el('svg', {
       width: w,

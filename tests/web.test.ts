@@ -1,0 +1,297 @@
+// End-to-end test of the browser page (issue 8): Vite build, served on localhost, driven in Debian's
+// headless Chromium by playwright-core. Skips, saying why, when /usr/bin/chromium is absent.
+//   npm test -- tests/web.test   (about a minute on 2 shared cores)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Server } from 'node:http';
+import type { BrowserContext, Page } from 'playwright-core';
+import { buildPage, servePage } from '../web/serve.js';
+import type { ProbeResult, RankSnapshot } from '../web/protocol.js';
+import { buildDemo, demoConfig } from '../web/demo.js';
+import { modelFromConfig } from '../src/models/from_config.js';
+import { getPeftModel, LoraConfig, PeftModel } from '../src/tuners/index.js';
+import '../src/tuners/adalora/index.js'; // registers the ADALORA tuner for fromPretrained
+import { tf } from '../src/tensor/tf.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = fs.existsSync(CHROMIUM);
+if (!haveChromium) console.log(`# web e2e skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
+
+/** Steps of the AdaLoRA run: enough masking steps for ranks to differ, short enough for CI. */
+const TRAIN_STEPS = 30;
+/** The loss shown must fall by at least this fraction (mean of the last 5 steps vs the first 5). */
+const MIN_LOSS_DROP = 0.1;
+/**
+ * Page (tfjs wasm backend, XNNPACK kernels) vs Node (native/cpu backend) logits of the same model:
+ * float32 sums in different orders over hidden size 32 and 3 layers differ by ~1e-6 relative.
+ */
+const LOGIT_ATOL = 1e-4;
+const ARTIFACTS = path.resolve('test-artifacts');
+
+let server: Server | undefined;
+let url = '';
+let context: BrowserContext | undefined;
+let page: Page;
+const pageErrors: string[] = [];
+
+before(async () => {
+  if (!haveChromium) return;
+  await buildPage();
+  ({ server, url } = await servePage(0));
+  const { chromium } = await import('playwright-core');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1280, height: 1000 },
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  // wasm: the fastest backend on a GPU-less CI machine (WebGL there is software-rendered).
+  await page.goto(`${url}?backend=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+});
+
+after(async () => {
+  await context?.close();
+  server?.close();
+});
+
+/** Waits until `#error` shows or `done()` holds in the page; fails with the page's error text. */
+async function waitOrPageError(what: string, done: string, timeout = 60_000): Promise<void> {
+  await page.waitForFunction(`(${done}) || !document.querySelector('#error').hidden`, null, { timeout });
+  const err = await page.locator('#error').isVisible();
+  if (err) assert.fail(`${what}: the page shows an error: ${await page.textContent('#error')}`);
+}
+
+test(
+  'web page: demo model, AdaLoRA training, heatmap, download, Node parity',
+  { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 180_000 },
+  async () => {
+    assert.match((await page.textContent('#backend')) ?? '', /^(wasm|webgl|webgpu|cpu)$/);
+    await page.check('input[name="model-kind"][value="demo"]');
+    await page.selectOption('#demo-arch', 'llama');
+    await page.click('#load-model');
+    await waitOrPageError('load demo', `document.querySelector('#model-info').textContent.includes('llama')`);
+
+    await page.selectOption('#method', 'adalora');
+    await page.fill('#steps', String(TRAIN_STEPS));
+    await page.fill('#adapter-name', 'ada');
+    await page.fill('#batch', '4');
+    await page.fill('#lr', '0.02');
+    await page.click('#train');
+    await waitOrPageError(
+      'train',
+      `document.querySelector('#train-state').dataset.state === 'done'`,
+      120_000,
+    );
+
+    const losses = JSON.parse((await page.getAttribute('#loss-chart', 'data-losses')) ?? '[]') as [
+      number,
+      number,
+    ][];
+    assert.equal(losses.length, TRAIN_STEPS, 'one loss point per step is shown');
+    const mean = (xs: [number, number][]) => xs.reduce((a, [, l]) => a + l, 0) / xs.length;
+    const first = mean(losses.slice(0, 5));
+    const last = mean(losses.slice(-5));
+    assert.ok(
+      last < first * 0.8,
+      `the loss shown falls (first 5 steps ${first.toFixed(3)}, last 5 ${last.toFixed(3)})`,
+    );
+
+    const ranks = JSON.parse(
+      (await page.getAttribute('#heatmap', 'data-ranks')) ?? 'null',
+    ) as RankSnapshot | null;
+    assert.ok(ranks, 'the heatmap has data');
+    assert.equal(ranks.layers.length, 3);
+    assert.ok(ranks.modules.length >= 2);
+    assert.equal(
+      await page.locator('#heatmap svg rect.cell').count(),
+      ranks.layers.length * ranks.modules.length,
+    );
+    const total = ranks.ranks.flat().reduce((a, b) => a + b, 0);
+    assert.ok(total < ranks.initR * ranks.layers.length * ranks.modules.length, 'AdaLoRA pruned some rank');
+
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-after-training.png'), fullPage: true });
+
+    // Outputs in the page with the trained adapter.
+    await page.fill('#prompt', 'the cat sat on');
+    await page.fill('#max-new', '4');
+    await page.click('#run');
+    await waitOrPageError('probe', `!!document.querySelector('#probe-logits').dataset.result`);
+    const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
+    assert.equal(probe.adapter, 'ada');
+
+    // Download the adapter as PEFT files.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-web-adapter-'));
+    const downloads: string[] = [];
+    page.on('download', (d) => {
+      downloads.push(d.suggestedFilename());
+      void d.saveAs(path.join(dir, d.suggestedFilename()));
+    });
+    await page.click('#download');
+    await page.waitForFunction(() => true);
+    for (
+      let i = 0;
+      i < 200 &&
+      !(
+        fs.existsSync(path.join(dir, 'adapter_config.json')) &&
+        fs.existsSync(path.join(dir, 'adapter_model.safetensors'))
+      );
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(downloads.sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(config.peft_type, 'ADALORA');
+    assert.ok(config.rank_pattern, 'the AdaLoRA config carries rank_pattern');
+
+    // Node: the same demo base (same seed) + the downloaded files give the page's outputs.
+    const { model } = buildDemo('llama', 0);
+    const peft = await PeftModel.fromPretrained(model, dir);
+    peft.eval();
+    const logits = tf.tidy(() => {
+      const ids = tf.tensor2d(probe.inputIds, [1, probe.inputIds.length], 'int32');
+      const out = peft.forward({ inputIds: ids, attentionMask: tf.onesLike(ids) });
+      return out.logits.slice([0, probe.inputIds.length - 1, 0], [1, 1, -1]).reshape([-1]);
+    });
+    const node = Array.from(await logits.data());
+    logits.dispose();
+    assert.equal(node.length, probe.logits.length);
+    const maxDiff = Math.max(...node.map((x, i) => Math.abs(x - probe.logits[i]!)));
+    assert.ok(
+      maxDiff <= LOGIT_ATOL,
+      `Node logits match the page's (max |diff| ${maxDiff.toExponential(2)} > ${LOGIT_ATOL})`,
+    );
+    // The adapter changed the outputs: the base alone gives different logits.
+    const base = buildDemo('llama', 0).model;
+    const baseLogits = tf.tidy(() => {
+      const ids = tf.tensor2d(probe.inputIds, [1, probe.inputIds.length], 'int32');
+      return base
+        .forward({ inputIds: ids })
+        .logits.slice([0, probe.inputIds.length - 1, 0], [1, 1, -1])
+        .reshape([-1]);
+    });
+    const baseDiff = Math.max(...Array.from(await baseLogits.data()).map((x, i) => Math.abs(x - node[i]!)));
+    baseLogits.dispose();
+    assert.ok(
+      baseDiff > 100 * LOGIT_ATOL,
+      `the trained adapter changes the outputs (max |diff| vs base ${baseDiff})`,
+    );
+    assert.deepEqual(pageErrors, []);
+  },
+);
+
+test(
+  'web page: a bad file shows an in-page error',
+  { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 60_000 },
+  async () => {
+    const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-web-bad-'));
+    const adapterDir = path.join(bad, 'broken-adapter');
+    fs.mkdirSync(adapterDir);
+    fs.writeFileSync(path.join(adapterDir, 'adapter_config.json'), '{"peft_type": "LORA", "r": 8,');
+    fs.writeFileSync(path.join(adapterDir, 'adapter_model.safetensors'), Buffer.from([1, 2, 3]));
+    await page.setInputFiles('#adapter-folder', adapterDir);
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    const text = (await page.textContent('#error')) ?? '';
+    assert.match(text, /CheckpointError/);
+    assert.match(text, /adapter_config\.json/);
+
+    // A model folder whose config.json is not JSON.
+    await page.click('#error-close');
+    const modelDir = path.join(bad, 'broken-model');
+    fs.mkdirSync(modelDir);
+    fs.writeFileSync(path.join(modelDir, 'config.json'), 'not json');
+    fs.writeFileSync(path.join(modelDir, 'model.safetensors'), Buffer.alloc(0));
+    await page.check('input[name="model-kind"][value="folder"]');
+    await page.setInputFiles('#model-folder', modelDir);
+    await page.click('#load-model');
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    const text2 = (await page.textContent('#error')) ?? '';
+    assert.match(text2, /CheckpointError.*config\.json.*not valid JSON/s);
+
+    // An adapter trained for a wider model: its shapes do not fit the loaded demo base.
+    await page.click('#error-close');
+    await page.check('input[name="model-kind"][value="demo"]');
+    await page.click('#load-model');
+    await waitOrPageError(
+      'reload demo',
+      `document.querySelector('#model-info').textContent.includes('llama')`,
+    );
+    const wide = modelFromConfig({ ...demoConfig('llama'), hidden_size: 48, intermediate_size: 96 });
+    const mismatched = path.join(bad, 'wide-adapter');
+    await getPeftModel(wide, new LoraConfig({ r: 4, taskType: 'CAUSAL_LM' })).savePretrained(mismatched);
+    await page.setInputFiles('#adapter-folder', mismatched);
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    const text3 = (await page.textContent('#error')) ?? '';
+    assert.match(text3, /CheckpointError.*different shape/s);
+    assert.equal(await page.inputValue('#adapters'), '', 'the failed adapter is not left active');
+    assert.deepEqual(pageErrors, []);
+  },
+);
+
+test(
+  'web page: pause, resume and stop keep the adapter',
+  { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 90_000 },
+  async () => {
+    await page.click('#error-close');
+    await page.selectOption('#method', 'lora');
+    await page.fill('#steps', '500');
+    await page.fill('#adapter-name', 'paused');
+    const stepOf = async () =>
+      Number(/step (\d+)\//.exec((await page.textContent('#progress-text')) ?? '')?.[1] ?? 0);
+    await page.click('#train');
+    await page.waitForFunction(
+      () => /step ([3-9]|\d\d+)\//.test(document.querySelector('#progress-text')!.textContent ?? ''),
+      null,
+      {
+        timeout: 30_000,
+      },
+    );
+    await page.click('#pause');
+    await page.waitForSelector('#train-state[data-state="paused"]', { timeout: 10_000 });
+    const pausedAt = await stepOf();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await stepOf(), pausedAt, 'no step is taken while paused');
+    await page.click('#resume');
+    await page.waitForFunction(
+      (s) =>
+        Number(/step (\d+)\//.exec(document.querySelector('#progress-text')!.textContent ?? '')?.[1] ?? 0) >
+        s,
+      pausedAt,
+      { timeout: 30_000 },
+    );
+    await page.click('#stop');
+    await page.waitForSelector('#train-state[data-state="stopped"]', { timeout: 30_000 });
+    const stoppedAt = await stepOf();
+    assert.ok(stoppedAt > pausedAt && stoppedAt < 500, `stopped at step ${stoppedAt}, paused at ${pausedAt}`);
+    // The stopped run's adapter is kept, active and usable.
+    await page.waitForFunction(
+      () => (document.querySelector('#adapters') as HTMLSelectElement).value === 'paused',
+    );
+    await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
+    await page.click('#run');
+    await waitOrPageError('probe after stop', `!!document.querySelector('#probe-logits').dataset.result`);
+    const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
+    assert.equal(probe.adapter, 'paused');
+    assert.deepEqual(pageErrors, []);
+  },
+);
