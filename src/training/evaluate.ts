@@ -2,12 +2,31 @@
  * Evaluation pass: mean loss (token-weighted for causal LM), perplexity, and task metrics, with the
  * model in eval mode (no dropout) and every intermediate tensor disposed.
  */
-import { tf } from '../tensor/tf.js';
-import { internal } from '../errors.js';
+import { tf, type Tensor } from '../tensor/tf.js';
+import { mseLoss, softmaxCrossEntropy } from '../tensor/ops/loss.js';
 import type { Example } from './data/dataset.js';
 import { collate, evalBatches } from './data/loader.js';
 import { computeMetrics, perplexity, type MetricTask } from './metrics.js';
 import type { TrainableModel } from './types.js';
+
+/**
+ * Mean loss as the models compute it: causal LM shifts labels by one (HF), classification is
+ * cross-entropy, regression is MSE.
+ */
+export function taskLoss(
+  logits: Tensor,
+  labels: Tensor,
+  task: 'classification' | 'regression' | 'causal_lm',
+): Tensor {
+  return tf.tidy(() => {
+    if (task === 'regression') return mseLoss(logits, labels);
+    if (task === 'classification') return softmaxCrossEntropy(logits, labels);
+    const [, T, V] = logits.shape as [number, number, number];
+    const shifted = logits.slice([0, 0, 0], [-1, T - 1, V]); // [B, T-1, V]
+    const targets = labels.slice([0, 1], [-1, T - 1]); // [B, T-1]
+    return softmaxCrossEntropy(shifted, targets);
+  });
+}
 
 export interface EvalResult {
   loss: number;
@@ -42,15 +61,21 @@ export function evaluate(
       const batch = collate(group, task, padId);
       try {
         const { loss, pred } = tf.tidy(() => {
-          const out = model.forward(batch);
-          if (!out.loss) internal('model.forward returned no loss although labels were given');
+          // the loss is recomputed from the logits so that terms a tuner adds to the training loss
+          // (AdaLoRA's orthogonal regulariser) do not inflate the reported validation loss
+          const out = model.forward({
+            inputIds: batch.inputIds,
+            attentionMask: batch.attentionMask,
+            tokenTypeIds: batch.tokenTypeIds,
+          });
+          const lossT = taskLoss(out.logits, batch.labels, task);
           const p =
             task === 'classification'
               ? out.logits.argMax(-1)
               : task === 'regression'
                 ? out.logits.reshape([-1])
                 : undefined;
-          return { loss: out.loss.dataSync()[0]!, pred: p ? Array.from(p.dataSync()) : [] };
+          return { loss: lossT.dataSync()[0]!, pred: p ? Array.from(p.dataSync()) : [] };
         });
         const weight =
           task === 'causal_lm'

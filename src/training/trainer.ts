@@ -254,7 +254,11 @@ export class Trainer {
       const named = new Map<string, Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(this.byVarName.get(vn) ?? vn, g);
       this.optimizer.step(named, lr);
-      const alloc = this.opts.stepHook?.afterOptimizerStep(step, named);
+      // the hook gets each gradient under both the parameter name and the tfjs variable name, so it can
+      // look parameters up by whichever naming its own module tree uses
+      const hookGrads = new Map(named);
+      for (const [vn, g] of Object.entries(grads)) hookGrads.set(vn, g);
+      const alloc = this.opts.stepHook?.afterOptimizerStep(step, hookGrads);
       tf.dispose(Object.values(grads));
       this.step += 1;
       this.lastLoss = lossSum / accSteps;

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { recommendCommand } from './recommend.js';
+import { trainCommand } from './train.js';
 
 /** Every `lowrank` subcommand, in the order `lowrank --help` lists them. */
-export const COMMANDS: Command[] = [inspectCommand, infoCommand, recommendCommand];
+export const COMMANDS: Command[] = [trainCommand, inspectCommand, infoCommand, recommendCommand];

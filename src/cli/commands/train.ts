@@ -1,0 +1,248 @@
+/** `lowrank train`: fine-tune a model with an adapter (or fully) and write a run folder with a report. */
+import path from 'node:path';
+import type { Command } from '../command.js';
+import { UsageError, type ParsedValue } from '../args.js';
+import type { CliIO } from '../io.js';
+import { TRAIN_OPTIONS } from './train_options.js';
+import { loadDataSets, openTokenizer } from '../data.js';
+import { adaloraHook, buildAdapter, type MethodName } from '../setup.js';
+import { openRunFolder, rotateCheckpoints } from '../run_folder.js';
+import { Progress } from '../progress.js';
+import type { TrainableModel, TrainSummary } from '../../training/types.js';
+import fs from 'node:fs';
+
+export interface TrainResult {
+  summary: TrainSummary;
+  output: string;
+  report?: string;
+  heatmap?: string;
+  trainableParams: number;
+}
+
+/**
+ * The whole `lowrank train` flow on parsed option values (the demo calls it too).
+ * @example await runTraining(parsed.values, io);
+ */
+export async function runTraining(
+  v: Record<string, ParsedValue | undefined>,
+  io: CliIO,
+): Promise<TrainResult> {
+  if (v.resume && v.output && !v.model) {
+    // `lowrank train -o runs/x --resume`: the run's own config.json supplies every option
+    const saved = path.join(v.output as string, 'config.json');
+    if (!fs.existsSync(saved))
+      throw new UsageError(`--resume: ${saved} not found; pass the same options as the first run`);
+    const { loadConfigFile } = await import('../args.js');
+    v = {
+      ...loadConfigFile(saved, TRAIN_OPTIONS),
+      ...Object.fromEntries(
+        Object.entries(v).filter(
+          ([k, x]) => x !== undefined && (k === 'resume' || k === 'output' || k === 'quiet'),
+        ),
+      ),
+    };
+  }
+  const modelPath = v.model as string | undefined;
+  if (!modelPath) throw new UsageError('missing --model (a Hugging Face folder or a llama2.c .bin)');
+  if (!v.data) throw new UsageError('missing --data (a .tsv/.csv/.jsonl table or a text file)');
+  const output =
+    (v.output as string | undefined) ??
+    path.join('runs', `${v.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  for (const k of [
+    'max-steps',
+    'batch-size',
+    'grad-accum',
+    'max-length',
+    'init-r',
+    'target-r',
+    'r',
+  ] as const) {
+    if (typeof v[k] === 'number' && (v[k] as number) < 1)
+      throw new UsageError(`--${k}: must be >= 1 (got ${v[k]})`);
+  }
+  const { initBackend } = await import('../../tensor/backend.js');
+  const backend = await initBackend(v.backend as string);
+  const { manualSeed } = await import('../../nn/init.js');
+  const { loadModel } = await import('../../models/load.js');
+  const { Trainer } = await import('../../training/trainer.js');
+  const { tf } = await import('../../tensor/tf.js');
+
+  const tok = await openTokenizer(modelPath, v.tokenizer as string | undefined);
+  const data = await loadDataSets(
+    v,
+    tok.text,
+    path.join(path.dirname(path.resolve(output)), '.lowrank-cache'),
+  );
+  const resume = Boolean(v.resume);
+  // config.json holds exactly the options (reusable with --config); derived facts go to run.json
+  const config = {
+    ...Object.fromEntries(
+      Object.entries(v).filter(([k, x]) => x !== undefined && k !== 'resume' && k !== 'config'),
+    ),
+    output,
+  };
+  const run = openRunFolder(output, config, resume);
+  fs.writeFileSync(
+    path.join(output, 'run.json'),
+    JSON.stringify(
+      {
+        task: data.task,
+        labelNames: data.labelNames ?? null,
+        numLabels: data.numLabels,
+        backend: backend.backend,
+        tokenizer: tok.path,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+
+  manualSeed(v.seed as number);
+  const taskType = data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS';
+  const base = await loadModel(modelPath, {
+    task: taskType,
+    ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels } : {}),
+    seed: v.seed as number,
+  });
+  const maxSteps = v['max-steps'] as number;
+  const model = buildAdapter(base, {
+    method: v.method as MethodName,
+    taskType,
+    r: v.r as number,
+    loraAlpha: v['lora-alpha'] as number | undefined,
+    loraDropout: v['lora-dropout'] as number,
+    targetModules: v['target-modules'] as string[] | undefined,
+    initR: v['init-r'] as number,
+    targetR: v['target-r'] as number,
+    tinit: v.tinit as number | undefined,
+    tfinal: v.tfinal as number | undefined,
+    deltaT: v['delta-t'] as number | undefined,
+    orthRegWeight: v['orth-reg-weight'] as number,
+    totalStep: maxSteps,
+  });
+  const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
+  const quiet = Boolean(v.quiet);
+  if (!quiet) {
+    io.err(
+      `lowrank train: ${v.method} on ${path.basename(modelPath)} (${data.task}), backend ${backend.backend}`,
+    );
+    io.err(
+      `  ${data.train.length} train / ${data.eval.length} eval examples; trainable parameters ${trainableParams.toLocaleString('en-US')}; run folder ${output}`,
+    );
+  }
+  const progress = new Progress(io, maxSteps, Math.max(1, Math.round(maxSteps / 20)), quiet);
+  const saveAdapter = async (dir: string) => {
+    const m = model as unknown as { savePretrained?: (d: string) => Promise<void> };
+    if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
+    const { saveModel } = await import('../../models/load.js');
+    await saveModel(base, dir);
+  };
+  const trainer = new Trainer(
+    model as unknown as TrainableModel,
+    {
+      task: data.task,
+      metricTask: v.metric as never,
+      train: data.train,
+      eval: data.eval,
+      padTokenId: tok.text.padTokenId,
+      lr: v.lr as number,
+      weightDecay: v['weight-decay'] as number,
+      schedule: v.schedule as never,
+      warmupSteps: v['warmup-steps'] as number,
+      maxSteps,
+      batchSize: v['batch-size'] as number,
+      evalBatchSize: v['eval-batch-size'] as number | undefined,
+      gradientAccumulationSteps: v['grad-accum'] as number,
+      maxGradNorm: v['max-grad-norm'] as number,
+      evalEvery: v['eval-every'] as number,
+      saveEvery: v['save-every'] as number,
+      seed: v.seed as number,
+      maxNonFinite: v['max-non-finite'] as number,
+      outputDir: output,
+      saveAdapter,
+      stepHook: adaloraHook(model),
+    },
+    {
+      onLog: (l) => run.log.append(l),
+      onStep: (l) => progress.step(l),
+      onEval: (l) => progress.eval(l),
+      onSkip: (s) => io.err(`\nstep ${s.step}: skipped (${s.reason}; ${s.inARow} in a row)`),
+      onCheckpoint: () => rotateCheckpoints(output, v['keep-checkpoints'] as number),
+    },
+  );
+  const onSignal = () => {
+    io.err('\ninterrupted: finishing this step and writing a checkpoint (press Ctrl-C again to abort)');
+    trainer.requestStop();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    if (resume) {
+      const { latestCheckpoint, loadCheckpoint, disposeCheckpoint } =
+        await import('../../training/checkpoint.js');
+      const dir = await latestCheckpoint(output);
+      if (dir) {
+        const c = await loadCheckpoint(dir);
+        run.log.truncateAfter(c.state.step);
+        disposeCheckpoint(c);
+        if (!quiet) io.err(`  resuming from ${dir}`);
+      } else if (!quiet) io.err('  no checkpoint yet: starting from step 0');
+    }
+    const summary = await trainer.train({ resume });
+    progress.done();
+    const result: TrainResult = { summary, output, trainableParams };
+    if (summary.steps < maxSteps) {
+      io.err(
+        `stopped at step ${summary.steps}/${maxSteps}; continue with: lowrank train --output ${output} --resume (same options)`,
+      );
+      return result;
+    }
+    if (!v['no-report']) {
+      const { writeReport } = await import('../../report/report.js');
+      const r = await writeReport(output);
+      result.report = r.html;
+      result.heatmap = r.heatmapPng;
+    }
+    return result;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    trainer.dispose();
+    tf.dispose(model.parameters());
+  }
+}
+
+function printResult(r: TrainResult, io: CliIO): void {
+  const e = r.summary.lastEval;
+  io.out(`steps: ${r.summary.steps}   final train loss: ${r.summary.finalLoss.toFixed(4)}`);
+  if (e) {
+    const m = Object.entries(e.metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`);
+    if (e.perplexity !== undefined) m.push(`perplexity ${e.perplexity.toFixed(3)}`);
+    io.out(`eval loss: ${e.loss.toFixed(4)}${m.length ? '   ' + m.join('   ') : ''}`);
+  }
+  if (r.summary.best)
+    io.out(
+      `best ${r.summary.best.metric}: ${r.summary.best.value.toFixed(4)} at step ${r.summary.best.step} (${r.summary.bestDir})`,
+    );
+  if (r.summary.adapterDir) io.out(`adapter: ${r.summary.adapterDir}`);
+  if (r.report) io.out(`report: ${r.report}`);
+  if (r.heatmap) io.out(`rank heatmap: ${r.heatmap}`);
+}
+
+export const trainCommand: Command = {
+  spec: {
+    name: 'train',
+    summary:
+      'Fine-tune a model with AdaLoRA / LoRA / DoRA (or fully); writes adapter, checkpoints, log and report',
+    options: TRAIN_OPTIONS,
+    configFile: true,
+    examples: [
+      'lowrank train -m ./bert-tiny --data glue/SST-2/train.tsv --eval-data glue/SST-2/dev.tsv --method adalora --init-r 12 --target-r 4 -o runs/sst2',
+      'lowrank train -m stories260K.bin --tokenizer tok512.bin --data input.txt --task causal_lm --max-length 128 --max-steps 300 -o runs/shakespeare',
+      'lowrank train --config train.yaml --lr 5e-4          # flags win over the file',
+      'lowrank train -o runs/shakespeare --config runs/shakespeare/config.json --resume',
+    ],
+  },
+  async run(p, io) {
+    printResult(await runTraining(p.values, io), io);
+  },
+};
