@@ -199,7 +199,65 @@ static Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// maskedSoftmax(x, mask|null, out, shape[4], maskStrides[4], scale):
+// out = softmax(x·scale + mask) over the last axis of a [B, H, Tq, Tk] score tensor, with the
+// additive mask read through broadcast strides (0 on broadcast dims; its last stride is 0 or 1).
+static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 6, "maskedSoftmax")) return env.Undefined();
+  const float* x = f32(info[0]);
+  const float* mask = info[1].IsTypedArray() ? f32(info[1]) : nullptr;
+  float* o = f32(info[2]);
+  const int32_t* sh = i32(info[3]);
+  const int32_t* ms = i32(info[4]);
+  const float scale = static_cast<float>(dbl(info, 5));
+  const int64_t d0 = sh[0], d1 = sh[1], d2 = sh[2], cols = sh[3];
+  const int64_t rows = d0 * d1 * d2;
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d1 * d2);
+    const float* mr = mask ? mask + i0 * ms[0] + i1 * ms[1] + i2 * ms[2] : nullptr;
+    const int64_t mc = ms[3];
+    const float* xr = x + r * cols;
+    float* orow = o + r * cols;
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < cols; c++) {
+      const float v = xr[c] * scale + (mr ? mr[c * mc] : 0.f);
+      orow[c] = v;
+      mx = std::max(mx, v);
+    }
+    float sum = 0.f;
+    for (int64_t c = 0; c < cols; c++) { orow[c] = std::exp(orow[c] - mx); sum += orow[c]; }
+    const float inv = 1.f / sum;
+    for (int64_t c = 0; c < cols; c++) orow[c] *= inv;
+  }
+  return env.Undefined();
+}
+
+// softmaxGrad(y, dy, dx, rows, cols, scale): dx = scale · y ⊙ (dy − Σ dy⊙y) per row.
+static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 6, "softmaxGrad")) return env.Undefined();
+  const float* y = f32(info[0]);
+  const float* dy = f32(info[1]);
+  float* dx = f32(info[2]);
+  const int64_t rows = num(info, 3), cols = num(info, 4);
+  const float scale = static_cast<float>(dbl(info, 5));
+#pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* yr = y + r * cols;
+    const float* dyr = dy + r * cols;
+    float dot = 0.f;
+    for (int64_t c = 0; c < cols; c++) dot += dyr[c] * yr[c];
+    float* dxr = dx + r * cols;
+    for (int64_t c = 0; c < cols; c++) dxr[c] = scale * yr[c] * (dyr[c] - dot);
+  }
+  return env.Undefined();
+}
+
 void registerFused(Napi::Env env, Napi::Object exports) {
+  exports.Set("maskedSoftmax", Napi::Function::New(env, MaskedSoftmax));
+  exports.Set("softmaxGrad", Napi::Function::New(env, SoftmaxGrad));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("normForward", Napi::Function::New(env, NormForward));
   exports.Set("normBackward", Napi::Function::New(env, NormBackward));

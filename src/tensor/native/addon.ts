@@ -92,6 +92,8 @@ export interface NativeAddon {
     cols: number,
     ignore: number,
   ): [number, number];
+  maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
+  softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
   crossEntropyGrad(
     probs: F32,
     labels: I32,

@@ -3,8 +3,8 @@
  * `tf.engine().runKernel` when the active backend is `native`; the ops wrap them in `customGrad`
  * with the matching *Grad kernel. Other backends never see these names (the ops compose tfjs ops).
  */
-import { allocF32, f32, isF32, output, vals, type NativeKernelSpec, type TensorInfo } from './kernel.js';
-import { sizeOf } from './shape.js';
+import { allocF32, f32, output, vals, type NativeKernelSpec, type TensorInfo } from './kernel.js';
+import { broadcastStrides, int32, sizeOf } from './shape.js';
 
 export const FUSED = {
   norm: 'LowrankNorm',
@@ -13,6 +13,8 @@ export const FUSED = {
   geluGrad: 'LowrankGeluGrad',
   crossEntropy: 'LowrankCrossEntropy',
   crossEntropyGrad: 'LowrankCrossEntropyGrad',
+  maskedSoftmax: 'LowrankMaskedSoftmax',
+  softmaxGrad: 'LowrankSoftmaxGrad',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -146,6 +148,42 @@ const crossEntropyGrad: NativeKernelSpec = {
   },
 };
 
+/**
+ * LowrankMaskedSoftmax {scores [B, H, Tq, Tk], mask?} attrs {scale} → softmax(scores·scale + mask);
+ * the mask broadcasts to the scores' shape.
+ */
+const maskedSoftmax: NativeKernelSpec = {
+  name: FUSED.maskedSoftmax,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { scores, mask } = inputs as { scores: TensorInfo; mask?: TensorInfo };
+    if (scores.shape.length !== 4 || (mask && mask.shape.length > 4)) return null;
+    const out = allocF32(backend, sizeOf(scores.shape));
+    const strides = mask ? broadcastStrides(mask.shape, scores.shape) : [0, 0, 0, 0];
+    const m = mask ? f32(backend, mask) : null;
+    addon.maskedSoftmax(
+      f32(backend, scores),
+      m,
+      out,
+      int32(scores.shape),
+      int32(strides),
+      Number(attrs?.scale ?? 1),
+    );
+    return output(backend, [...scores.shape], 'float32', out);
+  },
+};
+
+/** LowrankSoftmaxGrad {y, dy} attrs {scale} → scale · y ⊙ (dy − Σ dy ⊙ y) over the last axis. */
+const softmaxGrad: NativeKernelSpec = {
+  name: FUSED.softmaxGrad,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { y, dy } = inputs as { y: TensorInfo; dy: TensorInfo };
+    const [rows, cols] = rowsCols(y);
+    const out = allocF32(backend, rows * cols);
+    addon.softmaxGrad(f32(backend, y), f32(backend, dy), out, rows, cols, Number(attrs?.scale ?? 1));
+    return output(backend, [...y.shape], 'float32', out);
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
   norm,
   normGrad,
@@ -153,8 +191,6 @@ export const fusedKernels: NativeKernelSpec[] = [
   geluGrad,
   crossEntropy,
   crossEntropyGrad,
+  maskedSoftmax,
+  softmaxGrad,
 ];
-
-/** True when every input the fused kernels read is float32 (labels excepted). */
-export const fusedInputsOk = (backend: Parameters<typeof isF32>[0], ts: TensorInfo[]): boolean =>
-  ts.every((t) => isF32(backend, t));

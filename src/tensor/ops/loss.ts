@@ -1,4 +1,5 @@
 import { tf, type Tensor } from '../tf.js';
+import { FUSED, customGrad1, nativeFused, runFused } from './fused.js';
 
 /** PyTorch's default `ignore_index` for cross-entropy. */
 export const IGNORE_INDEX = -100;
@@ -9,6 +10,7 @@ export const IGNORE_INDEX = -100;
  * is ignored (PyTorch returns NaN there; a skipped batch should not poison a run).
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = IGNORE_INDEX): Tensor {
+  if (nativeFused(logits)) return tf.tidy(() => fusedCrossEntropy(logits, labels, ignoreIndex));
   return tf.tidy(() => {
     const numClasses = logits.shape[logits.shape.length - 1]!;
     const flatLogits = logits.reshape([-1, numClasses]); // [N, C]
@@ -21,6 +23,30 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex 
     const count = tf.maximum(tf.sum(validF), 1);
     return tf.div(tf.neg(tf.sum(tf.mul(picked, validF))), count);
   });
+}
+
+/**
+ * The same loss as one native kernel (softmax, pick, mean over valid rows) whose gradient
+ * `(softmax − onehot)·dy/count` reuses the saved probabilities. Labels get no gradient.
+ */
+function fusedCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: number): Tensor {
+  const numClasses = logits.shape[logits.shape.length - 1]!;
+  const flatLogits = logits.reshape([-1, numClasses]); // [N, C]
+  const flatLabels = labels.reshape([-1]).toInt(); // [N]
+  const f = customGrad1((x, save) => {
+    const [loss, probs, count] = runFused(
+      FUSED.crossEntropy,
+      { logits: x, labels: flatLabels },
+      { ignoreIndex },
+    );
+    save([probs!, count!, flatLabels]);
+    return {
+      value: loss!,
+      gradFunc: (dy, [p, c, l]) =>
+        runFused(FUSED.crossEntropyGrad, { probs: p!, labels: l!, dy, count: c! }, { ignoreIndex })[0]!,
+    };
+  });
+  return f(flatLogits);
 }
 
 /** Mean squared error (regression heads, `num_labels == 1`). */
