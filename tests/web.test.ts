@@ -23,7 +23,7 @@ if (!haveChromium) console.log(`# web e2e skipped: ${CHROMIUM} is absent (apt-ge
 /** Steps of the AdaLoRA run: enough masking steps for ranks to differ, short enough for CI. */
 const TRAIN_STEPS = 30;
 /** The loss shown must fall by at least this fraction (mean of the last 5 steps vs the first 5). */
-const MIN_LOSS_DROP = 0.1;
+const MIN_LOSS_DROP = 0.15; // observed ~22% over 30 steps at lr 0.02
 /**
  * Page (tfjs wasm backend, XNNPACK kernels) vs Node (native/cpu backend) logits of the same model:
  * float32 sums in different orders over hidden size 32 and 3 layers differ by ~1e-6 relative.
@@ -108,7 +108,7 @@ test(
     const first = mean(losses.slice(0, 5));
     const last = mean(losses.slice(-5));
     assert.ok(
-      last < first * 0.8,
+      last < first * (1 - MIN_LOSS_DROP),
       `the loss shown falls (first 5 steps ${first.toFixed(3)}, last 5 ${last.toFixed(3)})`,
     );
 

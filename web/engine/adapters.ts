@@ -85,7 +85,7 @@ export function rankSnapshotOf(
     layers: layerList,
     modules,
     ranks: table,
-    budget: table.flat().reduce((a, b) => a + b, 0),
+    budget,
     initR,
   };
 }
