@@ -29,17 +29,11 @@ export class Linear extends Module {
   ) {
     super();
     this.fanInFanOut = opts.fanInFanOut ?? false;
-    const w = kaimingUniformLinear([outFeatures, inFeatures]);
-    const stored = this.fanInFanOut ? tf.tidy(() => w.transpose()) : w;
-    this.registerParameter('weight', stored);
-    // The variable holds its own reference to the data: free the init tensors (no leak per Linear).
-    if (stored !== w) stored.dispose();
-    w.dispose();
+    const init = () => kaimingUniformLinear([outFeatures, inFeatures]);
+    this.registerInitialised('weight', this.fanInFanOut ? tf.tidy(() => init().transpose()) : init());
     if (opts.bias ?? true) {
       const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-      const b = uniform([outFeatures], -bound, bound);
-      this.registerParameter('bias', b);
-      b.dispose();
+      this.registerInitialised('bias', uniform([outFeatures], -bound, bound));
     }
   }
 
@@ -70,9 +64,7 @@ export class Embedding extends Module {
     readonly embeddingDim: number,
   ) {
     super();
-    const w = normal([numEmbeddings, embeddingDim]);
-    this.registerParameter('weight', w);
-    w.dispose(); // the variable keeps its own reference
+    this.registerInitialised('weight', normal([numEmbeddings, embeddingDim]));
   }
 
   forward(ids: Tensor): Tensor {
@@ -94,8 +86,8 @@ export class LayerNorm extends Module {
     withBias = true,
   ) {
     super();
-    this.registerParameter('weight', tf.ones([dim]));
-    if (withBias) this.registerParameter('bias', tf.zeros([dim]));
+    this.registerInitialised('weight', tf.ones([dim]));
+    if (withBias) this.registerInitialised('bias', tf.zeros([dim]));
   }
 
   forward(x: Tensor): Tensor {
@@ -112,7 +104,7 @@ export class RMSNorm extends Module {
     readonly eps = 1e-6,
   ) {
     super();
-    this.registerParameter('weight', tf.ones([dim]));
+    this.registerInitialised('weight', tf.ones([dim]));
   }
 
   forward(x: Tensor): Tensor {

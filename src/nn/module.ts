@@ -46,6 +46,13 @@ export abstract class Module {
     return v;
   }
 
+  /** Registers a parameter from a freshly made init tensor and frees that tensor (the variable keeps its own copy). */
+  registerInitialised(name: string, init: Tensor, trainable = true): Variable {
+    const v = this.registerParameter(name, init, trainable);
+    init.dispose();
+    return v;
+  }
+
   /** A buffer is state saved in the state dict but never trained (e.g. AdaLoRA's `ranknum`). */
   registerBuffer(name: string, value: Tensor): Tensor {
     const old = this._buffers.get(name);
