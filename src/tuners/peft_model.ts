@@ -159,6 +159,54 @@ export class PeftModel extends Module {
     return this.base_model.mergeAndUnload(opts);
   }
 
+  /**
+   * PEFT `add_weighted_adapter` for LoRA ('linear' | 'cat' | 'svd', tuners/lora/weighted.ts); other
+   * tuner types are rejected.
+   *
+   * @example peft.addWeightedAdapter(['a', 'b'], [1, 1], 'a_plus_b', 'cat'); peft.setAdapter('a_plus_b');
+   */
+  addWeightedAdapter(
+    adapters: string[],
+    weights: number[],
+    name: string,
+    combinationType: 'linear' | 'cat' | 'svd' = 'svd',
+    opts: { svdRank?: number } = {},
+  ): void {
+    this.loraOnly('addWeightedAdapter').addWeightedAdapter(adapters, weights, name, combinationType, opts);
+  }
+
+  /**
+   * Inference with adapter `adapterNames[i]` on batch row i (`'__base__'`: no adapter), PEFT's
+   * `adapter_names` (tuners/lora/mixed_batch.ts).
+   *
+   * @example peft.eval(); peft.forwardMixed({ inputIds }, ['task_a', '__base__', 'task_b']);
+   */
+  forwardMixed(inputs: ModelInputs, adapterNames: string[]): ModelOutput {
+    return this.loraOnly('forwardMixed').forwardMixed(inputs, adapterNames);
+  }
+
+  private loraOnly(what: string): {
+    addWeightedAdapter(
+      a: string[],
+      w: number[],
+      n: string,
+      c: 'linear' | 'cat' | 'svd',
+      o: { svdRank?: number },
+    ): void;
+    forwardMixed(inputs: ModelInputs, adapterNames: string[]): ModelOutput;
+  } {
+    const t = this.base_model as unknown as Record<string, unknown>;
+    if (typeof t.addWeightedAdapter !== 'function' || typeof t.forwardMixed !== 'function') {
+      throw new ConfigError(
+        `PeftModel.${what}`,
+        'is available for LoRA adapters only',
+        this.base_model.constructor.name,
+        'use a LoraConfig',
+      );
+    }
+    return t as unknown as ReturnType<PeftModel['loraOnly']>;
+  }
+
   /** Removes the adapters without merging; returns the original model. */
   unload(): Module {
     return this.base_model.mergeAndUnload({ merge: false });

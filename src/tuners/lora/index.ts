@@ -10,4 +10,6 @@ export * from './layer.js';
 export * from './embedding.js';
 export * from './model.js';
 export * from './variant.js';
+export * from './weighted.js';
+export * from './mixed_batch.js';
 export { pissaInit, oloraInit } from './init.js';

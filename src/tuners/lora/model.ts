@@ -23,6 +23,9 @@ import { tunerWarn } from '../base/warnings.js';
 import type { LoraConfig } from './config.js';
 import { LoraLayer, LoraLinear, type LoraLayerOptions } from './layer.js';
 import { LoraEmbedding, isEmbeddingLike } from './embedding.js';
+import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted.js';
+import { mixedBatchForward } from './mixed_batch.js';
+import type { ModelInputs, ModelOutput } from '../../models/base.js';
 
 /**
  * PEFT `get_pattern_key`: the first pattern key (in insertion order) matching the module name as
@@ -120,5 +123,21 @@ export class LoraModel<C extends LoraConfig = LoraConfig> extends BaseTuner<C> {
   /** PEFT `set_scale` on every layer of an adapter. */
   setScale(adapter: string, scale: number): void {
     for (const [, l] of this.tunerLayers()) if (l instanceof LoraLayer) l.setScale(adapter, scale);
+  }
+
+  /** PEFT `add_weighted_adapter`: a new adapter from weighted existing ones (weighted.ts). */
+  addWeightedAdapter(
+    adapters: string[],
+    weights: number[],
+    name: string,
+    combinationType: CombinationType = 'svd',
+    opts: WeightedAdapterOptions = {},
+  ): void {
+    addWeightedAdapter(this, adapters, weights, name, combinationType, opts);
+  }
+
+  /** Inference with one adapter per batch row (PEFT `adapter_names`; mixed_batch.ts). */
+  forwardMixed(inputs: ModelInputs, adapterNames: string[]): ModelOutput {
+    return mixedBatchForward(this, inputs, adapterNames);
   }
 }
