@@ -80,8 +80,11 @@ export async function readAdapterSummary(dir: string): Promise<AdapterSummary> {
   }
   const pattern = (config.rank_pattern ?? null) as Record<string, boolean[]> | null;
   const modules: ModuleRank[] = [...byModule.entries()].map(([path, e]) => {
-    const allocated = e.a?.[0] ?? e.e?.[0] ?? 0;
-    let rank = allocated;
+    const stored = e.a?.[0] ?? e.e?.[0] ?? 0;
+    // AdaLoRA files are trimmed to the kept rank; the allocated rank is the config's init_r
+    const allocated =
+      String(config.peft_type) === 'ADALORA' && typeof config.init_r === 'number' ? config.init_r : stored;
+    let rank = stored;
     const key = pattern
       ? Object.keys(pattern).find(
           (k) => k === `${path}.lora_E` || k.replace(/^base_model\.model\./, '') === `${path}.lora_E`,

@@ -3,6 +3,23 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { recommendCommand } from './recommend.js';
 import { trainCommand } from './train.js';
+import {
+  convertCommand,
+  evalCommand,
+  generateCommand,
+  mergeCommand,
+  reportCommand,
+} from './model_commands.js';
 
 /** Every `lowrank` subcommand, in the order `lowrank --help` lists them. */
-export const COMMANDS: Command[] = [trainCommand, inspectCommand, infoCommand, recommendCommand];
+export const COMMANDS: Command[] = [
+  trainCommand,
+  evalCommand,
+  generateCommand,
+  mergeCommand,
+  inspectCommand,
+  reportCommand,
+  convertCommand,
+  infoCommand,
+  recommendCommand,
+];

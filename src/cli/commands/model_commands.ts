@@ -1,0 +1,256 @@
+/** `lowrank eval`, `generate`, `merge`, `convert`, `report`: thin shells over models, tuners, io and report. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from '../command.js';
+import { UsageError, type ParsedValue } from '../args.js';
+import { DATA_OPTIONS } from './train_options.js';
+import { loadDataSets, openTokenizer, tokenizerPathFor } from '../data.js';
+
+const BACKEND = {
+  name: 'backend',
+  type: 'string',
+  description: 'compute backend',
+  default: 'auto',
+  choices: ['auto', 'native', 'wasm', 'cpu'],
+} as const;
+const MODEL = {
+  name: 'model',
+  short: 'm',
+  type: 'string',
+  description: 'base model: Hugging Face folder or llama2.c .bin',
+} as const;
+const ADAPTER = {
+  name: 'adapter',
+  short: 'a',
+  type: 'string',
+  description: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors)',
+} as const;
+
+function need(v: Record<string, ParsedValue | undefined>, key: string, what: string): string {
+  const x = v[key];
+  if (typeof x !== 'string' || x === '') throw new UsageError(`missing --${key} (${what})`);
+  return x;
+}
+
+/** Loads the base model and, if given, the adapter on top (inference mode). */
+async function loadWithAdapter(
+  v: Record<string, ParsedValue | undefined>,
+  task: 'CAUSAL_LM' | 'SEQ_CLS',
+  numLabels?: number,
+) {
+  const { initBackend } = await import('../../tensor/backend.js');
+  await initBackend(v.backend as string);
+  const { loadModel } = await import('../../models/load.js');
+  const modelPath = need(v, 'model', 'a Hugging Face folder or llama2.c .bin');
+  const base = await loadModel(modelPath, { task, ...(numLabels ? { numLabels } : {}), seed: 0 });
+  const adapter = v.adapter as string | undefined;
+  if (!adapter) return { base, model: base };
+  const { PeftModel } = await import('../../tuners/index.js');
+  await import('../../tuners/adalora/index.js');
+  const peft = await PeftModel.fromPretrained(base, adapter);
+  return { base, model: peft, peft };
+}
+
+export const evalCommand: Command = {
+  spec: {
+    name: 'eval',
+    summary: 'Evaluate a model (optionally with an adapter) on a dataset: loss, perplexity, task metrics',
+    options: [
+      MODEL,
+      ADAPTER,
+      ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data' && o.name !== 'eval-fraction'),
+      { name: 'batch-size', short: 'b', type: 'int', description: 'examples per batch', default: 16 },
+      { name: 'seed', type: 'int', description: 'seed', default: 42 },
+      BACKEND,
+      { name: 'json', type: 'boolean', description: 'print JSON', default: false },
+    ],
+    configFile: true,
+    examples: [
+      'lowrank eval -m stories260K.bin --tokenizer tok512.bin --data input.txt --eval-limit 64',
+      'lowrank eval -m ./bert --adapter runs/sst2/adapter --data glue/SST-2/dev.tsv',
+    ],
+  },
+  async run(p, io) {
+    const v = p.values;
+    const tok = await openTokenizer(need(v, 'model', 'a model'), v.tokenizer as string | undefined);
+    const data = await loadDataSets({ ...v, 'eval-data': v.data, 'eval-fraction': 0.1 }, tok.text, undefined);
+    const { model } = await loadWithAdapter(
+      v,
+      data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS',
+      data.task === 'causal_lm' ? undefined : data.numLabels,
+    );
+    const { evaluate } = await import('../../training/evaluate.js');
+    const metricTask = (v.metric as never) ?? (data.task === 'classification' ? 'classification' : data.task);
+    const r = evaluate(
+      model as never,
+      data.eval,
+      data.task,
+      metricTask,
+      v['batch-size'] as number,
+      tok.text.padTokenId,
+    );
+    if (v.json) return void io.out(JSON.stringify(r, null, 2));
+    io.out(
+      `examples: ${data.eval.length}   loss: ${r.loss.toFixed(4)}${r.perplexity !== undefined ? `   perplexity: ${r.perplexity.toFixed(3)}` : ''}`,
+    );
+    for (const [k, x] of Object.entries(r.metrics)) io.out(`${k}: ${x.toFixed(4)}`);
+  },
+};
+
+export const generateCommand: Command = {
+  spec: {
+    name: 'generate',
+    summary: 'Generate text with a causal LM (optionally with an adapter)',
+    options: [
+      MODEL,
+      ADAPTER,
+      { name: 'tokenizer', type: 'string', description: 'tokenizer (default: beside the model)' },
+      { name: 'prompt', short: 'p', type: 'string', description: 'prompt text', default: '' },
+      { name: 'max-new-tokens', short: 'n', type: 'int', description: 'tokens to generate', default: 64 },
+      { name: 'temperature', short: 't', type: 'number', description: '0 = greedy', default: 0 },
+      {
+        name: 'top-k',
+        type: 'int',
+        description: 'sample from the k most likely tokens (0: all)',
+        default: 0,
+      },
+      { name: 'top-p', type: 'number', description: 'nucleus sampling threshold', default: 1 },
+      { name: 'seed', type: 'int', description: 'sampling seed', default: 0 },
+      BACKEND,
+    ],
+    configFile: true,
+    examples: [
+      'lowrank generate -m stories260K.bin -p "Once upon a time"',
+      'lowrank generate -m stories260K.bin --adapter runs/shakespeare/adapter -p "ROMEO:" -n 100 -t 0.8 --top-p 0.9',
+    ],
+  },
+  async run(p, io) {
+    const v = p.values;
+    const tok = await openTokenizer(need(v, 'model', 'a causal LM'), v.tokenizer as string | undefined);
+    const { base, peft } = await loadWithAdapter(v, 'CAUSAL_LM');
+    // The adapter is merged into the weights for decoding: the same function as the adapter forward
+    // (W + scale·BA), and the KV-cached decoding loop runs on the plain model.
+    const model = peft ? (peft.mergeAndUnload() as typeof base) : base;
+    if (peft)
+      io.err(
+        `adapter ${v.adapter} loaded (${peft.peftConfig.get('default')?.peftType}) and merged for decoding`,
+      );
+    const prompt = tok.raw.encode(v.prompt as string);
+    const { generate } = await import('../../models/generate.js');
+    const ids = await generate(model, prompt, {
+      maxNewTokens: v['max-new-tokens'] as number,
+      temperature: v.temperature as number,
+      topK: v['top-k'] as number,
+      topP: v['top-p'] as number,
+      seed: v.seed as number,
+      eosTokenId: tok.raw.eosTokenId,
+    });
+    io.out(tok.raw.decode([...prompt, ...ids], { skipSpecialTokens: true }));
+  },
+};
+
+export const mergeCommand: Command = {
+  spec: {
+    name: 'merge',
+    summary: 'Merge an adapter into its base model and write a Hugging Face folder',
+    options: [
+      MODEL,
+      ADAPTER,
+      { name: 'output', short: 'o', type: 'string', description: 'folder for the merged model' },
+      {
+        name: 'tokenizer',
+        type: 'string',
+        description: 'tokenizer file copied beside the model (default: found beside the model)',
+      },
+      {
+        name: 'task',
+        type: 'string',
+        description: 'head of the model',
+        default: 'causal_lm',
+        choices: ['causal_lm', 'classification'],
+      },
+      { name: 'num-labels', type: 'int', description: 'classes (classification)', default: 2 },
+      BACKEND,
+    ],
+    examples: [
+      'lowrank merge -m stories260K.bin --adapter runs/shakespeare/adapter -o merged-shakespeare',
+      'lowrank merge -m ./bert --adapter runs/sst2/adapter --task classification -o bert-sst2',
+    ],
+  },
+  async run(p, io) {
+    const v = p.values;
+    const out = need(v, 'output', 'folder for the merged model');
+    need(v, 'adapter', 'the adapter to merge');
+    const task = v.task === 'classification' ? 'SEQ_CLS' : 'CAUSAL_LM';
+    const { peft } = await loadWithAdapter(
+      v,
+      task,
+      task === 'SEQ_CLS' ? (v['num-labels'] as number) : undefined,
+    );
+    const merged = peft!.mergeAndUnload();
+    const files: Record<string, Uint8Array> = {};
+    let tokPath: string | undefined;
+    try {
+      tokPath = tokenizerPathFor(v.model as string, v.tokenizer as string | undefined);
+    } catch {
+      tokPath = undefined; // a model without a tokenizer is still a valid merge
+    }
+    if (tokPath && fs.statSync(tokPath).isFile()) files[path.basename(tokPath)] = fs.readFileSync(tokPath);
+    else if (tokPath)
+      for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+        if (fs.existsSync(path.join(tokPath, f))) files[f] = fs.readFileSync(path.join(tokPath, f));
+    const { saveModel } = await import('../../models/load.js');
+    await saveModel(merged as never, out, { tokenizerFiles: files });
+    io.out(
+      `merged model written to ${out}${Object.keys(files).length ? ` (with ${Object.keys(files).join(', ')})` : ''}`,
+    );
+  },
+};
+
+export const convertCommand: Command = {
+  spec: {
+    name: 'convert',
+    summary: 'Convert a llama2.c checkpoint (+ tokenizer) to a Hugging Face Llama folder',
+    positionals: [{ name: 'checkpoint', description: 'llama2.c .bin file', required: true }],
+    options: [
+      {
+        name: 'tokenizer',
+        type: 'string',
+        description: 'llama2.c tok*.bin (default: found beside the checkpoint)',
+      },
+      { name: 'output', short: 'o', type: 'string', description: 'output folder' },
+    ],
+    examples: ['lowrank convert stories260K.bin --tokenizer tok512.bin -o stories260K-hf'],
+  },
+  async run(p, io) {
+    const out = need(p.values, 'output', 'the Hugging Face folder to write');
+    const bin = p.positionals[0]!;
+    let tok = p.values.tokenizer as string | undefined;
+    if (!tok) {
+      try {
+        tok = tokenizerPathFor(bin);
+      } catch {
+        tok = undefined;
+      }
+    }
+    const { convertLlama2cToHF } = await import('../../io/llama2c.js');
+    await convertLlama2cToHF(bin, tok, out);
+    io.out(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
+  },
+};
+
+export const reportCommand: Command = {
+  spec: {
+    name: 'report',
+    summary: 'Write the HTML report (curves, AdaLoRA budget, rank heatmap + PNG) of a run folder',
+    positionals: [{ name: 'run', description: 'run folder of lowrank train (--output)', required: true }],
+    options: [{ name: 'title', type: 'string', description: 'page title' }],
+    examples: ['lowrank report runs/shakespeare', 'lowrank report runs/demo/adalora --title "AdaLoRA demo"'],
+  },
+  async run(p, io) {
+    const { writeReport } = await import('../../report/report.js');
+    const r = await writeReport(p.positionals[0]!, p.values.title as string | undefined);
+    io.out(`report: ${r.html}`);
+    if (r.heatmapPng) io.out(`rank heatmap: ${r.heatmapPng}`);
+  },
+};
