@@ -160,7 +160,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
   }
 
   /** PEFT `add_weighted_adapter` is not defined for AdaLoRA (its ranks differ per layer). */
-  addWeightedAdapter(..._args: unknown[]): never {
+  override addWeightedAdapter(_adapters: string[], _weights: number[], _name: string): never {
     throw new NotSupportedError(
       'AdaLoraModel.addWeightedAdapter',
       'combining AdaLoRA adapters by weights',
