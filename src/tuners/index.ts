@@ -15,3 +15,5 @@ export * from './registry.js';
 export * from './peft_model.js';
 export * from './lora/index.js';
 export * from './dora/index.js';
+export * from './adalora/index.js';
+export * from './qlora/index.js';

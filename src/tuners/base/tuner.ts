@@ -32,6 +32,7 @@ import { BaseTunerLayer, type MergeOptions } from './layer.js';
 import { matchTarget, resolveTargetModules, type TargetSpec } from './matching.js';
 import { ModulesToSaveWrapper } from './modules_to_save.js';
 import { adapterKeyMap, type AdapterKeyMap } from './state_dict.js';
+import { tunerWarn } from './warnings.js';
 
 /** A config a tuner can inject: PEFT base fields plus target selection and bias. */
 export type TunerConfig = PeftConfig & TargetSpec & { bias: 'none' | 'all' | 'lora_only' };
@@ -294,7 +295,12 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
 
   /** Undoes every merge. */
   unmerge(): void {
-    for (const [, l] of this.tunerLayers()) l.unmerge();
+    const layers = this.tunerLayers();
+    if (!layers.some(([, l]) => l.merged)) {
+      tunerWarn('Already unmerged. Nothing to do.'); // PEFT's warning, once per model instead of per layer
+      return;
+    }
+    for (const [, l] of layers) l.unmerge();
   }
 
   /**
