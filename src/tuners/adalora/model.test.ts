@@ -196,6 +196,12 @@ test('model-level rules: one trainable adapter, no embeddings, no weighted adapt
     (e: unknown) => e instanceof ConfigError && /only one adapter can train/.test(e.message),
   );
   peft.addAdapter('frozen', cfg({ inferenceMode: true }));
+  const xi = inputs(false);
+  assert.throws(
+    () => (peft.base_model as AdaLoraModel).forwardMixed(xi, ['default', 'frozen']),
+    NotSupportedError,
+  );
+  disposeInputs(xi);
   assert.throws(
     () => (peft.base_model as AdaLoraModel).addWeightedAdapter(['default', 'frozen'], [1, 1], 'x'),
     NotSupportedError,

@@ -169,6 +169,18 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
   }
 
   /**
+   * Mixed-batch inference (one adapter per row) is LoRA-only; PEFT's SVD layers have no `adapter_names`
+   * path either. Rejected instead of silently running the SVD layers with the active adapter.
+   */
+  override forwardMixed(_inputs: ModelInputs, _adapterNames: string[]): ModelOutput {
+    throw new NotSupportedError(
+      'AdaLoraModel.forwardMixed',
+      'a different AdaLoRA adapter per batch row',
+      'run one forward per adapter (setAdapter, then forward)',
+    );
+  }
+
+  /**
    * Adapter tensors trimmed by the rank pattern, without `ranknum` (spec §5.3); stores the pattern with
    * keys without `.<adapter>` in the config, as PEFT does, so `adapter_config.json` matches PEFT's.
    */
