@@ -342,3 +342,26 @@ test('maskUsingRankPattern accepts keys with or without the adapter suffix, with
   assert.throws(() => alloc.maskUsingRankPattern(params, { 'x.lora_E': [true] }), ConfigError);
   disposeMap(params);
 });
+
+test('stateTensors / loadStateTensors restore the statistics exactly (checkpoint resume)', () => {
+  const params = makeParams([{ name: 'l1', r: 2, e: [0.5, 1] }]);
+  const grads = new Map<string, Tensor>([...params].map(([n, p]) => [n, tf.onesLike(p)]));
+  const a = new RankAllocator(params, base);
+  a.updateIpt(params, grads);
+  const saved = new Map([...a.stateTensors()].map(([k, t]) => [k, tf.clone(t)]));
+  assert.equal(saved.size, 9);
+  a.updateIpt(params, grads);
+  const b = new RankAllocator(params, base);
+  b.loadStateTensors(saved);
+  b.updateIpt(params, grads);
+  for (const [k, t] of a.stateTensors())
+    assert.deepEqual(Array.from(b.stateTensors().get(k)!.dataSync()), Array.from(t.dataSync()), k);
+  assert.throws(
+    () => b.loadStateTensors(new Map([['bogus/x', saved.get('ipt/l1.lora_A.default')!]])),
+    /unknown statistics key/,
+  );
+  [a, b].forEach((x) => x.dispose());
+  disposeMap(saved);
+  disposeMap(grads);
+  disposeMap(params);
+});

@@ -8,7 +8,8 @@
  * triplets (Σ ranks), the cubic schedule truncates with `Math.trunc` (Python `int()`), and the pruning
  * threshold is the k-th smallest triplet score with `<=` (ties prune more than k; NaN is never pruned).
  *
- * Ablation switches (constructor option `importance`, paper Table 4/5-style studies, issue 7):
+ * Ablation switches (constructor option `importance`, for the paper's importance-score ablations
+ * in its experiments section; issue 7):
  * - `'sensitivity-uncertainty'` (default, PEFT and the paper): s = Ī·Ū (Eq. 8–10), triplet score
  *   S_i = s(λ_i) + mean_j s(P_ji) + mean_j s(Q_ij) (Eq. 11).
  * - `'sensitivity'`: s = Ī, the smoothed sensitivity without the uncertainty factor.
@@ -336,6 +337,47 @@ export class RankAllocator {
       }
       assignMask(params, n, kept);
     }
+  }
+
+  /**
+   * The statistics for a checkpoint, keyed `ipt/<name>`, `avg_ipt/<name>`, `avg_unc/<name>` (live
+   * tensors owned by the allocator: copy or serialise them, do not dispose).
+   * @example for (const [k, t] of alloc.stateTensors()) writer.add(`allocator/${k}`, t);
+   */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [kind, m] of this.kinds()) for (const [n, t] of m) out.set(`${kind}/${n}`, t);
+    return out;
+  }
+
+  /**
+   * Replaces the statistics with copies of `state` (keys as {@link stateTensors}), so a resumed run
+   * allocates exactly as an uninterrupted one. The caller keeps ownership of `state`.
+   * @example alloc.loadStateTensors(checkpoint.allocatorTensors);
+   */
+  loadStateTensors(state: ReadonlyMap<string, Tensor>): void {
+    const kinds = new Map(this.kinds());
+    for (const key of state.keys()) {
+      if (!kinds.has(key.slice(0, key.indexOf('/')))) {
+        throw new CheckpointError(
+          'RankAllocator.loadStateTensors',
+          'unknown statistics key (expected ipt/, avg_ipt/ or avg_unc/)',
+          key,
+          'pass what stateTensors() returned',
+        );
+      }
+    }
+    this.resetIpt();
+    for (const [key, t] of state)
+      kinds.get(key.slice(0, key.indexOf('/')))!.set(key.slice(key.indexOf('/') + 1), tf.clone(t));
+  }
+
+  private kinds(): [string, Map<string, Tensor>][] {
+    return [
+      ['ipt', this._ipt],
+      ['avg_ipt', this._expAvgIpt],
+      ['avg_unc', this._expAvgUnc],
+    ];
   }
 
   /** Forgets the importance statistics (spec §3.5 at step totalStep − tfinal). */
