@@ -17,6 +17,7 @@
  * }
  */
 import { ConfigError } from '../../errors.js';
+import { setWarningHandler } from './warnings.js';
 import { PyFloat, applyFloats, pyJsonDumps, pyJsonParse, splitFloats, type PyJson } from './py_json.js';
 
 /** How a field is written to `adapter_config.json`. */
@@ -157,12 +158,19 @@ export abstract class PeftConfig {
     return pyJsonDumps(this.toDict());
   }
 
-  /** A deep copy (same class) with some fields replaced; runs validation again. */
+  /** A deep copy (same class) with some fields replaced; runs validation again (silently). */
   clone(overrides: Record<string, unknown> = {}): this {
     const opts: Record<string, unknown> = {};
     for (const f of this.fieldSpecs) opts[f.camel] = cloneDefault((this as Record<string, unknown>)[f.camel]);
     const Ctor = this.constructor as new (o: object) => this;
-    const copy = new Ctor({ ...opts, ...overrides });
+    // Validation runs again, but its warnings were given when this config was made: do not repeat them.
+    const restore = setWarningHandler(() => undefined);
+    let copy: this;
+    try {
+      copy = new Ctor({ ...opts, ...overrides });
+    } finally {
+      restore();
+    }
     this.pyFloatPaths.forEach((p) => copy.pyFloatPaths.add(p));
     return copy;
   }

@@ -134,3 +134,16 @@ test('loftqConfig without loftq init is dropped with a warning', () => {
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /loftqConfig is ignored/);
 });
+
+test('clone re-validates without repeating warnings and keeps float paths', () => {
+  const { result: cfg, warnings } = collectWarnings(
+    () => new LoraConfig({ loftqConfig: { bits: 4 }, loraAlpha: 16 }),
+  );
+  assert.equal(warnings.length, 1);
+  cfg.pyFloatPaths.add('lora_alpha');
+  const again = collectWarnings(() => cfg.clone({ inferenceMode: true }));
+  assert.deepEqual(again.warnings, []);
+  assert.equal(again.result.inferenceMode, true);
+  assert.equal(again.result.toDict()['lora_alpha'] instanceof PyFloat, true);
+  assert.throws(() => cfg.clone({ r: -1 }), ConfigError);
+});
