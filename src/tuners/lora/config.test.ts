@@ -147,3 +147,11 @@ test('clone re-validates without repeating warnings and keeps float paths', () =
   assert.equal(again.result.toDict()['lora_alpha'] instanceof PyFloat, true);
   assert.throws(() => cfg.clone({ r: -1 }), ConfigError);
 });
+
+test('pyFloatRepr equals CPython repr() on 373 values across magnitudes (fixture from Python)', () => {
+  const cases = JSON.parse(fixture('float_repr.json')) as [string, string][];
+  for (const [hex, want] of cases) {
+    const x = new DataView(Uint8Array.from(Buffer.from(hex, 'hex')).buffer).getFloat64(0, true);
+    assert.equal(pyFloatRepr(x), want, `bits ${hex}`);
+  }
+});
