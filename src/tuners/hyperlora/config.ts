@@ -1,0 +1,134 @@
+/**
+ * `HyperLoraConfig`: a hypernetwork that generates the LoRA factors of every targeted linear layer from
+ * a condition (docs/hyperlora.md). Saved as `hyperlora_config.json` (snake_case keys, like PEFT files).
+ *
+ * @example
+ * new HyperLoraConfig({ targetModules: ['q_proj', 'v_proj'], r: 4, numConditions: 3 });
+ */
+import { ConfigError } from '../../errors.js';
+
+export type ConditionType = 'id' | 'vector';
+
+export interface HyperLoraConfigOptions {
+  /** Leaf names of the linear layers to adapt (`q_proj` matches `model.layers.3.self_attn.q_proj`). */
+  targetModules: string[];
+  /** Rank of the generated factors (default 4). */
+  r?: number;
+  /** Scaling numerator as in LoRA: scaling = loraAlpha / r (default 2·r, i.e. scaling 2). */
+  loraAlpha?: number;
+  /** Dropout on the adapter input (default 0). */
+  loraDropout?: number;
+  /** 'id': a learned embedding per condition id (task, language, user); 'vector': a given vector per row. */
+  conditionType?: ConditionType;
+  /** Number of condition ids (conditionType 'id'). */
+  numConditions?: number;
+  /** Length of a condition vector (conditionType 'vector'). */
+  conditionDim?: number;
+  /** Size of the condition embedding (default 16). */
+  embeddingDim?: number;
+  /** Size of the learned layer-index embedding (default 8). */
+  layerEmbeddingDim?: number;
+  /** Size of the learned module-type embedding (default 8). */
+  moduleEmbeddingDim?: number;
+  /** Width of the hypernetwork's hidden layer (default 32). */
+  hiddenDim?: number;
+}
+
+/** Field names in memory (camelCase) and on disk (snake_case). */
+const FIELDS: [keyof HyperLoraConfigOptions, string][] = [
+  ['targetModules', 'target_modules'],
+  ['r', 'r'],
+  ['loraAlpha', 'lora_alpha'],
+  ['loraDropout', 'lora_dropout'],
+  ['conditionType', 'condition_type'],
+  ['numConditions', 'num_conditions'],
+  ['conditionDim', 'condition_dim'],
+  ['embeddingDim', 'embedding_dim'],
+  ['layerEmbeddingDim', 'layer_embedding_dim'],
+  ['moduleEmbeddingDim', 'module_embedding_dim'],
+  ['hiddenDim', 'hidden_dim'],
+];
+
+const W = 'HyperLoraConfig';
+
+function positiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${W}.${name}`, 'must be a positive integer', v);
+}
+
+export class HyperLoraConfig {
+  readonly peftType = 'HYPERLORA';
+  readonly targetModules: string[];
+  readonly r: number;
+  readonly loraAlpha: number;
+  readonly loraDropout: number;
+  readonly conditionType: ConditionType;
+  readonly numConditions: number;
+  readonly conditionDim: number;
+  readonly embeddingDim: number;
+  readonly layerEmbeddingDim: number;
+  readonly moduleEmbeddingDim: number;
+  readonly hiddenDim: number;
+
+  constructor(o: HyperLoraConfigOptions) {
+    if (!Array.isArray(o.targetModules) || o.targetModules.length === 0) {
+      throw new ConfigError(
+        `${W}.targetModules`,
+        'must list at least one module name',
+        o.targetModules,
+        "e.g. ['q_proj', 'v_proj']",
+      );
+    }
+    this.targetModules = [...new Set(o.targetModules)];
+    this.r = o.r ?? 4;
+    this.loraAlpha = o.loraAlpha ?? 2 * this.r;
+    this.loraDropout = o.loraDropout ?? 0;
+    this.conditionType = o.conditionType ?? 'id';
+    this.numConditions = o.numConditions ?? 0;
+    this.conditionDim = o.conditionDim ?? 0;
+    this.embeddingDim = o.embeddingDim ?? 16;
+    this.layerEmbeddingDim = o.layerEmbeddingDim ?? 8;
+    this.moduleEmbeddingDim = o.moduleEmbeddingDim ?? 8;
+    this.hiddenDim = o.hiddenDim ?? 32;
+    for (const k of ['r', 'embeddingDim', 'layerEmbeddingDim', 'moduleEmbeddingDim', 'hiddenDim'] as const)
+      positiveInt(k, this[k]);
+    if (!(this.loraDropout >= 0 && this.loraDropout < 1))
+      throw new ConfigError(`${W}.loraDropout`, 'must be in [0, 1)', this.loraDropout);
+    if (this.conditionType === 'id') positiveInt('numConditions', this.numConditions);
+    else if (this.conditionType === 'vector') positiveInt('conditionDim', this.conditionDim);
+    else throw new ConfigError(`${W}.conditionType`, "must be 'id' or 'vector'", this.conditionType);
+  }
+
+  /** LoRA scaling of the generated factors: loraAlpha / r. */
+  get scaling(): number {
+    return this.loraAlpha / this.r;
+  }
+
+  /** The snake_case JSON object written to `hyperlora_config.json`. */
+  toJson(): Record<string, unknown> {
+    const out: Record<string, unknown> = { peft_type: this.peftType };
+    for (const [camel, snake] of FIELDS) out[snake] = this[camel];
+    return out;
+  }
+
+  /** Inverse of {@link toJson}; unknown keys are rejected. */
+  static fromJson(json: Record<string, unknown>): HyperLoraConfig {
+    const opts: Record<string, unknown> = {};
+    const known = new Map(FIELDS.map(([c, s]) => [s, c]));
+    for (const [k, v] of Object.entries(json)) {
+      if (k === 'peft_type') {
+        if (v !== 'HYPERLORA') throw new ConfigError(`${W}.peft_type`, 'must be "HYPERLORA"', v);
+        continue;
+      }
+      const camel = known.get(k);
+      if (!camel)
+        throw new ConfigError(
+          W,
+          'unknown key in hyperlora_config.json',
+          k,
+          'save it again with this version',
+        );
+      opts[camel] = v;
+    }
+    return new HyperLoraConfig(opts as unknown as HyperLoraConfigOptions);
+  }
+}

@@ -1,0 +1,181 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tf, type Tensor } from '../../tensor/tf.js';
+import { manualSeed } from '../../nn/init.js';
+import type { HFConfig, PreTrainedModel } from '../../models/base.js';
+import { modelFromConfig } from '../../models/from_config.js';
+import { ConfigError, ShapeError } from '../../errors.js';
+import { PeftModel } from '../peft_model.js';
+import '../lora/index.js';
+import { HyperLoraConfig, HyperLoraModel, HYPER_CONFIG_NAME } from './index.js';
+
+const LLAMA: HFConfig = {
+  model_type: 'llama',
+  vocab_size: 30,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+};
+// Same factors, products in another order (batched per-row matmul vs. LoRA's shared A, B).
+const ATOL = 2e-5;
+
+const base = (): PreTrainedModel => {
+  manualSeed(21);
+  return modelFromConfig(LLAMA, { task: 'CAUSAL_LM' });
+};
+const ids = () =>
+  tf.tensor2d(
+    [
+      [1, 5, 7, 2, 9],
+      [3, 4, 8, 8, 6],
+      [2, 2, 9, 1, 0],
+    ],
+    [3, 5],
+    'int32',
+  );
+const logitsOf = (f: () => { logits: Tensor }) => tf.tidy(() => f().logits.dataSync() as Float32Array);
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+const config = () =>
+  new HyperLoraConfig({
+    targetModules: ['q_proj', 'v_proj', 'down_proj'],
+    r: 2,
+    numConditions: 3,
+    hiddenDim: 8,
+  });
+
+/** A few SGD steps on mixed-condition batches so the generated factors are non-zero and differ. */
+function train(hyper: HyperLoraModel, x: Tensor, steps: number): number[] {
+  const vars = hyper.trainableParameters().map(([, v]) => v);
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const { value, grads } = tf.variableGrads(
+      () => hyper.forward({ inputIds: x, labels: x }, [0, 1, 2]).loss as tf.Scalar,
+      vars,
+    );
+    losses.push(value.dataSync()[0]!);
+    tf.tidy(() => vars.forEach((v) => v.assign(v.sub(grads[v.name]!.mul(0.5)))));
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+  return losses;
+}
+
+test('HyperLoRA: fresh = base; only the hypernetwork trains; mixed-condition training lowers the loss without leaks', () => {
+  const model = base();
+  const x = ids();
+  const ref = logitsOf(() => model.forward({ inputIds: x }));
+  const hyper = new HyperLoraModel(model, config());
+  assert.equal(hyper.targets.length, 2 * 3);
+  assert.ok(
+    maxDiff(
+      logitsOf(() => hyper.forward({ inputIds: x }, [0, 1, 2])),
+      ref,
+    ) <= ATOL,
+    'B heads start at zero',
+  );
+  const trainable = hyper.trainableParameters().map(([n]) => n);
+  assert.ok(trainable.length > 0 && trainable.every((n) => n.startsWith('hypernet.')), trainable.join());
+  const baseBefore = model
+    .namedParameters()
+    .filter(([n]) => !n.includes('hypernet'))
+    .map(([, p]) => p.dataSync().slice());
+  const n0 = tf.memory().numTensors;
+  const losses = train(hyper, x, 8);
+  assert.equal(tf.memory().numTensors, n0, 'training steps leak no tensors');
+  assert.ok(losses[losses.length - 1]! < losses[0]! - 0.05, `loss ${losses[0]} → ${losses.at(-1)}`);
+  model
+    .namedParameters()
+    .filter(([n]) => !n.includes('hypernet'))
+    .forEach(([n, p], i) => assert.deepEqual(p.dataSync(), baseBefore[i], n));
+  const byCond = [0, 1, 2].map((c) => logitsOf(() => hyper.forward({ inputIds: x }, [c, c, c])));
+  assert.ok(maxDiff(byCond[0]!, byCond[2]!) > 1e-3, 'conditions give different adapters');
+  // a mixed batch equals each row run with its own condition
+  const mixed = logitsOf(() => hyper.forward({ inputIds: x }, [2, 0, 1]));
+  const row = mixed.length / 3;
+  [2, 0, 1].forEach((c, i) =>
+    assert.ok(
+      maxDiff(mixed.subarray(i * row, (i + 1) * row), byCond[c]!.subarray(i * row, (i + 1) * row)) <= ATOL,
+    ),
+  );
+  hyper.dispose();
+  x.dispose();
+});
+
+test('materialize(condition) → PEFT LoRA folder → PeftModel.fromPretrained gives the hypernetwork outputs', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-hyper-'));
+  const hyper = new HyperLoraModel(base(), config());
+  const x = ids();
+  train(hyper, x, 4);
+  hyper.eval();
+  for (const c of [0, 2]) {
+    const want = logitsOf(() => hyper.forward({ inputIds: x }, [c, c, c]));
+    await hyper.saveMaterialized(path.join(dir, `cond${c}`), c);
+    const peft = await PeftModel.fromPretrained(base(), path.join(dir, `cond${c}`));
+    peft.eval();
+    assert.ok(
+      maxDiff(
+        logitsOf(() => peft.forward({ inputIds: x })),
+        want,
+      ) <= ATOL,
+      `condition ${c}`,
+    );
+    peft.dispose();
+  }
+  // own save format round trip
+  await hyper.savePretrained(path.join(dir, 'hyper'));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'hyper', HYPER_CONFIG_NAME), 'utf8'));
+  assert.equal(json.peft_type, 'HYPERLORA');
+  const again = await HyperLoraModel.fromPretrained(base(), path.join(dir, 'hyper'));
+  again.eval();
+  const a = logitsOf(() => hyper.forward({ inputIds: x }, [1, 2, 0]));
+  assert.ok(
+    maxDiff(
+      logitsOf(() => again.forward({ inputIds: x }, [1, 2, 0])),
+      a,
+    ) <= ATOL,
+  );
+  const other = modelFromConfig({ ...LLAMA, num_hidden_layers: 1 }, { task: 'CAUSAL_LM' });
+  await assert.rejects(HyperLoraModel.fromPretrained(other, path.join(dir, 'hyper')), /other target layers/);
+  other.dispose();
+  again.dispose();
+  hyper.dispose();
+  x.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('HyperLoRA with condition vectors; config and condition errors', () => {
+  const hyper = new HyperLoraModel(
+    base(),
+    new HyperLoraConfig({ targetModules: ['q_proj'], conditionType: 'vector', conditionDim: 3, r: 2 }),
+  );
+  const x = ids();
+  const v = tf.tensor2d([
+    [1, 0, 0],
+    [0, 1, 0],
+    [0.5, 0.5, 1],
+  ]);
+  const out = logitsOf(() => hyper.forward({ inputIds: x }, v));
+  assert.equal(out.length, 3 * 5 * 30);
+  assert.throws(() => hyper.forward({ inputIds: x }, [0, 1, 2]), ShapeError);
+  assert.throws(() => new HyperLoraConfig({ targetModules: [] }), ConfigError);
+  assert.throws(
+    () => new HyperLoraConfig({ targetModules: ['q_proj'], conditionType: 'id' }),
+    /numConditions/,
+  );
+  assert.throws(
+    () => new HyperLoraModel(base(), new HyperLoraConfig({ targetModules: ['nope'], numConditions: 2 })),
+    /matched no linear layer/,
+  );
+  const byId = new HyperLoraModel(base(), config());
+  assert.throws(() => byId.forward({ inputIds: x }, [0, 1, 3]), /ids must be integers/);
+  assert.throws(() => byId.forward({ inputIds: x }, [0, 1]), /condition rows/);
+  byId.dispose();
+  hyper.dispose();
+  v.dispose();
+  x.dispose();
+});

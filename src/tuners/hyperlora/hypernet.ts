@@ -1,0 +1,131 @@
+/**
+ * The HyperLoRA hypernetwork (docs/hyperlora.md; in the spirit of HyperNetworks, Ha et al. 2016, and
+ * of task-conditioned adapter generators such as HyperFormer, Mahabadi et al. 2021): for target layer ℓ
+ * of module type t and a condition c,
+ *
+ *   z = [ e_c ; λ_ℓ ; μ_t ]            condition embedding (learned per id, or a projection of a given
+ *                                      vector), learned layer-index and module-type embeddings
+ *   h = tanh(W₁ z + b₁)                the shared hidden layer
+ *   A = reshape(H^A_t h, [r, in_t])    one output head per module type, shaped for that type
+ *   B = reshape(H^B_t h, [out_t, r])
+ *
+ * H^B starts at zero, so every generated B is 0 and a fresh HyperLoRA model equals its base model (as a
+ * fresh LoRA does); H^A's bias starts like LoRA's A (U(±1/√in)) and its weight small, so different
+ * conditions start from nearby A's and separate as training moves them.
+ *
+ * @example
+ * const net = new HyperNetwork(config, { q_proj: { inFeatures: 64, outFeatures: 64 } }, 5);
+ * const { A, B } = net.generate(condEmb, 3, 'q_proj'); // A [N, r, 64], B [N, 64, r]
+ */
+import { tf, type Tensor } from '../../tensor/tf.js';
+import { Module } from '../../nn/module.js';
+import { Embedding, Linear } from '../../nn/layers.js';
+import { ModuleDict } from '../../nn/module_dict.js';
+import { normal, uniform } from '../../nn/init.js';
+import { ConfigError, ShapeError } from '../../errors.js';
+import type { HyperLoraConfig } from './config.js';
+
+/** Input/output sizes shared by every target of one module type. */
+export interface ModuleShape {
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Std of H^A's weight at init: small, so all conditions start near the shared LoRA-like A (bias). */
+const HEAD_A_INIT_STD = 0.02;
+
+export class HyperNetwork extends Module {
+  declare condition_embedding: Embedding | undefined;
+  declare condition_proj: Linear | undefined;
+  declare layer_embedding: Embedding;
+  declare module_embedding: Embedding;
+  declare fc1: Linear;
+  declare heads: ModuleDict<Linear>;
+  readonly moduleTypes: string[];
+
+  constructor(
+    readonly config: HyperLoraConfig,
+    readonly shapes: Record<string, ModuleShape>,
+    readonly numLayers: number,
+  ) {
+    super();
+    this.moduleTypes = Object.keys(shapes).sort();
+    const c = config;
+    if (c.conditionType === 'id')
+      this.registerModule('condition_embedding', new Embedding(c.numConditions, c.embeddingDim));
+    else this.registerModule('condition_proj', new Linear(c.conditionDim, c.embeddingDim));
+    this.registerModule('layer_embedding', new Embedding(numLayers, c.layerEmbeddingDim));
+    this.registerModule('module_embedding', new Embedding(this.moduleTypes.length, c.moduleEmbeddingDim));
+    this.registerModule(
+      'fc1',
+      new Linear(c.embeddingDim + c.layerEmbeddingDim + c.moduleEmbeddingDim, c.hiddenDim),
+    );
+    this.registerModule('heads', new ModuleDict<Linear>());
+    for (const t of this.moduleTypes) {
+      const { inFeatures, outFeatures } = shapes[t]!;
+      const headA = this.heads.set(`${t}_A`, new Linear(c.hiddenDim, c.r * inFeatures));
+      const headB = this.heads.set(`${t}_B`, new Linear(c.hiddenDim, outFeatures * c.r));
+      tf.tidy(() => {
+        headA.weight.assign(normal(headA.weight.shape, 0, HEAD_A_INIT_STD));
+        const bound = 1 / Math.sqrt(inFeatures);
+        headA.bias!.assign(uniform([c.r * inFeatures], -bound, bound));
+        headB.weight.assign(tf.zerosLike(headB.weight));
+        headB.bias!.assign(tf.zerosLike(headB.bias!));
+      });
+    }
+  }
+
+  /**
+   * Condition embeddings, one row per batch row: `ids` (int, conditionType 'id') or `vectors`
+   * ([N, conditionDim], conditionType 'vector'). Caller disposes.
+   */
+  embedCondition(condition: number[] | Tensor): Tensor {
+    const c = this.config;
+    if (c.conditionType === 'id') {
+      if (!Array.isArray(condition))
+        throw new ConfigError(
+          'HyperLoRA condition',
+          'must be an array of condition ids',
+          'a tensor',
+          'pass one id per batch row',
+        );
+      const bad = condition.filter((i) => !Number.isInteger(i) || i < 0 || i >= c.numConditions);
+      if (bad.length > 0)
+        throw new ConfigError('HyperLoRA condition', `ids must be integers in [0, ${c.numConditions})`, bad);
+      return tf.tidy(() => this.condition_embedding!.forward(tf.tensor1d(condition, 'int32'))); // [N, dc]
+    }
+    const v = Array.isArray(condition) ? null : condition;
+    if (!v || v.rank !== 2 || v.shape[1] !== c.conditionDim) {
+      throw new ShapeError(
+        'HyperLoRA condition',
+        `must be a [N, ${c.conditionDim}] tensor of condition vectors`,
+        v?.shape ?? 'an array',
+      );
+    }
+    return this.condition_proj!.forward(v); // [N, dc]
+  }
+
+  /** LoRA factors for one target: A [N, r, in], B [N, out, r] from condition embeddings [N, dc]. */
+  generate(condEmb: Tensor, layerIndex: number, moduleType: string): { A: Tensor; B: Tensor } {
+    const t = this.moduleTypes.indexOf(moduleType);
+    if (t < 0)
+      throw new ConfigError(
+        'HyperNetwork.generate',
+        'unknown module type',
+        moduleType,
+        `use one of ${this.moduleTypes.join(', ')}`,
+      );
+    const { inFeatures, outFeatures } = this.shapes[moduleType]!;
+    const r = this.config.r;
+    return tf.tidy(() => {
+      const n = condEmb.shape[0]!;
+      const layer = this.layer_embedding.forward(tf.tensor1d([layerIndex], 'int32')); // [1, dl]
+      const mod = this.module_embedding.forward(tf.tensor1d([t], 'int32')); // [1, dm]
+      const z = tf.concat([condEmb, tf.tile(layer, [n, 1]), tf.tile(mod, [n, 1])], 1); // [N, dc+dl+dm]
+      const h = tf.tanh(this.fc1.forward(z)); // [N, hidden]
+      const A = this.heads.get(`${moduleType}_A`)!.forward(h).reshape([n, r, inFeatures]); // [N, r, in]
+      const B = this.heads.get(`${moduleType}_B`)!.forward(h).reshape([n, outFeatures, r]); // [N, out, r]
+      return { A, B };
+    });
+  }
+}
