@@ -155,3 +155,8 @@ test('pyFloatRepr equals CPython repr() on 373 values across magnitudes (fixture
     assert.equal(pyFloatRepr(x), want, `bits ${hex}`);
   }
 });
+
+test('string escaping equals Python json.dumps(ensure_ascii=True)', () => {
+  // python3 -c "import json; print(json.dumps({'k':'a\x7fb\x01é😀'}))"
+  assert.equal(pyJsonDumps({ k: 'a\x7fb\x01é😀' }), '{\n  "k": "a\\u007fb\\u0001\\u00e9\\ud83d\\ude00"\n}');
+});
