@@ -10,7 +10,8 @@ import type { Server } from 'node:http';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildPage, servePage } from '../web/serve.js';
 import type { ProbeResult, RankSnapshot } from '../web/protocol.js';
-import { buildDemo, demoConfig } from '../web/demo.js';
+import { buildDemo, demoConfig, demoTokenizerConfig, demoTokenizerJson } from '../web/demo.js';
+import { saveModel } from '../src/models/load.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { getPeftModel, LoraConfig, PeftModel } from '../src/tuners/index.js';
 import '../src/tuners/adalora/index.js'; // registers the ADALORA tuner for fromPretrained
@@ -39,11 +40,11 @@ const pageErrors: string[] = [];
 
 before(async () => {
   if (!haveChromium) return;
-  await buildPage();
-  ({ server, url } = await servePage(0));
+  const t0 = Date.now();
   const { chromium } = await import('playwright-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
+  // The build and the browser start in parallel (both take seconds on a shared machine).
+  const launching = chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     acceptDownloads: true,
@@ -58,6 +59,13 @@ before(async () => {
       '--disable-sync',
     ],
   });
+  try {
+    await buildPage();
+  } finally {
+    context = await launching;
+  }
+  console.log(`# web e2e: vite build and browser start ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  ({ server, url } = await servePage(0));
   page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
   // wasm: the fastest backend on a GPU-less CI machine (WebGL there is software-rendered).
@@ -80,7 +88,9 @@ async function waitOrPageError(what: string, done: string, timeout = 60_000): Pr
 test(
   'web page: demo model, AdaLoRA training, heatmap, download, Node parity',
   { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 180_000 },
-  async () => {
+  async (t) => {
+    const t0 = Date.now();
+    const lap = (what: string) => t.diagnostic(`${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     assert.match((await page.textContent('#backend')) ?? '', /^(wasm|webgl|webgpu|cpu)$/);
     await page.check('input[name="model-kind"][value="demo"]');
     await page.selectOption('#demo-arch', 'llama');
@@ -91,13 +101,16 @@ test(
     await page.fill('#steps', String(TRAIN_STEPS));
     await page.fill('#adapter-name', 'ada');
     await page.fill('#batch', '4');
+    await page.fill('#seq-len', '16');
     await page.fill('#lr', '0.02');
+    lap('demo model loaded');
     await page.click('#train');
     await waitOrPageError(
       'train',
       `document.querySelector('#train-state').dataset.state === 'done'`,
       120_000,
     );
+    lap(`trained ${TRAIN_STEPS} steps`);
 
     const losses = JSON.parse((await page.getAttribute('#loss-chart', 'data-losses')) ?? '[]') as [
       number,
@@ -135,6 +148,7 @@ test(
     await waitOrPageError('probe', `!!document.querySelector('#probe-logits').dataset.result`);
     const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     assert.equal(probe.adapter, 'ada');
+    lap('probed');
 
     // Download the adapter as PEFT files.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-web-adapter-'));
@@ -164,9 +178,12 @@ test(
     assert.equal(config.peft_type, 'ADALORA');
     assert.ok(config.rank_pattern, 'the AdaLoRA config carries rank_pattern');
 
+    lap('downloaded');
     // Node: the same demo base (same seed) + the downloaded files give the page's outputs.
     const { model } = buildDemo('llama', 0);
+    lap('Node demo model built');
     const peft = await PeftModel.fromPretrained(model, dir);
+    lap('Node adapter loaded');
     peft.eval();
     const logits = tf.tidy(() => {
       const ids = tf.tensor2d(probe.inputIds, [1, probe.inputIds.length], 'int32');
@@ -292,6 +309,39 @@ test(
     await waitOrPageError('probe after stop', `!!document.querySelector('#probe-logits').dataset.result`);
     const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     assert.equal(probe.adapter, 'paused');
+    assert.deepEqual(pageErrors, []);
+  },
+);
+
+test(
+  'web page: a Hugging Face folder loads, is kept in IndexedDB and loads again after a reload',
+  { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 60_000 },
+  async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-web-hf-'));
+    const dir = path.join(root, 'tiny-llama');
+    await saveModel(buildDemo('llama', 7).model, dir, {
+      tokenizerFiles: {
+        'tokenizer.json': JSON.stringify(demoTokenizerJson('llama')),
+        'tokenizer_config.json': JSON.stringify(demoTokenizerConfig('llama')),
+      },
+    });
+    await page.setInputFiles('#model-folder', dir);
+    assert.equal(await page.isChecked('input[name="model-kind"][value="folder"]'), true);
+    await page.click('#load-model');
+    await waitOrPageError(
+      'load folder',
+      `document.querySelector('#model-name').textContent === 'tiny-llama'`,
+    );
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+    await page.waitForSelector('#stored-models option[value="tiny-llama"]', {
+      state: 'attached',
+      timeout: 10_000,
+    });
+    await page.selectOption('#stored-models', 'tiny-llama');
+    await page.click('#load-stored');
+    await waitOrPageError('load saved', `document.querySelector('#model-name').textContent === 'tiny-llama'`);
+    assert.match((await page.textContent('#model-info')) ?? '', /llama · CAUSAL_LM · 38,432 parameters/);
     assert.deepEqual(pageErrors, []);
   },
 );
