@@ -274,6 +274,26 @@ test('PEFT-layout trimmed fixture (tests/fixtures/adalora_peft) loads and reprod
   peft.dispose();
 });
 
+test('trimmed fixture loaded for training: allocator counts the kept ranks, rank-0 layer trains without NaN', async () => {
+  const peft = await PeftModel.fromPretrained(tinyLlama(), fixturePath('adalora_peft'), {
+    isTrainable: true,
+  });
+  const tuner = peft.base_model as AdaLoraModel;
+  assert.equal(tuner.trainableAdapterName, 'default');
+  assert.equal(tuner.allocation!.allocator.initBgt, 3 + 1 + 4 + 0, 'Σ kept ranks, as PEFT');
+  const x = inputs(true);
+  const vars = peft.trainableParameters().map(([, p]) => p);
+  const { value, grads } = tf.variableGrads(() => peft.forward(x).loss as tf.Scalar, vars);
+  assert.ok(Number.isFinite(value.dataSync()[0]!));
+  for (const g of Object.values(grads)) assert.ok(Array.from(g.dataSync()).every(Number.isFinite));
+  const r = tuner.updateAndAllocate(0, grads);
+  assert.equal(r.phase, 'budgeting');
+  value.dispose();
+  Object.values(grads).forEach((g) => g.dispose());
+  disposeInputs(x);
+  peft.dispose();
+});
+
 /** SGD on the causal-LM loss (with the regulariser), then the AdaLoRA step; returns what it did. */
 function trainRun(peft: PeftModel, steps: number) {
   const lr = 0.05;

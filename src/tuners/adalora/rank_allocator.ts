@@ -166,7 +166,8 @@ export class RankAllocator {
    * One EMA step of sensitivity and uncertainty (spec §3.3, paper Eq. 8–9), in f32:
    * `ipt = |p·g|`, `Ī = β1·Ī + (1−β1)·ipt`, `Ū = β2·Ū + (1−β2)·|ipt − Ī|` (the new Ī).
    * Frozen parameters (`trainable === false` on a `tf.Variable`) are skipped instead of crashing
-   * (PEFT #1721); a trainable tracked parameter without a gradient is an error naming it.
+   * (PEFT #1721); an empty (rank-0) parameter without a gradient counts as zero gradient; any other
+   * trainable tracked parameter without a gradient is an error naming it.
    * @example alloc.updateIpt(params, grads); // grads: Map of the same names → gradient tensors
    */
   updateIpt(params: ParamMap, grads: ReadonlyMap<string, Tensor>): void {
@@ -174,9 +175,11 @@ export class RankAllocator {
     const { beta1, beta2 } = this.schedule;
     for (const [n, p] of params) {
       if (!this.tracked(n)) continue;
-      const g = grads.get(n);
+      const given = grads.get(n);
+      if (!given && p instanceof tf.Variable && !p.trainable) continue;
+      // A fully pruned layer (rank 0) has empty tensors that take no part in the loss: zero gradient.
+      const g: Tensor | undefined = given ?? (p.size === 0 ? tf.zerosLike(p) : undefined);
       if (!g) {
-        if (p instanceof tf.Variable && !p.trainable) continue;
         throw new ConfigError(
           'RankAllocator.updateIpt',
           'a trainable adapter parameter has no gradient',
@@ -206,6 +209,7 @@ export class RankAllocator {
         );
         return [ipt, avgI, avgU];
       });
+      if (!given) g.dispose();
       this._ipt.get(n)?.dispose();
       prevI?.dispose();
       prevU?.dispose();
