@@ -1,0 +1,100 @@
+/**
+ * Markdown tables from a results folder's cell JSON files (what docs/results.md embeds):
+ * `node --import tsx experiments/tables.ts experiments/suites/quick.json`.
+ *
+ * Prints: the paper-style table (methods × tasks, adapter-parameter column, mean ± std of the primary
+ * dev metric over seeds, plus SST-2 test when scored), the ablation table, and wall time per cell.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import { readSuite } from './lib/suite.js';
+import { summarise, type GroupSummary, type Stat } from './lib/summary.js';
+
+const suiteFile = process.argv[2];
+if (!suiteFile) {
+  console.error('usage: node --import tsx experiments/tables.ts <suite.json>');
+  process.exit(2);
+}
+const suite = readSuite(suiteFile);
+const out = suite.output ?? path.resolve(import.meta.dirname, 'results', suite.name);
+const { groups } = summarise(suite, out);
+const tasks = suite.tasks.map((t) => t.name).filter((t) => groups.some((g) => g.task === t));
+
+const pct = (s: Stat, scale: number, digits: number) =>
+  `${(s.mean * scale).toFixed(digits)} ± ${(s.std * scale).toFixed(digits)}${s.n < suite.seeds.length ? ` (n=${s.n})` : ''}`;
+
+/** Primary dev metric in the paper's units: accuracy/MCC/correlation ×100, LM as loss (perplexity). */
+function cellText(g: GroupSummary | undefined): string {
+  if (!g) return '—';
+  if (g.primary.name === 'loss')
+    return `${pct(g.primary, 1, 3)} (ppl ${g.metrics.perplexity!.mean.toFixed(2)})`;
+  return pct(g.primary, 100, 1);
+}
+
+function header(extra: string[]): string {
+  const metric = (t: string) => {
+    const g = groups.find((x) => x.task === t);
+    return g ? `${t} (${g.primary.name === 'loss' ? 'val loss ↓' : g.primary.name})` : t;
+  };
+  const cols = ['method', 'budget', 'adapter params (final)', ...tasks.map(metric), ...extra];
+  return `| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`;
+}
+
+function rows(methods: string[], budgets: string[], withTest: boolean): string[] {
+  const lines: string[] = [];
+  for (const b of budgets)
+    for (const m of methods) {
+      const gs = tasks.map((t) => groups.find((g) => g.task === t && g.method === m && g.budget === b));
+      const any = gs.find(Boolean);
+      if (!any) continue;
+      const p = any.params.adapterFinal.mean;
+      const extra = withTest
+        ? [
+            gs
+              .map((g) => (g?.metrics['test.accuracy'] ? pct(g.metrics['test.accuracy'], 100, 1) : ''))
+              .find((s) => s) ?? '—',
+          ]
+        : [];
+      lines.push(
+        `| ${m} | ${b} | ${Math.round(p).toLocaleString('en-US')} | ${gs.map(cellText).join(' | ')} |${extra.map((e) => ` ${e} |`).join('')}`,
+      );
+    }
+  return lines;
+}
+
+const hasTest = groups.some((g) => g.metrics['test.accuracy']);
+console.log(`### Main table (${suite.name})\n`);
+console.log(header(hasTest ? ['SST-2 test acc'] : []));
+const mainBudgets = ['ref', ...suite.budgetNames];
+console.log(rows(suite.methods, mainBudgets, hasTest).join('\n'));
+if (suite.ablations.length && groups.some((g) => suite.ablations.includes(g.method as never))) {
+  console.log(`\n### Ablations (${suite.ablationBudget ?? 'low'} budget)\n`);
+  console.log(header([]));
+  console.log(rows(['adalora', ...suite.ablations], [suite.ablationBudget ?? 'low'], false).join('\n'));
+}
+console.log('\n### Parameters, learning rate and wall time per cell\n');
+console.log(
+  '| task | method | budget | adapter params initial → final | rel. to budget | lr | seeds | wall s / cell (train s) |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const g of groups) {
+  const cells = g.seeds.map((s) => `${g.task}__${g.method}__${g.budget}__seed${s}.json`);
+  const first = JSON.parse(fs.readFileSync(path.join(out, 'cells', cells[0]!), 'utf8')) as {
+    params: { relErrorToBudget: number | null };
+  };
+  const rel = first.params.relErrorToBudget;
+  console.log(
+    `| ${g.task} | ${g.method} | ${g.budget} | ${g.params.adapterInitial.toLocaleString('en-US')} → ${Math.round(g.params.adapterFinal.mean).toLocaleString('en-US')} | ${rel === null ? 'ref' : `${(100 * rel).toFixed(1)}%`} | ${g.lr.join(', ')} | ${g.seeds.join(',')} | ${g.wallSeconds.mean.toFixed(0)} ± ${g.wallSeconds.std.toFixed(0)} (${g.trainSeconds.mean.toFixed(0)}) |`,
+  );
+}
+const baseDir = path.join(out, 'baseline');
+if (fs.existsSync(baseDir)) {
+  console.log('\n### Untrained base (causal LM)\n');
+  for (const f of fs.readdirSync(baseDir)) {
+    const b = JSON.parse(fs.readFileSync(path.join(baseDir, f), 'utf8')) as {
+      task: string;
+      dev: { loss: number; perplexity: number };
+    };
+    console.log(`- ${b.task}: val loss ${b.dev.loss.toFixed(3)} (ppl ${b.dev.perplexity.toFixed(2)})`);
+  }
+}
