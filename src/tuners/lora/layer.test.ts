@@ -75,7 +75,7 @@ test('two active adapters add up; merge of both equals the unmerged sum; delete 
   assert.deepEqual(layer.mergedAdapters, ['a', 'b']);
   assert.equal(Math.max(...run(layer, [[1, 2]]).map((v, i) => Math.abs(v - both[i]!))), EXACT);
   layer.unmerge();
-  assert.deepEqual(Array.from(layer.base_layer.weight.dataSync()), W.flat());
+  assert.deepEqual(Array.from((layer.base_layer as Linear).weight.dataSync()), W.flat());
   assert.throws(() => (layer.merge({ adapterNames: ['b'] }), layer.deleteAdapter('b')), /unmerge\(\) first/);
   layer.unmerge();
   const n0 = tf.memory().numTensors;
