@@ -176,3 +176,18 @@ test('createSvdModule: Embedding rejected clearly; fanInFanOut follows the modul
   assert.match(warnings[0]!, /Setting fanInFanOut to true/);
   result.layer.dispose();
 });
+
+test('an adapter re-created in eval mode (resize on load) keeps dropout off', () => {
+  manualSeed(12);
+  const o = { r: 2, loraAlpha: 2, loraDropout: 0.5, initLoraWeights: true };
+  const layer = new SVDLinear(new Linear(4, 3), 'default', o).eval();
+  layer.lora_E.get('default')!.assign(tf.tensor2d([[1], [2]]));
+  const x = tf.ones([2, 4]);
+  const y1 = layer.forward(x);
+  layer.resizeByMask('default', [true, true], o);
+  assert.equal(layer.lora_dropout.get('default')!.training, false);
+  const y2 = layer.forward(x);
+  assert.deepEqual(Array.from(y2.dataSync()), Array.from(y1.dataSync()));
+  [x, y1, y2].forEach((t) => t.dispose());
+  layer.dispose();
+});

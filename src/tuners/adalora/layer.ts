@@ -90,7 +90,8 @@ export class SVDLinear extends BaseTunerLayer {
     }
     const inF = this.inFeatures;
     const outF = this.outFeatures;
-    this.lora_dropout.set(adapter, new Dropout(loraDropout));
+    // A dropout made after construction (second adapter, resize on load) follows the layer's mode.
+    this.lora_dropout.set(adapter, new Dropout(loraDropout)).train(this.training);
     const gaussianInit = Boolean(opts.initLoraWeights);
     // Spec §2.2 order: E zeros, then A, then B drawn.
     const e = gaussianInit ? tf.zeros([r, 1]) : normal([r, 1]);
