@@ -8,6 +8,7 @@ import { tf } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
+import { quantizeModel } from '../nn/linear4bit.js';
 import { CheckpointError, ConfigError } from '../errors.js';
 import { TinyMlp } from '../testing/tiny_mlp.js';
 import { perturbAdapter } from '../testing/tuner_matrix.js';
@@ -70,6 +71,12 @@ test('trainable parameter counts and PEFT print format', () => {
   );
   peft.dispose();
   big.dispose();
+  // QLoRA: fc1/fc2 weights become 4-bit codes; PEFT still counts them at out·in
+  const q = mlp();
+  quantizeModel(q, { skipModules: ['classifier', 'embed'] });
+  const qPeft = getPeftModel(q, new LoraConfig({ r: 2, targetModules: ['fc1', 'fc2'] }));
+  assert.deepEqual(qPeft.getNbTrainableParameters(), { trainable: 96, all: 499 });
+  qPeft.dispose();
 });
 
 test('several adapters: add inactive, switch, delete; only the active one trains', () => {

@@ -15,6 +15,7 @@
  */
 import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
+import { Linear4bit } from '../nn/linear4bit.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
 import { ConfigError } from '../errors.js';
 import { disposeAll } from '../tensor/memory.js';
@@ -101,7 +102,10 @@ export class PeftModel extends Module {
     return this.base_model.forward(inputs);
   }
 
-  /** PEFT `get_nb_trainable_parameters`: counts over `named_parameters()` (tied tensors once). */
+  /**
+   * PEFT `get_nb_trainable_parameters`: counts over `named_parameters()` (tied tensors once), with
+   * 4-bit weights counted at their logical size as PEFT does.
+   */
   getNbTrainableParameters(): { trainable: number; all: number } {
     let trainable = 0;
     let all = 0;
@@ -109,6 +113,8 @@ export class PeftModel extends Module {
       all += p.size;
       if (p.trainable) trainable += p.size;
     }
+    // A 4-bit weight is packed codes, not a Variable; PEFT counts a bnb Params4bit as numel·2 = out·in.
+    for (const [, m] of this.namedModules()) if (m instanceof Linear4bit) all += m.inFeatures * m.outFeatures;
     return { trainable, all };
   }
 
