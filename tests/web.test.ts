@@ -266,7 +266,7 @@ test(
 );
 
 test(
-  'web page: pause, resume and stop keep the adapter',
+  'web page: pause, resume and stop keep the adapter; switching adapters keeps outputs',
   { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 90_000 },
   async () => {
     await page.click('#error-close');
@@ -309,6 +309,21 @@ test(
     await waitOrPageError('probe after stop', `!!document.querySelector('#probe-logits').dataset.result`);
     const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     assert.equal(probe.adapter, 'paused');
+
+    // Switching to the bare base and back (no base reload) gives the same outputs again.
+    const probeWith = async (adapter: string): Promise<ProbeResult> => {
+      await page.selectOption('#adapters', adapter);
+      await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
+      await page.click('#run');
+      await waitOrPageError(`probe ${adapter}`, `!!document.querySelector('#probe-logits').dataset.result`);
+      return JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
+    };
+    const bare = await probeWith('');
+    assert.equal(bare.adapter, null);
+    assert.notDeepEqual(bare.logits, probe.logits);
+    const again = await probeWith('paused');
+    assert.equal(again.adapter, 'paused');
+    assert.deepEqual(again.logits, probe.logits);
     assert.deepEqual(pageErrors, []);
   },
 );

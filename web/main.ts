@@ -95,7 +95,7 @@ function onEvent(e: WorkerEvent): void {
     sel.replaceChildren(...opts);
     sel.value = e.active ?? '';
   } else if (e.type === 'log') {
-    console.info(`[worker] ${e.message}`);
+    $('notes').textContent = e.message;
   }
 }
 worker.on(onEvent);

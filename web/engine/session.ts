@@ -10,6 +10,7 @@ import { numLabelsOf } from '../../src/models/config.js';
 import { generate } from '../../src/models/generate.js';
 import type { Module } from '../../src/nn/module.js';
 import { Linear } from '../../src/nn/layers.js';
+import { quantizeModel } from '../../src/nn/linear4bit.js';
 import { tf, type Tensor } from '../../src/tensor/tf.js';
 // The tuners' entry module: importing it registers every tuner (LoRA, DoRA, AdaLoRA, …).
 import { adapterDir, CONFIG_NAME, PeftModel, WEIGHTS_NAME } from '../../src/tuners/index.js';
@@ -168,7 +169,6 @@ export class Session {
     }
     this.detach();
     if (spec.method.method === 'qlora' && !this.quantized) {
-      const { quantizeModel } = await import('../../src/nn/linear4bit.js');
       const report = quantizeModel(base.model, { quantType: 'nf4' });
       this.quantized = true;
       this.emit({
