@@ -162,7 +162,9 @@ export async function checkSaveLoad(c: MatrixCase): Promise<void> {
   try {
     perturbAdapter(peft, 13, PERTURB_STD, c.isAdapterParam);
     const want = logitsOf(peft, inputs);
+    const n0 = tf.memory().numTensors;
     await peft.savePretrained(join(dir, 'a'));
+    assert.equal(tf.memory().numTensors, n0, `${c.name}: savePretrained leaked tensors`);
     loaded = await PeftModel.fromPretrained(c.makeModel(), join(dir, 'a'));
     loaded.eval();
     assert.ok(
