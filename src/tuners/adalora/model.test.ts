@@ -269,6 +269,20 @@ test('PEFT-layout trimmed fixture (tests/fixtures/adalora_peft) loads and reprod
     maxDiff(expected.logits, expected.base_logits) > 100 * LOGIT_ATOL,
     'the adapter matters in this fixture',
   );
+  // Saving it again writes the same bytes as the Python writer did (config and safetensors).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lowrank-'));
+  try {
+    await peft.savePretrained(dir);
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
+      const ours = readFileSync(path.join(dir, f));
+      assert.ok(
+        ours.equals(readFileSync(path.join(fixturePath('adalora_peft'), f))),
+        `${f} byte-identical to the PEFT-layout fixture`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   y.dispose();
   disposeInputs(x);
   peft.dispose();
