@@ -50,7 +50,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         COMMANDS.map((c) => c.spec.name),
       );
       throw new UsageError(
-        `unknown command "${name}"${near ? `; did you mean "${near}"?` : ''}. Run lowrank --help`,
+        `unknown command "${name}"${near ? `; did you mean "${near}"?` : ''} (run lowrank --help)`,
       );
     }
     const parsed = parseArgs(cmd.spec, rest);

@@ -3,6 +3,7 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { recommendCommand } from './recommend.js';
 import { trainCommand } from './train.js';
+import { demoCommand } from '../demo/demo.js';
 import {
   convertCommand,
   evalCommand,
@@ -13,6 +14,7 @@ import {
 
 /** Every `lowrank` subcommand, in the order `lowrank --help` lists them. */
 export const COMMANDS: Command[] = [
+  demoCommand,
   trainCommand,
   evalCommand,
   generateCommand,

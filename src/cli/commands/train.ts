@@ -134,8 +134,15 @@ export async function runTraining(
   const saveAdapter = async (dir: string) => {
     const m = model as unknown as { savePretrained?: (d: string) => Promise<void> };
     if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
+    // full fine-tuning: the result is a complete Hugging Face folder, tokenizer included
     const { saveModel } = await import('../../models/load.js');
-    await saveModel(base, dir);
+    const files: Record<string, Uint8Array> = {};
+    if (fs.statSync(tok.path).isFile()) files[path.basename(tok.path)] = fs.readFileSync(tok.path);
+    else
+      for (const f of fs.readdirSync(tok.path))
+        if (/^(tokenizer\.json|tokenizer_config\.json|tok\d*\.bin|tokenizer\.bin)$/.test(f))
+          files[f] = fs.readFileSync(path.join(tok.path, f));
+    await saveModel(base, dir, { tokenizerFiles: files });
   };
   const trainer = new Trainer(
     model as unknown as TrainableModel,
@@ -186,7 +193,10 @@ export async function runTraining(
         run.log.truncateAfter(c.state.step);
         disposeCheckpoint(c);
         if (!quiet) io.err(`  resuming from ${dir}`);
-      } else if (!quiet) io.err('  no checkpoint yet: starting from step 0');
+      } else {
+        run.log.truncateAfter(0);
+        if (!quiet) io.err('  no checkpoint yet: starting from step 0');
+      }
     }
     const summary = await trainer.train({ resume });
     progress.done();

@@ -1,0 +1,57 @@
+/** Shared fixtures of the CLI tests: an in-process runner with captured output and a tiny model folder. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { main } from '../src/cli/main.js';
+import type { CliIO } from '../src/cli/io.js';
+import {
+  ALPHABET,
+  charTokenizerFile,
+  demoModelConfig,
+  equationTsv,
+  pretrainCorpus,
+} from '../src/cli/demo/language.js';
+import { modelFromConfig } from '../src/models/from_config.js';
+import { saveModel } from '../src/models/load.js';
+import { manualSeed } from '../src/nn/init.js';
+
+export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-cli-'));
+
+/** Runs `lowrank <argv>` in this process; returns exit code and captured stdout/stderr. */
+export async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), interactive: false };
+  const code = await main(argv, io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A 2-layer, 16-wide Llama with the demo's character tokenizer, plus task and text data. */
+export async function tinyWorld(
+  dir: string,
+): Promise<{ model: string; train: string; dev: string; text: string }> {
+  manualSeed(0);
+  const model = path.join(dir, 'model');
+  const m = modelFromConfig(
+    {
+      ...demoModelConfig(259 + ALPHABET.length),
+      hidden_size: 16,
+      intermediate_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+    },
+    { task: 'CAUSAL_LM' },
+  );
+  await saveModel(m, model, { tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) } });
+  m.dispose();
+  const files = {
+    train: path.join(dir, 'train.tsv'),
+    dev: path.join(dir, 'dev.tsv'),
+    text: path.join(dir, 'text.txt'),
+  };
+  fs.writeFileSync(files.train, equationTsv(96, 1));
+  fs.writeFileSync(files.dev, equationTsv(32, 2));
+  fs.writeFileSync(files.text, pretrainCorpus(40, 3));
+  return { model, ...files };
+}
