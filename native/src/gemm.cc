@@ -7,6 +7,9 @@
 
 namespace lowrank {
 
+// Per-product work (m·n·k) up to which batched products run one per thread (see BatchMatMul).
+constexpr int64_t kSmallGemm = int64_t(1) << 22;
+
 enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kLeakyRelu = 4, kSigmoid = 5 };
 
 static void applyActivation(float* c, int64_t n, int act, float alpha) {
@@ -73,6 +76,16 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
     contiguousA = aOff[i] == i * m * k && bOff[i] == bOff[0];
   if (k > 0 && contiguousA) {
     cblas_sgemm(CblasRowMajor, opA, opB, batch * m, n, k, 1.f, a, lda, b + bOff[0], ldb, beta, c, n);
+  } else if (k > 0 && batch > 1 && m * n * k <= kSmallGemm) {
+    // Many small products (attention's [B·H] blocks): one single-threaded sgemm per OpenMP thread
+    // beats letting OpenBLAS fork and join its own threads for every small call.
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; i++)
+      cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
+                  c + i * m * n, n);
+    openblas_set_num_threads(saved);
   } else if (k > 0) {
     for (int64_t i = 0; i < batch; i++)
       cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
