@@ -75,7 +75,7 @@ function countFromRanks(
   let n = 0;
   const shapes = new Map<string, { a?: number; b?: number }>();
   for (const [name, p] of model.namedParameters()) {
-    const m = /^(.*)\.lora_(A|B)\.default$/.exec(name);
+    const m = /^(.*)\.lora_(A|B)\.default(\.weight)?$/.exec(name);
     if (!m) continue;
     const key = m[1]!.replace(/^base_model\.model\./, '');
     const e = shapes.get(key) ?? {};
@@ -146,7 +146,7 @@ export async function runCell(
       schedule: 'linear',
       warmupSteps: Math.round((T.warmupFraction ?? 0.06) * T.maxSteps),
       maxSteps: T.maxSteps,
-      batchSize: T.batchSize,
+      batchSize: cell.task.batchSize ?? T.batchSize,
       evalBatchSize: T.evalBatchSize ?? 64,
       maxGradNorm: T.maxGradNorm ?? 1,
       evalEvery: 0,
@@ -205,6 +205,7 @@ export async function runCell(
         schedule: built.schedule ?? null,
         training: T,
         maxLength: cell.task.maxLength,
+        batchSize: cell.task.batchSize ?? T.batchSize,
         trainExamples: data.train.length,
         devExamples: data.dev.length,
         testExamples: data.test?.length ?? null,
@@ -241,6 +242,7 @@ export async function runCell(
       built.model as { base_model?: { allocation?: { dispose(): void } | null } }
     ).base_model?.allocation?.dispose();
     tf.dispose(built.model.parameters());
+    tf.dispose((built.model as unknown as TrainableModel).trainableParameters().map(([, v]) => v));
     tf.dispose(base.parameters());
   }
 }

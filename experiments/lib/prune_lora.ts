@@ -46,7 +46,10 @@ export class PruneLoraHook implements StepHook {
     for (const [n, p] of this.loraParams()) {
       if (!n.includes(`lora_A.${adapter}`)) continue;
       const e = n.replace('lora_A', 'lora_E');
-      this.units.set(e, tf.variable(tf.ones([p.shape[0]!, 1]), false, `prune_lora_unit/${e}`));
+      this.units.set(
+        e,
+        tf.tidy(() => tf.variable(tf.ones([p.shape[0]!, 1]), false, `prune_lora_unit/${e}`)), // frees the ones
+      );
       this.zeroGrads.set(e, tf.zeros([p.shape[0]!, 1]));
     }
     this.allocator = new RankAllocator(this.params(), { beta1: 0.85, beta2: 0.85, ...schedule }, adapter);
@@ -117,7 +120,7 @@ export class PruneLoraHook implements StepHook {
     if (!this.pattern) return null;
     return Object.fromEntries(
       Object.entries(this.pattern).map(([k, v]) => [
-        k.replace(/\.lora_E(\.[^.]+)?$/, ''),
+        k.replace(/^base_model\.model\./, '').replace(/\.lora_E\..*$/, ''),
         v.filter(Boolean).length,
       ]),
     );

@@ -49,6 +49,8 @@ export interface TaskSpec {
   trainFraction?: number;
   /** Tokens per sequence (classification: truncation length; causal LM: block size). */
   maxLength: number;
+  /** Per-task batch size (default `training.batchSize`). */
+  batchSize?: number;
   /** Use a seeded random subset of this many training examples (0 or absent: all). */
   trainLimit?: number;
   /** Evaluate on the first N dev/validation examples (0 or absent: all). */
