@@ -5,6 +5,7 @@
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { ConfigError, internal } from '../src/errors.js';
 import { WorkerClient } from './client.js';
 import { buffersOf, formatFromName, readPicked } from './files.js';
 import type {
@@ -24,7 +25,7 @@ import { RankHeatmap } from './ui/heatmap.js';
 
 const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
   const e = document.getElementById(id);
-  if (!e) throw new Error(`page: element #${id} is missing`);
+  if (!e) internal(`page: element #${id} is missing`);
   return e as T;
 };
 const num = (id: string): number => Number($(id).value);
@@ -110,7 +111,13 @@ function modelSourceFromForm(): Promise<{ source: ModelSource; name: string; sto
   }
   if (kind === 'folder') {
     return readPicked($('model-folder').files).then((files) => {
-      if (files.length === 0) throw new Error('pick a Hugging Face model folder first');
+      if (files.length === 0)
+        throw new ConfigError(
+          'model folder',
+          'none picked',
+          undefined,
+          'choose a Hugging Face model folder first',
+        );
       const name = files[0]!.path.split('/')[0] || 'model';
       return { source: { kind: 'folder', files }, name, store: true };
     });
@@ -118,7 +125,12 @@ function modelSourceFromForm(): Promise<{ source: ModelSource; name: string; sto
   return Promise.all([readPicked($('llama2c-bin').files), readPicked($('llama2c-tok').files)]).then(
     ([bin, tok]) => {
       if (bin.length === 0 || tok.length === 0)
-        throw new Error('pick both the llama2.c .bin checkpoint and its tokenizer');
+        throw new ConfigError(
+          'llama2.c',
+          'needs the .bin checkpoint and its tokenizer',
+          undefined,
+          'pick both files',
+        );
       return {
         source: { kind: 'llama2c', checkpoint: bin[0]!, tokenizer: tok[0]! },
         name: bin[0]!.path,
@@ -181,9 +193,10 @@ action('load-model', async () => {
 });
 action('load-stored', async () => {
   const name = $<HTMLSelectElement>('stored-models').value;
-  if (!name) throw new Error('choose a saved model first');
+  if (!name) throw new ConfigError('saved models', 'none chosen', undefined, 'choose a saved model first');
   const rec = await loadStoredModel(name);
-  if (!rec) throw new Error(`no saved model called "${name}"`);
+  if (!rec)
+    throw new ConfigError('saved models', 'no saved model has this name', name, 'choose one from the list');
   await loadModel(rec.source, rec.name, false);
 });
 
@@ -313,7 +326,13 @@ function download(name: string, data: BlobPart, type: string): void {
 
 action('download', async () => {
   const name = $<HTMLSelectElement>('adapters').value;
-  if (!name) throw new Error('choose an adapter to download (the base model has none)');
+  if (!name)
+    throw new ConfigError(
+      'download',
+      'no adapter is selected',
+      undefined,
+      'choose an adapter (the base model has none)',
+    );
   const files = await worker.call('exportAdapter', { name });
   download('adapter_config.json', files.config, 'application/json');
   download(

@@ -5,6 +5,7 @@
  */
 /// <reference lib="webworker" />
 import { configureWasmPaths, initBackend } from '../src/tensor/backend_browser.js';
+import { ConfigError } from '../src/errors.js';
 import { TrainControl } from './train_control.js';
 import { Session } from './engine/session.js';
 import { serializeError, type FromWorker, type Request, type WorkerEvent } from './protocol.js';
@@ -74,8 +75,12 @@ self.onmessage = (ev: MessageEvent<Request>) => {
     return;
   }
   if (control.active()) {
-    const busy = new Error(`cannot ${req.type} while training runs: pause and stop it first`);
-    busy.name = 'BusyError';
+    const busy = new ConfigError(
+      req.type,
+      'cannot run while training is active',
+      req.type,
+      'pause and stop the run first',
+    );
     void reply(req.id, () => Promise.reject(busy));
     return;
   }
