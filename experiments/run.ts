@@ -53,6 +53,7 @@ const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8'
 /** Prints every cell's rank and parameter count (no training). */
 async function dryRun(s: Suite, cells: Cell[]): Promise<void> {
   const seen = new Set<string>();
+  const plan: Record<string, unknown>[] = [];
   for (const c of cells) {
     const key = `${c.task.type === 'causal_lm' ? 'lm' : 'cls'}:${c.method}:${c.budget}`;
     if (seen.has(key)) continue;
@@ -70,10 +71,23 @@ async function dryRun(s: Suite, cells: Cell[]): Promise<void> {
       `${key.padEnd(34)} budget ${String(budget ?? '-').padStart(6)}  r ${String(b.r ?? '-').padStart(3)} initR ${String(b.initR ?? '-').padStart(3)}  ` +
         `matched ${String(b.matchedCount).padStart(7)} (${b.relError === undefined ? 'ref' : (100 * b.relError).toFixed(1) + '%'})  initial ${n.adapter}  head ${n.head}  targets ${b.targets?.join(',') ?? 'all'}`,
     );
+    plan.push({
+      key,
+      budget: budget ?? null,
+      r: b.r ?? null,
+      initR: b.initR ?? null,
+      matched: b.matchedCount,
+      relError: b.relError ?? null,
+      initial: n.adapter,
+      head: n.head,
+      targets: b.targets ?? 'all',
+    });
     b.hook?.dispose?.();
     tf.dispose(b.model.parameters());
     tf.dispose(base.parameters());
   }
+  writeJson(path.join(out, 'plan.json'), { suite: s.name, cells: cells.length, methods: plan });
+  log(`${cells.length} cells; plan written to ${path.relative(process.cwd(), path.join(out, 'plan.json'))}`);
 }
 
 /** The primary dev score of a result, oriented so that larger is better. */

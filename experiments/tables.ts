@@ -98,3 +98,33 @@ if (fs.existsSync(baseDir)) {
     console.log(`- ${b.task}: val loss ${b.dev.loss.toFixed(3)} (ppl ${b.dev.perplexity.toFixed(2)})`);
   }
 }
+
+const planFile = path.join(out, 'plan.json');
+if (fs.existsSync(planFile)) {
+  type PlanRow = {
+    key: string;
+    budget: number | null;
+    r: number | null;
+    initR: number | null;
+    matched: number;
+    relError: number | null;
+    initial: number;
+    targets: string[] | string;
+  };
+  const plan = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { methods: PlanRow[] };
+  console.log(`\n### Budget plan (${suite.name} --dry-run, classification head excluded)\n`);
+  console.log(
+    '| task kind:method:budget | budget | r (initR) | matched params | vs budget | params at start | targets |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const p of plan.methods) {
+    const t = Array.isArray(p.targets)
+      ? p.targets.length === 7
+        ? 'all linear'
+        : p.targets.join(',')
+      : p.targets;
+    console.log(
+      `| ${p.key} | ${p.budget ?? '—'} | ${p.r ?? '—'}${p.initR !== null && p.initR !== p.r ? ` (${p.initR})` : ''} | ${p.matched.toLocaleString('en-US')} | ${p.relError === null ? 'ref' : `${(100 * p.relError).toFixed(1)}%`} | ${p.initial.toLocaleString('en-US')} | ${t} |`,
+    );
+  }
+}
