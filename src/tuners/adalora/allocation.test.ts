@@ -8,6 +8,8 @@ import { ConfigError } from '../../errors.js';
 import { SVDLinear } from './layer.js';
 import { AdaLoraConfig } from './config.js';
 import { AdaLoraAllocation, type AllocationStep } from './allocation.js';
+import { orthRegularizer } from './orth_reg.js';
+import { readFileSync } from 'node:fs';
 
 const LR = 0.5;
 
@@ -121,5 +123,81 @@ test('final phase without any masking step is a clear ConfigError (PEFT: Attribu
   );
   assert.throws(() => alloc.updateAndAllocate(1), /needs the gradients/);
   assert.throws(() => alloc.updateAndAllocate(-1), ConfigError);
+  net.dispose();
+});
+
+/** 20 SGD steps in f32 on both sides; only summation order differs (tfjs vs torch). */
+const RUN_ATOL = 1e-4;
+
+test('a 20-step AdaLoRA run matches the plain-torch reference: every mask, final pattern and parameters', () => {
+  const ref = JSON.parse(
+    readFileSync(new URL('../../../tests/fixtures/adalora_run.json', import.meta.url), 'utf8'),
+  );
+  const c = ref.config;
+  assert.ok(ref.min_relative_gap > 100 * RUN_ATOL, 'reference thresholds have margins');
+  class Two extends Module {
+    declare l0: SVDLinear;
+    declare l1: SVDLinear;
+    constructor() {
+      super();
+      const o = { r: c.init_r, loraAlpha: c.lora_alpha, loraDropout: 0, initLoraWeights: true };
+      for (const l of ['l0', 'l1'] as const) {
+        const base = new Linear(5, ref.base[l].length, { bias: false });
+        base.weight.assign(tf.tensor2d(ref.base[l]));
+        base.weight.trainable = false;
+        this.registerModule(l, new SVDLinear(base, 'default', o));
+      }
+    }
+  }
+  const net = new Two();
+  for (const [n, t] of Object.entries(ref.init as Record<string, { shape: number[]; data: number[] }>)) {
+    const [l, kind] = n.split('.') as ['l0' | 'l1', 'lora_A' | 'lora_B' | 'lora_E'];
+    net[l][kind].get('default')!.assign(tf.tensor(t.data, t.shape));
+  }
+  const config = new AdaLoraConfig({
+    initR: c.init_r,
+    targetR: c.target_r,
+    tinit: c.tinit,
+    tfinal: c.tfinal,
+    deltaT: c.deltaT,
+    totalStep: c.total_step,
+    loraAlpha: c.lora_alpha,
+    orthRegWeight: c.orth_reg_weight,
+    beta1: c.beta1,
+    beta2: c.beta2,
+  });
+  const alloc = new AdaLoraAllocation(net, config, 'default');
+  const x = tf.tensor2d(ref.x);
+  const y = tf.tensor2d(ref.y);
+  const events = new Map<number, { budget: number; rank_pattern: Record<string, boolean[]> }>(
+    ref.events.map((e: any) => [e.step, e]),
+  );
+  for (let step = 0; step < c.total_step; step++) {
+    const vars = net.trainableParameters().map(([, p]) => p);
+    const { value, grads } = tf.variableGrads(() => {
+      const out = tf.concat([net.l0.forward(x), net.l1.forward(x)], -1);
+      const reg = orthRegularizer(net.namedParameters(), 'default');
+      return tf.add(tf.mean(tf.squaredDifference(out, y)), tf.mul(reg, c.orth_reg_weight)) as tf.Scalar;
+    }, vars);
+    tf.tidy(() => vars.forEach((v) => v.assign(tf.sub(v, tf.mul(grads[v.name]!, c.lr)))));
+    const r = alloc.updateAndAllocate(step, grads);
+    value.dispose();
+    Object.values(grads).forEach((g) => g.dispose());
+    const ev = events.get(step);
+    assert.equal(r.masked, ev !== undefined, `step ${step}: masked`);
+    if (ev) {
+      assert.equal(r.budget, ev.budget, `step ${step}: budget`);
+      assert.deepEqual(config.pattern, ev.rank_pattern, `step ${step}: rank pattern`);
+    }
+  }
+  for (const [n, expected] of Object.entries(ref.final as Record<string, number[]>)) {
+    const [l, kind] = n.split('.') as ['l0' | 'l1', 'lora_A' | 'lora_B' | 'lora_E'];
+    const got = Array.from(net[l][kind].get('default')!.dataSync());
+    got.forEach((v, i) =>
+      assert.ok(Math.abs(v - expected[i]!) <= RUN_ATOL, `${n}[${i}]: ${v} vs ${expected[i]}`),
+    );
+  }
+  [x, y].forEach((t) => t.dispose());
+  alloc.dispose();
   net.dispose();
 });
