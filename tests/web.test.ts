@@ -360,3 +360,43 @@ test(
     assert.deepEqual(pageErrors, []);
   },
 );
+
+const STORIES = path.resolve('../shared/data/models/stories260K');
+const haveStories = fs.existsSync(path.join(STORIES, 'oracle.json'));
+
+test(
+  'web page: a llama2.c checkpoint + tokenizer generates the oracle text (stories260K)',
+  {
+    skip: !haveChromium
+      ? `needs ${CHROMIUM}`
+      : haveStories
+        ? false
+        : `needs ../shared/data/models/stories260K (absent at ${STORIES})`,
+    timeout: 60_000,
+  },
+  async () => {
+    const oracle = JSON.parse(fs.readFileSync(path.join(STORIES, 'oracle.json'), 'utf8')) as {
+      greedy_256_steps_text: string;
+    };
+    await page.setInputFiles('#llama2c-bin', path.join(STORIES, 'stories260K.bin'));
+    await page.setInputFiles('#llama2c-tok', path.join(STORIES, 'tok512.bin'));
+    await page.click('#load-model');
+    await waitOrPageError(
+      'load llama2.c',
+      `document.querySelector('#model-name').textContent === 'stories260K.bin'`,
+    );
+    await page.fill('#prompt', 'Once upon a time');
+    await page.fill('#max-new', '12');
+    await page.selectOption('#adapters', '');
+    await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
+    await page.click('#run');
+    await waitOrPageError('generate', `!!document.querySelector('#probe-logits').dataset.result`);
+    const text = ((await page.textContent('#output')) ?? '').trim();
+    assert.ok(text.length > 'Once upon a time'.length + 10, `generated: ${text}`);
+    assert.ok(
+      oracle.greedy_256_steps_text.startsWith(text),
+      `page: ${JSON.stringify(text)} vs oracle greedy text`,
+    );
+    assert.deepEqual(pageErrors, []);
+  },
+);
