@@ -51,50 +51,58 @@ const valIds = corpusIds(
 const results: Record<string, unknown> = { backend: backend.backend, evalTokens: valIds.length };
 
 // 1-3: error statistics, loss, memory
-const fp32 = await loadModel(MODEL);
-const fp32Loss = windowedLoss(fp32, valIds, 256);
-console.log(`f32 TinyStories val loss: ${fp32Loss.toFixed(4)} nats/token (oracle: 1.429)`);
-const variants: { name: string; quantType: 'nf4' | 'fp4'; doubleQuant: boolean }[] = [
-  { name: 'nf4+dq', quantType: 'nf4', doubleQuant: true },
-  { name: 'nf4', quantType: 'nf4', doubleQuant: false },
-  { name: 'fp4', quantType: 'fp4', doubleQuant: false },
-];
-const rows: Record<string, unknown>[] = [];
-for (const v of variants) {
-  const model = await loadModel(MODEL);
-  const dense = denseLinearWeights(model);
-  quantizeModel(model, { quantType: v.quantType, doubleQuant: v.doubleQuant });
-  const errors = quantizationErrors(model, dense);
-  const loss = windowedLoss(model, valIds, 256);
-  const mem = memoryByCategory(model);
-  const ratio = mem.frozenQuantized / mem.frozenQuantizedFp32;
-  rows.push({ ...v, loss, delta: loss - fp32Loss, bytesRatio: ratio, memory: mem, errors });
-  console.log(
-    `\n${v.name}: loss ${loss.toFixed(4)} (Δ ${(loss - fp32Loss).toFixed(4)}), 4-bit bytes / f32 bytes = ${ratio.toFixed(4)}`,
-  );
-  if (v.name === 'nf4+dq') {
-    console.log('| matrix | shape | mean abs err | max err / max|w| | ‖err‖/‖w‖ |\n|---|---|---|---|---|');
-    for (const e of errors) {
-      console.log(
-        `| ${e.path} | ${e.shape.join('×')} | ${e.meanAbs.toExponential(3)} | ${e.maxRelToAbsmax.toFixed(4)} | ${e.relFrobenius.toFixed(4)} |`,
-      );
+if (!args.includes('--skip-stats')) {
+  const fp32 = await loadModel(MODEL);
+  const fp32Loss = windowedLoss(fp32, valIds, 256);
+  console.log(`f32 TinyStories val loss: ${fp32Loss.toFixed(4)} nats/token (oracle: 1.429)`);
+  const variants: { name: string; quantType: 'nf4' | 'fp4'; doubleQuant: boolean; blocksize?: number }[] = [
+    { name: 'nf4+dq', quantType: 'nf4', doubleQuant: true },
+    { name: 'nf4', quantType: 'nf4', doubleQuant: false },
+    { name: 'fp4', quantType: 'fp4', doubleQuant: false },
+    { name: 'nf4+dq bs32', quantType: 'nf4', doubleQuant: true, blocksize: 32 },
+  ];
+  const rows: Record<string, unknown>[] = [];
+  for (const v of variants) {
+    const model = await loadModel(MODEL);
+    const dense = denseLinearWeights(model);
+    quantizeModel(model, {
+      quantType: v.quantType,
+      doubleQuant: v.doubleQuant,
+      blocksize: v.blocksize ?? 64,
+    });
+    const errors = quantizationErrors(model, dense);
+    const loss = windowedLoss(model, valIds, 256);
+    const mem = memoryByCategory(model);
+    const ratio = mem.frozenQuantized / mem.frozenQuantizedFp32;
+    rows.push({ ...v, loss, delta: loss - fp32Loss, bytesRatio: ratio, memory: mem, errors });
+    console.log(
+      `\n${v.name}: loss ${loss.toFixed(4)} (Δ ${(loss - fp32Loss).toFixed(4)}), 4-bit bytes / f32 bytes = ${ratio.toFixed(4)}`,
+    );
+    if (v.name === 'nf4+dq') {
+      console.log('| matrix | shape | mean abs err | max err / max|w| | ‖err‖/‖w‖ |\n|---|---|---|---|---|');
+      for (const e of errors) {
+        console.log(
+          `| ${e.path} | ${e.shape.join('×')} | ${e.meanAbs.toExponential(3)} | ${e.maxRelToAbsmax.toFixed(4)} | ${e.relFrobenius.toFixed(4)} |`,
+        );
+      }
     }
+    const mean = (f: (e: (typeof errors)[number]) => number) =>
+      errors.reduce((s, e) => s + f(e), 0) / errors.length;
+    console.log(
+      `mean over ${errors.length} matrices: mean abs ${mean((e) => e.meanAbs).toExponential(3)}, ‖err‖/‖w‖ ${mean((e) => e.relFrobenius).toFixed(4)}`,
+    );
+    model.dispose();
   }
-  const mean = (f: (e: (typeof errors)[number]) => number) =>
-    errors.reduce((s, e) => s + f(e), 0) / errors.length;
-  console.log(
-    `mean over ${errors.length} matrices: mean abs ${mean((e) => e.meanAbs).toExponential(3)}, ‖err‖/‖w‖ ${mean((e) => e.relFrobenius).toFixed(4)}`,
-  );
-  model.dispose();
+  results.fp32Loss = fp32Loss;
+  results.quantized = rows;
+  fp32.dispose();
 }
-results.fp32Loss = fp32Loss;
-results.quantized = rows;
-fp32.dispose();
 
 // 4: fine-tune on tiny-shakespeare, LoRA r=8 on every projection, f32 vs NF4+DQ base
 if (!args.includes('--skip-finetune')) {
   const shakespeare = fs.readFileSync(`${DATA}/text/tinyshakespeare/input.txt`, 'utf8');
-  const ids = [1, ...encode(shakespeare.slice(0, 200_000))];
+  // encoded block by block: the llama2.c merge loop is quadratic in the length of one string
+  const ids = corpusIds(shakespeare, encode, 1, 60_000);
   const T = 64;
   const B = 8;
   const heldOut = ids.slice(ids.length - 16 * 128); // last 16 windows of 128 for evaluation
@@ -154,5 +162,9 @@ if (!args.includes('--skip-finetune')) {
 }
 
 fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
-fs.writeFileSync(path.resolve(import.meta.dirname, 'results/qlora.json'), JSON.stringify(results, null, 2));
-console.log('\nwrote experiments/results/qlora.json');
+const part = args.includes('--skip-stats') ? 'finetune' : args.includes('--skip-finetune') ? 'stats' : 'all';
+fs.writeFileSync(
+  path.resolve(import.meta.dirname, `results/qlora_${part}.json`),
+  JSON.stringify(results, null, 2),
+);
+console.log(`\nwrote experiments/results/qlora_${part}.json`);

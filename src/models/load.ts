@@ -3,7 +3,8 @@
  * `.bin` checkpoint in, a Hugging Face folder out. File formats are io's job; this file picks the class
  * (from_config.ts) and copies the weights in (weights.ts).
  */
-import { CheckpointError, NotSupportedError } from '../errors.js';
+import { CheckpointError, ConfigError, NotSupportedError } from '../errors.js';
+import { Linear4bit, quantizeModel } from '../nn/linear4bit.js';
 import { initBackend, type BackendName } from '../tensor/backend.js';
 import { manualSeed } from '../nn/init.js';
 import { readHFFolder, writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
@@ -29,6 +30,13 @@ export interface LoadModelOptions {
   dtype?: 'float32' | 'float16' | 'bfloat16';
   /** Reseeds the generator (`manualSeed`) before building, which fixes a fresh head's init. */
   seed?: number;
+  /**
+   * QLoRA: store every linear layer except the output head as 4-bit NF4/FP4 (blocksize 64), dequantised
+   * on the fly (nn/linear4bit.ts, PEFT-SPEC §8).
+   */
+  quantize?: 'nf4' | 'fp4';
+  /** With `quantize`: quantise the absmax constants again (8-bit, blocks of 256), as the QLoRA recipe. */
+  doubleQuant?: boolean;
 }
 
 /** What {@link loadModelWithReport} did. */
@@ -82,6 +90,9 @@ export async function loadModelWithReport(
   path: string,
   opts: LoadModelOptions = {},
 ): Promise<{ model: PreTrainedModel; report: LoadReport }> {
+  if (opts.doubleQuant && opts.quantize === undefined) {
+    throw new ConfigError('loadModel.doubleQuant', 'needs quantize', opts.doubleQuant, "add quantize: 'nf4'");
+  }
   if (opts.dtype !== undefined && opts.dtype !== 'float32') {
     throw new NotSupportedError('loadModel.dtype', `dtype "${opts.dtype}"`, 'use float32 (the default)');
   }
@@ -104,6 +115,8 @@ export async function loadModelWithReport(
             : [];
       const loaded = loadWeights(model, weights, { allowNew });
       model.eval();
+      if (opts.quantize !== undefined)
+        quantizeModel(model, { quantType: opts.quantize, doubleQuant: opts.doubleQuant ?? false });
       const report: LoadReport = { ...loaded, format, architecture: model.architecture };
       if (backend !== undefined) report.backend = backend;
       return { model, report };
@@ -140,6 +153,13 @@ export async function saveModel(
   dir: string,
   opts: WriteHFFolderOptions = {},
 ): Promise<void> {
+  if (model.namedModules().some(([, m]) => m instanceof Linear4bit)) {
+    throw new NotSupportedError(
+      'saveModel',
+      'saving a 4-bit quantised model',
+      'save the f32 model, or only the adapter (savePretrained)',
+    );
+  }
   const aliases = new Set(model.tiedParameterNames().map(([, alias]) => alias));
   const weights = new Map([...model.stateDict()].filter(([k]) => !aliases.has(k)));
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };

@@ -1,10 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { assertNoLeak } from '../../tensor/memory.js';
 import { manualSeed } from '../../nn/init.js';
 import type { Module } from '../../nn/module.js';
 import { modelFromConfig } from '../../models/from_config.js';
+import { loadModel, saveModel } from '../../models/load.js';
+import { ConfigError, NotSupportedError } from '../../errors.js';
 import type { PreTrainedModel } from '../../models/base.js';
 import { collectWarnings } from '../base/warnings.js';
 import { getPeftModel } from '../peft_model.js';
@@ -141,4 +146,22 @@ test('AdaLoRA SVD layer over a 4-bit base: fresh = base, gradients reach A, E, B
   x.dispose();
   layer.dispose();
   model.dispose();
+});
+
+test('loadModel(path, { quantize, doubleQuant }) quantises on load; saving a 4-bit model is refused', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-qload-'));
+  const model = tinyModel(7);
+  await saveModel(model, dir);
+  const x = ids(8);
+  quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  const want = logits(model, x);
+  const loaded = await loadModel(dir, { quantize: 'nf4', doubleQuant: true });
+  assert.equal(loaded.namedModules().filter(([, m]) => m instanceof Linear4bit).length, 2 * 7);
+  assert.deepEqual(logits(loaded, x), want, 'same codes as quantizeModel on the same weights');
+  await assert.rejects(saveModel(loaded, path.join(dir, 'again')), NotSupportedError);
+  await assert.rejects(loadModel(dir, { doubleQuant: true }), ConfigError);
+  loaded.dispose();
+  model.dispose();
+  x.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
