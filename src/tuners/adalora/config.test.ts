@@ -97,6 +97,10 @@ test('r ≠ 8 and other ignored LoRA fields warn instead of being silently dropp
   assert.match(warnings[0]!, /r is not used by AdaLoRA.*initR/);
   assert.match(warnings[1]!, /useRslora is ignored/);
   assert.equal(collectWarnings(() => new AdaLoraConfig({ totalStep: 100 })).warnings.length, 0);
+  const c = collectWarnings(() => new AdaLoraConfig({ totalStep: 100, r: 4 })).result;
+  const { result: copy, warnings: again } = collectWarnings(() => c.clone({ inferenceMode: true }));
+  assert.deepEqual(again, [], 'clone (used when saving) does not warn again');
+  assert.equal(copy.r, 4);
 });
 
 test('adapter_config.json is byte-equal to the python json.dumps golden (spec §5.2) and reads back', () => {

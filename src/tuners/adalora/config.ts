@@ -16,7 +16,7 @@
  */
 import { ConfigError } from '../../errors.js';
 import { field, type FieldSpec } from '../base/config.js';
-import { tunerWarn } from '../base/warnings.js';
+import { collectWarnings, tunerWarn } from '../base/warnings.js';
 import { LoraConfig, type LoraConfigOptions } from '../lora/config.js';
 import type { ImportanceMetric, RankPattern } from './rank_allocator.js';
 
@@ -80,6 +80,11 @@ export class AdaLoraConfig extends LoraConfig {
 
   constructor(options: AdaLoraConfigOptions = {}) {
     super(options as LoraConfigOptions);
+  }
+
+  /** A copy with some fields replaced; the ignored-field warnings are not repeated (saving clones). */
+  override clone(overrides: Record<string, unknown> = {}): this {
+    return collectWarnings(() => super.clone(overrides)).result;
   }
 
   /** The rank pattern with its AdaLoRA type (`null` until the allocator has masked once). */

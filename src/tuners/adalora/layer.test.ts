@@ -191,3 +191,17 @@ test('an adapter re-created in eval mode (resize on load) keeps dropout off', ()
   [x, y1, y2].forEach((t) => t.dispose());
   layer.dispose();
 });
+
+test('setScale multiplies alpha (not alpha / r: PEFT gets this wrong for AdaLoRA)', () => {
+  const layer = new SVDLinear(new Linear(2, 2), 'default', {
+    r: 4,
+    loraAlpha: 8,
+    loraDropout: 0,
+    initLoraWeights: true,
+  });
+  layer.setScale('default', 0.5);
+  assert.equal(layer.scaling.get('default'), 4);
+  layer.setScale('default', 1);
+  assert.equal(layer.scaling.get('default'), 8);
+  layer.dispose();
+});

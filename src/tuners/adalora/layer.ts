@@ -116,6 +116,17 @@ export class SVDLinear extends BaseTunerLayer {
     this.lora_dropout.delete(adapter);
   }
 
+  /**
+   * Scaling = `scale · alpha` (or `scale · r` if alpha ≤ 0). PEFT's inherited `set_scale` recomputes
+   * `alpha / r` here, which is wrong for AdaLoRA (spec §2.2); the rank division stays in `ranknum`.
+   * @example layer.setScale('default', 0.5); // halves the adapter's contribution
+   */
+  setScale(adapter: string, scale: number): void {
+    const alpha = this.loraAlpha.get(adapter);
+    if (alpha === undefined) return;
+    this.scaling.set(adapter, scale * (alpha > 0 ? alpha : this.r.get(adapter)!));
+  }
+
   /** f32(ranknum + 1e-5) as a [1] tensor (an f32 op, as in torch), in a tidy scope of the caller. */
   private ranknumPlusEps(adapter: string): Tensor {
     return tf.add(this.ranknum.get(adapter)!, tf.scalar(RANKNUM_EPS));

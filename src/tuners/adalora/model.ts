@@ -141,6 +141,11 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
     return out;
   }
 
+  /** Scales every AdaLoRA layer of `adapter` to `scale · alpha` (PEFT's `set_scale`, corrected, spec §2.2). */
+  override setScale(adapter: string, scale: number): void {
+    for (const [, l] of this.tunerLayers()) if (l instanceof SVDLinear) l.setScale(adapter, scale);
+  }
+
   /**
    * AdaLoRA's step (spec §3.5): call once per optimizer step, after the update, with the 0-based step
    * and the gradients of that step (by parameter name or tfjs variable name; needed before
