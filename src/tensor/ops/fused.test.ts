@@ -19,6 +19,8 @@ import { layerNorm, rmsNorm } from './norm.js';
 import { gelu, geluTanh } from './activations.js';
 import { softmaxCrossEntropy } from './loss.js';
 import { attention, paddingMask } from './attention.js';
+import { loraDelta } from './lora.js';
+import { runOn } from '../native/testing.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 // One fused pass vs 5-10 composed kernels: float32 rounding differs per step; values are O(1).
@@ -165,4 +167,49 @@ test('attention with padding and causal masks', { skip }, async () => {
     3,
     q.shape,
   );
+});
+
+test('loraDelta equals the composed PEFT path (LoRA and AdaLoRA), values and gradients', async () => {
+  const x = randn(rng, [2, 3, 7]);
+  const a = randn(rng, [4, 7]);
+  const b = randn(rng, [5, 4]);
+  const e = randn(rng, [4, 1]);
+  const peftLora = (xi: Tensor, ai: Tensor, bi: Tensor) =>
+    tf.mul(tf.matMul(tf.matMul(xi.reshape([6, 7]), ai, false, true), bi, false, true), 2).reshape([2, 3, 5]);
+  const peftAda = (xi: Tensor, ai: Tensor, bi: Tensor, ei: Tensor) =>
+    tf
+      .div(
+        tf.mul(tf.matMul(tf.matMul(xi.reshape([6, 7]), tf.mul(ai, ei), false, true), bi, false, true), 2),
+        4 + 1e-5,
+      )
+      .reshape([2, 3, 5]);
+  const w = randn(rng, [2, 3, 5]);
+  const backend = nativeAvailable() ? 'native' : 'cpu';
+  for (const [name, fused, composed, ins] of [
+    ['lora', (xi: Tensor, ai: Tensor, bi: Tensor) => loraDelta(xi, ai, bi, 2), peftLora, [x, a, b]],
+    [
+      'adalora',
+      (xi: Tensor, ai: Tensor, bi: Tensor, ei: Tensor) => loraDelta(xi, ai, bi, 2, { e: ei, ranknum: 4 }),
+      peftAda,
+      [x, a, b, e],
+    ],
+  ] as [string, Op, Op, HostTensor[]][]) {
+    const loss = (f: Op) => gradsOf(weighted(f, w), ins.length);
+    for (const be of [backend, 'cpu']) {
+      const program =
+        (f: Op) =>
+        (...xs: Tensor[]) => [f(...xs), ...loss(f)(...xs)];
+      const got = await runOn(be, ins, program(fused));
+      const want = await runOn(be, ins, program(composed));
+      got.forEach((o, i) =>
+        o.values.forEach((v, j) => {
+          const ref = Number(want[i]!.values[j]);
+          assert.ok(
+            Math.abs(Number(v) - ref) <= GRAD_TOL.atol + GRAD_TOL.rtol * Math.abs(ref),
+            `${name} on ${be}: output ${i}[${j}]`,
+          );
+        }),
+      );
+    }
+  }
 });

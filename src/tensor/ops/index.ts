@@ -3,3 +3,4 @@ export * from './norm.js';
 export * from './activations.js';
 export * from './loss.js';
 export * from './attention.js';
+export * from './lora.js';
