@@ -15,6 +15,7 @@
  */
 import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
+import { memoryByCategory, type MemoryByCategory } from '../nn/linear4bit.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
 import { ConfigError } from '../errors.js';
@@ -128,6 +129,16 @@ export class PeftModel extends Module {
   /** Prints {@link trainableParametersSummary} (PEFT `print_trainable_parameters`). */
   printTrainableParameters(): void {
     console.log(this.trainableParametersSummary());
+  }
+
+  /**
+   * Bytes held by the model's tensors by category: trainable, frozen dense, frozen 4-bit (QLoRA) and
+   * what those 4-bit weights would take as f32 (nn/linear4bit.ts).
+   *
+   * @example const m = peft.memoryByCategory(); m.frozenQuantized / m.frozenQuantizedFp32; // ≈ 0.129
+   */
+  memoryByCategory(): MemoryByCategory {
+    return memoryByCategory(this);
   }
 
   /** Adds another adapter (inactive until `setAdapter`). */

@@ -89,6 +89,11 @@ test('LoRA over 4-bit: fresh = base, a step trains only A/B (codes untouched, no
     new LoraConfig({ r: 4, loraAlpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'] }),
   );
   assert.ok(maxDiff(logits(peft, x), baseOut) <= FRESH_ATOL);
+  const mem = peft.memoryByCategory();
+  assert.ok(
+    mem.frozenQuantized > 0 && mem.trainable === peft.getNbTrainableParameters().trainable * 4,
+    JSON.stringify(mem),
+  );
   const trainable = peft.trainableParameters();
   assert.ok(
     trainable.length > 0 && trainable.every(([n]) => /lora_[AB]\.default\.weight$/.test(n)),
