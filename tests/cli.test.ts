@@ -215,7 +215,7 @@ test('train (AdaLoRA) → inspect → eval → generate --adapter → merge → 
   );
   assert.equal(r.code, 0, r.err);
   const ev = JSON.parse(r.out);
-  assert.ok(ev.metrics.accuracy >= 0 && ev.metrics.accuracy <= 1 && Number.isFinite(ev.loss));
+  assert.ok(ev.metrics.accuracy >= 0 && ev.metrics.accuracy <= 1 && Number.isFinite(ev.loss), r.out);
 
   const lm = path.join(dir, 'lm');
   r = await cli(

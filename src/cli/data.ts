@@ -99,3 +99,19 @@ export async function loadDataSets(
     numLabels: Math.max(numLabels, task === 'classification' ? 2 : numLabels),
   };
 }
+
+/**
+ * The tokenizer files to copy beside a written model (a single tokenizer file, or the tokenizer files
+ * of a folder: tokenizer.json, tokenizer_config.json, llama2.c tok*.bin).
+ * @example saveModel(model, out, { tokenizerFiles: tokenizerFiles('stories260K/tok512.bin') });
+ */
+export function tokenizerFiles(tokPath: string | undefined): Record<string, Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  if (!tokPath || !fs.existsSync(tokPath)) return files;
+  if (fs.statSync(tokPath).isFile()) files[path.basename(tokPath)] = fs.readFileSync(tokPath);
+  else
+    for (const f of fs.readdirSync(tokPath))
+      if (/^(tokenizer\.json|tokenizer_config\.json|tok\d*\.bin|tokenizer\.bin)$/.test(f))
+        files[f] = fs.readFileSync(path.join(tokPath, f));
+  return files;
+}

@@ -1,10 +1,9 @@
 /** `lowrank eval`, `generate`, `merge`, `convert`, `report`: thin shells over models, tuners, io and report. */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import { DATA_OPTIONS } from './train_options.js';
-import { loadDataSets, openTokenizer, tokenizerPathFor } from '../data.js';
+import { loadDataSets, openTokenizer, tokenizerFiles, tokenizerPathFor } from '../data.js';
 
 const BACKEND = {
   name: 'backend',
@@ -188,17 +187,13 @@ export const mergeCommand: Command = {
       task === 'SEQ_CLS' ? (v['num-labels'] as number) : undefined,
     );
     const merged = peft!.mergeAndUnload();
-    const files: Record<string, Uint8Array> = {};
     let tokPath: string | undefined;
     try {
       tokPath = tokenizerPathFor(v.model as string, v.tokenizer as string | undefined);
     } catch {
       tokPath = undefined; // a model without a tokenizer is still a valid merge
     }
-    if (tokPath && fs.statSync(tokPath).isFile()) files[path.basename(tokPath)] = fs.readFileSync(tokPath);
-    else if (tokPath)
-      for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-        if (fs.existsSync(path.join(tokPath, f))) files[f] = fs.readFileSync(path.join(tokPath, f));
+    const files = tokenizerFiles(tokPath);
     const { saveModel } = await import('../../models/load.js');
     await saveModel(merged as never, out, { tokenizerFiles: files });
     io.out(

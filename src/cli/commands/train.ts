@@ -4,7 +4,7 @@ import type { Command } from '../command.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
-import { loadDataSets, openTokenizer } from '../data.js';
+import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
 import { adaloraHook, buildAdapter, type MethodName } from '../setup.js';
 import { openRunFolder, rotateCheckpoints } from '../run_folder.js';
 import { Progress } from '../progress.js';
@@ -136,12 +136,7 @@ export async function runTraining(
     if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
     // full fine-tuning: the result is a complete Hugging Face folder, tokenizer included
     const { saveModel } = await import('../../models/load.js');
-    const files: Record<string, Uint8Array> = {};
-    if (fs.statSync(tok.path).isFile()) files[path.basename(tok.path)] = fs.readFileSync(tok.path);
-    else
-      for (const f of fs.readdirSync(tok.path))
-        if (/^(tokenizer\.json|tokenizer_config\.json|tok\d*\.bin|tokenizer\.bin)$/.test(f))
-          files[f] = fs.readFileSync(path.join(tok.path, f));
+    const files = tokenizerFiles(tok.path);
     await saveModel(base, dir, { tokenizerFiles: files });
   };
   const trainer = new Trainer(

@@ -84,7 +84,7 @@ export async function runDemo(
       data: path.join(dataDir, 'pretrain.txt'),
       task: 'causal_lm',
       method: 'full',
-      'max-length': 64,
+      'max-length': 48,
       'batch-size': 16,
       lr: 3e-3,
       'warmup-steps': Math.round(o.pretrainSteps / 20),
