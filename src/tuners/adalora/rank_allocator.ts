@@ -18,6 +18,9 @@
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
+import { assignMask, kthSmallest, replaceAll } from './masking.js';
+
+export { kthSmallest } from './masking.js';
 
 /** How a triplet's importance is scored (see the file comment). */
 export type ImportanceMetric = 'sensitivity-uncertainty' | 'sensitivity' | 'magnitude';
@@ -47,32 +50,6 @@ export type ParamMap = ReadonlyMap<string, Tensor>;
 export interface BudgetStep {
   budget: number;
   maskInd: boolean;
-}
-
-/**
- * The k-th smallest (1-based) value of `scores`, NaN sorting last (PyTorch `kthvalue`), or -Infinity
- * for k = 0 (nothing pruned). Throws when k is out of range (PEFT #2337 crashed with a bare RuntimeError).
- *
- * @example
- * kthSmallest(Float32Array.from([0.5, 0.1, 0.3, 0.2, 0.4, 0.05]), 2); // 0.1 (f32)
- */
-export function kthSmallest(scores: Float32Array, k: number): number {
-  if (k === 0) return -Infinity;
-  if (!Number.isInteger(k) || k < 0 || k > scores.length) {
-    throw new ConfigError(
-      'RankAllocator.maskToBudget',
-      `k = initial budget - budget must be in [0, ${scores.length}] (the number of triplets)`,
-      k,
-      'the budget must lie between 0 and the current total rank; check targetR < initR and that the allocator was built for the current ranks',
-    );
-  }
-  const sorted = Float32Array.from(scores).sort(); // TypedArray sort: numeric, NaN last
-  return sorted[k - 1]!;
-}
-
-/** Replaces every occurrence, as Python's `str.replace` does. */
-function replaceAll(s: string, from: string, to: string): string {
-  return s.split(from).join(to);
 }
 
 export class RankAllocator {
@@ -396,33 +373,4 @@ export class RankAllocator {
   dispose(): void {
     this.resetIpt();
   }
-}
-
-/** `E.masked_fill_(~kept, 0)` on the variable `params.get(n)`. */
-function assignMask(params: ParamMap, n: string, kept: boolean[]): void {
-  const p = params.get(n);
-  if (!(p instanceof tf.Variable)) {
-    throw new ConfigError(
-      'RankAllocator',
-      'lora_E must be a tf.Variable to be masked in place',
-      n,
-      'pass the model parameters',
-    );
-  }
-  if (p.shape[0] !== kept.length) {
-    throw new ShapeError(
-      'RankAllocator',
-      `rank pattern length differs from the rank of ${n}`,
-      kept.length,
-      `expected ${p.shape[0]}`,
-    );
-  }
-  tf.tidy(() => {
-    const mask = tf.tensor(
-      Uint8Array.from(kept, (k) => (k ? 1 : 0)),
-      [kept.length, 1],
-      'bool',
-    );
-    p.assign(tf.where(mask, p, tf.zerosLike(p)));
-  });
 }
