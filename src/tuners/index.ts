@@ -17,3 +17,4 @@ export * from './lora/index.js';
 export * from './dora/index.js';
 export * from './adalora/index.js';
 export * from './qlora/index.js';
+export * from './hyperlora/index.js';

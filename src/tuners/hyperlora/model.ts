@@ -40,7 +40,7 @@ export interface HyperTarget {
 }
 
 /** A condition: ids (one per batch row) or vectors [N, conditionDim]. */
-export type Condition = number[] | Tensor;
+export type HyperCondition = number[] | Tensor;
 
 function findTargets(model: Module, config: HyperLoraConfig): HyperTarget[] {
   const targets: HyperTarget[] = [];
@@ -110,7 +110,7 @@ export class HyperLoraModel extends Module {
   }
 
   /** Runs the model with the factors generated for `condition` (one id or vector per batch row). */
-  forward(inputs: ModelInputs, condition: Condition): ModelOutput {
+  forward(inputs: ModelInputs, condition: HyperCondition): ModelOutput {
     const run = () => (this.model as unknown as { forward(i: ModelInputs): ModelOutput }).forward(inputs);
     const emb = this.hypernet.embedCondition(condition);
     this.context.condEmb = emb;
@@ -143,7 +143,7 @@ export class HyperLoraModel extends Module {
    * (`base_model.model.<path>.lora_A.weight` [r, in], `.lora_B.weight` [out, r]). Caller disposes them.
    */
   materialize(condition: number | Tensor): { config: LoraConfig; weights: Map<string, Tensor> } {
-    const cond: Condition = typeof condition === 'number' ? [condition] : condition;
+    const cond: HyperCondition = typeof condition === 'number' ? [condition] : condition;
     const weights = new Map<string, Tensor>();
     const emb = this.hypernet.embedCondition(cond);
     try {
