@@ -1,6 +1,6 @@
 /**
  * The experiment harness (issue 7): `npm run experiments -- <suite.json> [--only <substring>]
- * [--dry-run] [--max-cells N]`.
+ * [--dry-run] [--summary-only] [--max-cells N]`.
  *
  * Expands the suite into (task × method × budget × seed) cells, runs each with the project's Trainer
  * and writes `<output>/cells/<id>.json`; cells whose JSON already exists are skipped, so an interrupted
@@ -9,7 +9,9 @@
  * seeds use. At the end (and after every cell) `<output>/summary.json` holds mean ± std per
  * method × budget × task, and rank heatmaps of the AdaLoRA runs are rendered to `<output>/heatmaps/`.
  *
- * `--dry-run` prints the grid with each method's rank and exact parameter count, without training.
+ * `--dry-run` prints the grid with each method's rank and exact parameter count, without training
+ * (and writes `<output>/plan.json`); `--summary-only` rewrites summary.json and the heatmaps from the
+ * finished cells.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
   const only = opt('only');
   if (only) cells = cells.filter((c) => c.id.includes(only));
   if (flag('dry-run')) return dryRun(suite, cells);
+  if (flag('summary-only')) cells = []; // re-aggregate finished cells and redraw heatmaps, train nothing
   const tok = await openTokenizer(suite.model, suite.tokenizer);
   const data = new Map<string, TaskData>();
   const taskData = async (c: Cell) => {

@@ -74,7 +74,7 @@ if (suite.ablations.length && groups.some((g) => suite.ablations.includes(g.meth
 }
 console.log('\n### Parameters, learning rate and wall time per cell\n');
 console.log(
-  '| task | method | budget | adapter params initial → final | rel. to budget | lr | seeds | wall s / cell (train s) |',
+  '| task | method | budget | adapter params initial → final | rel. to budget | lr | seeds | wall s / cell (of which training loop + dev eval) |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
 for (const g of groups) {
