@@ -80,6 +80,7 @@ function trainSteps(vars: [string, Variable][], loss: (step: number) => tf.Scala
       vars.map(([, v]) => v),
     );
     opt.step(new Map(vars.map(([n, v]) => [n, grads[v.name]!])));
+    if (step % 20 === 0) console.log(`  step ${step} loss ${value.dataSync()[0]!.toFixed(4)}`);
     tf.dispose([value, ...Object.values(grads)]);
   }
   return (Date.now() - t0) / 1000;
