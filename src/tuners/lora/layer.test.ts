@@ -135,3 +135,14 @@ test('embedding LoRA: lookup of Aᵀ, times Bᵀ, times alpha/r; delta is (B·A)
   ids.dispose();
   layer.dispose();
 });
+
+test('an adapter added to a layer in eval mode gets its dropout in eval mode too', () => {
+  const layer = new LoraLinear(linear(W), 'default', { r: 2, loraAlpha: 4, loraDropout: 0.5 });
+  layer.eval();
+  layer.updateLayer('second', { r: 2, loraAlpha: 4, loraDropout: 0.5 });
+  assert.equal(layer.lora_dropout.get('second')!.training, false);
+  layer.train();
+  layer.updateLayer('third', { r: 2, loraAlpha: 4, loraDropout: 0.5 });
+  assert.equal(layer.lora_dropout.get('third')!.training, true);
+  layer.dispose();
+});

@@ -193,7 +193,8 @@ export class LoraLinear extends LoraLayer {
   override updateLayer(adapter: string, opts: LoraLayerOptions): void {
     this.setAdapterScalars(adapter, opts);
     const { r } = opts;
-    this.lora_dropout.set(adapter, new Dropout(opts.loraDropout ?? 0));
+    // A dropout made after construction (second adapter, resize on load) follows the layer's mode.
+    this.lora_dropout.set(adapter, new Dropout(opts.loraDropout ?? 0)).train(this.training);
     this.lora_A.set(adapter, new Linear(this.inFeatures, r, { bias: false }));
     this.lora_B.set(adapter, new Linear(r, this.outFeatures, { bias: opts.loraBias ?? false }));
     this.resetLoraParameters(adapter, opts.initLoraWeights ?? true);
