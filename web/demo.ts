@@ -125,6 +125,12 @@ export function demoConfig(arch: DemoArch): HFConfig {
   };
 }
 
+/** The head to build: the demo's own (Llama: causal LM, BERT: 2 classes) unless given. */
+export interface DemoHead {
+  task?: 'CAUSAL_LM' | 'SEQ_CLS';
+  numLabels?: number;
+}
+
 export interface Demo {
   model: PreTrainedModel;
   tokenizer: HFTokenizer;
@@ -133,16 +139,20 @@ export interface Demo {
 
 /**
  * Builds the demo model with weights seeded by `seed` (same seed → same weights on every backend,
- * since the initial values are drawn in JavaScript before they become tensors).
+ * since the initial values are drawn in JavaScript before they become tensors); `head` picks another
+ * head (e.g. a Llama classifier).
  *
  * @example
  * const { model, tokenizer } = buildDemo('llama', 0);
  */
-export function buildDemo(arch: DemoArch, seed: number): Demo {
+export function buildDemo(arch: DemoArch, seed: number, head: DemoHead = {}): Demo {
   manualSeed(seed);
   const config = demoConfig(arch);
-  const model =
-    arch === 'bert' ? modelFromConfig(config, { task: 'SEQ_CLS', numLabels: 2 }) : modelFromConfig(config);
+  const task = head.task ?? (arch === 'bert' ? 'SEQ_CLS' : 'CAUSAL_LM');
+  const model = modelFromConfig(
+    config,
+    task === 'SEQ_CLS' ? { task, numLabels: head.numLabels ?? 2 } : { task },
+  );
   const tokenizer = HFTokenizer.fromJson(
     demoTokenizerJson(arch),
     demoTokenizerConfig(arch),

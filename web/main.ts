@@ -95,6 +95,8 @@ function onEvent(e: WorkerEvent): void {
     const opts = [new Option('(base model)', '')].concat(e.names.map((n) => new Option(n, n)));
     sel.replaceChildren(...opts);
     sel.value = e.active ?? '';
+  } else if (e.type === 'model') {
+    showModel(e.info);
   } else if (e.type === 'log') {
     $('notes').textContent = e.message;
   }
@@ -153,15 +155,21 @@ async function loadModel(source: ModelSource, name: string, store: boolean): Pro
       console.warn('could not save the model in IndexedDB', e),
     );
   const info = await worker.call('loadModel', { source }, sourceBuffers(source));
-  modelInfo = info;
-  $('model-name').textContent = info.name;
-  $('model-info').textContent =
-    `${info.modelType} · ${info.taskType} · ${info.numParameters.toLocaleString()} parameters · ` +
-    `${info.numLayers} layers · vocab ${info.vocabSize} · linear modules: ${info.linearModules.join(', ')}`;
+  showModel(info);
   $<HTMLSelectElement>('task').value = info.taskType;
   if (!$('data-text').value.trim() || $('data-text').dataset.sample === 'true') fillSample(info.taskType);
   heatmap.clear('no AdaLoRA run yet');
   updateAdvice();
+}
+
+/** Shows what the worker says about the base model (after a load, or a head rebuilt for the data). */
+function showModel(info: ModelInfo): void {
+  modelInfo = info;
+  $('model-name').textContent = info.name;
+  const labels = info.taskType === 'SEQ_CLS' ? ` (${info.numLabels} labels)` : '';
+  $('model-info').textContent =
+    `${info.modelType} · ${info.taskType}${labels} · ${info.numParameters.toLocaleString()} parameters · ` +
+    `${info.numLayers} layers · vocab ${info.vocabSize} · linear modules: ${info.linearModules.join(', ')}`;
 }
 
 function fillSample(task: string): void {

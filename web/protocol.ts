@@ -142,7 +142,8 @@ export type WorkerEvent =
   | ({ type: 'ranks' } & RankSnapshot)
   | { type: 'trainState'; state: TrainState; adapterName: string; step: number }
   | { type: 'adapters'; names: string[]; active: string | null }
-  | { type: 'log'; message: string };
+  | { type: 'log'; message: string }
+  | { type: 'model'; info: ModelInfo };
 
 /** Replies by request type. */
 export interface Replies {

@@ -12,6 +12,9 @@ import * as tfc from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { ConfigError, NotSupportedError } from '../errors.js';
+import { registerWasmFallbackKernels } from './wasm_kernels.js';
+
+registerWasmFallbackKernels();
 
 export const BACKENDS = ['auto', 'native', 'wasm', 'cpu', 'tensorflow', 'webgpu', 'webgl'] as const;
 export type BackendName = (typeof BACKENDS)[number];

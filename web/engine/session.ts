@@ -8,7 +8,6 @@ import type { Tokenizer } from '../../src/io/tokenizer.js';
 import type { PreTrainedModel } from '../../src/models/base.js';
 import { numLabelsOf } from '../../src/models/config.js';
 import { generate } from '../../src/models/generate.js';
-import type { Module } from '../../src/nn/module.js';
 import { Linear } from '../../src/nn/layers.js';
 import { quantizeModel } from '../../src/nn/linear4bit.js';
 import { tf, type Tensor } from '../../src/tensor/tf.js';
@@ -16,6 +15,7 @@ import { tf, type Tensor } from '../../src/tensor/tf.js';
 import { adapterDir, CONFIG_NAME, PeftModel, WEIGHTS_NAME } from '../../src/tuners/index.js';
 import { AdaLoraModel } from '../../src/tuners/adalora/index.js';
 import type { TrainControl } from '../train_control.js';
+import type { DemoHead } from '../demo.js';
 import type {
   AdapterFiles,
   ModelInfo,
@@ -27,7 +27,8 @@ import type {
   WorkerEvent,
 } from '../protocol.js';
 import { buildAdapter, rankSnapshotOf } from './adapters.js';
-import { prepareData } from './data.js';
+import { prepareData, type PreparedData } from './data.js';
+import { restoreHeads, snapshotHeads } from './heads.js';
 import { loadBase, mountPicked, type LoadedBase } from './load.js';
 import { trainLoop } from './train.js';
 
@@ -58,6 +59,8 @@ function numLayersOf(model: PreTrainedModel): number {
 interface StoredAdapter {
   dir: string;
   method: string;
+  /** Class names of the data it was trained on (string labels), shown by probe. */
+  labelNames?: string[];
 }
 
 export class Session {
@@ -71,6 +74,7 @@ export class Session {
   /** Copies of the base's output heads, restored when an adapter is removed (unload keeps its own head copy). */
   private heads = new Map<string, Tensor>();
   private quantized = false;
+  private source: ModelSource | null = null;
 
   constructor(readonly emit: (e: WorkerEvent) => void) {}
 
@@ -95,12 +99,15 @@ export class Session {
   }
 
   /** Loads a base model, disposing the previous one and its adapters. */
-  async loadModel(source: ModelSource): Promise<ModelInfo> {
-    const next = await loadBase(source);
+  async loadModel(source: ModelSource, head: DemoHead = {}): Promise<ModelInfo> {
+    const next = await loadBase(source, head);
     this.disposeBase();
     this.base = next;
+    this.source = source;
     this.heads = snapshotHeads(next.model);
-    return this.info();
+    const info = this.info();
+    this.emit({ type: 'model', info });
+    return info;
   }
 
   private disposeBase(): void {
@@ -115,6 +122,21 @@ export class Session {
     this.quantized = false;
     this.base = null;
     this.emitAdapters();
+  }
+
+  /**
+   * Rebuilds the base with the head the data asks for (e.g. a Llama classifier with as many labels as
+   * the data has); its adapters go with the old head.
+   */
+  private async switchHead(task: 'CAUSAL_LM' | 'SEQ_CLS', data: PreparedData): Promise<void> {
+    const source = this.source;
+    if (!source) throw new ConfigError('task', 'needs a loaded model', task, 'load a model first');
+    const numLabels = data.labelNames?.length ?? Math.max(2, ...data.examples.map((e) => e.label + 1));
+    await this.loadModel(source, task === 'SEQ_CLS' ? { task, numLabels } : { task });
+    this.emit({
+      type: 'log',
+      message: `the model was rebuilt with a ${task === 'SEQ_CLS' ? `${numLabels}-class classification` : 'causal-LM'} head for this data`,
+    });
   }
 
   /** Removes the active adapter from the base (restoring the base's own heads). */
@@ -159,25 +181,19 @@ export class Session {
       throw new ConfigError('adapter name', 'must be letters, digits, _ or -', name, 'e.g. "sst2_ada"');
     }
     const data = prepareData(spec.data, base.tokenizer, spec.seqLen, base.name);
-    if (spec.data.task !== base.model.taskType) {
-      throw new ConfigError(
-        'task',
-        `does not match the loaded model (${base.model.taskType})`,
-        spec.data.task,
-        "pick the model's task in step 2",
-      );
-    }
+    if (spec.data.task !== base.model.taskType) await this.switchHead(spec.data.task, data);
+    const model = this.model;
     this.detach();
     if (spec.method.method === 'qlora' && !this.quantized) {
-      const report = quantizeModel(base.model, { quantType: 'nf4' });
+      const report = quantizeModel(model, { quantType: 'nf4' });
       this.quantized = true;
       this.emit({
         type: 'log',
         message: `QLoRA: ${report.quantized.length} linear layers now 4-bit NF4 (reload the model to undo)`,
       });
     }
-    const config = buildAdapter(spec, base.model.taskType === 'SEQ_CLS' ? 'SEQ_CLS' : 'CAUSAL_LM');
-    const peft = new PeftModel(base.model, config, name);
+    const config = buildAdapter(spec, model.taskType === 'SEQ_CLS' ? 'SEQ_CLS' : 'CAUSAL_LM');
+    const peft = new PeftModel(model, config, name);
     this.peft = peft;
     this.active = name;
     this.trainingAdapter = name;
@@ -190,7 +206,7 @@ export class Session {
         peft,
         {
           examples: data.examples,
-          task: base.model.taskType === 'SEQ_CLS' ? 'classification' : 'causal_lm',
+          task: model.taskType === 'SEQ_CLS' ? 'classification' : 'causal_lm',
           padTokenId: data.padTokenId,
           steps: spec.steps,
           batchSize: spec.batchSize,
@@ -225,7 +241,11 @@ export class Session {
     }
     unmount(adapterDir(STORE, name));
     await peft.savePretrained(STORE, { selectedAdapters: [name] });
-    this.adapters.set(name, { dir: adapterDir(STORE, name), method: spec.method.method });
+    this.adapters.set(name, {
+      dir: adapterDir(STORE, name),
+      method: spec.method.method,
+      ...(data.labelNames ? { labelNames: data.labelNames } : {}),
+    });
     this.emitAdapters();
     return { adapterName: name, steps: result.steps, finalLoss: result.finalLoss, stopped: result.stopped };
   }
@@ -352,8 +372,9 @@ export class Session {
         const probs = e.map((x) => x / s);
         const best = probs.indexOf(Math.max(...probs));
         const id2label = (model.config.id2label ?? {}) as Record<string, string>;
+        const names = adapter ? this.adapters.get(adapter)?.labelNames : undefined;
         return {
-          text: `${id2label[String(best)] ?? `LABEL_${best}`} (${(probs[best]! * 100).toFixed(1)}%)`,
+          text: `${names?.[best] ?? id2label[String(best)] ?? `LABEL_${best}`} (${(probs[best]! * 100).toFixed(1)}%)`,
           inputIds,
           logits,
           probs,
@@ -382,20 +403,4 @@ export class Session {
   activeAdapter(): string | null {
     return this.active;
   }
-}
-
-/** Copies of the output heads' parameters (e.g. `classifier.weight`), by parameter name. */
-function snapshotHeads(model: PreTrainedModel): Map<string, Tensor> {
-  const heads = model.outputModuleNames();
-  const out = new Map<string, Tensor>();
-  for (const [n, p] of model.namedParameters()) {
-    if (heads.some((h) => n === h || n.startsWith(`${h}.`))) out.set(n, tf.keep(p.clone()));
-  }
-  return out;
-}
-
-/** Writes the snapshotted head parameters back (after `unload` put an adapter's head copy in place). */
-function restoreHeads(model: Module, heads: Map<string, Tensor>): void {
-  const params = new Map(model.namedParameters());
-  for (const [n, t] of heads) params.get(n)?.assign(t);
 }
