@@ -50,8 +50,8 @@ export async function tinyWorld(
     dev: path.join(dir, 'dev.tsv'),
     text: path.join(dir, 'text.txt'),
   };
-  fs.writeFileSync(files.train, equationTsv(96, 1));
-  fs.writeFileSync(files.dev, equationTsv(32, 2));
+  fs.writeFileSync(files.train, equationTsv('train', 96, 1));
+  fs.writeFileSync(files.dev, equationTsv('dev', 30, 2));
   fs.writeFileSync(files.text, pretrainCorpus(40, 3));
   return { model, ...files };
 }

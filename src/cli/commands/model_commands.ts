@@ -57,7 +57,13 @@ export const evalCommand: Command = {
     options: [
       MODEL,
       ADAPTER,
-      ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data' && o.name !== 'eval-fraction'),
+      ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data'),
+      {
+        name: 'heldout',
+        type: 'boolean',
+        description: "evaluate on train's held-out split of --data (same --seed, --eval-fraction)",
+        default: false,
+      },
       { name: 'batch-size', short: 'b', type: 'int', description: 'examples per batch', default: 16 },
       { name: 'seed', type: 'int', description: 'seed', default: 42 },
       BACKEND,
@@ -65,14 +71,20 @@ export const evalCommand: Command = {
     ],
     configFile: true,
     examples: [
-      'lowrank eval -m stories260K.bin --tokenizer tok512.bin --data input.txt --eval-limit 64',
+      'lowrank eval -m stories260K.bin --tokenizer tok512.bin --data input.txt --heldout --eval-limit 64',
       'lowrank eval -m ./bert --adapter runs/sst2/adapter --data glue/SST-2/dev.tsv',
     ],
   },
   async run(p, io) {
     const v = p.values;
     const tok = await openTokenizer(need(v, 'model', 'a model'), v.tokenizer as string | undefined);
-    const data = await loadDataSets({ ...v, 'eval-data': v.data, 'eval-fraction': 0.1 }, tok.text, undefined);
+    // --heldout: the very examples `lowrank train` holds out of --data (same --seed and --eval-fraction),
+    // so a base model and a trained adapter are compared on identical text
+    const data = await loadDataSets(
+      v.heldout ? { ...v, 'eval-data': undefined } : { ...v, 'eval-data': v.data },
+      tok.text,
+      undefined,
+    );
     const { model } = await loadWithAdapter(
       v,
       data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS',

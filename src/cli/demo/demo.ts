@@ -1,7 +1,7 @@
 /**
  * `lowrank demo`: the whole story on a fresh clone with nothing else present. It makes its own world
  * (a character tokenizer and an arithmetic language), pretrains a tiny Llama on it, then fine-tunes it
- * on a downstream task (is an equation correct?) with LoRA and AdaLoRA at the same final rank budget
+ * on a downstream task (does a+b carry? scored on (a, b) pairs never seen in fine-tuning) with LoRA and AdaLoRA at the same final rank budget
  * (AdaLoRA: targetR = LoRA's r on average, starting from initR) over every linear layer, and prints a
  * results table, where AdaLoRA put its rank, and the report paths.
  */
@@ -49,8 +49,8 @@ export async function runDemo(
   const tok = charTokenizerFile(ALPHABET);
   fs.writeFileSync(path.join(dataDir, 'tok.bin'), tok);
   fs.writeFileSync(path.join(dataDir, 'pretrain.txt'), pretrainCorpus(600, o.seed + 1));
-  fs.writeFileSync(path.join(dataDir, 'train.tsv'), equationTsv(2000, o.seed + 2));
-  fs.writeFileSync(path.join(dataDir, 'dev.tsv'), equationTsv(400, o.seed + 3));
+  fs.writeFileSync(path.join(dataDir, 'train.tsv'), equationTsv('train', 2000, o.seed + 2));
+  fs.writeFileSync(path.join(dataDir, 'dev.tsv'), equationTsv('dev', 30, o.seed + 3));
   io.err(`[demo] 1/4 made a character tokenizer and an arithmetic language in ${dataDir}`);
 
   // A fresh tiny Llama (random init) written as a Hugging Face folder with the tokenizer beside it.
@@ -219,8 +219,8 @@ export const demoCommand: Command = {
         default: 'auto',
         choices: ['auto', 'native', 'wasm', 'cpu'],
       },
-      { name: 'pretrain-steps', type: 'int', description: 'pretraining steps', default: 150 },
-      { name: 'finetune-steps', type: 'int', description: 'fine-tuning steps per method', default: 120 },
+      { name: 'pretrain-steps', type: 'int', description: 'pretraining steps', default: 120 },
+      { name: 'finetune-steps', type: 'int', description: 'fine-tuning steps per method', default: 80 },
       { name: 'r', type: 'int', description: 'LoRA rank = AdaLoRA target rank', default: 2 },
       { name: 'seed', type: 'int', description: 'seed', default: 0 },
     ],

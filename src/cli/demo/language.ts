@@ -1,7 +1,6 @@
 /**
  * The demo's synthetic world, made by the project itself: a character-level llama2.c tokenizer file
- * and an arithmetic language ("7+5=12.") for pretraining, plus a downstream task (is an equation
- * correct?) that the pretrained model must adapt to.
+ * and an arithmetic language ("7+5=12.") for pretraining, plus a downstream task (does a+b carry?) on (a, b) pairs never seen in fine-tuning.
  */
 import { Rng } from '../../util/rng.js';
 
@@ -59,16 +58,27 @@ export function pretrainCorpus(paragraphs: number, seed: number): string {
   return out.join('\n\n') + '\n';
 }
 
+/** Seed of the fixed split of the 100 (a, b) pairs into 70 training and 30 held-out pairs. */
+const PAIR_SPLIT_SEED = 12345;
+const TRAIN_PAIRS = 70;
+
 /**
- * The downstream task as a GLUE-style TSV (`sentence\tlabel`): label 1 if the equation is right.
- * @example equationTsv(100, 2);
+ * The downstream task as a GLUE-style TSV (`sentence\tlabel`): does `a+b=` carry into two digits
+ * (label 1 when a + b ≥ 10)? The (a, b) pairs of `dev` never occur in `train`, so a model can only
+ * score on dev by reading out the arithmetic it learned in pretraining (it must know the carry to
+ * predict the character after "="), which is what the adapters have to learn to do.
+ * @example equationTsv('train', 2000, 2); // 'sentence\tlabel\n7+5=\t1\n...'
  */
-export function equationTsv(rows: number, seed: number): string {
+export function equationTsv(part: 'train' | 'dev', rows: number, seed: number): string {
+  const pairs = new Rng(PAIR_SPLIT_SEED).permutation(100);
+  const mine = part === 'train' ? pairs.slice(0, TRAIN_PAIRS) : pairs.slice(TRAIN_PAIRS);
   const rng = new Rng(seed);
   const lines = ['sentence\tlabel'];
   for (let i = 0; i < rows; i++) {
-    const ok = rng.uniform() < 0.5;
-    lines.push(`${equation(rng, ok)}\t${ok ? 1 : 0}`);
+    const p = part === 'dev' ? mine[i % mine.length]! : mine[rng.int(mine.length)]!;
+    const a = Math.floor(p / 10);
+    const b = p % 10;
+    lines.push(`${a}+${b}=\t${a + b >= 10 ? 1 : 0}`);
   }
   return lines.join('\n') + '\n';
 }
