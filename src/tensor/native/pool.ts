@@ -11,7 +11,8 @@ type Ctor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstruc
 type Arr = Float32Array | Int32Array | Uint8Array;
 
 /** Free bytes kept for reuse; beyond it the oldest free arrays are dropped for the GC. */
-const DEFAULT_CAPACITY_MB = 1024;
+// 512 MB holds a reference-size step's transients (activations, optimizer temporaries).
+const DEFAULT_CAPACITY_MB = 512;
 
 export class BufferPool {
   /** Live tensor-data entries per buffer this pool handed out (views share a buffer). */

@@ -31,10 +31,10 @@ type Data = { values?: unknown };
 
 /**
  * The `native` backend instance: the CPU backend's storage plus a {@link BufferPool} that recycles
- * kernel outputs (LOWRANK_POOL_MB caps the free memory kept, default 1024).
+ * kernel outputs (LOWRANK_POOL_MB caps the free memory kept, default 512).
  */
 export class NativeBackend extends QuietCpuBackend {
-  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? 1024) * 2 ** 20);
+  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? 512) * 2 ** 20);
 
   override write(
     values: Parameters<MathBackendCPU['write']>[0],
