@@ -6,6 +6,7 @@
 /// <reference lib="webworker" />
 import { configureWasmPaths, initBackend } from '../src/tensor/backend_browser.js';
 import { ConfigError } from '../src/errors.js';
+import { setWarningHandler } from '../src/tuners/index.js';
 import { TrainControl } from './train_control.js';
 import { Session } from './engine/session.js';
 import { serializeError, type FromWorker, type Request, type WorkerEvent } from './protocol.js';
@@ -16,6 +17,9 @@ const control = new TrainControl();
 const emit = (e: WorkerEvent): void => self.postMessage(e satisfies FromWorker);
 const session = new Session(emit);
 let queue: Promise<unknown> = Promise.resolve();
+
+// Tuner warnings (PEFT's warnings.warn: ignored fields, unknown adapter_config keys) go to the page.
+setWarningHandler((message) => emit({ type: 'log', message: `warning: ${message}` }));
 
 control.onChange((state) =>
   emit({ type: 'trainState', state, adapterName: session.trainingAdapter ?? '', step: session.trainingStep }),
