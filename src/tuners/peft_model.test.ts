@@ -224,6 +224,11 @@ test('mismatched weights are refused with the keys named', async () => {
     cfg.r = 3;
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify(cfg));
     await assert.rejects(() => PeftModel.fromPretrained(mlp(), dir), /different shape/);
+    writeFileSync(join(dir, 'adapter_config.json'), '{"r": 2,');
+    await assert.rejects(
+      () => PeftModel.fromPretrained(mlp(), dir),
+      (e: Error) => e instanceof CheckpointError && /adapter_config\.json: is not valid JSON/.test(e.message),
+    );
     peft.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });

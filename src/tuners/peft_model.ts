@@ -18,10 +18,10 @@ import { Module } from '../nn/module.js';
 import { memoryByCategory, type MemoryByCategory } from '../nn/linear4bit.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
-import { ConfigError } from '../errors.js';
+import { CheckpointError, ConfigError } from '../errors.js';
 import { disposeAll } from '../tensor/memory.js';
 import { PEFT_COMPAT_VERSION, configFromJson, type PeftConfig } from './base/config.js';
-import { pyJsonParse } from './base/py_json.js';
+import { pyJsonParse, type PyJson } from './base/py_json.js';
 import type { BaseTuner, TunerConfig } from './base/tuner.js';
 import type { MergeOptions } from './base/layer.js';
 import { tunerWarn } from './base/warnings.js';
@@ -352,7 +352,7 @@ export class PeftModel extends Module {
 /** Reads and builds the config of an adapter folder; unknown keys warn (PEFT drops them too). */
 async function readConfig(dir: string, isTrainable: boolean): Promise<PeftConfig> {
   const text = await readAdapterConfigText(dir);
-  const raw = pyJsonParse(text) as { peft_type?: unknown };
+  const raw = parseAdapterConfig(text, dir) as { peft_type?: unknown };
   const entry = getTuner(String(raw.peft_type ?? 'LORA'));
   const { config, unknownKeys } = configFromJson(entry.configClass, text);
   if (unknownKeys.length)
@@ -361,6 +361,21 @@ async function readConfig(dir: string, isTrainable: boolean): Promise<PeftConfig
     );
   config.inferenceMode = !isTrainable;
   return config;
+}
+
+/** Parses adapter_config.json text; malformed JSON becomes a CheckpointError naming the file. */
+function parseAdapterConfig(text: string, dir: string): PyJson {
+  try {
+    return pyJsonParse(text);
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
+    throw new CheckpointError(
+      `${dir}/adapter_config.json`,
+      'is not valid JSON',
+      e.message,
+      're-save the adapter with savePretrained() or fix the file by hand',
+    );
+  }
 }
 
 /**
