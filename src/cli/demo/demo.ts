@@ -131,6 +131,10 @@ export async function runDemo(
       method: 'adalora',
       'init-r': o.r * 2,
       'target-r': o.r,
+      // AdaLoRA's singular values start at zero and its budget shrinks while it trains: in so short a
+      // run it gets twice LoRA's learning rate and a lighter orthogonal regulariser (0.1, not PEFT's 0.5)
+      lr: 2 * (common.lr as number),
+      'orth-reg-weight': 0.1,
       output: path.join(o.output, 'adalora'),
     }),
     io,
