@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --json <file> [--steps N] [--reps N] [--threads N] [--layers N]
- *  [--variants full,lora,adalora] [--backends native,wasm] [--wasm-variants lora] [--leak N]`
+ *  [--variants full,lora,adalora] [--backends native,wasm] [--wasm-variants lora] [--leak N] [--no-sgemm] [--no-steps]`
  *
  * Prints tables and writes JSON (issue 2): (1) sgemm at the reference model's shapes: tfjs on the
  * native backend vs cblas_sgemm called directly from the addon vs PyTorch; (2) one training step
@@ -178,7 +178,8 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(' ')}`,
 );
-const result: Record<string, unknown> = { env, sgemm: benchSgemm() };
+const result: Record<string, unknown> = { env };
+if (!args.includes('--no-sgemm')) result.sgemm = benchSgemm();
 if (!args.includes('--no-steps')) result.steps = benchSteps();
 if (opt('leak')) result.leak = leakRun(Number(opt('leak')));
 result.loadavgAfter = loadavg();
