@@ -7,3 +7,4 @@ export { tf } from './tensor/tf.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './tuners/index.js';
+export * from './training/index.js';
