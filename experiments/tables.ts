@@ -128,3 +128,42 @@ if (fs.existsSync(planFile)) {
     );
   }
 }
+
+// Final rank budget per module type and per layer (mean over seeds) for the pruning methods.
+const TYPES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const cellsDir = path.join(out, 'cells');
+type RankCell = { task: string; method: string; budget: string; ranks?: Record<string, number> };
+const rankCells = fs.existsSync(cellsDir)
+  ? fs
+      .readdirSync(cellsDir)
+      .map((f) => JSON.parse(fs.readFileSync(path.join(cellsDir, f), 'utf8')) as RankCell)
+      .filter((c) => c.ranks)
+  : [];
+if (rankCells.length) {
+  const layers = [
+    ...new Set(Object.keys(rankCells[0]!.ranks!).map((k) => Number(/\.(\d+)\./.exec(k)?.[1] ?? -1))),
+  ].sort((a, b) => a - b);
+  console.log('\n### Final ranks by module type and by layer (Σ over the other axis, mean over seeds)\n');
+  console.log(
+    `| task | method | budget | seeds | ${TYPES.join(' | ')} | ${layers.map((l) => `layer ${l}`).join(' | ')} |`,
+  );
+  console.log(`|---|---|---|---|${TYPES.map(() => '---').join('|')}|${layers.map(() => '---').join('|')}|`);
+  const keys = [...new Set(rankCells.map((c) => `${c.task}|${c.method}|${c.budget}`))].sort();
+  for (const k of keys) {
+    const cs = rankCells.filter((c) => `${c.task}|${c.method}|${c.budget}` === k);
+    const mean = (pred: (m: string) => boolean) =>
+      (
+        cs.reduce(
+          (s, c) =>
+            s +
+            Object.entries(c.ranks!)
+              .filter(([m]) => pred(m))
+              .reduce((a, [, r]) => a + r, 0),
+          0,
+        ) / cs.length
+      ).toFixed(1);
+    console.log(
+      `| ${k.split('|').join(' | ')} | ${cs.length} | ${TYPES.map((t) => mean((m) => m.endsWith(`.${t}`))).join(' | ')} | ${layers.map((l) => mean((m) => m.includes(`.${l}.`))).join(' | ')} |`,
+    );
+  }
+}
