@@ -29,10 +29,8 @@ export class Progress {
 
   /** Text of the line for a train log (exported for tests). */
   line(l: TrainLog): string {
-    if (this.firstStep === undefined) {
-      this.firstStep = l.step - 1;
-      this.start = Date.now();
-    }
+    // the clock starts when the display is made (just before training), so the first step counts too
+    if (this.firstStep === undefined) this.firstStep = l.step - 1;
     const done = l.step - this.firstStep;
     const rate = (Date.now() - this.start) / Math.max(1, done);
     const eta = rate * (this.total - l.step);
