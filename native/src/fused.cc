@@ -255,7 +255,40 @@ static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// adamw(p, g, m, v, pOut, mOut, vOut, lr, beta1, beta2, eps, weightDecay, step): one pass of
+// torch.optim.AdamW's single-tensor update (decoupled decay, bias-corrected moments).
+static Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 13, "adamw")) return env.Undefined();
+  Raw pr = raw(info[0]);
+  const float* p = static_cast<float*>(pr.data);
+  const float* g = f32(info[1]);
+  const float* m = f32(info[2]);
+  const float* v = f32(info[3]);
+  float* po = f32(info[4]);
+  float* mo = f32(info[5]);
+  float* vo = f32(info[6]);
+  const double lr = dbl(info, 7), b1 = dbl(info, 8), b2 = dbl(info, 9), eps = dbl(info, 10), wd = dbl(info, 11);
+  const double t = dbl(info, 12);
+  const float decay = static_cast<float>(1.0 - lr * wd);
+  const float stepSize = static_cast<float>(lr / (1.0 - std::pow(b1, t)));
+  const float bc2Sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2), feps = static_cast<float>(eps);
+  const int64_t n = static_cast<int64_t>(pr.length);
+#pragma omp parallel for if (n > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * fb1 + gi * (1.f - fb1);
+    const float vi = v[i] * fb2 + gi * gi * (1.f - fb2);
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] * decay - stepSize * mi / (std::sqrt(vi) / bc2Sqrt + feps);
+  }
+  return env.Undefined();
+}
+
 void registerFused(Napi::Env env, Napi::Object exports) {
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("maskedSoftmax", Napi::Function::New(env, MaskedSoftmax));
   exports.Set("softmaxGrad", Napi::Function::New(env, SoftmaxGrad));
   exports.Set("softmax", Napi::Function::New(env, Softmax));

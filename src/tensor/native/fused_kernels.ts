@@ -15,6 +15,7 @@ export const FUSED = {
   crossEntropyGrad: 'LowrankCrossEntropyGrad',
   maskedSoftmax: 'LowrankMaskedSoftmax',
   softmaxGrad: 'LowrankSoftmaxGrad',
+  adamw: 'LowrankAdamW',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -184,7 +185,33 @@ const softmaxGrad: NativeKernelSpec = {
   },
 };
 
+/** LowrankAdamW {p, g, m, v} attrs {lr, beta1, beta2, eps, weightDecay, step} → [p', m', v']. */
+const adamw: NativeKernelSpec = {
+  name: FUSED.adamw,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { p, g, m, v } = inputs as Record<string, TensorInfo>;
+    const n = sizeOf(p!.shape);
+    const outs = [allocF32(backend, n), allocF32(backend, n), allocF32(backend, n)] as const;
+    const h = (k: string) => Number(attrs?.[k]);
+    addon.adamw(
+      f32(backend, p!),
+      f32(backend, g!),
+      f32(backend, m!),
+      f32(backend, v!),
+      ...outs,
+      h('lr'),
+      h('beta1'),
+      h('beta2'),
+      h('eps'),
+      h('weightDecay'),
+      h('step'),
+    );
+    return outs.map((o) => output(backend, [...p!.shape], 'float32', o));
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
+  adamw,
   norm,
   normGrad,
   gelu,

@@ -20,6 +20,7 @@ import { gelu, geluTanh } from './activations.js';
 import { softmaxCrossEntropy } from './loss.js';
 import { attention, paddingMask } from './attention.js';
 import { loraDelta } from './lora.js';
+import { adamwUpdate } from './adamw.js';
 import { runOn } from '../native/testing.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
@@ -211,5 +212,34 @@ test('loraDelta equals the composed PEFT path (LoRA and AdaLoRA), values and gra
         }),
       );
     }
+  }
+});
+
+test('adamwUpdate: fused native pass equals the composed update and a hand computation', async () => {
+  const h = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 3 };
+  const ins = [randn(rng, [5, 3]), randn(rng, [5, 3]), randn(rng, [5, 3]), randn(rng, [5, 3])];
+  ins[3]!.values = ins[3]!.values.map(Math.abs) as Float32Array; // v ≥ 0
+  const program = (
+    p: Tensor | undefined,
+    g: Tensor | undefined,
+    m: Tensor | undefined,
+    v: Tensor | undefined,
+  ) => {
+    const r = adamwUpdate(p!, g!, m!, v!, h);
+    return [r.p, r.m, r.v];
+  };
+  if (nativeAvailable()) await assertBackendsAgree('adamw', ins, program, VALUE_TOL);
+  // Hand computation in double for element 0 (torch.optim.AdamW's formula).
+  const [p, g, m, v] = ins.map((t) => t.values[0]!) as [number, number, number, number];
+  const m1 = 0.9 * m + 0.1 * g;
+  const v1 = 0.999 * v + 0.001 * g * g;
+  const want =
+    p * (1 - 0.1 * 0.01) - (0.1 / (1 - 0.9 ** 3)) * (m1 / (Math.sqrt(v1) / Math.sqrt(1 - 0.999 ** 3) + 1e-8));
+  for (const be of nativeAvailable() ? ['native', 'cpu'] : ['cpu']) {
+    const [gotP] = await runOn(be, ins, program);
+    assert.ok(
+      Math.abs(Number(gotP!.values[0]) - want) <= VALUE_TOL.atol + VALUE_TOL.rtol * Math.abs(want),
+      `${be}: ${gotP!.values[0]} vs ${want}`,
+    );
   }
 });

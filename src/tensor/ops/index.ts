@@ -4,3 +4,4 @@ export * from './activations.js';
 export * from './loss.js';
 export * from './attention.js';
 export * from './lora.js';
+export * from './adamw.js';
