@@ -312,3 +312,26 @@ test(
     assert.equal((await cli('convert', path.join(DATA, 'README.md'), '-o', path.join(out, 'x'))).code, 1);
   },
 );
+
+test('train --quantize nf4 (QLoRA): 4-bit frozen base, fp32 LoRA adapter; refused for full fine-tuning', async () => {
+  const dir = tmp();
+  const w = await tinyWorld(dir);
+  const out = path.join(dir, 'qlora');
+  const common = ['--model', w.model, '--data', w.train, '--max-steps', '3', '--backend', 'cpu'];
+  const r = await cli('train', ...common, '--method', 'lora', '--quantize', 'nf4', '-o', out, '--quiet');
+  assert.equal(r.code, 0, r.err);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter/adapter_config.json'), 'utf8'));
+  assert.equal(cfg.peft_type, 'LORA');
+  const full = await cli(
+    'train',
+    ...common,
+    '--method',
+    'full',
+    '--quantize',
+    'nf4',
+    '-o',
+    path.join(dir, 'f'),
+  );
+  assert.equal(full.code, 2);
+  assert.match(full.err, /--quantize: a 4-bit base is frozen/);
+});

@@ -143,7 +143,8 @@ export function trainCommand(r: Recommendation, model = './my-model', data = './
         ? `${base} --method adalora --quantize nf4 --init-r 12 --target-r 8 --lr 1e-3 --max-steps 1000`
         : `${base} --method lora --quantize nf4 --r 8 --lr 1e-3 --max-steps 1000`;
     case 'hyperlora':
-      return `${base} --method hyperlora --r 8 --lr 1e-3 --max-steps 1000`;
+      // The CLI trainer takes one task per run; HyperLoRA trains across tasks through the API.
+      return '# HyperLoRA trains several tasks at once through the API (HyperLoraModel): see docs/hyperlora.md';
   }
 }
 

@@ -45,6 +45,10 @@ export async function runTraining(
   const modelPath = v.model as string | undefined;
   if (!modelPath) throw new UsageError('missing --model (a Hugging Face folder or a llama2.c .bin)');
   if (!v.data) throw new UsageError('missing --data (a .tsv/.csv/.jsonl table or a text file)');
+  if (v.quantize !== undefined && v.method === 'full')
+    throw new UsageError(
+      '--quantize: a 4-bit base is frozen, so it needs an adapter method (use --method lora, adalora or dora)',
+    );
   const output =
     (v.output as string | undefined) ??
     path.join('runs', `${v.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -99,9 +103,11 @@ export async function runTraining(
 
   manualSeed(v.seed as number);
   const taskType = data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS';
+  const quantize = v.quantize as 'nf4' | 'fp4' | undefined;
   const base = await loadModel(modelPath, {
     task: taskType,
     ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels } : {}),
+    ...(quantize ? { quantize, doubleQuant: Boolean(v['double-quant']) } : {}),
     seed: v.seed as number,
   });
   const maxSteps = v['max-steps'] as number;

@@ -79,6 +79,18 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   },
   ...DATA_OPTIONS,
   { name: 'method', type: 'string', description: 'fine-tuning method', default: 'adalora', choices: METHODS },
+  {
+    name: 'quantize',
+    type: 'string',
+    description: 'QLoRA: keep the frozen base in 4 bits (nf4 or fp4); adapters stay fp32',
+    choices: ['nf4', 'fp4'],
+  },
+  {
+    name: 'double-quant',
+    type: 'boolean',
+    description: 'with --quantize: quantise the absmax constants again (the QLoRA recipe)',
+    default: true,
+  },
   { name: 'r', type: 'int', description: 'LoRA/DoRA rank', default: 8 },
   { name: 'lora-alpha', type: 'number', description: 'scaling numerator (default: 2 × rank)' },
   { name: 'lora-dropout', type: 'number', description: 'dropout on the adapter input', default: 0 },
