@@ -5,6 +5,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { CheckpointError, ConfigError } from '../errors.js';
+import { adamwUpdate } from '../tensor/ops/adamw.js';
 
 export interface AdamWOptions {
   /** Base learning rate (a schedule scales it per step). */
@@ -85,26 +86,25 @@ export class AdamW {
       grads instanceof Map ? (grads.get(name) ?? grads.get(p.name)) : (grads[name] ?? grads[p.name]);
     this.stepCount += 1;
     const t = this.stepCount;
-    const bc1 = 1 - Math.pow(this.beta1, t);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(this.beta2, t));
-    const stepSize = lr / bc1;
     for (const [name, p] of this.params) {
       const g = get(name, p);
       if (!g) continue;
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
       tf.tidy(() => {
-        // param.mul_(1 - lr * weight_decay)
-        const decayed = this.weightDecay !== 0 ? p.mul(tf.scalar(Math.fround(1 - lr * this.weightDecay))) : p;
-        // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        const m1 = m.mul(tf.scalar(this.beta1)).add(g.mul(tf.scalar(1 - this.beta1)));
-        const v1 = v.mul(tf.scalar(this.beta2)).add(g.mul(g).mul(tf.scalar(1 - this.beta2)));
-        // denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps); param.addcdiv_(exp_avg, denom, value=-step_size)
-        const denom = v1.sqrt().div(tf.scalar(bc2Sqrt)).add(tf.scalar(this.eps));
-        const updated = decayed.add(m1.div(denom).mul(tf.scalar(-stepSize)));
-        m.assign(m1);
-        v.assign(v1);
-        p.assign(updated);
+        // torch.optim.AdamW single-tensor path: decoupled decay, moment updates, bias-corrected step;
+        // one fused kernel on the native backend, the composed ops elsewhere (tensor/ops/adamw.ts).
+        const next = adamwUpdate(p, g, m, v, {
+          lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          weightDecay: this.weightDecay,
+          step: t,
+        });
+        m.assign(next.m);
+        v.assign(next.v);
+        p.assign(next.p);
       });
     }
   }
