@@ -19,3 +19,4 @@ export {
   type CheckpointContent,
 } from './checkpoint.js';
 export * from './data/index.js';
+export { adaloraHook, moduleOfParam } from './adalora_hook.js';

@@ -152,3 +152,33 @@ test('non-finite loss: steps are skipped and reported, training stops after N in
   t.dispose();
   m.dispose();
 });
+
+test('AdaLoRA models get updateAndAllocate after every step without a hook being passed', async () => {
+  const { getPeftModel } = await import('../tuners/peft_model.js');
+  const { AdaLoraConfig } = await import('../tuners/adalora/index.js');
+  manualSeed(5);
+  const peft = getPeftModel(
+    new ToyModel(16, 8, 2),
+    new AdaLoraConfig({
+      targetModules: ['head'],
+      initR: 4,
+      targetR: 2,
+      totalStep: 12,
+      tinit: 2,
+      tfinal: 4,
+      deltaT: 2,
+    }),
+  );
+  const budgets: (number | undefined)[] = [];
+  const trainer = new Trainer(peft, { ...base, maxSteps: 12 }, { onStep: (l) => budgets.push(l.budget) });
+  await trainer.train();
+  assert.equal(budgets[0], 4, 'step 0: the full initial budget');
+  assert.equal(budgets[11], 2, 'final phase: the target budget');
+  const pattern = peft.peftConfig.get('default')!.rankPattern as Record<string, boolean[]>;
+  assert.deepEqual(
+    Object.values(pattern).map((m) => m.filter(Boolean).length),
+    [2],
+  );
+  trainer.dispose();
+  peft.dispose();
+});

@@ -25,9 +25,11 @@ import {
   type TrainerState,
 } from './checkpoint.js';
 import { contentHash } from './data/hash.js';
+import { adaloraHook } from './adalora_hook.js';
 import type {
   EvalLog,
   SkipLog,
+  StepHook,
   TrainableModel,
   TrainerCallbacks,
   TrainerOptions,
@@ -61,6 +63,7 @@ export class Trainer {
   private best?: { step: number; metric: string; value: number };
   private lastEval?: EvalLog;
   private stopRequested = false;
+  private readonly stepHook: StepHook | undefined;
 
   constructor(
     readonly model: TrainableModel,
@@ -69,6 +72,8 @@ export class Trainer {
   ) {
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 1))
       throw new ConfigError('maxSteps', 'must be an integer >= 1', opts.maxSteps);
+    // AdaLoRA needs updateAndAllocate after every optimizer step: installed unless the caller gives a hook.
+    this.stepHook = opts.stepHook ?? adaloraHook(model);
     this.params = model.trainableParameters();
     if (this.params.length === 0)
       throw new ConfigError(
@@ -258,7 +263,7 @@ export class Trainer {
       // look parameters up by whichever naming its own module tree uses
       const hookGrads = new Map(named);
       for (const [vn, g] of Object.entries(grads)) hookGrads.set(vn, g);
-      const alloc = this.opts.stepHook?.afterOptimizerStep(step, hookGrads);
+      const alloc = this.stepHook?.afterOptimizerStep(step, hookGrads);
       tf.dispose(Object.values(grads));
       this.step += 1;
       this.lastLoss = lossSum / accSteps;
@@ -342,13 +347,13 @@ export class Trainer {
       nonFiniteInARow: this.nonFiniteInARow,
       lastLoss: this.lastLoss,
       best: this.best,
-      hook: this.opts.stepHook?.stateJson(),
+      hook: this.stepHook?.stateJson(),
       fingerprint: this.fingerprint(),
     };
     await saveCheckpoint(dir, {
       trainable: new Map(this.params),
       optimizer: this.optimizer.stateTensors(),
-      hook: this.opts.stepHook?.stateTensors() ?? new Map(),
+      hook: this.stepHook?.stateTensors() ?? new Map(),
       state,
     });
     this.callbacks.onCheckpoint?.(dir, this.step);
@@ -372,7 +377,7 @@ export class Trainer {
         v.assign(t);
       }
       this.optimizer.loadState(c.optimizer, c.state.optimizerStep);
-      this.opts.stepHook?.loadState(c.hook, c.state.hook);
+      this.stepHook?.loadState(c.hook, c.state.hook);
       this.loader.setState(c.state.loader);
       defaultRng().setState(c.state.initRng);
       this.step = c.state.step;
