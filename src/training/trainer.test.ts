@@ -174,7 +174,8 @@ test('AdaLoRA models get updateAndAllocate after every step without a hook being
   await trainer.train();
   assert.equal(budgets[0], 4, 'step 0: the full initial budget');
   assert.equal(budgets[11], 2, 'final phase: the target budget');
-  const pattern = peft.peftConfig.get('default')!.rankPattern as Record<string, boolean[]>;
+  const config = peft.peftConfig.get('default') as InstanceType<typeof AdaLoraConfig>;
+  const pattern = config.rankPattern as Record<string, boolean[]>;
   assert.deepEqual(
     Object.values(pattern).map((m) => m.filter(Boolean).length),
     [2],
