@@ -8,3 +8,15 @@ export * from './nn/index.js';
 export * from './models/index.js';
 export * from './tuners/index.js';
 export * from './training/index.js';
+export * from './io/index.js';
+export {
+  initBackend,
+  backendInfo,
+  setThreads,
+  BACKENDS,
+  LOWRANK_VERSION,
+  type BackendName,
+  type BackendReport,
+  type BackendInfo,
+} from './tensor/backend.js';
+export { assertNoLeak, disposeAll } from './tensor/memory.js';
