@@ -11,21 +11,17 @@ import { activation, attention } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { ShapeError } from '../errors.js';
-import { PreTrainedModel, type HFConfig, type KVCache, type ModelInputs, type ModelOutput } from './base.js';
-import { ConfigReader, numLabelsOf, problemTypeOf } from './config.js';
+import { type HFConfig, type ModelInputs } from './base.js';
+import { ConfigReader } from './config.js';
+import { DecoderForCausalLM, DecoderForSequenceClassification, type DecoderOutput } from './decoder_heads.js';
 import {
   additivePaddingMask,
   appendCache,
   batchShape,
-  causalLmLoss,
   checkCache,
-  classificationLoss,
-  gatherPositions,
-  lastNonPadIndices,
   mergeHeads,
   pastLength,
   splitHeads,
-  tidyOutput,
 } from './common.js';
 
 export interface GPT2Dims {
@@ -152,12 +148,6 @@ export class GPT2Block extends Module {
   }
 }
 
-/** Hidden states of the decoder stack and the updated cache. */
-export interface DecoderOutput {
-  hidden: Tensor;
-  cache?: KVCache;
-}
-
 /** The GPT-2 trunk (`transformer`): embeddings, blocks, final LayerNorm. Call inside a tidy. */
 export class GPT2Model extends Module {
   declare wte: TensorLayer;
@@ -212,77 +202,30 @@ export class GPT2Model extends Module {
  * const gpt = new GPT2LMHeadModel({ model_type: 'gpt2', vocab_size: 64, n_embd: 32, n_layer: 2, n_head: 4 });
  * const out = gpt.forward({ inputIds, useCache: true }); // out.logits [B, T, 64], out.pastKeyValues
  */
-export class GPT2LMHeadModel extends PreTrainedModel {
+export class GPT2LMHeadModel extends DecoderForCausalLM {
   declare transformer: GPT2Model;
-  declare lm_head: TensorLayer;
   readonly modelType = 'gpt2' as const;
-  readonly taskType = 'CAUSAL_LM' as const;
   readonly architecture = 'GPT2LMHeadModel';
-  readonly tied: boolean;
 
-  constructor(readonly config: HFConfig) {
-    super();
+  constructor(config: HFConfig) {
     const dims = gpt2Dims(config);
-    const trunk = this.registerModule('transformer', new GPT2Model(dims));
-    const head = this.registerModule('lm_head', new Linear(dims.hidden, dims.vocabSize, { bias: false }));
-    this.tied = new ConfigReader(config, 'GPT2Config').bool('tie_word_embeddings', true); // HF default: tied
-    if (this.tied) head.registerParameter('weight', (trunk.wte as Embedding).weight);
-  }
-
-  forward(inputs: ModelInputs): ModelOutput {
-    return tidyOutput(() => {
-      const { hidden, cache } = this.transformer.forward(inputs, this.architecture); // [B, T, H]
-      const logits = this.lm_head.forward(hidden); // [B, T, V]
-      const out: ModelOutput = { logits };
-      if (inputs.labels) out.loss = causalLmLoss(logits, inputs.labels, this.architecture);
-      if (cache) out.pastKeyValues = cache;
-      return out;
+    super(config, 'transformer', new GPT2Model(dims), {
+      embeddingName: 'wte',
+      hidden: dims.hidden,
+      vocabSize: dims.vocabSize,
+      tieWordEmbeddings: new ConfigReader(config, 'GPT2Config').bool('tie_word_embeddings', true), // HF default: tied
     });
-  }
-
-  outputModuleNames(): string[] {
-    return ['lm_head'];
-  }
-
-  override tiedParameterNames(): [string, string][] {
-    return this.tied ? [['transformer.wte.weight', 'lm_head.weight']] : [];
   }
 }
 
-/**
- * `GPT2ForSequenceClassification`: `score` (no bias) on the last non-pad token of each row
- * (`pad_token_id`, as HF).
- */
-export class GPT2ForSequenceClassification extends PreTrainedModel {
+/** `GPT2ForSequenceClassification`: `score` on the last non-pad token (decoder_heads.ts). */
+export class GPT2ForSequenceClassification extends DecoderForSequenceClassification {
   declare transformer: GPT2Model;
-  declare score: TensorLayer;
   readonly modelType = 'gpt2' as const;
-  readonly taskType = 'SEQ_CLS' as const;
   readonly architecture = 'GPT2ForSequenceClassification';
-  readonly numLabels: number;
 
-  constructor(readonly config: HFConfig) {
-    super();
+  constructor(config: HFConfig) {
     const dims = gpt2Dims(config);
-    this.numLabels = numLabelsOf(config);
-    this.registerModule('transformer', new GPT2Model(dims));
-    this.registerModule('score', new Linear(dims.hidden, this.numLabels, { bias: false }));
-  }
-
-  forward(inputs: ModelInputs): ModelOutput {
-    return tidyOutput(() => {
-      const where = this.architecture;
-      const pad = new ConfigReader(this.config, 'GPT2Config').optionalTokenId('pad_token_id');
-      const { hidden } = this.transformer.forward({ ...inputs, useCache: false }, where); // [B, T, H]
-      const last = lastNonPadIndices(inputs.inputIds, pad, where); // int32 [B]
-      const logits = this.score.forward(gatherPositions(hidden, last)); // [B, numLabels]
-      if (!inputs.labels) return { logits };
-      const problem = problemTypeOf(this.config, this.numLabels);
-      return { logits, loss: classificationLoss(logits, inputs.labels, problem, where) };
-    });
-  }
-
-  outputModuleNames(): string[] {
-    return ['score'];
+    super(config, 'transformer', new GPT2Model(dims), dims.hidden, 'GPT2Config');
   }
 }

@@ -9,24 +9,19 @@ import { activation, attention } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { ShapeError } from '../errors.js';
-import { PreTrainedModel, type HFConfig, type ModelInputs, type ModelOutput } from './base.js';
-import { ConfigReader, numLabelsOf, problemTypeOf } from './config.js';
+import { type HFConfig, type ModelInputs } from './base.js';
+import { ConfigReader } from './config.js';
 import {
   additivePaddingMask,
   appendCache,
   batchShape,
-  causalLmLoss,
   checkCache,
-  classificationLoss,
-  gatherPositions,
-  lastNonPadIndices,
   mergeHeads,
   pastLength,
   repeatKv,
   splitHeads,
-  tidyOutput,
 } from './common.js';
-import type { DecoderOutput } from './gpt2.js';
+import { DecoderForCausalLM, DecoderForSequenceClassification, type DecoderOutput } from './decoder_heads.js';
 import { applyRope, ropeTables } from './rope.js';
 
 export interface LlamaDims {
@@ -209,77 +204,30 @@ export class LlamaModel extends Module {
  *   intermediate_size: 172, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4 });
  * const { logits, pastKeyValues } = llama.forward({ inputIds, useCache: true }); // logits [B, T, 512]
  */
-export class LlamaForCausalLM extends PreTrainedModel {
+export class LlamaForCausalLM extends DecoderForCausalLM {
   declare model: LlamaModel;
-  declare lm_head: TensorLayer;
   readonly modelType = 'llama' as const;
-  readonly taskType = 'CAUSAL_LM' as const;
   readonly architecture = 'LlamaForCausalLM';
-  readonly tied: boolean;
 
-  constructor(readonly config: HFConfig) {
-    super();
+  constructor(config: HFConfig) {
     const dims = llamaDims(config);
-    this.tied = dims.tieWordEmbeddings;
-    const trunk = this.registerModule('model', new LlamaModel(dims));
-    const head = this.registerModule('lm_head', new Linear(dims.hidden, dims.vocabSize, { bias: false }));
-    if (this.tied) head.registerParameter('weight', (trunk.embed_tokens as Embedding).weight);
-  }
-
-  forward(inputs: ModelInputs): ModelOutput {
-    return tidyOutput(() => {
-      const { hidden, cache } = this.model.forward(inputs, this.architecture); // [B, T, H]
-      const logits = this.lm_head.forward(hidden); // [B, T, V]
-      const out: ModelOutput = { logits };
-      if (inputs.labels) out.loss = causalLmLoss(logits, inputs.labels, this.architecture);
-      if (cache) out.pastKeyValues = cache;
-      return out;
+    super(config, 'model', new LlamaModel(dims), {
+      embeddingName: 'embed_tokens',
+      hidden: dims.hidden,
+      vocabSize: dims.vocabSize,
+      tieWordEmbeddings: dims.tieWordEmbeddings,
     });
-  }
-
-  outputModuleNames(): string[] {
-    return ['lm_head'];
-  }
-
-  override tiedParameterNames(): [string, string][] {
-    return this.tied ? [['model.embed_tokens.weight', 'lm_head.weight']] : [];
   }
 }
 
-/**
- * `LlamaForSequenceClassification`: `score` (no bias) on the last non-pad token of each row
- * (`pad_token_id`, as HF).
- */
-export class LlamaForSequenceClassification extends PreTrainedModel {
+/** `LlamaForSequenceClassification`: `score` on the last non-pad token (decoder_heads.ts). */
+export class LlamaForSequenceClassification extends DecoderForSequenceClassification {
   declare model: LlamaModel;
-  declare score: TensorLayer;
   readonly modelType = 'llama' as const;
-  readonly taskType = 'SEQ_CLS' as const;
   readonly architecture = 'LlamaForSequenceClassification';
-  readonly numLabels: number;
 
-  constructor(readonly config: HFConfig) {
-    super();
+  constructor(config: HFConfig) {
     const dims = llamaDims(config);
-    this.numLabels = numLabelsOf(config);
-    this.registerModule('model', new LlamaModel(dims));
-    this.registerModule('score', new Linear(dims.hidden, this.numLabels, { bias: false }));
-  }
-
-  forward(inputs: ModelInputs): ModelOutput {
-    return tidyOutput(() => {
-      const where = this.architecture;
-      const pad = new ConfigReader(this.config, 'LlamaConfig').optionalTokenId('pad_token_id');
-      const { hidden } = this.model.forward({ ...inputs, useCache: false }, where); // [B, T, H]
-      const last = lastNonPadIndices(inputs.inputIds, pad, where); // int32 [B]
-      const logits = this.score.forward(gatherPositions(hidden, last)); // [B, numLabels]
-      if (!inputs.labels) return { logits };
-      const problem = problemTypeOf(this.config, this.numLabels);
-      return { logits, loss: classificationLoss(logits, inputs.labels, problem, where) };
-    });
-  }
-
-  outputModuleNames(): string[] {
-    return ['score'];
+    super(config, 'model', new LlamaModel(dims), dims.hidden, 'LlamaConfig');
   }
 }
