@@ -2,65 +2,16 @@
  * DoRA × model matrix: the shared tuner invariants (src/testing/tuner_matrix.ts) for `useDora: true`
  * on the tiny MLP and the tiny GPT-2 (Conv1D, fanInFanOut) and Llama, and DoRA over a 4-bit base.
  */
-import { tf } from '../../tensor/tf.js';
-import { manualSeed } from '../../nn/init.js';
 import { quantizeModel } from '../../nn/linear4bit.js';
-import type { HFConfig } from '../../models/base.js';
-import { modelFromConfig } from '../../models/from_config.js';
-import { TinyMlp } from '../../testing/tiny_mlp.js';
+import { mlpInputs, lmInputs, tinyMlp, tinyGpt2Lm, tinyLlamaLm } from '../../testing/tiny_models.js';
 import { registerTunerMatrix } from '../../testing/tuner_matrix.js';
 import { LoraConfig } from '../lora/index.js';
 import './index.js';
 
-const GPT2: HFConfig = {
-  model_type: 'gpt2',
-  vocab_size: 30,
-  n_embd: 16,
-  n_layer: 2,
-  n_head: 2,
-  n_positions: 16,
-};
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-};
-const ids = () =>
-  tf.tensor2d(
-    [
-      [1, 5, 7, 2, 9],
-      [3, 4, 8, 8, 6],
-    ],
-    [2, 5],
-    'int32',
-  );
-const lmInputs = () => ({ inputIds: ids(), labels: ids() });
-const mlp = () => {
-  manualSeed(3);
-  return new TinyMlp({ vocab: 12, hidden: 8, inner: 16, classes: 3 }).eval();
-};
-const mlpInputs = () => ({
-  inputIds: tf.tensor2d(
-    [
-      [1, 5, 7],
-      [3, 4, 11],
-    ],
-    [2, 3],
-    'int32',
-  ),
-  labels: tf.tensor1d([0, 2], 'int32'),
-});
-const gpt2 = () => {
-  manualSeed(7);
-  return modelFromConfig(GPT2, { task: 'CAUSAL_LM' });
-};
+const mlp = tinyMlp;
+const gpt2 = tinyGpt2Lm;
 const llama4bit = () => {
-  manualSeed(9);
-  const m = modelFromConfig(LLAMA, { task: 'CAUSAL_LM' });
+  const m = tinyLlamaLm();
   quantizeModel(m, { quantType: 'nf4', doubleQuant: true });
   return m;
 };

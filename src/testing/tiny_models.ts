@@ -1,0 +1,91 @@
+/**
+ * The tiny seeded models and inputs every tuner × model matrix test uses (LoRA, AdaLoRA, DoRA,
+ * QLoRA): one definition so the matrices exercise the same architectures. Each factory reseeds, so a
+ * model is identical wherever it is built.
+ */
+import { tf } from '../tensor/tf.js';
+import { manualSeed } from '../nn/init.js';
+import type { HFConfig, PreTrainedModel } from '../models/base.js';
+import { modelFromConfig } from '../models/from_config.js';
+import { TinyMlp } from './tiny_mlp.js';
+
+export const TINY_BERT: HFConfig = {
+  model_type: 'bert',
+  vocab_size: 30,
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  intermediate_size: 24,
+  max_position_embeddings: 16,
+};
+
+export const TINY_GPT2: HFConfig = {
+  model_type: 'gpt2',
+  vocab_size: 30,
+  n_embd: 16,
+  n_layer: 2,
+  n_head: 2,
+  n_positions: 16,
+};
+
+/** GQA (4 query heads sharing 2 key/value heads). */
+export const TINY_LLAMA: HFConfig = {
+  model_type: 'llama',
+  vocab_size: 30,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+};
+
+/** Two rows of five token ids below every tiny vocabulary. */
+export const tinyIds = () =>
+  tf.tensor2d(
+    [
+      [1, 5, 7, 2, 9],
+      [3, 4, 8, 8, 6],
+    ],
+    [2, 5],
+    'int32',
+  );
+
+/** The MLP classifier (embedding → fc1 → fc2 → classifier), in eval mode. */
+export function tinyMlp(): TinyMlp {
+  manualSeed(3);
+  return new TinyMlp({ vocab: 12, hidden: 8, inner: 16, classes: 3 }).eval();
+}
+
+export const mlpInputs = () => ({
+  inputIds: tf.tensor2d(
+    [
+      [1, 5, 7],
+      [3, 4, 11],
+    ],
+    [2, 3],
+    'int32',
+  ),
+  labels: tf.tensor1d([0, 2], 'int32'),
+});
+
+export function tinyBertClassifier(): PreTrainedModel {
+  manualSeed(5);
+  return modelFromConfig(TINY_BERT, { task: 'SEQ_CLS', numLabels: 3 });
+}
+
+export const clsInputs = () => ({ inputIds: tinyIds(), labels: tf.tensor1d([1, 2], 'int32') });
+
+export function tinyGpt2Lm(): PreTrainedModel {
+  manualSeed(7);
+  return modelFromConfig(TINY_GPT2, { task: 'CAUSAL_LM' });
+}
+
+export function tinyLlamaLm(opts: { tieWordEmbeddings?: boolean } = {}): PreTrainedModel {
+  manualSeed(9);
+  return modelFromConfig(
+    { ...TINY_LLAMA, tie_word_embeddings: opts.tieWordEmbeddings ?? false },
+    { task: 'CAUSAL_LM' },
+  );
+}
+
+export const lmInputs = () => ({ inputIds: tinyIds(), labels: tinyIds() });
