@@ -335,3 +335,30 @@ test('train --quantize nf4 (QLoRA): 4-bit frozen base, fp32 LoRA adapter; refuse
   assert.equal(full.code, 2);
   assert.match(full.err, /--quantize: a 4-bit base is frozen/);
 });
+
+test('train/eval classify with a decoder whose config has no pad_token_id (llama2.c style): the tokenizer pad id is used', async () => {
+  const dir = tmp();
+  const w = await tinyWorld(dir);
+  const cfgPath = path.join(w.model, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+  delete cfg.pad_token_id;
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+  const out = path.join(dir, 'run');
+  const common = ['--data', w.train, '--batch-size', '4', '--backend', 'cpu'];
+  const r = await cli(
+    'train',
+    '-m',
+    w.model,
+    ...common,
+    '--method',
+    'lora',
+    '--max-steps',
+    '2',
+    '-o',
+    out,
+    '--quiet',
+  );
+  assert.equal(r.code, 0, r.err);
+  const e = await cli('eval', '-m', w.model, '--adapter', path.join(out, 'adapter'), ...common.slice(0, 4));
+  assert.equal(e.code, 0, e.err);
+});

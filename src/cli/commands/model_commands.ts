@@ -36,12 +36,19 @@ async function loadWithAdapter(
   v: Record<string, ParsedValue | undefined>,
   task: 'CAUSAL_LM' | 'SEQ_CLS',
   numLabels?: number,
+  /** The collator's pad id: a decoder classifier finds each row's last real token with it. */
+  padTokenId?: number,
 ) {
   const { initBackend } = await import('../../tensor/backend.js');
   await initBackend(v.backend as string);
   const { loadModel } = await import('../../models/load.js');
   const modelPath = need(v, 'model', 'a Hugging Face folder or llama2.c .bin');
-  const base = await loadModel(modelPath, { task, ...(numLabels ? { numLabels } : {}), seed: 0 });
+  const base = await loadModel(modelPath, {
+    task,
+    ...(numLabels ? { numLabels } : {}),
+    ...(task === 'SEQ_CLS' && padTokenId !== undefined ? { padTokenId } : {}),
+    seed: 0,
+  });
   const adapter = v.adapter as string | undefined;
   if (!adapter) return { base, model: base };
   const { PeftModel } = await import('../../tuners/index.js');
@@ -89,6 +96,7 @@ export const evalCommand: Command = {
       v,
       data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS',
       data.task === 'causal_lm' ? undefined : data.numLabels,
+      tok.text.padTokenId,
     );
     const { evaluate } = await import('../../training/evaluate.js');
     const metricTask = (v.metric as never) ?? (data.task === 'classification' ? 'classification' : data.task);

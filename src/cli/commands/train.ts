@@ -106,7 +106,8 @@ export async function runTraining(
   const quantize = v.quantize as 'nf4' | 'fp4' | undefined;
   const base = await loadModel(modelPath, {
     task: taskType,
-    ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels } : {}),
+    // the collator pads with the tokenizer's id; a decoder classifier must look for the same id
+    ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels, padTokenId: tok.text.padTokenId } : {}),
     ...(quantize ? { quantize, doubleQuant: Boolean(v['double-quant']) } : {}),
     seed: v.seed as number,
   });
