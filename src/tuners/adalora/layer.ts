@@ -97,10 +97,13 @@ export class SVDLinear extends BaseTunerLayer {
     const e = gaussianInit ? tf.zeros([r, 1]) : normal([r, 1]);
     const a = normal([r, inF], 0, gaussianInit ? SVD_INIT_STD : 1);
     const b = normal([outF, r], 0, gaussianInit ? SVD_INIT_STD : 1);
+    const ranknum = tf.tensor1d([r]);
     this.lora_A.set(adapter, a);
     this.lora_E.set(adapter, e);
     this.lora_B.set(adapter, b);
-    this.ranknum.set(adapter, tf.tensor1d([r]), false);
+    this.ranknum.set(adapter, ranknum, false);
+    // The variables hold their own copies: free the init tensors (no leak per adapter).
+    tf.dispose([a, e, b, ranknum]);
     this.r.set(adapter, r);
     this.loraAlpha.set(adapter, loraAlpha);
     this.scaling.set(adapter, loraAlpha > 0 ? loraAlpha : r);
