@@ -362,3 +362,41 @@ test('train/eval classify with a decoder whose config has no pad_token_id (llama
   const e = await cli('eval', '-m', w.model, '--adapter', path.join(out, 'adapter'), ...common.slice(0, 4));
   assert.equal(e.code, 0, e.err);
 });
+
+test(
+  'generate --steps 256 on stories260K prints the oracle greedy text exactly (llama2.c counts the prompt in its steps)',
+  { skip: haveData ? false : 'needs ../shared/data' },
+  async () => {
+    const dir = path.join(DATA, 'models/stories260K');
+    const r = await cli(
+      'generate',
+      '--model',
+      path.join(dir, 'stories260K.bin'),
+      '--tokenizer',
+      path.join(dir, 'tok512.bin'),
+      '--prompt',
+      'Once upon a time',
+      '--steps',
+      '256',
+      '--temperature',
+      '0',
+    );
+    assert.equal(r.code, 0, r.err);
+    const oracle = JSON.parse(fs.readFileSync(path.join(dir, 'oracle.json'), 'utf8'));
+    assert.equal(r.out.replace(/\n$/, ''), oracle.greedy_256_steps_text);
+    assert.equal(
+      (
+        await cli(
+          'generate',
+          '--model',
+          path.join(dir, 'stories260K.bin'),
+          '--steps',
+          '2',
+          '-p',
+          'Once upon a time',
+        )
+      ).code,
+      2,
+    );
+  },
+);

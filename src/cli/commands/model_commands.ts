@@ -126,6 +126,11 @@ export const generateCommand: Command = {
       { name: 'tokenizer', type: 'string', description: 'tokenizer (default: beside the model)' },
       { name: 'prompt', short: 'p', type: 'string', description: 'prompt text', default: '' },
       { name: 'max-new-tokens', short: 'n', type: 'int', description: 'tokens to generate', default: 64 },
+      {
+        name: 'steps',
+        type: 'int',
+        description: "llama2.c's -n: positions after BOS, prompt included (replaces --max-new-tokens)",
+      },
       { name: 'temperature', short: 't', type: 'number', description: '0 = greedy', default: 0 },
       {
         name: 'top-k',
@@ -157,7 +162,12 @@ export const generateCommand: Command = {
     const prompt = tok.raw.encode(v.prompt as string);
     const { generate } = await import('../../models/generate.js');
     const ids = await generate(model, prompt, {
-      maxNewTokens: v['max-new-tokens'] as number,
+      maxNewTokens: newTokenCount(
+        v.steps as number | undefined,
+        v['max-new-tokens'] as number,
+        prompt,
+        tok.raw.bosTokenId,
+      ),
       temperature: v.temperature as number,
       topK: v['top-k'] as number,
       topP: v['top-p'] as number,
@@ -167,6 +177,15 @@ export const generateCommand: Command = {
     io.out(tok.raw.decode([...prompt, ...ids], { skipSpecialTokens: true }));
   },
 };
+
+/** New tokens to generate: `--steps` counts llama2.c positions after BOS, the prompt included. */
+function newTokenCount(steps: number | undefined, maxNew: number, prompt: number[], bos?: number): number {
+  if (steps === undefined) return maxNew;
+  const promptPositions = prompt.length - (prompt[0] === bos ? 1 : 0);
+  if (steps <= promptPositions)
+    throw new UsageError(`--steps: must exceed the prompt's ${promptPositions} tokens (got ${steps})`);
+  return steps - promptPositions;
+}
 
 export const mergeCommand: Command = {
   spec: {
