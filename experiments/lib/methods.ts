@@ -26,7 +26,7 @@ import { getPeftModel } from '../../src/tuners/peft_model.js';
 import { LoraConfig } from '../../src/tuners/lora/index.js';
 import { AdaLoraConfig } from '../../src/tuners/adalora/index.js';
 import { quantizeModel } from '../../src/tuners/qlora/index.js';
-import { adaloraHook } from '../../src/cli/setup.js';
+import { adaloraHook } from '../../src/training/adalora_hook.js';
 import type { StepHook } from '../../src/training/types.js';
 import { chooseRank, costFamily, targetShapes, type RankChoice } from './budget.js';
 import { PruneLoraHook } from './prune_lora.js';
@@ -34,7 +34,8 @@ import type { MethodName, TrainingSpec } from './suite.js';
 
 export interface BuiltMethod {
   model: Module;
-  hook?: StepHook & { dispose?(): void };
+  /** `null`: no hook on purpose (SVD-LoRA must not get the Trainer's default AdaLoRA hook). */
+  hook?: (StepHook & { dispose?(): void }) | null;
   /** Rank used at the start of training (AdaLoRA / Prune-LoRA: the initial rank). */
   initR?: number;
   /** Final average rank (AdaLoRA / Prune-LoRA targetR; otherwise r). */
@@ -135,7 +136,7 @@ export function buildMethod(
       totalStep: t.maxSteps,
       orthRegWeight: t.orthRegWeight ?? 0.5,
     });
-    return { ...info, initR: choice.r, model: getPeftModel(base, cfg) };
+    return { ...info, initR: choice.r, model: getPeftModel(base, cfg), hook: null };
   }
   // AdaLoRA and its importance / regulariser ablations
   const cfg = new AdaLoraConfig({

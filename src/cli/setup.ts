@@ -72,6 +72,3 @@ export function buildAdapter(model: Module, o: AdapterOptions): Module {
   }
   return getPeftModel(model, new LoraConfig({ ...common, r: o.r, useDora: o.method === 'dora' }));
 }
-
-// The AdaLoRA trainer hook lives with the Trainer (which installs it by default); re-exported for callers.
-export { adaloraHook, moduleOfParam } from '../training/adalora_hook.js';

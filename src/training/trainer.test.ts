@@ -182,4 +182,29 @@ test('AdaLoRA models get updateAndAllocate after every step without a hook being
   );
   trainer.dispose();
   peft.dispose();
+
+  // stepHook: null opts out (the SVD-LoRA ablation trains the triplet form with no allocation)
+  manualSeed(5);
+  const plain = getPeftModel(
+    new ToyModel(16, 8, 2),
+    new AdaLoraConfig({
+      targetModules: ['head'],
+      initR: 4,
+      targetR: 2,
+      totalStep: 12,
+      tinit: 2,
+      tfinal: 4,
+      deltaT: 2,
+    }),
+  );
+  const none: (number | undefined)[] = [];
+  const t2 = new Trainer(
+    plain,
+    { ...base, maxSteps: 4, stepHook: null },
+    { onStep: (l) => none.push(l.budget) },
+  );
+  await t2.train();
+  assert.deepEqual(none, [undefined, undefined, undefined, undefined]);
+  t2.dispose();
+  plain.dispose();
 });

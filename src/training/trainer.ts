@@ -73,7 +73,7 @@ export class Trainer {
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 1))
       throw new ConfigError('maxSteps', 'must be an integer >= 1', opts.maxSteps);
     // AdaLoRA needs updateAndAllocate after every optimizer step: installed unless the caller gives a hook.
-    this.stepHook = opts.stepHook ?? adaloraHook(model);
+    this.stepHook = opts.stepHook === null ? undefined : (opts.stepHook ?? adaloraHook(model));
     this.params = model.trainableParameters();
     if (this.params.length === 0)
       throw new ConfigError(

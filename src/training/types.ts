@@ -71,7 +71,11 @@ export interface TrainerOptions {
   outputDir?: string;
   /** Writes the model's adapter (PEFT files) to a folder; defaults to trainable weights as safetensors. */
   saveAdapter?: (dir: string) => Promise<void>;
-  stepHook?: StepHook;
+  /**
+   * Runs after each optimizer step. Defaults to AdaLoRA's `updateAndAllocate` hook for AdaLoRA models;
+   * `null` runs none on purpose (e.g. the SVD-LoRA ablation: the triplet form without pruning).
+   */
+  stepHook?: StepHook | null;
 }
 
 export interface TrainLog {

@@ -5,7 +5,7 @@ import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
-import { adaloraHook, buildAdapter, type MethodName } from '../setup.js';
+import { buildAdapter, type MethodName } from '../setup.js';
 import { openRunFolder, rotateCheckpoints } from '../run_folder.js';
 import { Progress } from '../progress.js';
 import type { TrainableModel, TrainSummary } from '../../training/types.js';
@@ -169,7 +169,6 @@ export async function runTraining(
       maxNonFinite: v['max-non-finite'] as number,
       outputDir: output,
       saveAdapter,
-      stepHook: adaloraHook(model),
     },
     {
       onLog: (l) => run.log.append(l),
