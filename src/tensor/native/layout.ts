@@ -1,10 +1,11 @@
 /**
- * Data-movement kernels on the addon's strided copy: Transpose, Slice, Tile, PadV2, ConcatV2,
+ * Data-movement kernels on the addon's strided copy: Transpose, Slice, SplitV, StridedSlice, Tile,
+ * PadV2, ConcatV2,
  * BroadcastTo; plus GatherV2 and UnsortedSegmentSum. Each works on 4-byte (float32/int32) and
  * bool data; anything else returns null and runs on the cpu kernel.
  */
 import { allocF32 } from './kernel.js';
-import { slice_util } from '@tensorflow/tfjs';
+import { backend_util, slice_util } from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.js';
 import type { NativeAddon } from './addon.js';
 import {
@@ -74,6 +75,70 @@ const slice: NativeKernelSpec = {
     const out = alloc(backend, x.dtype, sizeOf(size!));
     copyBox(addon, vals(backend, x), out, size!, strides, offset, stridesOf(size!), 0, bytes);
     return output(backend, size!, x.dtype, out);
+  },
+};
+
+/**
+ * SplitV as one strided copy per piece. The cpu kernel slices through TensorBuffer get/set for any
+ * split off the first axis (RoPE's rotate-half splits the head axis): 75% of a stories260K step.
+ */
+const splitV: NativeKernelSpec = {
+  name: 'SplitV',
+  run: ({ inputs, backend, attrs }, addon) => {
+    const x = inputs.x!;
+    const bytes = elemBytes(backend, x);
+    if (bytes === 0) return null;
+    const axis = (Number(attrs?.axis ?? 0) + x.shape.length) % Math.max(x.shape.length, 1);
+    const sizes = backend_util.prepareSplitSize(
+      x as never,
+      attrs?.numOrSizeSplits as number[] | number,
+      axis,
+    );
+    const strides = stridesOf(x.shape);
+    const src = vals(backend, x);
+    let begin = 0;
+    return sizes.map((n) => {
+      const shape = [...x.shape];
+      shape[axis] = n;
+      const out = alloc(backend, x.dtype, sizeOf(shape));
+      copyBox(addon, src, out, shape, strides, begin * strides[axis]!, stridesOf(shape), 0, bytes);
+      begin += n;
+      return output(backend, shape, x.dtype, out);
+    });
+  },
+};
+
+/**
+ * StridedSlice (any strides, negative included, and every mask) as one strided copy: tfjs's
+ * sliceInfo resolves the masks to per-axis begin/stride over x's own axes, so source stride =
+ * x stride × slice stride; the result is then given the final (new-axis / shrink) shape.
+ */
+const stridedSlice: NativeKernelSpec = {
+  name: 'StridedSlice',
+  run: ({ inputs, backend, attrs }, addon) => {
+    const x = inputs.x!;
+    const bytes = elemBytes(backend, x);
+    if (bytes === 0) return null;
+    const a = attrs as Record<string, number & number[]>;
+    const info = slice_util.sliceInfo(
+      x.shape,
+      a.begin,
+      a.end,
+      a.strides,
+      a.beginMask,
+      a.endMask,
+      a.ellipsisMask,
+      a.newAxisMask,
+      a.shrinkAxisMask,
+    );
+    const box = info.finalShapeSparse;
+    if (box.length !== x.shape.length) return null;
+    const xs = stridesOf(x.shape);
+    const offset = info.begin.reduce((acc, b, d) => acc + b * xs[d]!, 0);
+    const out = alloc(backend, x.dtype, sizeOf(box));
+    const src = xs.map((s, d) => s * info.strides[d]!);
+    copyBox(addon, vals(backend, x), out, box, src, offset, stridesOf(box), 0, bytes);
+    return output(backend, info.finalShape, x.dtype, out);
   },
 };
 
@@ -200,6 +265,8 @@ const segmentSum: NativeKernelSpec = {
 export const layoutKernels: NativeKernelSpec[] = [
   transpose,
   slice,
+  splitV,
+  stridedSlice,
   tile,
   broadcastTo,
   pad,
