@@ -10,6 +10,14 @@
  *     (and modulesToSave) variables, and changes some;
  *  6. forward, merge/unmerge and the training step leave no tensors behind.
  *
+ * A case drives `PeftModel` by default (`makeConfig`); a tuner with its own model class plugs in through
+ * `tuner` (a {@link MatrixTuner}: build, load, file names). A conditioned tuner (HyperLoRA: one
+ * hypernetwork, adapters chosen by a per-row condition) adds two checks ({@link ConditionedTuner}):
+ *
+ *  7. a batch mixing conditions equals each row run under its own condition, and conditions differ;
+ *  8. the adapter materialised for each condition, loaded as a plain PEFT LoRA folder, gives the
+ *     outputs of that condition, and checks 2–3 (merged == unmerged, unmerge restores) hold for it.
+ *
  * @example
  * registerTunerMatrix([{ name: 'lora × mlp', makeModel, makeInputs, makeConfig: () => new LoraConfig({...}) }]);
  */
@@ -22,9 +30,10 @@ import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import type { Module } from '../nn/module.js';
 import { manualSeed } from '../nn/init.js';
 import { Rng } from '../util/rng.js';
-import type { ModelInputs } from '../models/base.js';
+import type { ModelInputs, ModelOutput } from '../models/base.js';
 import { disposeAll } from '../tensor/memory.js';
 import type { PeftConfig } from '../tuners/base/config.js';
+import type { MergeOptions } from '../tuners/base/layer.js';
 import { getPeftModel, PeftModel } from '../tuners/peft_model.js';
 import { CONFIG_NAME, WEIGHTS_NAME } from '../tuners/base/adapter_files.js';
 
@@ -37,13 +46,55 @@ export const PERTURB_STD = 0.1;
 /** SGD step size of check 5: large enough that every nonzero gradient moves its variable in float32. */
 export const SGD_LR = 0.5;
 
+/** The adapted model as the checks drive it. `PeftModel` is one as is; other tuners wrap theirs. */
+export interface MatrixSubject {
+  forward(inputs: ModelInputs): ModelOutput;
+  withAdapterDisabled<T>(fn: () => T): T;
+  namedParameters(): [string, Variable][];
+  trainableParameters(): [string, Variable][];
+  train(): unknown;
+  eval(): unknown;
+  dispose(): void;
+  savePretrained(dir: string): Promise<void>;
+  merge?(opts?: MergeOptions): void;
+  unmerge?(): void;
+}
+
+/** How the checks build, save and load a tuner (default: PEFT's getPeftModel / PeftModel.fromPretrained). */
+export interface MatrixTuner<S extends MatrixSubject = MatrixSubject> {
+  /** Wraps a fresh base model with a fresh adapter. */
+  build(model: Module): S;
+  /** Loads what `savePretrained` wrote onto a fresh base model, frozen for inference. */
+  load(model: Module, dir: string): Promise<S>;
+  /** The files `savePretrained` writes (compared byte for byte after save → load → save). */
+  files: string[];
+}
+
+/** A subject whose adapter is picked per batch row by a condition (an index into the case's conditions). */
+export interface ConditionedSubject extends MatrixSubject {
+  /** `forward` (no condition argument) runs row i under `rowConditions[i]`; this runs every row under `condition`. */
+  forwardUnder(inputs: ModelInputs, condition: number): ModelOutput;
+  /** Writes the plain PEFT LoRA adapter of one condition (adapter_config.json + safetensors). */
+  saveMaterialized(dir: string, condition: number): Promise<void>;
+}
+
+export interface ConditionedTuner extends MatrixTuner<ConditionedSubject> {
+  /** Conditions 0 … numConditions − 1 are checked one by one. */
+  numConditions: number;
+  /** The condition of each input row in `forward` (mixes conditions; one per row of the case's inputs). */
+  rowConditions: number[];
+}
+
 export interface MatrixCase {
   name: string;
   /** A fresh base model; must be deterministic (seed inside), same weights on every call. */
   makeModel: () => Module;
   /** Inputs with labels so the model returns a loss (the caller disposes after use). */
   makeInputs: () => ModelInputs;
-  makeConfig: () => PeftConfig;
+  /** The PEFT config of the default tuner (`getPeftModel`); ignored when `tuner` is given. */
+  makeConfig?: () => PeftConfig;
+  /** A tuner with its own model class (and, if conditioned, checks 7–8). */
+  tuner?: MatrixTuner | ConditionedTuner;
   /** False when the adapter is not the identity at init (e.g. `initLoraWeights: false`). */
   freshIsIdentity?: boolean;
   /** Which trainable parameter names are allowed to change in a step (default: adapter or modulesToSave). */
@@ -56,7 +107,7 @@ export interface MatrixCase {
 
 const defaultIsAdapterParam = (n: string) => /\.lora_|\.modules_to_save\./.test(n);
 
-function logitsOf(peft: PeftModel | Module, inputs: ModelInputs): Float32Array {
+function logitsOf(peft: MatrixSubject | Module, inputs: ModelInputs): Float32Array {
   return tf.tidy(() => {
     const out = (peft as unknown as { forward(i: ModelInputs): { logits: Tensor } }).forward(inputs);
     return out.logits.dataSync() as Float32Array;
@@ -72,7 +123,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Sets every adapter tensor of the active adapter to seeded N(0, std²) so it changes outputs. */
 export function perturbAdapter(
-  peft: PeftModel,
+  peft: MatrixSubject,
   seed = 7,
   std = PERTURB_STD,
   isAdapter = defaultIsAdapterParam,
@@ -86,13 +137,29 @@ export function perturbAdapter(
   }
 }
 
-function buildPeft(c: MatrixCase): PeftModel {
-  const peft = getPeftModel(c.makeModel(), c.makeConfig());
+const peftTuner = (makeConfig: () => PeftConfig): MatrixTuner => ({
+  build: (model) => getPeftModel(model, makeConfig()),
+  load: (model, dir) => PeftModel.fromPretrained(model, dir),
+  files: [CONFIG_NAME, WEIGHTS_NAME],
+});
+
+function tunerOf(c: MatrixCase): MatrixTuner {
+  if (c.tuner) return c.tuner;
+  if (!c.makeConfig) throw new Error(`${c.name}: a matrix case needs makeConfig or tuner`);
+  return peftTuner(c.makeConfig);
+}
+
+function isConditioned(t: MatrixTuner | ConditionedTuner | undefined): t is ConditionedTuner {
+  return t !== undefined && 'rowConditions' in t;
+}
+
+function buildPeft(c: MatrixCase): MatrixSubject {
+  const peft = tunerOf(c).build(c.makeModel());
   peft.eval();
   return peft;
 }
 
-function baseWeights(peft: PeftModel): Map<string, Float32Array> {
+function baseWeights(peft: MatrixSubject): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [n, p] of peft.namedParameters())
     if (n.includes('.base_layer.')) out.set(n, p.dataSync().slice() as Float32Array);
@@ -115,38 +182,40 @@ export function checkFreshIdentity(c: MatrixCase): void {
   }
 }
 
+/** Checks 2, 3 and 6 (merge part) on a subject whose adapter is already non-trivial. */
+function mergeChecks(name: string, peft: MatrixSubject, inputs: ModelInputs, mergeAtol?: number): void {
+  const atol = mergeAtol ?? MERGE_ATOL;
+  const restoreAtol = mergeAtol ?? UNMERGE_ATOL;
+  if (!peft.merge || !peft.unmerge) throw new Error(`${name}: the subject has no merge/unmerge`);
+  const unmerged = logitsOf(peft, inputs);
+  const disabled = peft.withAdapterDisabled(() => logitsOf(peft, inputs));
+  assert.ok(
+    maxAbsDiff(unmerged, disabled) > 10 * atol,
+    `${name}: perturbed adapter has no effect, the check could not fail`,
+  );
+  const before = baseWeights(peft);
+  const n0 = tf.memory().numTensors;
+  peft.merge({ safeMerge: true });
+  const merged = logitsOf(peft, inputs);
+  assert.ok(
+    maxAbsDiff(unmerged, merged) <= atol,
+    `${name}: merged ≠ unmerged (${maxAbsDiff(unmerged, merged)})`,
+  );
+  peft.unmerge();
+  assert.equal(tf.memory().numTensors, n0, `${name}: merge/unmerge leaked tensors`);
+  const after = baseWeights(peft);
+  for (const [n, w] of before)
+    assert.ok(maxAbsDiff(w, after.get(n)!) <= restoreAtol, `${name}: unmerge did not restore ${n}`);
+  assert.ok(maxAbsDiff(unmerged, logitsOf(peft, inputs)) <= atol, `${name}: outputs after unmerge differ`);
+}
+
 /** Checks 2, 3 and 6 (merge part). */
 export function checkMerge(c: MatrixCase): void {
   const inputs = c.makeInputs();
   const peft = buildPeft(c);
   try {
     perturbAdapter(peft, 11, PERTURB_STD, c.isAdapterParam);
-    const unmerged = logitsOf(peft, inputs);
-    const disabled = peft.withAdapterDisabled(() => logitsOf(peft, inputs));
-    assert.ok(
-      maxAbsDiff(unmerged, disabled) > 10 * (c.mergeAtol ?? MERGE_ATOL),
-      `${c.name}: perturbed adapter has no effect, the check could not fail`,
-    );
-    const before = baseWeights(peft);
-    const n0 = tf.memory().numTensors;
-    peft.merge({ safeMerge: true });
-    const merged = logitsOf(peft, inputs);
-    assert.ok(
-      maxAbsDiff(unmerged, merged) <= (c.mergeAtol ?? MERGE_ATOL),
-      `${c.name}: merged ≠ unmerged (${maxAbsDiff(unmerged, merged)})`,
-    );
-    peft.unmerge();
-    assert.equal(tf.memory().numTensors, n0, `${c.name}: merge/unmerge leaked tensors`);
-    const after = baseWeights(peft);
-    for (const [n, w] of before)
-      assert.ok(
-        maxAbsDiff(w, after.get(n)!) <= (c.mergeAtol ?? UNMERGE_ATOL),
-        `${c.name}: unmerge did not restore ${n}`,
-      );
-    assert.ok(
-      maxAbsDiff(unmerged, logitsOf(peft, inputs)) <= (c.mergeAtol ?? MERGE_ATOL),
-      `${c.name}: outputs after unmerge differ`,
-    );
+    mergeChecks(c.name, peft, inputs, c.mergeAtol);
   } finally {
     peft.dispose();
     disposeAll(inputs);
@@ -157,15 +226,16 @@ export function checkMerge(c: MatrixCase): void {
 export async function checkSaveLoad(c: MatrixCase): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'lowrank-matrix-'));
   const inputs = c.makeInputs();
+  const tuner = tunerOf(c);
   const peft = buildPeft(c);
-  let loaded: PeftModel | undefined;
+  let loaded: MatrixSubject | undefined;
   try {
     perturbAdapter(peft, 13, PERTURB_STD, c.isAdapterParam);
     const want = logitsOf(peft, inputs);
     const n0 = tf.memory().numTensors;
     await peft.savePretrained(join(dir, 'a'));
     assert.equal(tf.memory().numTensors, n0, `${c.name}: savePretrained leaked tensors`);
-    loaded = await PeftModel.fromPretrained(c.makeModel(), join(dir, 'a'));
+    loaded = await tuner.load(c.makeModel(), join(dir, 'a'));
     loaded.eval();
     assert.ok(
       maxAbsDiff(want, logitsOf(loaded, inputs)) <= MERGE_ATOL,
@@ -177,7 +247,7 @@ export async function checkSaveLoad(c: MatrixCase): Promise<void> {
       `${c.name}: an adapter loaded for inference must be frozen`,
     );
     await loaded.savePretrained(join(dir, 'b'));
-    for (const f of [CONFIG_NAME, WEIGHTS_NAME]) {
+    for (const f of tuner.files) {
       assert.ok(
         readFileSync(join(dir, 'a', f)).equals(readFileSync(join(dir, 'b', f))),
         `${c.name}: ${f} differs after save → load → save`,
@@ -227,7 +297,76 @@ export async function checkTrainStep(c: MatrixCase): Promise<void> {
   }
 }
 
-/** Registers the six checks of every case as node:test tests. */
+/** Check 7 (and 6): a mixed-condition batch equals each row run under its own condition. */
+export function checkMixedConditions(c: MatrixCase): void {
+  const tuner = c.tuner;
+  if (!isConditioned(tuner)) throw new Error(`${c.name}: not a conditioned tuner`);
+  const inputs = c.makeInputs();
+  const peft = tuner.build(c.makeModel());
+  peft.eval();
+  try {
+    perturbAdapter(peft, 19, PERTURB_STD, c.isAdapterParam);
+    const n0 = tf.memory().numTensors;
+    const byCondition = Array.from({ length: tuner.numConditions }, (_, k) =>
+      tf.tidy(() => peft.forwardUnder(inputs, k).logits.dataSync() as Float32Array),
+    );
+    const mixed = logitsOf(peft, inputs);
+    assert.equal(tf.memory().numTensors, n0, `${c.name}: conditioned forwards leaked tensors`);
+    for (let k = 1; k < byCondition.length; k++)
+      assert.ok(
+        maxAbsDiff(byCondition[0]!, byCondition[k]!) > 10 * MERGE_ATOL,
+        `${c.name}: conditions 0 and ${k} give the same outputs, the check could not fail`,
+      );
+    const rows = tuner.rowConditions;
+    assert.equal(new Set(rows).size > 1, true, `${c.name}: rowConditions must mix conditions`);
+    const width = mixed.length / rows.length;
+    rows.forEach((k, i) => {
+      const slice = (a: Float32Array) => a.subarray(i * width, (i + 1) * width);
+      assert.ok(
+        maxAbsDiff(slice(mixed), slice(byCondition[k]!)) <= MERGE_ATOL,
+        `${c.name}: row ${i} of the mixed batch differs from condition ${k} alone`,
+      );
+    });
+  } finally {
+    peft.dispose();
+    disposeAll(inputs);
+  }
+}
+
+/** Check 8: each condition's materialised PEFT LoRA gives that condition's outputs and merges cleanly. */
+export async function checkMaterialized(c: MatrixCase): Promise<void> {
+  const tuner = c.tuner;
+  if (!isConditioned(tuner)) throw new Error(`${c.name}: not a conditioned tuner`);
+  const dir = mkdtempSync(join(tmpdir(), 'lowrank-matrix-'));
+  const inputs = c.makeInputs();
+  const peft = tuner.build(c.makeModel());
+  peft.eval();
+  try {
+    perturbAdapter(peft, 23, PERTURB_STD, c.isAdapterParam);
+    for (let k = 0; k < tuner.numConditions; k++) {
+      const want = tf.tidy(() => peft.forwardUnder(inputs, k).logits.dataSync() as Float32Array);
+      const n0 = tf.memory().numTensors;
+      await peft.saveMaterialized(join(dir, `c${k}`), k);
+      assert.equal(tf.memory().numTensors, n0, `${c.name}: saveMaterialized leaked tensors`);
+      const lora = await PeftModel.fromPretrained(c.makeModel(), join(dir, `c${k}`));
+      try {
+        assert.ok(
+          maxAbsDiff(want, logitsOf(lora, inputs)) <= MERGE_ATOL,
+          `${c.name}: materialised adapter of condition ${k} gives other outputs`,
+        );
+        mergeChecks(`${c.name} materialised condition ${k}`, lora, inputs, c.mergeAtol);
+      } finally {
+        lora.dispose();
+      }
+    }
+  } finally {
+    peft.dispose();
+    disposeAll(inputs);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Registers the checks of every case as node:test tests (six, plus two for conditioned tuners). */
 export function registerTunerMatrix(cases: MatrixCase[]): void {
   for (const c of cases) {
     test(
@@ -237,10 +376,21 @@ export function registerTunerMatrix(cases: MatrixCase[]): void {
     );
     test(
       `${c.name}: merged == unmerged, unmerge restores base`,
-      { skip: c.noMerge ? 'no merge for this tuner' : false },
+      {
+        skip: !c.noMerge
+          ? false
+          : isConditioned(c.tuner)
+            ? 'merged per condition in the materialised-adapter check'
+            : 'no merge for this tuner',
+      },
       () => checkMerge(c),
     );
     test(`${c.name}: save → load → save round trip`, () => checkSaveLoad(c));
     test(`${c.name}: one SGD step changes only adapter variables, no leaks`, () => checkTrainStep(c));
+    if (!isConditioned(c.tuner)) continue;
+    test(`${c.name}: a mixed-condition batch equals each row under its own condition`, () =>
+      checkMixedConditions(c));
+    test(`${c.name}: materialised LoRA per condition = conditioned outputs; merged == unmerged`, () =>
+      checkMaterialized(c));
   }
 }

@@ -169,6 +169,8 @@ export class HyperLoraModel extends Module {
       loraAlpha: this.config.loraAlpha,
       loraDropout: this.config.loraDropout,
       targetModules: [...this.config.targetModules].sort(),
+      // GPT-2's Conv1D stores [in, out]: PEFT's config says so (fan_in_fan_out), the factors do not change
+      fanInFanOut: this.layers().some((l) => l.base_layer.fanInFanOut),
     });
     return { config, weights };
   }
@@ -195,9 +197,14 @@ export class HyperLoraModel extends Module {
 
   /**
    * Wraps `model` with the hypernetwork saved in `dir`; the model must have the same targets (paths and
-   * shapes) as when it was saved.
+   * shapes) as when it was saved. As PEFT's `from_pretrained`, the result is frozen and in eval mode
+   * unless `isTrainable` (to continue training it).
    */
-  static async fromPretrained(model: Module, dir: string): Promise<HyperLoraModel> {
+  static async fromPretrained(
+    model: Module,
+    dir: string,
+    opts: { isTrainable?: boolean } = {},
+  ): Promise<HyperLoraModel> {
     const json = JSON.parse(await readText(joinPath(dir, HYPER_CONFIG_NAME))) as Record<string, unknown>;
     const { targets, ...rest } = json;
     const hyper = new HyperLoraModel(model, HyperLoraConfig.fromJson(rest));
@@ -214,6 +221,10 @@ export class HyperLoraModel extends Module {
       hyper.hypernet.loadStateDict(tensors);
     } finally {
       tensors.forEach((t) => t.dispose());
+    }
+    if (!(opts.isTrainable ?? false)) {
+      hyper.hypernet.requiresGrad(false);
+      hyper.eval();
     }
     return hyper;
   }
