@@ -27,6 +27,8 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA 4-bit weights)
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
@@ -35,6 +37,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerReduce(env, exports);
   registerLayout(env, exports);
   registerFused(env, exports);
+  registerDequant(env, exports);
   return exports;
 }
 

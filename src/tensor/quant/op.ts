@@ -3,41 +3,42 @@
  * a memory-saving gradient (DESIGN.md §1: custom ops with their gradients live in tensor/).
  *
  * Dequantisation has three implementations with identical results (bit-equal, f32 per step):
- * a registered fast kernel (the native addon's, when loaded), the TypedArray loop of `blockwise.ts`
- * (CPU backends), and {@link dequantize4bitOps}, pure tfjs ops for backends whose tensors live on a GPU.
+ * a registered fast kernel (the native addon's `dequant.cc` on backend `native`, OpenMP over blocks),
+ * the TypedArray loop of `blockwise.ts` (the other CPU backends, or native without the addon), and
+ * {@link dequantize4bitOps}, pure tfjs ops for backends whose tensors live on a GPU.
  */
 import { tf, type Tensor } from '../tf.js';
 import { ShapeError } from '../../errors.js';
+import { NATIVE_BACKEND } from '../native/register.js';
 import { absmaxOf, dequantize4bit, type Quantized4bit } from './blockwise.js';
+import { nativeDequantKernel, type DequantKernel } from './native.js';
 
-/**
- * Signature of a fast dequantisation kernel: fills `out[i] = code[nibble(i)] · absmax[i / blocksize]`
- * (f32), first element of each byte in the high nibble.
- */
-export type DequantKernel = (
-  packed: Uint8Array,
-  absmax: Float32Array,
-  code: Float32Array,
-  blocksize: number,
-  out: Float32Array,
-) => void;
+export type { DequantKernel } from './native.js';
 
 let fastKernel: DequantKernel | null = null;
+let fastBackends: readonly string[] = [];
 
 /**
- * Installs (or, with `null`, removes) a fast dequantisation kernel; the TypedArray loop stays the
- * fallback. Called by the native backend when its addon loads.
+ * Installs (or, with `null`, removes) a fast dequantisation kernel used while the active tfjs
+ * backend is one of `backends`; the TypedArray loop stays the fallback everywhere else. The native
+ * addon's kernel is installed for backend `native` when this module loads (below).
  *
- * @example registerDequantKernel((p, a, c, bs, out) => addon.dequantize4bit(p, a, c, bs, out));
+ * @example registerDequantKernel((q, out) => out.set(dequantize4bit(q)), ['native']);
  */
-export function registerDequantKernel(kernel: DequantKernel | null): void {
+export function registerDequantKernel(
+  kernel: DequantKernel | null,
+  backends: readonly string[] = [NATIVE_BACKEND],
+): void {
   fastKernel = kernel;
+  fastBackends = kernel ? [...backends] : [];
 }
 
-/** Which implementation {@link dequantize4bitTensor} uses now. */
+registerDequantKernel(nativeDequantKernel());
+
+/** Which implementation {@link dequantize4bitTensor} uses on the active backend now. */
 export function dequantKernelName(): 'registered' | 'typedarray' | 'tfjs-ops' {
   if (!onCpuMemory()) return 'tfjs-ops';
-  return fastKernel ? 'registered' : 'typedarray';
+  return fastKernel && fastBackends.includes(tf.getBackend()) ? 'registered' : 'typedarray';
 }
 
 /** Backends whose tensors are TypedArrays in this process (an f32 array can be handed over directly). */
@@ -63,7 +64,7 @@ export function dequantize4bitTensor(q: Quantized4bit): Tensor {
     });
   }
   const out = new Float32Array(q.numel);
-  if (fastKernel) fastKernel(q.packed, absmaxOf(q), q.code, q.blocksize, out);
+  if (fastKernel && fastBackends.includes(tf.getBackend())) fastKernel(q, out);
   else dequantize4bit(q, out);
   return tf.tensor(out, q.shape, 'float32');
 }

@@ -21,6 +21,7 @@ import {
   linear4bit,
   type QuantType,
 } from './index.js';
+import { lcgValues } from './testing.js';
 
 const fixture = JSON.parse(
   fs.readFileSync(new URL('../../../tests/fixtures/nf4_reference.json', import.meta.url), 'utf8'),
@@ -28,18 +29,6 @@ const fixture = JSON.parse(
 // Gradients and matmuls through a dense copy vs. the 4-bit op use the same kernels: only the order of
 // additions in the bias gradient (sum over rows) can differ.
 const GRAD_ATOL = 1e-5;
-
-/** The integer LCG of nf4_reference.py: x = ((u − 32768)/32768)³·0.5, exact in f64 before the f32 cast. */
-function lcgValues(n: number, seed: number): Float32Array {
-  let state = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    state = (Math.imul(state, 1103515245) + 12345) & 0x7fffffff;
-    const c = (state >> 15) - 32768;
-    out[i] = (c * c * c) / 2 ** 46;
-  }
-  return out;
-}
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
