@@ -6,7 +6,8 @@
  * and writes `<output>/cells/<id>.json`; cells whose JSON already exists are skipped, so an interrupted
  * run continues where it stopped. When `training.lr` is a list, each (task, method, budget) first runs
  * every learning rate with `tuneSeed` (`<output>/tune/…json`) and the best dev score picks the rate all
- * seeds use. At the end (and after every cell) `<output>/summary.json` holds mean ± std per
+ * seeds use (the search run with the tune seed at that rate is reused as that seed's cell);
+ * `training.inheritLr` / `training.lrFrom` take the rate from another method's / suite's search. At the end (and after every cell) `<output>/summary.json` holds mean ± std per
  * method × budget × task, and rank heatmaps of the AdaLoRA runs are rendered to `<output>/heatmaps/`.
  *
  * `--dry-run` prints the grid with each method's rank and exact parameter count, without training
@@ -136,32 +137,46 @@ async function main(): Promise<void> {
       `task ${c.task.name}: untrained base dev loss ${r.loss.toFixed(4)} (ppl ${r.perplexity?.toFixed(2)})`,
     );
   };
-  const lrGrid = (c: Cell) => {
-    const g = c.method === 'full' ? (suite.training.fullLr ?? suite.training.lr) : suite.training.lr;
+  const lrGrid = (method: string) => {
+    const g = method === 'full' ? (suite.training.fullLr ?? suite.training.lr) : suite.training.lr;
     return Array.isArray(g) ? g : [g];
   };
-  const chooseLr = async (c: Cell): Promise<number> => {
-    const grid = lrGrid(c);
-    if (grid.length === 1) return grid[0]!;
-    let best: { lr: number; s: number } | undefined;
+  const tuneFile = (dir: string, task: string, method: string, budget: string, lr: number) =>
+    path.join(dir, 'tune', `${task}__${method}__${budget}__lr${lr}.json`);
+  /**
+   * The learning rate of a cell and, when the search ran with this cell's seed, the search run at that
+   * rate (the same training run: it is reused as the cell instead of training it twice).
+   */
+  const chooseLr = async (c: Cell): Promise<{ lr: number; run?: CellResult }> => {
+    const from = suite.training.lrFrom;
+    const method = suite.training.inheritLr?.[c.method] ?? c.method;
+    const grid = lrGrid(method);
+    if (grid.length === 1 && !from) return { lr: grid[0]! };
+    const dir = from?.output ?? out;
+    const task = from?.task ?? c.task.name;
+    let best: { lr: number; s: number; r: CellResult } | undefined;
     for (const lr of grid) {
-      const file = path.join(out, 'tune', `${c.task.name}__${c.method}__${c.budget}__lr${lr}.json`);
+      const file = tuneFile(dir, task, method, c.budget, lr);
       if (!fs.existsSync(file)) {
-        log(`tune ${c.task.name} ${c.method} ${c.budget} lr ${lr} (seed ${suite.tuneSeed ?? 0})`);
+        if (from) throw new Error(`lrFrom: ${file} does not exist (run that suite's search first)`);
+        log(`tune ${task} ${method} ${c.budget} lr ${lr} (seed ${suite.tuneSeed ?? 0})`);
         const tuneCell = {
           ...c,
+          method,
           seed: suite.tuneSeed ?? 0,
-          id: `tune:${c.task.name}__${c.method}__${c.budget}__lr${lr}`,
+          id: `tune:${task}__${method}__${c.budget}__lr${lr}`,
         };
         writeJson(
           file,
           await runCell(suite, tuneCell, await taskData(c), tok.text.padTokenId, lr, be.backend, log),
         );
       }
-      const s = score(readJson<CellResult>(file));
-      if (!best || s > best.s) best = { lr, s };
+      const r = readJson<CellResult>(file);
+      const s = score(r);
+      if (!best || s > best.s) best = { lr, s, r };
     }
-    return best!.lr;
+    const reuse = !from && method === c.method && c.seed === (suite.tuneSeed ?? 0);
+    return { lr: best!.lr, ...(reuse ? { run: best!.r } : {}) };
   };
   const maxCells = Number(opt('max-cells') ?? Infinity);
   let ran = 0;
@@ -170,7 +185,13 @@ async function main(): Promise<void> {
     if (fs.existsSync(file)) continue;
     if (ran >= maxCells) break;
     const d = await taskData(c);
-    const lr = await chooseLr(c);
+    const { lr, run } = await chooseLr(c);
+    if (run) {
+      // the search's run at the chosen rate is this cell (same seed, same config): not trained again
+      writeJson(file, { ...run, id: c.id, suite: suite.name, fromTune: true });
+      log(`cell ${i + 1}/${cells.length} ${c.id}: the search run at lr ${lr} (seed ${c.seed})`);
+      continue;
+    }
     log(`cell ${i + 1}/${cells.length} ${c.id} (lr ${lr}, ${metricTaskOf(c)})`);
     const r = await runCell(suite, c, d, tok.text.padTokenId, lr, be.backend, log);
     writeJson(file, r);

@@ -53,6 +53,8 @@ export interface CellResult {
   wallSeconds: number;
   trainSeconds: number;
   env: { backend: string; loadAvg1: number; node: string; date: string };
+  /** The learning-rate search's run at the chosen rate, reused as this seed's cell (run.ts). */
+  fromTune?: boolean;
 }
 
 export const metricTaskOf = (c: Cell): MetricTask =>

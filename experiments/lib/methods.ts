@@ -26,6 +26,8 @@ import { getPeftModel } from '../../src/tuners/peft_model.js';
 import { LoraConfig } from '../../src/tuners/lora/index.js';
 import { AdaLoraConfig } from '../../src/tuners/adalora/index.js';
 import { quantizeModel } from '../../src/tuners/qlora/index.js';
+// registers the DoRA LoRA variant (useDora: true finds no variant otherwise; the library entry does the same)
+import '../../src/tuners/dora/index.js';
 import { adaloraHook } from '../../src/training/adalora_hook.js';
 import type { StepHook } from '../../src/training/types.js';
 import { chooseRank, costFamily, targetShapes, type RankChoice } from './budget.js';

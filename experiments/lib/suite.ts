@@ -79,6 +79,17 @@ export interface TrainingSpec {
   /** AdaLoRA initial rank = ceil(initRFactor × target rank), the paper's b(0) = 1.5·b(T). */
   initRFactor?: number;
   orthRegWeight?: number;
+  /**
+   * Methods that use another method's searched rate instead of their own search (same task, budget and
+   * results folder), e.g. the ablations `{ "adalora-sensitivity": "adalora", "prune-lora": "lora-all" }`:
+   * an ablation changes one thing of the method it modifies, the learning rate stays.
+   */
+  inheritLr?: Partial<Record<MethodName, MethodName>>;
+  /**
+   * Take every method's rate from a finished search of another suite instead of searching:
+   * `output` (results folder, relative to the suite file) and `task` whose tune files decide.
+   */
+  lrFrom?: { output: string; task: string };
 }
 
 export interface Suite {
@@ -148,6 +159,10 @@ export function readSuite(file: string): Suite {
   s.model = abs(s.model)!;
   s.tokenizer = abs(s.tokenizer);
   s.output = abs(s.output);
+  if (s.training.lrFrom) s.training.lrFrom.output = abs(s.training.lrFrom.output)!;
+  for (const [m, from] of Object.entries(s.training.inheritLr ?? {}))
+    if (!METHODS.includes(m as MethodName) || !METHODS.includes(from))
+      fail(file, `training.inheritLr: unknown method in "${m}": "${from}"`);
   for (const t of s.tasks) {
     if (!t.name || !t.type || !t.maxLength) fail(file, `task needs name, type and maxLength`);
     if (t.type === 'causal_lm' && !t.text) fail(file, `task ${t.name}: causal_lm needs "text"`);
