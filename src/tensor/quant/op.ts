@@ -10,6 +10,7 @@
 import { tf, type Tensor } from '../tf.js';
 import { ShapeError } from '../../errors.js';
 import { NATIVE_BACKEND } from '../native/register.js';
+import { alloc } from '../native/kernel.js';
 import { absmaxOf, dequantize4bit, type Quantized4bit } from './blockwise.js';
 import { nativeDequantKernel, type DequantKernel } from './native.js';
 
@@ -63,7 +64,13 @@ export function dequantize4bitTensor(q: Quantized4bit): Tensor {
       return dequantize4bitOps(packed, absmax, code, q.blocksize, q.shape);
     });
   }
-  const out = new Float32Array(q.numel);
+  // From the native backend's recycling pool when there is one: first-touching a fresh 64 MB array
+  // costs ~145 ms on this machine, 40x the kernel itself (docs/qlora.md). Both paths write every element.
+  const out = alloc(
+    tf.backend() as unknown as Parameters<typeof alloc>[0],
+    'float32',
+    q.numel,
+  ) as Float32Array;
   if (fastKernel && fastBackends.includes(tf.getBackend())) fastKernel(q, out);
   else dequantize4bit(q, out);
   return tf.tensor(out, q.shape, 'float32');
