@@ -7,8 +7,8 @@
  */
 import path from 'node:path';
 import fs from 'node:fs';
-import { readSuite } from './lib/suite.js';
-import { summarise, type GroupSummary, type Stat } from './lib/summary.js';
+import { readSuite } from '../src/experiments/suite.js';
+import { summarise, type GroupSummary, type Stat } from '../src/experiments/summary.js';
 
 const suiteFile = process.argv[2];
 if (!suiteFile) {

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { rankHeatmap, renderSvg, svgToPng } from '../../src/report/charts.js';
-import type { ModuleRank } from '../../src/report/ranks.js';
+import { rankHeatmap, renderSvg, svgToPng } from '../report/charts.js';
+import type { ModuleRank } from '../report/ranks.js';
 import type { CellResult } from './cell.js';
 import type { Suite } from './suite.js';
 

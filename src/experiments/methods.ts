@@ -20,16 +20,16 @@
  *
  * LoRA-family scaling is the same for all: loraAlpha = 2·(initial rank), i.e. scale 2.
  */
-import type { Module } from '../../src/nn/module.js';
-import type { PreTrainedModel } from '../../src/models/base.js';
-import { getPeftModel } from '../../src/tuners/peft_model.js';
-import { LoraConfig } from '../../src/tuners/lora/index.js';
-import { AdaLoraConfig } from '../../src/tuners/adalora/index.js';
-import { quantizeModel } from '../../src/tuners/qlora/index.js';
+import type { Module } from '../nn/module.js';
+import type { PreTrainedModel } from '../models/base.js';
+import { getPeftModel } from '../tuners/peft_model.js';
+import { LoraConfig } from '../tuners/lora/index.js';
+import { AdaLoraConfig } from '../tuners/adalora/index.js';
+import { quantizeModel } from '../tuners/qlora/index.js';
 // registers the DoRA LoRA variant (useDora: true finds no variant otherwise; the library entry does the same)
-import '../../src/tuners/dora/index.js';
-import { adaloraHook } from '../../src/training/adalora_hook.js';
-import type { StepHook } from '../../src/training/types.js';
+import '../tuners/dora/index.js';
+import { adaloraHook } from '../training/adalora_hook.js';
+import type { StepHook } from '../training/types.js';
 import { chooseRank, costFamily, targetShapes, type RankChoice } from './budget.js';
 import { PruneLoraHook } from './prune_lora.js';
 import type { MethodName, TrainingSpec } from './suite.js';

@@ -12,10 +12,10 @@
  * doublet has zero gradient, so it stays pruned, except through AdamW momentum, which is why the frozen
  * pattern is re-applied on every step of the final phase (as AdaLoRA re-applies its mask).
  */
-import { tf, type Tensor, type Variable } from '../../src/tensor/tf.js';
-import type { Module } from '../../src/nn/module.js';
-import { RankAllocator, type RankPattern } from '../../src/tuners/adalora/rank_allocator.js';
-import type { StepHook } from '../../src/training/types.js';
+import { tf, type Tensor, type Variable } from '../tensor/tf.js';
+import type { Module } from '../nn/module.js';
+import { RankAllocator, type RankPattern } from '../tuners/adalora/rank_allocator.js';
+import type { StepHook } from '../training/types.js';
 
 export interface PruneLoraSchedule {
   targetR: number;

@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from '../errors.js';
 
 /** Method names the harness knows (see methods.ts for what each one builds). */
 export const METHODS = [
@@ -114,8 +115,20 @@ export interface Suite {
   methods: MethodName[];
   ablations: MethodName[];
   training: TrainingSpec;
-  /** Output folder (default experiments/results/<name>). */
+  /** Output folder (default: see `defaultOutput`). */
   output?: string;
+}
+
+/**
+ * Where results go when the suite names no `output`: `results/<name>` beside the suite's folder when
+ * that folder is called `suites` (experiments/suites/x.json → experiments/results/x), else
+ * `results/<name>` inside the suite's folder.
+ */
+export function defaultOutput(file: string, name: string): string {
+  const dir = path.dirname(path.resolve(file));
+  return path.basename(dir) === 'suites'
+    ? path.join(dir, '..', 'results', name)
+    : path.join(dir, 'results', name);
 }
 
 /** One grid cell. `budget` is 'ref' for full fine-tuning (not budget-matched). */
@@ -128,8 +141,9 @@ export interface Cell {
   id: string;
 }
 
-function fail(file: string, what: string): never {
-  throw new Error(`${file}: ${what}`);
+/** A suite file breaks a rule: `<file> <field>: <rule> (got …). <fix>.` */
+function fail(file: string, field: string, rule: string, got: unknown, fix: string): never {
+  throw new ConfigError(`${file} ${field}`, rule, got, fix);
 }
 
 /**
@@ -137,7 +151,19 @@ function fail(file: string, what: string): never {
  * @example const suite = readSuite('experiments/suites/quick.json');
  */
 export function readSuite(file: string): Suite {
-  const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Suite;
+  if (!fs.existsSync(file))
+    throw new ConfigError(
+      'suite',
+      'the suite file does not exist',
+      file,
+      'pass the path of a suite JSON file',
+    );
+  let s: Suite;
+  try {
+    s = JSON.parse(fs.readFileSync(file, 'utf8')) as Suite;
+  } catch (e) {
+    throw new ConfigError(file, 'is not valid JSON', (e as Error).message, 'fix the JSON syntax');
+  }
   const base = path.dirname(path.resolve(file));
   const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(base, p));
   for (const k of [
@@ -150,23 +176,36 @@ export function readSuite(file: string): Suite {
     'methods',
     'training',
   ] as const)
-    if (s[k] === undefined) fail(file, `missing "${k}"`);
+    if (s[k] === undefined)
+      fail(file, k, 'is required', undefined, `add "${k}" (see src/experiments/suite.ts)`);
   s.ablations ??= [];
   for (const m of [...s.methods, ...s.ablations])
-    if (!METHODS.includes(m)) fail(file, `unknown method "${m}" (known: ${METHODS.join(', ')})`);
+    if (!METHODS.includes(m)) fail(file, 'methods', 'unknown method', m, `use one of ${METHODS.join(', ')}`);
   for (const b of [...s.budgetNames, ...(s.ablations.length ? [s.ablationBudget ?? 'low'] : [])])
-    if (!(b in s.budgets)) fail(file, `budget "${b}" is not in "budgets"`);
+    if (!(b in s.budgets))
+      fail(file, 'budgetNames', 'names a budget missing from "budgets"', b, `add "${b}" to "budgets"`);
   s.model = abs(s.model)!;
   s.tokenizer = abs(s.tokenizer);
-  s.output = abs(s.output);
+  s.output = abs(s.output) ?? defaultOutput(file, s.name);
   if (s.training.lrFrom) s.training.lrFrom.output = abs(s.training.lrFrom.output)!;
   for (const [m, from] of Object.entries(s.training.inheritLr ?? {}))
     if (!METHODS.includes(m as MethodName) || !METHODS.includes(from))
-      fail(file, `training.inheritLr: unknown method in "${m}": "${from}"`);
+      fail(file, 'training.inheritLr', 'maps unknown methods', `${m} → ${from}`, `use ${METHODS.join(', ')}`);
   for (const t of s.tasks) {
-    if (!t.name || !t.type || !t.maxLength) fail(file, `task needs name, type and maxLength`);
-    if (t.type === 'causal_lm' && !t.text) fail(file, `task ${t.name}: causal_lm needs "text"`);
-    if (t.type !== 'causal_lm' && (!t.train || !t.dev)) fail(file, `task ${t.name}: needs "train" and "dev"`);
+    if (!t.name || !t.type || !t.maxLength)
+      fail(file, 'tasks', 'every task needs name, type and maxLength', t, 'add the missing keys');
+    if (!['classification', 'regression', 'causal_lm'].includes(t.type))
+      fail(
+        file,
+        `task ${t.name} type`,
+        'unknown task type',
+        t.type,
+        'use classification, regression or causal_lm',
+      );
+    if (t.type === 'causal_lm' && !t.text)
+      fail(file, `task ${t.name}`, 'a causal_lm task needs "text"', undefined, 'add the path of a text file');
+    if (t.type !== 'causal_lm' && (!t.train || !t.dev))
+      fail(file, `task ${t.name}`, 'needs "train" and "dev"', undefined, 'add both table paths');
     t.train = abs(t.train);
     t.dev = abs(t.dev);
     t.test = abs(t.test);

@@ -4,13 +4,13 @@
  * a sparse loss curve and, for AdaLoRA / Prune-LoRA, the final rank per adapted module.
  */
 import os from 'node:os';
-import { tf } from '../../src/tensor/tf.js';
-import { manualSeed } from '../../src/nn/init.js';
-import { loadModel } from '../../src/models/load.js';
-import { Trainer } from '../../src/training/trainer.js';
-import { evaluate, type EvalResult } from '../../src/training/evaluate.js';
-import { primaryMetric, type MetricTask } from '../../src/training/metrics.js';
-import type { TrainableModel } from '../../src/training/types.js';
+import { tf } from '../tensor/tf.js';
+import { manualSeed } from '../nn/init.js';
+import { loadModel } from '../models/load.js';
+import { Trainer } from '../training/trainer.js';
+import { evaluate, type EvalResult } from '../training/evaluate.js';
+import { primaryMetric, type MetricTask } from '../training/metrics.js';
+import type { TrainableModel } from '../training/types.js';
 import { buildMethod, countTrainable } from './methods.js';
 import type { TaskData } from './tasks.js';
 import type { Cell, Suite } from './suite.js';

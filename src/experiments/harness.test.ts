@@ -1,14 +1,14 @@
 /**
- * Checks of the harness's own logic (not run by `npm test`, which covers src/ and tests/):
- *   node --import tsx --test experiments/lib/lib.test.ts
+ * Checks of the experiment harness's own logic (budget solver, grid order, Prune-LoRA hook, statistics):
+ *   npm test -- src/experiments   (or node --import tsx --test src/experiments/harness.test.ts)
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { tf } from '../../src/tensor/tf.js';
-import { manualSeed } from '../../src/nn/init.js';
-import { TinyMlp } from '../../src/testing/tiny_mlp.js';
-import { getPeftModel } from '../../src/tuners/peft_model.js';
-import { LoraConfig } from '../../src/tuners/lora/index.js';
+import { tf } from '../tensor/tf.js';
+import { manualSeed } from '../nn/init.js';
+import { TinyMlp } from '../testing/tiny_mlp.js';
+import { getPeftModel } from '../tuners/peft_model.js';
+import { LoraConfig } from '../tuners/lora/index.js';
 import { costModel, solveRank, targetShapes } from './budget.js';
 import { PruneLoraHook } from './prune_lora.js';
 import { stat } from './summary.js';

@@ -10,8 +10,8 @@
  * AdaLoRA and Prune-LoRA are matched on their *final* rank budget (Σ kept ranks = targetR × layers),
  * as in the paper; they start from ceil(initRFactor × targetR) and prune down.
  */
-import type { Module } from '../../src/nn/module.js';
-import { Linear } from '../../src/nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { Linear } from '../nn/layers.js';
 import type { MethodName } from './suite.js';
 
 export const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadExamples, packText, type Example } from '../../src/training/data/dataset.js';
-import { contentHash } from '../../src/training/data/hash.js';
-import type { TextTokenizer } from '../../src/training/data/tokenizer.js';
-import { Rng } from '../../src/util/rng.js';
+import { loadExamples, packText, type Example } from '../training/data/dataset.js';
+import { contentHash } from '../training/data/hash.js';
+import type { TextTokenizer } from '../training/data/tokenizer.js';
+import { Rng } from '../util/rng.js';
 import type { TaskSpec } from './suite.js';
 
 export interface TaskData {
