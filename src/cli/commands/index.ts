@@ -3,6 +3,7 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { recommendCommand } from './recommend.js';
 import { trainCommand } from './train.js';
+import { experimentCommand } from './experiment.js';
 import { demoCommand } from '../demo/demo.js';
 import {
   convertCommand,
@@ -21,6 +22,7 @@ export const COMMANDS: Command[] = [
   mergeCommand,
   inspectCommand,
   reportCommand,
+  experimentCommand,
   convertCommand,
   infoCommand,
   recommendCommand,
