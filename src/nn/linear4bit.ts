@@ -280,3 +280,42 @@ export function memoryByCategory(model: Module): MemoryByCategory {
 function bytesPerElement(dtype: string): number {
   return dtype === 'bool' ? 1 : 4;
 }
+
+/** All bytes of {@link MemoryByCategory} (the f32-equivalent size is a comparison, not held). */
+export function totalBytes(m: MemoryByCategory): number {
+  return m.trainable + m.frozenDense + m.frozenQuantized + m.buffers;
+}
+
+/** `1,234,567 B (1.18 MiB)`: exact bytes plus a binary-unit size. */
+export function formatBytes(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = bytes;
+  let unit = '';
+  for (const u of units) {
+    if (v < 1024) break;
+    v /= 1024;
+    unit = u;
+  }
+  const exact = `${bytes.toLocaleString('en-US')} B`;
+  return unit ? `${exact} (${v.toFixed(2)} ${unit})` : exact;
+}
+
+/**
+ * Rows `[category, bytes]` of a memory report; the 4-bit row carries its f32-equivalent size and
+ * ratio (spec §8: ≈ 0.129 for NF4 + double quantisation, 0.141 without).
+ *
+ * @example memoryRows(memoryByCategory(model)).map((r) => r.join(': ')).join('\n')
+ */
+export function memoryRows(m: MemoryByCategory): [string, string][] {
+  const q4 =
+    m.frozenQuantizedFp32 > 0
+      ? `${formatBytes(m.frozenQuantized)}; as f32 ${formatBytes(m.frozenQuantizedFp32)}; ratio ${(m.frozenQuantized / m.frozenQuantizedFp32).toFixed(4)}`
+      : formatBytes(0);
+  return [
+    ['trainable', formatBytes(m.trainable)],
+    ['frozen dense', formatBytes(m.frozenDense)],
+    ['frozen 4-bit (packed)', q4],
+    ['buffers', formatBytes(m.buffers)],
+    ['total held', formatBytes(totalBytes(m))],
+  ];
+}

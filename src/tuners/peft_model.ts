@@ -15,7 +15,7 @@
  */
 import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
-import { memoryByCategory, type MemoryByCategory } from '../nn/linear4bit.js';
+import { memoryByCategory, memoryRows, type MemoryByCategory } from '../nn/linear4bit.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
 import { CheckpointError, ConfigError } from '../errors.js';
@@ -126,9 +126,18 @@ export class PeftModel extends Module {
     return `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${pct.toFixed(4)}`;
   }
 
-  /** Prints {@link trainableParametersSummary} (PEFT `print_trainable_parameters`). */
+  /**
+   * Prints {@link trainableParametersSummary} (PEFT `print_trainable_parameters`), then the bytes held
+   * by category (lowrank's addition): trainable, frozen dense, frozen 4-bit with its f32-equivalent
+   * size and ratio, buffers, total.
+   */
   printTrainableParameters(): void {
     console.log(this.trainableParametersSummary());
+    console.log(
+      `memory: ${memoryRows(this.memoryByCategory())
+        .map(([k, v]) => `${k} ${v}`)
+        .join(' || ')}`,
+    );
   }
 
   /**

@@ -1,11 +1,19 @@
-/** `lowrank info`: version, compute backend in use (and why faster ones were passed over), addon, BLAS, threads. */
+/**
+ * `lowrank info`: version, compute backend in use (and why faster ones were passed over), addon, BLAS,
+ * threads; with `--model`, the model's parameters and the bytes its tensors hold by category, and with
+ * `--quantize` what a 4-bit (QLoRA) base holds against its f32 size (docs/qlora.md).
+ */
 import type { Command } from '../command.js';
+import { UsageError } from '../args.js';
 import { table } from '../io.js';
+import type { CliIO } from '../io.js';
+import type { MemoryByCategory } from '../../nn/linear4bit.js';
 
 export const infoCommand: Command = {
   spec: {
     name: 'info',
-    summary: 'Show the lowrank version and the compute backend in use (native addon, BLAS, threads)',
+    summary:
+      'Show the lowrank version and the compute backend in use (native addon, BLAS, threads); with --model, its memory by category',
     options: [
       {
         name: 'backend',
@@ -14,16 +22,45 @@ export const infoCommand: Command = {
         default: 'auto',
         choices: ['auto', 'native', 'wasm', 'cpu'],
       },
+      { name: 'model', type: 'string', description: 'also inspect this model (HF folder or llama2.c .bin)' },
+      {
+        name: 'quantize',
+        type: 'string',
+        description: 'with --model: quantise its linear layers to 4 bits first (as train --quantize)',
+        choices: ['nf4', 'fp4'],
+      },
+      {
+        name: 'double-quant',
+        type: 'boolean',
+        description: 'with --quantize: quantise the absmax constants again (as train; --no-double-quant off)',
+        default: true,
+      },
       { name: 'json', type: 'boolean', description: 'print machine-readable JSON', default: false },
     ],
-    examples: ['lowrank info', 'lowrank info --backend wasm', 'lowrank info --json'],
+    examples: [
+      'lowrank info',
+      'lowrank info --backend wasm',
+      'lowrank info --json',
+      'lowrank info --model stories260K.bin --quantize nf4',
+    ],
   },
   async run(p, io) {
+    const v = p.values;
+    if (v.quantize !== undefined && v.model === undefined)
+      throw new UsageError('--quantize: needs --model (the model to quantise)');
     const { initBackend, backendInfo } = await import('../../tensor/backend.js');
-    const report = await initBackend(p.values.backend as string);
+    const report = await initBackend(v.backend as string);
     const info = backendInfo();
-    if (p.values.json) {
-      io.out(JSON.stringify({ ...info, tried: report.tried }, null, 2));
+    const model =
+      v.model === undefined
+        ? undefined
+        : await inspectModel(
+            v.model as string,
+            v.quantize as 'nf4' | 'fp4' | undefined,
+            Boolean(v['double-quant']),
+          );
+    if (v.json) {
+      io.out(JSON.stringify({ ...info, tried: report.tried, ...(model ? { model } : {}) }, null, 2));
       return;
     }
     io.out(`lowrank ${info.version} (tfjs-core ${info.tfjsVersion}, node ${process.versions.node})`);
@@ -40,5 +77,63 @@ export const infoCommand: Command = {
         report.tried.map((t) => [t.name, t.ok ? 'ok (selected)' : `skipped: ${t.reason}`]),
       ),
     );
+    if (model) await printModel(model, io);
   },
 };
+
+/** What `info --model` reports (also its JSON). */
+interface ModelInfo {
+  path: string;
+  architecture: string;
+  /** Parameters including 4-bit weights (counted as out·in elements). */
+  parameters: number;
+  quantize: { quantType: 'nf4' | 'fp4'; doubleQuant: boolean; quantized: number; skipped: string[] } | null;
+  memory: MemoryByCategory;
+  /** Packed 4-bit bytes / their f32 size, or null without 4-bit layers. */
+  quantizedRatio: number | null;
+}
+
+async function inspectModel(
+  path: string,
+  quantType: 'nf4' | 'fp4' | undefined,
+  doubleQuant: boolean,
+): Promise<ModelInfo> {
+  const { loadModel } = await import('../../models/load.js');
+  const { Linear4bit, memoryByCategory, quantizeModel } = await import('../../nn/linear4bit.js');
+  const model = await loadModel(path);
+  try {
+    const q = quantType ? quantizeModel(model, { quantType, doubleQuant }) : null;
+    let parameters = model.numParameters();
+    for (const [, m] of model.namedModules())
+      if (m instanceof Linear4bit) parameters += m.inFeatures * m.outFeatures;
+    const memory = memoryByCategory(model);
+    return {
+      path,
+      architecture: model.architecture,
+      parameters,
+      quantize: q
+        ? { quantType: quantType!, doubleQuant, quantized: q.quantized.length, skipped: q.skipped }
+        : null,
+      memory,
+      quantizedRatio:
+        memory.frozenQuantizedFp32 > 0 ? memory.frozenQuantized / memory.frozenQuantizedFp32 : null,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function printModel(m: ModelInfo, io: CliIO): Promise<void> {
+  const { memoryRows } = await import('../../nn/linear4bit.js');
+  io.out('');
+  io.out(`model: ${m.path} (${m.architecture}), ${m.parameters.toLocaleString('en-US')} parameters`);
+  if (m.quantize) {
+    const dq = m.quantize.doubleQuant ? ' + double quantisation' : '';
+    const skipped = m.quantize.skipped.length ? `; kept f32: ${m.quantize.skipped.join(', ')}` : '';
+    io.out(
+      `quantised: ${m.quantize.quantized} linear layers to ${m.quantize.quantType.toUpperCase()}${dq} (blocksize 64)${skipped}`,
+    );
+  }
+  io.out('memory by category (bare model: every parameter trains until an adapter freezes the base):');
+  io.out(table(['category', 'bytes'], memoryRows(m.memory)));
+}

@@ -170,3 +170,39 @@ test('loadModel(path, { quantize, doubleQuant }) quantises on load; saving a 4-b
   x.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('printTrainableParameters: PEFT line, then bytes by category with the 4-bit ratio (hand-computed)', () => {
+  const model = tinyModel(5);
+  quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  const r = 4;
+  const peft = getPeftModel(model, new LoraConfig({ r, targetModules: ['q_proj', 'v_proj'] }));
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+  try {
+    peft.printTrainableParameters();
+  } finally {
+    console.log = log;
+  }
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0], peft.trainableParametersSummary());
+  // Per 4-bit layer of n weights (blocksize 64, nested 256): n/2 packed bytes, one 8-bit absmax code
+  // per block, one f32 second-level absmax per 256 blocks, one f32 offset.
+  const h = CONFIG.hidden_size;
+  const sizes = [...Array(4).fill(h * h), ...Array(3).fill(h * CONFIG.intermediate_size)] as number[];
+  const perLayer = sizes.map((n) => n / 2 + n / 64 + 4 * Math.ceil(n / 64 / 256) + 4);
+  const q4 = CONFIG.num_hidden_layers * perLayer.reduce((a, b) => a + b, 0);
+  const fp32 = CONFIG.num_hidden_layers * sizes.reduce((a, b) => a + b, 0) * 4;
+  const lora = CONFIG.num_hidden_layers * 2 * r * (h + h) * 4; // q_proj and v_proj are 64×64
+  const ratio = q4 / fp32;
+  assert.ok(ratio <= 0.135, `${ratio}`); // issue 5's budget for NF4 + double quantisation
+  const fmt = (n: number) => `${n.toLocaleString('en-US')} B`;
+  assert.ok(lines[1]!.startsWith(`memory: trainable ${fmt(lora)}`), lines[1]);
+  assert.ok(lines[1]!.includes(`frozen 4-bit (packed) ${fmt(q4)}`), lines[1]);
+  assert.ok(lines[1]!.includes(`as f32 ${fmt(fp32)}`), lines[1]);
+  assert.ok(lines[1]!.includes(`ratio ${ratio.toFixed(4)}`), lines[1]);
+  const mem = peft.memoryByCategory();
+  assert.deepEqual([mem.trainable, mem.frozenQuantized, mem.frozenQuantizedFp32], [lora, q4, fp32]);
+  assert.ok(lines[1]!.includes(`total held ${fmt(lora + mem.frozenDense + q4 + mem.buffers)}`), lines[1]);
+  peft.dispose();
+});
