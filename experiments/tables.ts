@@ -1,27 +1,39 @@
 /**
- * Markdown tables from a results folder's cell JSON files (what docs/results.md embeds):
- * `node --import tsx experiments/tables.ts experiments/suites/quick.json`.
+ * Markdown tables from results folders' cell JSON files (what docs/results.md embeds):
+ *   node --import tsx experiments/tables.ts experiments/suites/main.json [experiments/suites/glue.json …]
  *
- * Prints: the paper-style table (methods × tasks, adapter-parameter column, mean ± std of the primary
- * dev metric over seeds, plus SST-2 test when scored), the ablation table, and wall time per cell.
+ * Several suites are merged into one paper-style table (methods × tasks, adapter-parameter column,
+ * mean ± sample std of the primary dev metric over seeds, plus SST-2 test when scored). Also prints the
+ * ablation table, the learning-rate search, parameters / rate / wall time per cell group, the untrained
+ * base, the budget plan and the final rank sums of the pruning methods.
  */
 import path from 'node:path';
 import fs from 'node:fs';
-import { readSuite } from '../src/experiments/suite.js';
+import { readSuite, type Suite } from '../src/experiments/suite.js';
 import { summarise, type GroupSummary, type Stat } from '../src/experiments/summary.js';
+import type { CellResult } from '../src/experiments/cell.js';
 
-const suiteFile = process.argv[2];
-if (!suiteFile) {
-  console.error('usage: node --import tsx experiments/tables.ts <suite.json>');
+const files = process.argv.slice(2).filter((a) => a.endsWith('.json'));
+if (!files.length) {
+  console.error('usage: node --import tsx experiments/tables.ts <suite.json> [<suite.json> …]');
   process.exit(2);
 }
-const suite = readSuite(suiteFile);
-const out = suite.output ?? path.resolve(import.meta.dirname, 'results', suite.name);
-const { groups } = summarise(suite, out);
-const tasks = suite.tasks.map((t) => t.name).filter((t) => groups.some((g) => g.task === t));
+const suites: { suite: Suite; out: string; groups: GroupSummary[] }[] = files.map((f) => {
+  const suite = readSuite(f);
+  const out = suite.output!;
+  return { suite, out, groups: summarise(suite, out).groups };
+});
+const groups = suites.flatMap((s) => s.groups);
+const outOf = (g: GroupSummary) => suites.find((s) => s.groups.includes(g))!.out;
+const uniq = <T>(xs: T[]) => [...new Set(xs)];
+const tasks = uniq(suites.flatMap((s) => s.suite.tasks.map((t) => t.name))).filter((t) =>
+  groups.some((g) => g.task === t),
+);
+const seedsPlanned = Math.max(...suites.map((s) => s.suite.seeds.length));
+const name = suites.map((s) => s.suite.name).join(' + ');
 
 const pct = (s: Stat, scale: number, digits: number) =>
-  `${(s.mean * scale).toFixed(digits)} ± ${(s.std * scale).toFixed(digits)}${s.n < suite.seeds.length ? ` (n=${s.n})` : ''}`;
+  `${(s.mean * scale).toFixed(digits)} ± ${(s.std * scale).toFixed(digits)}${s.n < seedsPlanned ? ` (n=${s.n})` : ''}`;
 
 /** Primary dev metric in the paper's units: accuracy/MCC/correlation ×100, LM as loss (perplexity). */
 function cellText(g: GroupSummary | undefined): string {
@@ -62,33 +74,63 @@ function rows(methods: string[], budgets: string[], withTest: boolean): string[]
   return lines;
 }
 
+const methods = uniq(suites.flatMap((s) => s.suite.methods));
+const ablations = uniq(suites.flatMap((s) => s.suite.ablations));
+const budgets = ['ref', ...uniq(suites.flatMap((s) => s.suite.budgetNames))];
 const hasTest = groups.some((g) => g.metrics['test.accuracy']);
-console.log(`### Main table (${suite.name})\n`);
+console.log(`### Main table (${name})\n`);
 console.log(header(hasTest ? ['SST-2 test acc'] : []));
-const mainBudgets = ['ref', ...suite.budgetNames];
-console.log(rows(suite.methods, mainBudgets, hasTest).join('\n'));
-if (suite.ablations.length && groups.some((g) => suite.ablations.includes(g.method as never))) {
-  console.log(`\n### Ablations (${suite.ablationBudget ?? 'low'} budget)\n`);
+console.log(rows(methods, budgets, hasTest).join('\n'));
+if (ablations.length && groups.some((g) => ablations.includes(g.method as never))) {
+  const ab = suites[0]!.suite.ablationBudget ?? 'low';
+  console.log(`\n### Ablations (${ab} budget)\n`);
   console.log(header([]));
-  console.log(rows(['adalora', ...suite.ablations], [suite.ablationBudget ?? 'low'], false).join('\n'));
+  console.log(rows(['adalora', ...ablations], [ab], false).join('\n'));
 }
+
+// Learning-rate search: every rate's dev score on the tune seed; the chosen one in bold.
+const tuneRows: string[] = [];
+for (const { out } of suites) {
+  const dir = path.join(out, 'tune');
+  if (!fs.existsSync(dir)) continue;
+  const runs = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CellResult);
+  const keys = uniq(runs.map((r) => `${r.task}|${r.method}|${r.budget}`));
+  for (const k of keys) {
+    const rs = runs.filter((r) => `${r.task}|${r.method}|${r.budget}` === k).sort((a, b) => a.lr - b.lr);
+    const sc = (r: CellResult) => (r.primary.higherIsBetter ? r.primary.value : -r.primary.value);
+    const best = rs.reduce((a, b) => (sc(b) > sc(a) ? b : a));
+    const fmt = (r: CellResult) => {
+      const v = r.primary.name === 'loss' ? r.primary.value.toFixed(3) : (100 * r.primary.value).toFixed(1);
+      return r === best ? `**${r.lr}: ${v}**` : `${r.lr}: ${v}`;
+    };
+    tuneRows.push(`| ${k.split('|').join(' | ')} | seed ${rs[0]!.seed} | ${rs.map(fmt).join(' · ')} |`);
+  }
+}
+if (tuneRows.length) {
+  console.log('\n### Learning-rate search (dev score per rate on the tune seed; chosen rate in bold)\n');
+  console.log('| task | method | budget | seed | lr: dev score |\n|---|---|---|---|---|');
+  console.log(tuneRows.join('\n'));
+}
+
 console.log('\n### Parameters, learning rate and wall time per cell\n');
 console.log(
   '| task | method | budget | adapter params initial → final | rel. to budget | lr | seeds | wall s / cell (of which training loop + dev eval) |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
 for (const g of groups) {
-  const cells = g.seeds.map((s) => `${g.task}__${g.method}__${g.budget}__seed${s}.json`);
-  const first = JSON.parse(fs.readFileSync(path.join(out, 'cells', cells[0]!), 'utf8')) as {
-    params: { relErrorToBudget: number | null };
-  };
+  const cell = `${g.task}__${g.method}__${g.budget}__seed${g.seeds[0]}.json`;
+  const first = JSON.parse(fs.readFileSync(path.join(outOf(g), 'cells', cell), 'utf8')) as CellResult;
   const rel = first.params.relErrorToBudget;
   console.log(
     `| ${g.task} | ${g.method} | ${g.budget} | ${g.params.adapterInitial.toLocaleString('en-US')} → ${Math.round(g.params.adapterFinal.mean).toLocaleString('en-US')} | ${rel === null ? 'ref' : `${(100 * rel).toFixed(1)}%`} | ${g.lr.join(', ')} | ${g.seeds.join(',')} | ${g.wallSeconds.mean.toFixed(0)} ± ${g.wallSeconds.std.toFixed(0)} (${g.trainSeconds.mean.toFixed(0)}) |`,
   );
 }
-const baseDir = path.join(out, 'baseline');
-if (fs.existsSync(baseDir)) {
+for (const { out } of suites) {
+  const baseDir = path.join(out, 'baseline');
+  if (!fs.existsSync(baseDir)) continue;
   console.log('\n### Untrained base (causal LM)\n');
   for (const f of fs.readdirSync(baseDir)) {
     const b = JSON.parse(fs.readFileSync(path.join(baseDir, f), 'utf8')) as {
@@ -99,8 +141,9 @@ if (fs.existsSync(baseDir)) {
   }
 }
 
-const planFile = path.join(out, 'plan.json');
-if (fs.existsSync(planFile)) {
+for (const { suite, out } of suites) {
+  const planFile = path.join(out, 'plan.json');
+  if (!fs.existsSync(planFile)) continue;
   type PlanRow = {
     key: string;
     budget: number | null;
@@ -131,14 +174,16 @@ if (fs.existsSync(planFile)) {
 
 // Final rank budget per module type and per layer (mean over seeds) for the pruning methods.
 const TYPES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-const cellsDir = path.join(out, 'cells');
 type RankCell = { task: string; method: string; budget: string; ranks?: Record<string, number> };
-const rankCells = fs.existsSync(cellsDir)
-  ? fs
-      .readdirSync(cellsDir)
-      .map((f) => JSON.parse(fs.readFileSync(path.join(cellsDir, f), 'utf8')) as RankCell)
-      .filter((c) => c.ranks)
-  : [];
+const rankCells = suites.flatMap(({ out }) => {
+  const cellsDir = path.join(out, 'cells');
+  return fs.existsSync(cellsDir)
+    ? fs
+        .readdirSync(cellsDir)
+        .map((f) => JSON.parse(fs.readFileSync(path.join(cellsDir, f), 'utf8')) as RankCell)
+        .filter((c) => c.ranks)
+    : [];
+});
 if (rankCells.length) {
   const layers = [
     ...new Set(Object.keys(rankCells[0]!.ranks!).map((k) => Number(/\.(\d+)\./.exec(k)?.[1] ?? -1))),
