@@ -9,7 +9,8 @@
         "src/reduce.cc",
         "src/layout.cc",
         "src/fused.cc",
-        "src/dequant.cc"
+        "src/dequant.cc",
+        "src/random.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

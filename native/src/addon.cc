@@ -28,6 +28,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA 4-bit weights)
+void registerRandom(Napi::Env env, Napi::Object exports);   // random.cc (dropout)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
@@ -38,6 +39,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerLayout(env, exports);
   registerFused(env, exports);
   registerDequant(env, exports);
+  registerRandom(env, exports);
   return exports;
 }
 

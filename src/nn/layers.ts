@@ -2,7 +2,7 @@
  * Basic layers with PyTorch's parameter names and layouts, so checkpoint keys copy straight in.
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
-import { linear, layerNorm, rmsNorm } from '../tensor/ops/index.js';
+import { dropout, linear, layerNorm, rmsNorm } from '../tensor/ops/index.js';
 import { ConfigError } from '../errors.js';
 import { Module } from './module.js';
 import { defaultRng, kaimingUniformLinear, normal, uniform } from './init.js';
@@ -126,6 +126,6 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
     const seed = defaultRng().nextUint32();
-    return tf.dropout(x, this.p, undefined, seed);
+    return dropout(x, this.p, seed); // tf.dropout's exact mask; one kernel on native
   }
 }

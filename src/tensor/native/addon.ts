@@ -109,6 +109,7 @@ export interface NativeAddon {
   ): void;
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
+  dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
   crossEntropyGrad(
     probs: F32,
     labels: I32,

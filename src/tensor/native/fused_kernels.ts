@@ -16,6 +16,7 @@ export const FUSED = {
   maskedSoftmax: 'LowrankMaskedSoftmax',
   softmaxGrad: 'LowrankSoftmaxGrad',
   adamw: 'LowrankAdamW',
+  dropout: 'LowrankDropout',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -210,8 +211,25 @@ const adamw: NativeKernelSpec = {
   },
 };
 
+/**
+ * LowrankDropout {x} attrs {keep, s0, s1, s2, c} → [y, mult]: tf.dropout's mask from Alea state
+ * (s0..s2 as integers, carry c; see src/tensor/ops/dropout.ts), y = x·mult.
+ */
+const dropout: NativeKernelSpec = {
+  name: FUSED.dropout,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const x = inputs.x!;
+    const n = sizeOf(x.shape);
+    const [y, mult] = [allocF32(backend, n), allocF32(backend, n)];
+    const h = (k: string) => Number(attrs?.[k]);
+    addon.dropout(f32(backend, x), y, mult, h('keep'), h('s0'), h('s1'), h('s2'), h('c'));
+    return [output(backend, [...x.shape], 'float32', y), output(backend, [...x.shape], 'float32', mult)];
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
   adamw,
+  dropout,
   norm,
   normGrad,
   gelu,

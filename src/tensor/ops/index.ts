@@ -5,3 +5,4 @@ export * from './loss.js';
 export * from './attention.js';
 export * from './lora.js';
 export * from './adamw.js';
+export * from './dropout.js';
