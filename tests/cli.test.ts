@@ -31,7 +31,7 @@ test('usage errors exit 2 with the nearest valid name', async () => {
   assert.equal(r.code, 2);
   assert.match(r.err, /--max-steps: expects a number \(got "ten"\)/);
   r = await cli('train', '--method', 'lorra');
-  assert.match(r.err, /must be one of lora, adalora, dora, full .*did you mean "lora"/);
+  assert.match(r.err, /must be one of lora, adalora, dora, full, hyperlora .*did you mean "lora"/);
   r = await cli('inspect');
   assert.equal(r.code, 2);
   assert.match(r.err, /missing <adapter>/);

@@ -3,6 +3,7 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { recommendCommand } from './recommend.js';
 import { trainCommand } from './train.js';
+import { materializeCommand } from './materialize.js';
 import { experimentCommand } from './experiment.js';
 import { demoCommand } from '../demo/demo.js';
 import {
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   evalCommand,
   generateCommand,
   mergeCommand,
+  materializeCommand,
   inspectCommand,
   reportCommand,
   experimentCommand,

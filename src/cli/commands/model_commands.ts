@@ -4,28 +4,35 @@ import type { Command } from '../command.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import { DATA_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles, tokenizerPathFor } from '../data.js';
+import { isHyperLoraFolder, loadHyperAsLora } from '../hyperlora.js';
 
-const BACKEND = {
+export const BACKEND = {
   name: 'backend',
   type: 'string',
   description: 'compute backend',
   default: 'auto',
   choices: ['auto', 'native', 'wasm', 'cpu'],
 } as const;
-const MODEL = {
+export const MODEL = {
   name: 'model',
   short: 'm',
   type: 'string',
   description: 'base model: Hugging Face folder or llama2.c .bin',
 } as const;
-const ADAPTER = {
+export const ADAPTER = {
   name: 'adapter',
   short: 'a',
   type: 'string',
-  description: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors)',
+  description:
+    "PEFT adapter folder (adapter_config.json + adapter_model.safetensors), or a HyperLoRA run's adapter/ with --condition",
+} as const;
+const CONDITION = {
+  name: 'condition',
+  type: 'string',
+  description: 'HyperLoRA: the condition (name from --conditions, or id) whose adapter to use',
 } as const;
 
-function need(v: Record<string, ParsedValue | undefined>, key: string, what: string): string {
+export function need(v: Record<string, ParsedValue | undefined>, key: string, what: string): string {
   const x = v[key];
   if (typeof x !== 'string' || x === '') throw new UsageError(`missing --${key} (${what})`);
   return x;
@@ -50,7 +57,14 @@ async function loadWithAdapter(
     seed: 0,
   });
   const adapter = v.adapter as string | undefined;
+  if (v.condition !== undefined && !(adapter && (await isHyperLoraFolder(adapter))))
+    throw new UsageError('--condition: only with --adapter <a HyperLoRA hypernetwork folder>');
   if (!adapter) return { base, model: base };
+  if (await isHyperLoraFolder(adapter)) {
+    // the hypernetwork pinned to one condition is a plain LoRA: every LoRA path below applies to it
+    const { peft } = await loadHyperAsLora(base, adapter, v.condition as string | undefined);
+    return { base, model: peft, peft };
+  }
   const { PeftModel } = await import('../../tuners/index.js');
   await import('../../tuners/adalora/index.js');
   const peft = await PeftModel.fromPretrained(base, adapter);
@@ -64,6 +78,7 @@ export const evalCommand: Command = {
     options: [
       MODEL,
       ADAPTER,
+      CONDITION,
       ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data'),
       {
         name: 'heldout',
@@ -80,6 +95,7 @@ export const evalCommand: Command = {
     examples: [
       'lowrank eval -m stories260K.bin --tokenizer tok512.bin --data input.txt --heldout --eval-limit 64',
       'lowrank eval -m ./bert --adapter runs/sst2/adapter --data glue/SST-2/dev.tsv',
+      'lowrank eval -m stories260K.bin --adapter runs/hyper/adapter --condition shakespeare --data input.txt --heldout',
     ],
   },
   async run(p, io) {
@@ -123,6 +139,7 @@ export const generateCommand: Command = {
     options: [
       MODEL,
       ADAPTER,
+      CONDITION,
       { name: 'tokenizer', type: 'string', description: 'tokenizer (default: beside the model)' },
       { name: 'prompt', short: 'p', type: 'string', description: 'prompt text', default: '' },
       { name: 'max-new-tokens', short: 'n', type: 'int', description: 'tokens to generate', default: 64 },
@@ -146,6 +163,7 @@ export const generateCommand: Command = {
     examples: [
       'lowrank generate -m stories260K.bin -p "Once upon a time"',
       'lowrank generate -m stories260K.bin --adapter runs/shakespeare/adapter -p "ROMEO:" -n 100 -t 0.8 --top-p 0.9',
+      'lowrank generate -m stories260K.bin --adapter runs/hyper/adapter --condition shakespeare -p "ROMEO:"',
     ],
   },
   async run(p, io) {

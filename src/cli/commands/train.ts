@@ -9,6 +9,8 @@ import { buildAdapter, type MethodName } from '../setup.js';
 import { openRunFolder, rotateCheckpoints } from '../run_folder.js';
 import { Progress } from '../progress.js';
 import type { TrainableModel, TrainSummary } from '../../training/types.js';
+import type { Module } from '../../nn/module.js';
+import type { ConditionDataSets, RowConditionModel } from '../hyperlora.js';
 import fs from 'node:fs';
 
 export interface TrainResult {
@@ -17,6 +19,8 @@ export interface TrainResult {
   report?: string;
   heatmap?: string;
   trainableParams: number;
+  /** HyperLoRA: held-out loss of each condition's set. */
+  byCondition?: { name: string; loss: number; perplexity?: number }[];
 }
 
 /**
@@ -44,7 +48,12 @@ export async function runTraining(
   }
   const modelPath = v.model as string | undefined;
   if (!modelPath) throw new UsageError('missing --model (a Hugging Face folder or a llama2.c .bin)');
-  if (!v.data) throw new UsageError('missing --data (a .tsv/.csv/.jsonl table or a text file)');
+  const hyper = v.method === 'hyperlora';
+  if (!v.data && !hyper) throw new UsageError('missing --data (a .tsv/.csv/.jsonl table or a text file)');
+  if (v.conditions !== undefined && !hyper)
+    throw new UsageError('--conditions: only for --method hyperlora (use --data for one training set)');
+  if (hyper && v.quantize !== undefined)
+    throw new UsageError('--quantize: a 4-bit base under --method hyperlora is not supported yet');
   if (v.quantize !== undefined && v.method === 'full')
     throw new UsageError(
       '--quantize: a 4-bit base is frozen, so it needs an adapter method (use --method lora, adalora or dora)',
@@ -60,6 +69,8 @@ export async function runTraining(
     'init-r',
     'target-r',
     'r',
+    'hyper-hidden',
+    'hyper-embedding',
   ] as const) {
     if (typeof v[k] === 'number' && (v[k] as number) < 1)
       throw new UsageError(`--${k}: must be >= 1 (got ${v[k]})`);
@@ -72,11 +83,13 @@ export async function runTraining(
   const { tf } = await import('../../tensor/tf.js');
 
   const tok = await openTokenizer(modelPath, v.tokenizer as string | undefined);
-  const data = await loadDataSets(
-    v,
-    tok.text,
-    path.join(path.dirname(path.resolve(output)), '.lowrank-cache'),
-  );
+  const cacheRoot = path.join(path.dirname(path.resolve(output)), '.lowrank-cache');
+  let conditionData: ConditionDataSets | undefined;
+  if (hyper) {
+    const { loadConditionSets } = await import('../hyperlora.js');
+    conditionData = await loadConditionSets(v, tok.text, cacheRoot);
+  }
+  const data = conditionData ?? (await loadDataSets(v, tok.text, cacheRoot));
   const resume = Boolean(v.resume);
   // config.json holds exactly the options (reusable with --config); derived facts go to run.json
   const config = {
@@ -112,21 +125,36 @@ export async function runTraining(
     seed: v.seed as number,
   });
   const maxSteps = v['max-steps'] as number;
-  const model = buildAdapter(base, {
-    method: v.method as MethodName,
-    taskType,
-    r: v.r as number,
-    loraAlpha: v['lora-alpha'] as number | undefined,
-    loraDropout: v['lora-dropout'] as number,
-    targetModules: v['target-modules'] as string[] | undefined,
-    initR: v['init-r'] as number,
-    targetR: v['target-r'] as number,
-    tinit: v.tinit as number | undefined,
-    tfinal: v.tfinal as number | undefined,
-    deltaT: v['delta-t'] as number | undefined,
-    orthRegWeight: v['orth-reg-weight'] as number,
-    totalStep: maxSteps,
-  });
+  const hyperModel = conditionData
+    ? await (
+        await import('../hyperlora.js')
+      ).buildHyperLora(base, {
+        r: v.r as number,
+        loraAlpha: v['lora-alpha'] as number | undefined,
+        loraDropout: v['lora-dropout'] as number,
+        targetModules: v['target-modules'] as string[] | undefined,
+        hiddenDim: v['hyper-hidden'] as number | undefined,
+        embeddingDim: v['hyper-embedding'] as number | undefined,
+        names: conditionData.names,
+      })
+    : undefined;
+  const model: Module | RowConditionModel =
+    hyperModel ??
+    buildAdapter(base, {
+      method: v.method as MethodName,
+      taskType,
+      r: v.r as number,
+      loraAlpha: v['lora-alpha'] as number | undefined,
+      loraDropout: v['lora-dropout'] as number,
+      targetModules: v['target-modules'] as string[] | undefined,
+      initR: v['init-r'] as number,
+      targetR: v['target-r'] as number,
+      tinit: v.tinit as number | undefined,
+      tfinal: v.tfinal as number | undefined,
+      deltaT: v['delta-t'] as number | undefined,
+      orthRegWeight: v['orth-reg-weight'] as number,
+      totalStep: maxSteps,
+    });
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   const quiet = Boolean(v.quiet);
   if (!quiet) {
@@ -202,6 +230,15 @@ export async function runTraining(
     const summary = await trainer.train({ resume });
     progress.done();
     const result: TrainResult = { summary, output, trainableParams };
+    if (conditionData && hyperModel && summary.steps >= maxSteps) {
+      const { evalByCondition } = await import('../hyperlora.js');
+      result.byCondition = await evalByCondition(
+        hyperModel,
+        conditionData,
+        (v['eval-batch-size'] as number | undefined) ?? (v['batch-size'] as number),
+        tok.text.padTokenId,
+      );
+    }
     if (summary.steps < maxSteps) {
       io.err(
         `stopped at step ${summary.steps}/${maxSteps}; continue with: lowrank train --output ${output} --resume (same options)`,
@@ -234,7 +271,14 @@ function printResult(r: TrainResult, io: CliIO): void {
     io.out(
       `best ${r.summary.best.metric}: ${r.summary.best.value.toFixed(4)} at step ${r.summary.best.step} (${r.summary.bestDir})`,
     );
-  if (r.summary.adapterDir) io.out(`adapter: ${r.summary.adapterDir}`);
+  for (const c of r.byCondition ?? [])
+    io.out(
+      `eval loss [${c.name}]: ${c.loss.toFixed(4)}${c.perplexity !== undefined ? `   perplexity ${c.perplexity.toFixed(3)}` : ''}`,
+    );
+  if (r.summary.adapterDir)
+    io.out(
+      `${r.byCondition ? 'hypernetwork' : 'adapter'}: ${r.summary.adapterDir}${r.byCondition ? `   (export one condition: lowrank materialize --adapter ${r.summary.adapterDir} --condition ${r.byCondition[0]!.name} -o <dir>)` : ''}`,
+    );
   if (r.report) io.out(`report: ${r.report}`);
   if (r.heatmap) io.out(`rank heatmap: ${r.heatmap}`);
 }
@@ -243,7 +287,7 @@ export const trainCommand: Command = {
   spec: {
     name: 'train',
     summary:
-      'Fine-tune a model with AdaLoRA / LoRA / DoRA (or fully); writes adapter, checkpoints, log and report',
+      'Fine-tune a model with AdaLoRA / LoRA / DoRA / HyperLoRA (or fully); writes adapter, checkpoints, log and report',
     options: TRAIN_OPTIONS,
     configFile: true,
     examples: [
@@ -251,6 +295,7 @@ export const trainCommand: Command = {
       'lowrank train -m stories260K.bin --tokenizer tok512.bin --data input.txt --task causal_lm --max-length 128 --max-steps 300 -o runs/shakespeare',
       'lowrank train --config train.yaml --lr 5e-4          # flags win over the file',
       'lowrank train -o runs/shakespeare --config runs/shakespeare/config.json --resume',
+      'lowrank train -m stories260K.bin --method hyperlora --conditions shakespeare=input.txt,stories=tinystories.txt --max-length 64 -o runs/hyper',
     ],
   },
   async run(p, io) {

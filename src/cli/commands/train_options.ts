@@ -78,7 +78,29 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
     description: 'base model: Hugging Face folder or llama2.c .bin',
   },
   ...DATA_OPTIONS,
-  { name: 'method', type: 'string', description: 'fine-tuning method', default: 'adalora', choices: METHODS },
+  {
+    name: 'method',
+    type: 'string',
+    description: 'fine-tuning method (hyperlora: one hypernetwork over the --conditions sets)',
+    default: 'adalora',
+    choices: [...METHODS, 'hyperlora'],
+  },
+  {
+    name: 'conditions',
+    type: 'list',
+    description:
+      'HyperLoRA: named text sets, name=path,name=path (replaces --data; each split by --eval-fraction)',
+  },
+  {
+    name: 'hyper-hidden',
+    type: 'int',
+    description: 'HyperLoRA: hidden width of the hypernetwork (default 32)',
+  },
+  {
+    name: 'hyper-embedding',
+    type: 'int',
+    description: 'HyperLoRA: size of the learned condition embedding (default 16)',
+  },
   {
     name: 'quantize',
     type: 'string',
@@ -91,7 +113,7 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
     description: 'with --quantize: quantise the absmax constants again (the QLoRA recipe)',
     default: true,
   },
-  { name: 'r', type: 'int', description: 'LoRA/DoRA rank', default: 8 },
+  { name: 'r', type: 'int', description: 'LoRA/DoRA/HyperLoRA rank', default: 8 },
   { name: 'lora-alpha', type: 'number', description: 'scaling numerator (default: 2 × rank)' },
   { name: 'lora-dropout', type: 'number', description: 'dropout on the adapter input', default: 0 },
   {

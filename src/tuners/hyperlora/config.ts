@@ -22,6 +22,8 @@ export interface HyperLoraConfigOptions {
   conditionType?: ConditionType;
   /** Number of condition ids (conditionType 'id'). */
   numConditions?: number;
+  /** Optional names of the condition ids in id order (e.g. task names; the CLI's `--condition`). */
+  conditionNames?: string[];
   /** Length of a condition vector (conditionType 'vector'). */
   conditionDim?: number;
   /** Size of the condition embedding (default 16). */
@@ -42,6 +44,7 @@ const FIELDS: [keyof HyperLoraConfigOptions, string][] = [
   ['loraDropout', 'lora_dropout'],
   ['conditionType', 'condition_type'],
   ['numConditions', 'num_conditions'],
+  ['conditionNames', 'condition_names'],
   ['conditionDim', 'condition_dim'],
   ['embeddingDim', 'embedding_dim'],
   ['layerEmbeddingDim', 'layer_embedding_dim'],
@@ -63,6 +66,7 @@ export class HyperLoraConfig {
   readonly loraDropout: number;
   readonly conditionType: ConditionType;
   readonly numConditions: number;
+  readonly conditionNames: string[] | undefined;
   readonly conditionDim: number;
   readonly embeddingDim: number;
   readonly layerEmbeddingDim: number;
@@ -96,6 +100,41 @@ export class HyperLoraConfig {
     if (this.conditionType === 'id') positiveInt('numConditions', this.numConditions);
     else if (this.conditionType === 'vector') positiveInt('conditionDim', this.conditionDim);
     else throw new ConfigError(`${W}.conditionType`, "must be 'id' or 'vector'", this.conditionType);
+    this.conditionNames = o.conditionNames ? [...o.conditionNames] : undefined;
+    const names = this.conditionNames;
+    if (names) {
+      if (this.conditionType !== 'id')
+        throw new ConfigError(`${W}.conditionNames`, "needs conditionType 'id'", names, 'drop the names');
+      if (
+        names.length !== this.numConditions ||
+        new Set(names).size !== names.length ||
+        names.some((n) => !n)
+      )
+        throw new ConfigError(
+          `${W}.conditionNames`,
+          `must be ${this.numConditions} distinct non-empty names (one per condition id)`,
+          names,
+        );
+    }
+  }
+
+  /**
+   * The condition id of a name in `conditionNames`, or of a decimal id.
+   * @example config.conditionId('shakespeare'); // 0
+   */
+  conditionId(nameOrId: string): number {
+    const byName = this.conditionNames?.indexOf(nameOrId) ?? -1;
+    if (byName >= 0) return byName;
+    const id = /^\d+$/.test(nameOrId) ? Number(nameOrId) : NaN;
+    if (this.conditionType === 'id' && id < this.numConditions) return id;
+    throw new ConfigError(
+      'HyperLoRA condition',
+      'is not a condition of this hypernetwork',
+      nameOrId,
+      this.conditionNames
+        ? `use one of ${this.conditionNames.join(', ')}`
+        : `use an id in [0, ${this.numConditions})`,
+    );
   }
 
   /** LoRA scaling of the generated factors: loraAlpha / r. */
@@ -106,7 +145,7 @@ export class HyperLoraConfig {
   /** The snake_case JSON object written to `hyperlora_config.json`. */
   toJson(): Record<string, unknown> {
     const out: Record<string, unknown> = { peft_type: this.peftType };
-    for (const [camel, snake] of FIELDS) out[snake] = this[camel];
+    for (const [camel, snake] of FIELDS) if (this[camel] !== undefined) out[snake] = this[camel];
     return out;
   }
 

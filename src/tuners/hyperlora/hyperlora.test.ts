@@ -10,7 +10,7 @@ import { modelFromConfig } from '../../models/from_config.js';
 import { ConfigError, ShapeError } from '../../errors.js';
 import { PeftModel } from '../peft_model.js';
 import '../lora/index.js';
-import { HyperLoraConfig, HyperLoraModel, HYPER_CONFIG_NAME } from './index.js';
+import { HyperLoraConfig, HyperLoraModel, HYPER_CONFIG_NAME, hyperToLora } from './index.js';
 
 const LLAMA: HFConfig = {
   model_type: 'llama',
@@ -177,5 +177,44 @@ test('HyperLoRA with condition vectors; config and condition errors', () => {
   byId.dispose();
   hyper.dispose();
   v.dispose();
+  x.dispose();
+});
+
+test('conditionNames: saved, looked up by name or id, validated; hyperToLora pins one condition as a PeftModel', async () => {
+  const named = () =>
+    new HyperLoraConfig({
+      targetModules: ['q_proj', 'v_proj'],
+      r: 2,
+      numConditions: 3,
+      conditionNames: ['a', 'b', 'c'],
+      hiddenDim: 8,
+    });
+  const cfg = named();
+  assert.equal(cfg.conditionId('b'), 1);
+  assert.equal(cfg.conditionId('2'), 2);
+  assert.throws(() => cfg.conditionId('d'), /not a condition of this hypernetwork.*use one of a, b, c/);
+  assert.throws(() => cfg.conditionId('3'), /not a condition/);
+  assert.deepEqual(HyperLoraConfig.fromJson(cfg.toJson()).conditionNames, ['a', 'b', 'c']);
+  assert.equal('condition_names' in config().toJson(), false, 'unnamed configs keep the old file');
+  assert.throws(
+    () => new HyperLoraConfig({ targetModules: ['q_proj'], numConditions: 2, conditionNames: ['x', 'x'] }),
+    /conditionNames: must be 2 distinct non-empty names/,
+  );
+  const hyper = new HyperLoraModel(base(), cfg);
+  const x = ids();
+  train(hyper, x, 3);
+  hyper.eval();
+  const want = logitsOf(() => hyper.forward({ inputIds: x }, [2, 2, 2]));
+  const n0 = tf.memory().numTensors;
+  const lora = hyperToLora(hyper, 2);
+  assert.equal(lora.trainableParameters().length, 0, 'pinned adapter is frozen');
+  assert.ok(
+    maxDiff(
+      logitsOf(() => lora.forward({ inputIds: x })),
+      want,
+    ) <= ATOL,
+  );
+  assert.ok(tf.memory().numTensors <= n0, 'the hypernetwork is disposed, nothing new is left');
+  lora.dispose();
   x.dispose();
 });

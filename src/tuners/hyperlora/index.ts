@@ -9,3 +9,4 @@ export * from './config.js';
 export * from './hypernet.js';
 export * from './layer.js';
 export * from './model.js';
+export * from './to_lora.js';

@@ -1,0 +1,253 @@
+/**
+ * The HyperLoRA route of the CLI on a tiny Llama: `train --method hyperlora --conditions a=…,b=…`
+ * → hypernetwork folder; `materialize` → PEFT LoRA folder; `eval` / `generate --condition`; and the
+ * usage errors (exit 2, naming the flag).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tf } from '../src/tensor/tf.js';
+import { cli, tinyWorld, tmp } from './cli_helpers.js';
+
+/** Two text sets of one alphabet with different statistics: the corpus, and each line reversed. */
+function twoSets(dir: string, text: string): { a: string; b: string } {
+  const a = path.join(dir, 'a.txt');
+  const b = path.join(dir, 'b.txt');
+  const src = fs.readFileSync(text, 'utf8');
+  fs.writeFileSync(a, src);
+  fs.writeFileSync(
+    b,
+    src
+      .split('\n')
+      .map((l) => [...l].reverse().join(''))
+      .join('\n'),
+  );
+  return { a, b };
+}
+
+const lossOf = (json: string) => (JSON.parse(json) as { loss: number }).loss;
+
+test('train --method hyperlora → hypernetwork folder; materialize; eval/generate --condition agree with it', async () => {
+  const dir = tmp();
+  const w = await tinyWorld(dir);
+  const { a, b } = twoSets(dir, w.text);
+  const run = path.join(dir, 'run');
+  const n0 = tf.memory().numTensors;
+  let r = await cli(
+    'train',
+    ...['--model', w.model, '--method', 'hyperlora', '--conditions', `plain=${a},reversed=${b}`],
+    ...['--target-modules', 'q_proj,v_proj', '--r', '2', '--hyper-hidden', '8', '--max-length', '32'],
+    ...['--max-steps', '6', '--batch-size', '4', '--lr', '0.01', '--eval-limit', '8', '--backend', 'cpu'],
+    ...['-o', run, '--quiet'],
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(tf.memory().numTensors, n0, 'train leaves no tensors behind');
+  for (const f of ['config.json', 'log.jsonl', 'report.html', 'adapter/hyperlora_config.json'])
+    assert.ok(fs.existsSync(path.join(run, f)), f);
+  assert.ok(fs.existsSync(path.join(run, 'adapter/hyperlora_model.safetensors')));
+  const saved = JSON.parse(fs.readFileSync(path.join(run, 'adapter/hyperlora_config.json'), 'utf8'));
+  assert.deepEqual(saved.condition_names, ['plain', 'reversed']);
+  assert.equal(saved.hidden_dim, 8);
+  const printed = Object.fromEntries(
+    [...r.out.matchAll(/eval loss \[(\w+)\]: ([\d.]+)/g)].map((m) => [m[1]!, Number(m[2])]),
+  );
+  assert.deepEqual(Object.keys(printed), ['plain', 'reversed'], r.out);
+  assert.match(r.out, /hypernetwork: .*lowrank materialize --adapter/);
+
+  // eval --condition on the same held-out split (same --seed, --eval-fraction) = train's per-condition loss
+  const evalArgs = (data: string) =>
+    ['eval', '--model', w.model, '--data', data, '--heldout', '--max-length', '32'].concat([
+      '--eval-limit',
+      '8',
+      '--backend',
+      'cpu',
+      '--json',
+    ]);
+  const hyperDir = path.join(run, 'adapter');
+  r = await cli(...evalArgs(b), '--adapter', hyperDir, '--condition', 'reversed');
+  assert.equal(r.code, 0, r.err);
+  const evalReversed = lossOf(r.out);
+  assert.ok(Math.abs(evalReversed - printed.reversed!) < 1e-4, `${evalReversed} vs ${printed.reversed}`);
+
+  // materialize → plain PEFT LoRA folder with the same outputs as the hypernetwork for its condition
+  const mat = path.join(dir, 'reversed-lora');
+  r = await cli(
+    'materialize',
+    ...['-m', w.model, '--adapter', hyperDir, '--condition', 'reversed', '-o', mat, '--backend', 'cpu'],
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /condition "reversed" \(id 1\) written/);
+  const cfg = JSON.parse(fs.readFileSync(path.join(mat, 'adapter_config.json'), 'utf8'));
+  assert.equal(cfg.peft_type, 'LORA');
+  assert.equal(cfg.r, 2);
+  assert.ok(fs.existsSync(path.join(mat, 'adapter_model.safetensors')));
+  r = await cli(...evalArgs(b), '--adapter', mat);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(Math.abs(lossOf(r.out) - evalReversed) < 1e-5, 'materialised = hypernetwork');
+  // the other condition is another adapter (id 0 through its number works too)
+  r = await cli(...evalArgs(b), '--adapter', hyperDir, '--condition', '0');
+  assert.equal(r.code, 0, r.err);
+  assert.notEqual(lossOf(r.out), evalReversed);
+
+  r = await cli(
+    'generate',
+    ...[
+      '-m',
+      w.model,
+      '--adapter',
+      hyperDir,
+      '--condition',
+      'plain',
+      '-p',
+      '1+',
+      '-n',
+      '4',
+      '--backend',
+      'cpu',
+    ],
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^1\+/);
+
+  // usage errors name the flag (exit 2)
+  const bad = async (re: RegExp, ...argv: string[]) => {
+    const x = await cli(...argv);
+    assert.equal(x.code, 2, `${argv.join(' ')}: ${x.err}`);
+    assert.match(x.err, re);
+  };
+  await bad(/missing --condition: .*pick one of plain, reversed/, ...evalArgs(b), '--adapter', hyperDir);
+  await bad(
+    /--condition: .*"nope".*use one of plain, reversed/,
+    ...evalArgs(b),
+    '--adapter',
+    hyperDir,
+    '--condition',
+    'nope',
+  );
+  await bad(
+    /--condition: only with --adapter <a HyperLoRA/,
+    ...evalArgs(b),
+    '--adapter',
+    mat,
+    '--condition',
+    'plain',
+  );
+  await bad(
+    /--output: .* not empty/,
+    'materialize',
+    '-m',
+    w.model,
+    '--adapter',
+    hyperDir,
+    '--condition',
+    'plain',
+    '-o',
+    mat,
+  );
+  await bad(
+    /--adapter: .*no hyperlora_config.json/,
+    'materialize',
+    '-m',
+    w.model,
+    '--adapter',
+    mat,
+    '--condition',
+    'plain',
+    '-o',
+    path.join(dir, 'x'),
+  );
+  await bad(
+    /missing --condition/,
+    'materialize',
+    '-m',
+    w.model,
+    '--adapter',
+    hyperDir,
+    '-o',
+    path.join(dir, 'y'),
+  );
+  await bad(/missing --condition/, 'merge', '-m', w.model, '--adapter', hyperDir, '-o', path.join(dir, 'z'));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('train --method hyperlora: bad --conditions and conflicting flags are usage errors naming the flag', async () => {
+  const dir = tmp();
+  const w = await tinyWorld(dir);
+  const { a, b } = twoSets(dir, w.text);
+  let k = 0;
+  const train = async (re: RegExp, ...extra: string[]) => {
+    const r = await cli(
+      'train',
+      '--model',
+      w.model,
+      '--backend',
+      'cpu',
+      '-o',
+      path.join(dir, `r${k++}`),
+      ...extra,
+    );
+    assert.equal(r.code, 2, `${extra.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+  };
+  await train(/--conditions: --method hyperlora needs at least two/, '--method', 'hyperlora');
+  await train(/--conditions: one condition is plain LoRA/, '--method', 'hyperlora', '--conditions', `x=${a}`);
+  await train(
+    /--conditions: each entry must be name=path \(got "x"\)/,
+    '--method',
+    'hyperlora',
+    '--conditions',
+    `x,y=${b}`,
+  );
+  await train(
+    /--conditions: condition name "x" appears twice/,
+    '--method',
+    'hyperlora',
+    '--conditions',
+    `x=${a},x=${b}`,
+  );
+  await train(
+    /--conditions: only for --method hyperlora/,
+    '--method',
+    'lora',
+    '--data',
+    a,
+    '--conditions',
+    `x=${a},y=${b}`,
+  );
+  await train(
+    /--data: --method hyperlora reads its training sets from --conditions/,
+    '--method',
+    'hyperlora',
+    '--data',
+    a,
+    '--conditions',
+    `x=${a},y=${b}`,
+  );
+  await train(
+    /--quantize: .*hyperlora is not supported yet/,
+    '--method',
+    'hyperlora',
+    '--quantize',
+    'nf4',
+    '--conditions',
+    `x=${a},y=${b}`,
+  );
+  await train(/--conditions y=.*causal LMs/, '--method', 'hyperlora', '--conditions', `x=${a},y=${w.train}`);
+  await train(
+    /--hyper-hidden: must be >= 1/,
+    '--method',
+    'hyperlora',
+    '--conditions',
+    `x=${a},y=${b}`,
+    '--hyper-hidden',
+    '0',
+  );
+  const help = await cli('train', '--help');
+  assert.match(help.out, /--conditions <a,b> +HyperLoRA: named text sets, name=path,name=path/);
+  assert.match(help.out, /one of: lora, adalora, dora, full, hyperlora/);
+  const mh = await cli('materialize', '--help');
+  assert.equal(mh.code, 0);
+  assert.match(mh.out, /--condition <string> +the condition to export/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
