@@ -12,6 +12,7 @@
  *   `false`: all three ~ N(0, 1).
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { loraDelta } from '../../tensor/ops/lora.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../../errors.js';
 import { Dropout, Embedding } from '../../nn/layers.js';
 import { ModuleDict, ParameterDict } from '../../nn/module_dict.js';
@@ -150,12 +151,12 @@ export class SVDLinear extends BaseTunerLayer {
         const e = this.lora_E.get(adapter)!;
         const b = this.lora_B.get(adapter)!;
         const xd = this.lora_dropout.get(adapter)!.forward(x);
-        const lead = xd.shape.slice(0, -1);
-        const x2 = xd.reshape([-1, this.inFeatures]); // [N, in]
-        const h = tf.matMul(x2, tf.mul(a, e), false, true); // [N, r] = x @ (A∘E)ᵀ
-        const y = tf.matMul(h, b, false, true); // [N, out] = h @ Bᵀ
-        const scaled = tf.div(tf.mul(y, tf.scalar(this.scaling.get(adapter)!)), this.ranknumPlusEps(adapter));
-        result = tf.add(result, scaled.reshape([...lead, this.outFeatures]));
+        // ((x @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5), the scale folded into B (ops/lora.ts)
+        const delta = loraDelta(xd, a, b, this.scaling.get(adapter)!, {
+          e,
+          ranknum: this.ranknum.get(adapter)!,
+        });
+        result = tf.add(result, delta);
       }
       return result;
     });

@@ -23,6 +23,7 @@ import { ModuleDict } from '../../nn/module_dict.js';
 import type { Module } from '../../nn/module.js';
 import type { LinearLike } from '../../nn/linear_like.js';
 import { normal } from '../../nn/init.js';
+import { loraDelta } from '../../tensor/ops/lora.js';
 import { CheckpointError, ConfigError } from '../../errors.js';
 import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
 import type { LoraInit } from './config.js';
@@ -237,8 +238,15 @@ export class LoraLinear extends LoraLayer {
           result = variant.forward(this, a, x, result);
           continue;
         }
-        const h = A.forward(this.lora_dropout.get(a)!.forward(x)); // [.., r]
-        result = tf.add(result, tf.mul(this.lora_B.get(a)!.forward(h), this.scaling.get(a)!)); // [.., out]
+        const B = this.lora_B.get(a)!;
+        const xd = this.lora_dropout.get(a)!.forward(x);
+        if (B.bias) {
+          // lora_bias: B's bias is scaled too (PEFT), so keep the [.., out]-sized scale pass
+          result = tf.add(result, tf.mul(B.forward(A.forward(xd)), this.scaling.get(a)!));
+        } else {
+          // x·Aᵀ·(B·s)ᵀ: the scale folded into B instead of the [.., out] output (ops/lora.ts)
+          result = tf.add(result, loraDelta(xd, A.weight, B.weight, this.scaling.get(a)!));
+        }
       }
       return result;
     });
