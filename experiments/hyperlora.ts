@@ -3,13 +3,20 @@
  *
  * Base: stories260K (frozen). Three causal-LM "tasks" with distinct text styles: 0 tiny-shakespeare,
  * 1 TinyStories, 2 SST-2 movie-review sentences. Targets: q_proj and v_proj of all 5 layers, r = 4.
- *  - per-task LoRA: one LoRA adapter per task, trained on that task only (batch B windows per step);
- *  - HyperLoRA: one hypernetwork for all three (condition = task id), each step a mixed batch with B
- *    windows of every task — so both see the same examples of each task.
- * The hypernetwork's hidden width is chosen so its parameter count ≈ the three LoRAs together.
- * Reports held-out loss per task (base, LoRA, HyperLoRA, and HyperLoRA materialised to a PEFT LoRA).
+ *  - per-task LoRA: one LoRA adapter per task, trained on that task only (B windows per step);
+ *  - HyperLoRA: one hypernetwork for all three (condition = task id), each step a mixed batch with the
+ *    same B windows of every task (one window stream per task, restarted for every arm and learning
+ *    rate, so both arms see exactly the same examples in the same order).
+ * The hypernetwork's hidden width is chosen so its parameter count just reaches the three LoRAs' total.
+ * Both arms run the same learning-rate grid (--lrs); each arm's rate is picked by its mean loss on a
+ * validation split, and the test split (disjoint, after it) is reported at that rate, with the whole
+ * grid in the JSON. HyperLoRA is also evaluated materialised to PEFT LoRA folders.
  *
- *   npx tsx experiments/hyperlora.ts [--steps 150] [--seed 0]
+ *   npx tsx experiments/hyperlora.ts [--steps 80] [--seed 0] [--lrs 1e-3,3e-3,1e-2]
+ *     [--conditioning concat|film] [--arms lora,hyper]
+ * writes results/hyperlora_seed<seed>.json (concat) or results/hyperlora_film_seed<seed>.json; the
+ * per-task LoRA arm does not depend on --conditioning, so a film run may skip it (--arms hyper) and be
+ * compared with the concat file of the same seed, steps and grid.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,11 +36,17 @@ const MODEL = `${DATA}/models/stories260K/stories260K.bin`;
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number) =>
   args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : dflt;
-const STEPS = arg('steps', 150);
+const STEPS = arg('steps', 80);
 const SEED = arg('seed', 0);
+const LRS = (args.includes('--lrs') ? args[args.indexOf('--lrs') + 1]! : '1e-3,3e-3,1e-2')
+  .split(',')
+  .map(Number);
+const CONDITIONING = (
+  args.includes('--conditioning') ? args[args.indexOf('--conditioning') + 1] : 'concat'
+) as 'concat' | 'film';
+const ARMS = (args.includes('--arms') ? args[args.indexOf('--arms') + 1]! : 'lora,hyper').split(',');
 const T = 64; // tokens per window
 const B = 4; // windows per task per step
-const LR = 3e-3;
 const R = 4;
 const TARGETS = ['q_proj', 'v_proj'];
 
@@ -56,23 +69,32 @@ const TASKS = ['tiny-shakespeare', 'TinyStories', 'SST-2 sentences'];
 const tasks = texts.map((t) => {
   const ids = corpusIds(t, encode, 1, 40_000); // block by block (the merge loop is quadratic per string)
   const cut = Math.floor(ids.length * 0.9);
-  return { train: ids.slice(0, cut), heldOut: ids.slice(cut, cut + 32 * T) };
+  // held out: 16 validation windows (picks the learning rate), then 32 test windows (reported)
+  return {
+    train: ids.slice(0, cut),
+    val: ids.slice(cut, cut + 16 * T),
+    test: ids.slice(cut + 16 * T, cut + 48 * T),
+  };
 });
+if (tasks.some((t) => t.test.length < 32 * T)) throw new Error('not enough held-out text');
 
-let rng = 1234 + SEED;
+/** One window stream per task (an LCG), restarted by `resetWindows` before every training run. */
+let rng: number[] = [];
+const resetWindows = () => (rng = tasks.map((_, k) => 1234 + 97 * k + SEED));
 function windows(task: number, n: number): number[][] {
   const src = tasks[task]!.train;
   const out: number[][] = [];
   for (let i = 0; i < n; i++) {
-    rng = (Math.imul(rng, 1103515245) + 12345) & 0x7fffffff;
-    const s = rng % (src.length - T);
+    rng[task] = (Math.imul(rng[task]!, 1103515245) + 12345) & 0x7fffffff;
+    const s = rng[task]! % (src.length - T);
     out.push(src.slice(s, s + T));
   }
   return out;
 }
 
-function trainSteps(vars: [string, Variable][], loss: (step: number) => tf.Scalar): number {
-  const opt = new AdamW(vars, { lr: LR, weightDecay: 0 });
+function trainSteps(vars: [string, Variable][], lr: number, loss: (step: number) => tf.Scalar): number {
+  resetWindows();
+  const opt = new AdamW(vars, { lr, weightDecay: 0 });
   const t0 = Date.now();
   for (let step = 0; step < STEPS; step++) {
     const { value, grads } = tf.variableGrads(
@@ -91,30 +113,47 @@ const batchLoss = (forward: (x: tf.Tensor) => tf.Tensor | undefined, rows: numbe
   return forward(x) as tf.Scalar;
 };
 
+const evalSplits = (m: { forward: Parameters<typeof windowedLoss>[0]['forward'] }, k: number) => ({
+  val: windowedLoss(m, tasks[k]!.val, T, 8),
+  test: windowedLoss(m, tasks[k]!.test, T, 8),
+});
+
 // base losses
 manualSeed(SEED);
 const base = await loadModel(MODEL);
-const baseLoss = tasks.map((t) => windowedLoss(base, t.heldOut, T, 8));
+const baseEval = tasks.map((_, k) => evalSplits(base, k));
 base.dispose();
 
-// per-task LoRAs
-const loraLoss: number[] = [];
-let loraParams = 0;
-let loraSeconds = 0;
-for (let k = 0; k < 3; k++) {
-  manualSeed(SEED + k);
-  const peft = getPeftModel(
-    await loadModel(MODEL),
-    new LoraConfig({ r: R, loraAlpha: 2 * R, targetModules: TARGETS }),
-  );
-  const vars = peft.trainableParameters();
-  loraParams += vars.reduce((n, [, v]) => n + v.size, 0);
-  loraSeconds += trainSteps(vars, () =>
-    batchLoss((x) => peft.forward({ inputIds: x, labels: x }).loss, windows(k, B)),
-  );
-  peft.eval();
-  loraLoss.push(windowedLoss(peft, tasks[k]!.heldOut, T, 8));
-  peft.dispose();
+interface ArmRun {
+  lr: number;
+  val: number[];
+  test: number[];
+  params: number;
+  seconds: number;
+  /** HyperLoRA only: test loss of the materialised PEFT LoRA folders. */
+  materialTest?: number[];
+}
+
+async function runLora(lr: number): Promise<ArmRun> {
+  const run: ArmRun = { lr, val: [], test: [], params: 0, seconds: 0 };
+  for (let k = 0; k < 3; k++) {
+    manualSeed(SEED + k);
+    const peft = getPeftModel(
+      await loadModel(MODEL),
+      new LoraConfig({ r: R, loraAlpha: 2 * R, targetModules: TARGETS }),
+    );
+    const vars = peft.trainableParameters();
+    run.params += vars.reduce((n, [, v]) => n + v.size, 0);
+    run.seconds += trainSteps(vars, lr, () =>
+      batchLoss((x) => peft.forward({ inputIds: x, labels: x }).loss, windows(k, B)),
+    );
+    peft.eval();
+    const e = evalSplits(peft, k);
+    run.val.push(e.val);
+    run.test.push(e.test);
+    peft.dispose();
+  }
+  return run;
 }
 
 // one hypernetwork for all three, hidden width matched to the LoRAs' total size
@@ -128,82 +167,136 @@ function hyperConfig(hiddenDim: number): HyperLoraConfig {
     layerEmbeddingDim: 4,
     moduleEmbeddingDim: 4,
     hiddenDim,
+    conditioning: CONDITIONING,
   });
 }
-const probe = new HyperLoraModel(await loadModel(MODEL), hyperConfig(1));
-const shapes = probe.hypernet.shapes;
-const numLayers = probe.hypernet.numLayers;
-probe.dispose();
-let hidden = 1;
-for (; hidden < 256; hidden++) {
-  const net = new HyperNetwork(hyperConfig(hidden), shapes, numLayers);
-  const n = net.numParameters();
-  net.dispose();
-  if (n >= loraParams) break;
-}
-manualSeed(SEED);
-const hyper = new HyperLoraModel(await loadModel(MODEL), hyperConfig(hidden));
-const hyperVars = hyper.trainableParameters();
-const hyperParams = hyperVars.reduce((n, [, v]) => n + v.size, 0);
-const hyperSeconds = trainSteps(hyperVars, () => {
-  const rows = [0, 1, 2].flatMap((k) => windows(k, B));
-  const conds = [0, 1, 2].flatMap((k) => Array<number>(B).fill(k));
-  return batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, conds).loss, rows);
-});
-hyper.eval();
-const hyperLoss = tasks.map((t, k) => {
-  const m = {
-    forward: (i: Parameters<typeof hyper.forward>[0]) =>
-      hyper.forward(i, Array<number>(i.inputIds.shape[0]!).fill(k)),
-  };
-  return windowedLoss(m, t.heldOut, T, 8);
-});
-// materialised adapters, loaded as plain PEFT LoRA
-const tmp = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'hyperlora-exp-'));
-const materialLoss: number[] = [];
-for (let k = 0; k < 3; k++) {
-  await hyper.saveMaterialized(path.join(tmp, `task${k}`), k);
-  const peft = await PeftModel.fromPretrained(await loadModel(MODEL), path.join(tmp, `task${k}`));
-  peft.eval();
-  materialLoss.push(windowedLoss(peft, tasks[k]!.heldOut, T, 8));
+
+/** Parameters of the three per-task LoRAs (the budget), without training them. */
+async function loraBudget(): Promise<number> {
+  const peft = getPeftModel(
+    await loadModel(MODEL),
+    new LoraConfig({ r: R, loraAlpha: 2 * R, targetModules: TARGETS }),
+  );
+  const n = 3 * peft.trainableParameters().reduce((s, [, v]) => s + v.size, 0);
   peft.dispose();
+  return n;
 }
-fs.rmSync(tmp, { recursive: true, force: true });
+
+async function hiddenFor(budget: number): Promise<number> {
+  const probe = new HyperLoraModel(await loadModel(MODEL), hyperConfig(1));
+  const { shapes, numLayers } = probe.hypernet;
+  probe.dispose();
+  for (let hidden = 1; hidden < 256; hidden++) {
+    const net = new HyperNetwork(hyperConfig(hidden), shapes, numLayers);
+    const n = net.numParameters();
+    net.dispose();
+    if (n >= budget) return hidden;
+  }
+  throw new Error('no hidden width reaches the budget');
+}
+
+async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
+  manualSeed(SEED);
+  const hyper = new HyperLoraModel(await loadModel(MODEL), hyperConfig(hidden));
+  const vars = hyper.trainableParameters();
+  const run: ArmRun = { lr, val: [], test: [], params: vars.reduce((n, [, v]) => n + v.size, 0), seconds: 0 };
+  run.seconds = trainSteps(vars, lr, () => {
+    const rows = [0, 1, 2].flatMap((k) => windows(k, B));
+    const conds = [0, 1, 2].flatMap((k) => Array<number>(B).fill(k));
+    return batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, conds).loss, rows);
+  });
+  hyper.eval();
+  for (let k = 0; k < 3; k++) {
+    const e = evalSplits(
+      { forward: (i) => hyper.forward(i, Array<number>(i.inputIds.shape[0]!).fill(k)) },
+      k,
+    );
+    run.val.push(e.val);
+    run.test.push(e.test);
+  }
+  // materialised adapters, loaded as plain PEFT LoRA folders
+  const tmp = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'hyperlora-exp-'));
+  run.materialTest = [];
+  for (let k = 0; k < 3; k++) {
+    await hyper.saveMaterialized(path.join(tmp, `task${k}`), k);
+    const peft = await PeftModel.fromPretrained(await loadModel(MODEL), path.join(tmp, `task${k}`));
+    run.materialTest.push(windowedLoss(peft, tasks[k]!.test, T, 8));
+    peft.dispose();
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  hyper.dispose();
+  return run;
+}
+
+const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+const loraRuns: ArmRun[] = [];
+const hyperRuns: ArmRun[] = [];
+const budget = await loraBudget();
+const hidden = await hiddenFor(budget);
+for (const lr of LRS) {
+  if (ARMS.includes('lora')) {
+    console.log(`\nlr ${lr}: per-task LoRAs`);
+    loraRuns.push(await runLora(lr));
+  }
+  if (ARMS.includes('hyper')) {
+    console.log(`lr ${lr}: HyperLoRA (${CONDITIONING}, hidden ${hidden})`);
+    hyperRuns.push(await runHyper(lr, hidden));
+  }
+}
+const pick = (runs: ArmRun[]) =>
+  runs.length ? runs.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b)) : undefined;
+const lora = pick(loraRuns);
+const hyper = pick(hyperRuns);
+const cell = (r: ArmRun | undefined, f: (r: ArmRun) => number) => (r ? f(r).toFixed(4) : '—');
 
 console.log(
-  `\nsteps ${STEPS}, ${B} windows × ${T} tokens per task per step, AdamW lr ${LR}, r ${R} on ${TARGETS.join(', ')}`,
+  `\nsteps ${STEPS}, ${B} windows × ${T} tokens per task per step, AdamW, r ${R} on ${TARGETS.join(', ')}, seed ${SEED}`,
 );
 console.log(
-  `per-task LoRAs: ${loraParams} params in total (${loraSeconds.toFixed(0)} s); HyperLoRA: ${hyperParams} params, hidden ${hidden} (${hyperSeconds.toFixed(0)} s)`,
+  `per-task LoRAs: ${budget} params in total; HyperLoRA (${CONDITIONING}): ${hyperRuns[0]?.params ?? '—'} params, hidden ${hidden}`,
 );
-console.log('| task | base | per-task LoRA | HyperLoRA | HyperLoRA materialised |\n|---|---|---|---|---|');
-TASKS.forEach((name, k) =>
+console.log(
+  '\nmean validation loss over the learning-rate grid:\n| lr | per-task LoRA | HyperLoRA |\n|---|---|---|',
+);
+LRS.forEach((lr, i) =>
   console.log(
-    `| ${name} | ${baseLoss[k]!.toFixed(4)} | ${loraLoss[k]!.toFixed(4)} | ${hyperLoss[k]!.toFixed(4)} | ${materialLoss[k]!.toFixed(4)} |`,
+    `| ${lr} | ${cell(loraRuns[i], (r) => mean(r.val))} | ${cell(hyperRuns[i], (r) => mean(r.val))} |`,
   ),
 );
-const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 console.log(
-  `| mean | ${mean(baseLoss).toFixed(4)} | ${mean(loraLoss).toFixed(4)} | ${mean(hyperLoss).toFixed(4)} | ${mean(materialLoss).toFixed(4)} |`,
+  `\ntest loss at the picked rates (LoRA ${lora?.lr ?? '—'}, HyperLoRA ${hyper?.lr ?? '—'}):\n| task | base | per-task LoRA | HyperLoRA | HyperLoRA materialised |\n|---|---|---|---|---|`,
+);
+TASKS.forEach((name, k) =>
+  console.log(
+    `| ${name} | ${baseEval[k]!.test.toFixed(4)} | ${cell(lora, (r) => r.test[k]!)} | ${cell(hyper, (r) => r.test[k]!)} | ${cell(hyper, (r) => r.materialTest![k]!)} |`,
+  ),
+);
+console.log(
+  `| mean | ${mean(baseEval.map((e) => e.test)).toFixed(4)} | ${cell(lora, (r) => mean(r.test))} | ${cell(hyper, (r) => mean(r.test))} | ${cell(hyper, (r) => mean(r.materialTest!))} |`,
 );
 fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
-  path.resolve(import.meta.dirname, `results/hyperlora_seed${SEED}.json`),
+  path.resolve(
+    import.meta.dirname,
+    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}seed${SEED}.json`,
+  ),
   JSON.stringify(
     {
       backend: backend.backend,
       steps: STEPS,
       seed: SEED,
       tasks: TASKS,
-      baseLoss,
-      loraLoss,
-      hyperLoss,
-      materialLoss,
-      loraParams,
-      hyperParams,
+      windowsPerTaskPerStep: B,
+      tokensPerWindow: T,
+      lrs: LRS,
+      conditioning: CONDITIONING,
+      loraParams: budget,
       hidden,
+      base: { val: baseEval.map((e) => e.val), test: baseEval.map((e) => e.test) },
+      lora: lora ? { picked: lora.lr, runs: loraRuns } : null,
+      hyper: hyper ? { picked: hyper.lr, runs: hyperRuns } : null,
     },
     null,
     2,
-  ),
+  ) + '\n',
 );

@@ -8,6 +8,12 @@
 import { ConfigError } from '../../errors.js';
 
 export type ConditionType = 'id' | 'vector';
+/**
+ * How the condition enters the hidden layer: 'concat' feeds [e_c; λ_ℓ; μ_t] to fc1 only; 'film' also
+ * scales the hidden units by (1 + W_γ e_c) (FiLM, Perez et al. 2018, scale only), so condition and layer
+ * interact multiplicatively instead of only through the tanh.
+ */
+export type Conditioning = 'concat' | 'film';
 
 export interface HyperLoraConfigOptions {
   /** Leaf names of the linear layers to adapt (`q_proj` matches `model.layers.3.self_attn.q_proj`). */
@@ -34,6 +40,8 @@ export interface HyperLoraConfigOptions {
   moduleEmbeddingDim?: number;
   /** Width of the hypernetwork's hidden layer (default 32). */
   hiddenDim?: number;
+  /** 'concat' (default) or 'film' (see {@link Conditioning}). */
+  conditioning?: Conditioning;
 }
 
 /** Field names in memory (camelCase) and on disk (snake_case). */
@@ -50,6 +58,7 @@ const FIELDS: [keyof HyperLoraConfigOptions, string][] = [
   ['layerEmbeddingDim', 'layer_embedding_dim'],
   ['moduleEmbeddingDim', 'module_embedding_dim'],
   ['hiddenDim', 'hidden_dim'],
+  ['conditioning', 'conditioning'],
 ];
 
 const W = 'HyperLoraConfig';
@@ -72,6 +81,7 @@ export class HyperLoraConfig {
   readonly layerEmbeddingDim: number;
   readonly moduleEmbeddingDim: number;
   readonly hiddenDim: number;
+  readonly conditioning: Conditioning;
 
   constructor(o: HyperLoraConfigOptions) {
     if (!Array.isArray(o.targetModules) || o.targetModules.length === 0) {
@@ -93,6 +103,9 @@ export class HyperLoraConfig {
     this.layerEmbeddingDim = o.layerEmbeddingDim ?? 8;
     this.moduleEmbeddingDim = o.moduleEmbeddingDim ?? 8;
     this.hiddenDim = o.hiddenDim ?? 32;
+    this.conditioning = o.conditioning ?? 'concat';
+    if (this.conditioning !== 'concat' && this.conditioning !== 'film')
+      throw new ConfigError(`${W}.conditioning`, "must be 'concat' or 'film'", this.conditioning);
     for (const k of ['r', 'embeddingDim', 'layerEmbeddingDim', 'moduleEmbeddingDim', 'hiddenDim'] as const)
       positiveInt(k, this[k]);
     if (!(this.loraDropout >= 0 && this.loraDropout < 1))

@@ -218,3 +218,43 @@ test('conditionNames: saved, looked up by name or id, validated; hyperToLora pin
   lora.dispose();
   x.dispose();
 });
+
+test("conditioning 'film': same init as 'concat' plus a zero FiLM layer; once trained, conditions scale the hidden units", () => {
+  const make = (conditioning: 'concat' | 'film') => {
+    const h = new HyperLoraModel(base(), new HyperLoraConfig({ ...config(), conditioning }));
+    // a non-zero B head, so outputs depend on the generated factors
+    manualSeed(5);
+    for (const [n, p] of h.hypernet.namedParameters())
+      if (n.includes('_B.')) p.assign(tf.randomNormal(p.shape, 0, 0.1, 'float32', 3));
+    return h;
+  };
+  const concat = make('concat');
+  const film = make('film');
+  const x = ids();
+  const names = film.hypernet.namedParameters().map(([n]) => n);
+  assert.deepEqual(
+    names.filter((n) => !n.startsWith('condition_film.')),
+    concat.hypernet.namedParameters().map(([n]) => n),
+  );
+  assert.ok(
+    maxDiff(
+      logitsOf(() => film.forward({ inputIds: x }, [0, 1, 2])),
+      logitsOf(() => concat.forward({ inputIds: x }, [0, 1, 2])),
+    ) <= ATOL,
+  );
+  film.hypernet.condition_film!.weight.assign(tf.randomNormal([8, 16], 0, 1, 'float32', 4));
+  assert.ok(
+    maxDiff(
+      logitsOf(() => film.forward({ inputIds: x }, [0, 1, 2])),
+      logitsOf(() => concat.forward({ inputIds: x }, [0, 1, 2])),
+    ) > 1e-3,
+    'FiLM weights change the outputs',
+  );
+  assert.throws(
+    () => new HyperLoraConfig({ ...config(), conditioning: 'mul' as 'film' }),
+    /conditioning: must be 'concat' or 'film'/,
+  );
+  concat.dispose();
+  film.dispose();
+  x.dispose();
+});

@@ -6,6 +6,7 @@
  *   z = [ e_c ; λ_ℓ ; μ_t ]            condition embedding (learned per id, or a projection of a given
  *                                      vector), learned layer-index and module-type embeddings
  *   h = tanh(W₁ z + b₁)                the shared hidden layer
+ *   h ← h ⊙ (1 + W_γ e_c + b_γ)         only with conditioning 'film' (W_γ, b_γ start at zero)
  *   A = reshape(H^A_t h, [r, in_t])    one output head per module type, shaped for that type
  *   B = reshape(H^B_t h, [out_t, r])
  *
@@ -40,6 +41,7 @@ export class HyperNetwork extends Module {
   declare layer_embedding: Embedding;
   declare module_embedding: Embedding;
   declare fc1: Linear;
+  declare condition_film: Linear | undefined;
   declare heads: ModuleDict<Linear>;
   readonly moduleTypes: string[];
 
@@ -71,6 +73,15 @@ export class HyperNetwork extends Module {
         headA.bias!.assign(uniform([c.r * inFeatures], -bound, bound));
         headB.weight.assign(tf.zerosLike(headB.weight));
         headB.bias!.assign(tf.zerosLike(headB.bias!));
+      });
+    }
+    if (c.conditioning === 'film') {
+      // registered last so the other tensors draw the same init as with 'concat'; zero, so the
+      // untrained 'film' network equals the 'concat' one
+      const film = this.registerModule('condition_film', new Linear(c.embeddingDim, c.hiddenDim));
+      tf.tidy(() => {
+        film.weight.assign(tf.zerosLike(film.weight));
+        film.bias!.assign(tf.zerosLike(film.bias!));
       });
     }
   }
@@ -122,7 +133,8 @@ export class HyperNetwork extends Module {
       const layer = this.layer_embedding.forward(tf.tensor1d([layerIndex], 'int32')); // [1, dl]
       const mod = this.module_embedding.forward(tf.tensor1d([t], 'int32')); // [1, dm]
       const z = tf.concat([condEmb, tf.tile(layer, [n, 1]), tf.tile(mod, [n, 1])], 1); // [N, dc+dl+dm]
-      const h = tf.tanh(this.fc1.forward(z)); // [N, hidden]
+      let h = tf.tanh(this.fc1.forward(z)); // [N, hidden]
+      if (this.condition_film) h = tf.mul(h, tf.add(this.condition_film.forward(condEmb), 1)); // [N, hidden]
       const A = this.heads.get(`${moduleType}_A`)!.forward(h).reshape([n, r, inFeatures]); // [N, r, in]
       const B = this.heads.get(`${moduleType}_B`)!.forward(h).reshape([n, outFeatures, r]); // [N, out, r]
       return { A, B };

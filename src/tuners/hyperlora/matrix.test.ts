@@ -152,10 +152,22 @@ const cases: MatrixCase[] = [
     ...common,
   },
   {
+    name: 'hyperlora film conditioning × bert SEQ_CLS',
+    makeModel: tinyBertClassifier,
+    makeInputs: clsInputs,
+    tuner: hyperTuner({ r: 2, conditioning: 'film', targetModules: ['query', 'value'] }),
+    ...common,
+  },
+  {
     name: 'hyperlora condition vectors × llama',
     makeModel: tinyLlamaLm,
     makeInputs: lmInputs,
-    tuner: hyperTuner({ r: 3, conditionType: 'vector', targetModules: ['q_proj', 'o_proj'] }),
+    tuner: hyperTuner({
+      r: 3,
+      conditionType: 'vector',
+      conditioning: 'film',
+      targetModules: ['q_proj', 'o_proj'],
+    }),
     ...common,
   },
 ];
