@@ -5,7 +5,8 @@
  */
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
-import { kernelProfile, resetKernelProfile } from '../src/tensor/native/profile.js';
+import { resetKernelProfile } from '../src/tensor/native/profile.js';
+import { cpuMs, printProfile } from './profile_report.js';
 import { loadModel } from '../src/models/load.js';
 import { getPeftModel } from '../src/index.js';
 import { LoraConfig } from '../src/tuners/lora/config.js';
@@ -52,15 +53,18 @@ const run = async (n: number) => {
   });
   const t0 = performance.now();
   await t.train();
-  return (performance.now() - t0) / n;
+  const ms = (performance.now() - t0) / n;
+  t.dispose(); // its AdamW slots; AdaLoRA's allocator state stays with the model (as in PEFT)
+  return ms;
 };
 await run(2); // warm-up
 resetKernelProfile();
+const cpu0 = cpuMs();
 const ms = await run(steps);
-console.log(`${report.backend} ${method}: ${ms.toFixed(1)} ms/step, tensors ${tf.memory().numTensors}`);
-const total = kernelProfile().reduce((a, k) => a + k.ms, 0);
-for (const k of kernelProfile().slice(0, 25))
-  console.log(
-    `${k.kernel.padEnd(24)} ${k.native ? 'native' : 'cpu   '} ${(k.ms / steps).toFixed(2).padStart(8)} ms ${((100 * k.ms) / (ms * steps)).toFixed(1).padStart(5)}% calls ${(k.calls / steps).toFixed(0)}`,
-  );
-console.log(`kernels total ${(total / steps).toFixed(1)} ms/step of ${ms.toFixed(1)}`);
+const cpu = (cpuMs() - cpu0) / steps;
+console.log(
+  `${report.backend} ${method}: ${ms.toFixed(1)} ms/step (cpu ${cpu.toFixed(1)} ms), tensors ${tf.memory().numTensors}`,
+);
+printProfile(ms, steps, 25);
+const pool = (tf.backend() as unknown as { pool?: { stats(): unknown } }).pool;
+if (pool) console.log('pool', JSON.stringify(pool.stats()));
