@@ -13,10 +13,13 @@
  * grid in the JSON. HyperLoRA is also evaluated materialised to PEFT LoRA folders.
  *
  *   npx tsx experiments/hyperlora.ts [--steps 80] [--seed 0] [--lrs 1e-3,3e-3,1e-2]
- *     [--conditioning concat|film] [--arms lora,hyper]
- * writes results/hyperlora_seed<seed>.json (concat) or results/hyperlora_film_seed<seed>.json; the
- * per-task LoRA arm does not depend on --conditioning, so a film run may skip it (--arms hyper) and be
- * compared with the concat file of the same seed, steps and grid.
+ *     [--conditioning concat|film] [--head-a-std 0.04] [--arms lora,hyper]
+ * writes results/hyperlora_[film_][headA<σ>_][steps<n>_]seed<seed>.json (the plain name for concat, the
+ * default init and 80 steps). The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
+ * variant may skip it (--arms hyper) and be compared with the plain file of the same seed and steps.
+ * --head-a-std σ re-initialises the A heads after construction (bias 0, weight N(0, σ²)) so every
+ * (layer, condition) starts from its own A, as independent LoRAs do, instead of a shared A (the bias)
+ * plus a small per-row part (the default init).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +47,7 @@ const LRS = (args.includes('--lrs') ? args[args.indexOf('--lrs') + 1]! : '1e-3,3
 const CONDITIONING = (
   args.includes('--conditioning') ? args[args.indexOf('--conditioning') + 1] : 'concat'
 ) as 'concat' | 'film';
+const HEAD_A_STD = args.includes('--head-a-std') ? Number(args[args.indexOf('--head-a-std') + 1]) : 0;
 const ARMS = (args.includes('--arms') ? args[args.indexOf('--arms') + 1]! : 'lora,hyper').split(',');
 const T = 64; // tokens per window
 const B = 4; // windows per task per step
@@ -198,6 +202,13 @@ async function hiddenFor(budget: number): Promise<number> {
 async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
   manualSeed(SEED);
   const hyper = new HyperLoraModel(await loadModel(MODEL), hyperConfig(hidden));
+  if (HEAD_A_STD > 0)
+    tf.tidy(() => {
+      for (const [n, p] of hyper.hypernet.namedParameters()) {
+        if (/_A\.weight$/.test(n)) p.assign(tf.randomNormal(p.shape, 0, HEAD_A_STD, 'float32', 77 + SEED));
+        if (/_A\.bias$/.test(n)) p.assign(tf.zerosLike(p));
+      }
+    });
   const vars = hyper.trainableParameters();
   const run: ArmRun = { lr, val: [], test: [], params: vars.reduce((n, [, v]) => n + v.size, 0), seconds: 0 };
   run.seconds = trainSteps(vars, lr, () => {
@@ -278,7 +289,7 @@ fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
   path.resolve(
     import.meta.dirname,
-    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}seed${SEED}.json`,
+    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
   ),
   JSON.stringify(
     {
@@ -290,6 +301,7 @@ fs.writeFileSync(
       tokensPerWindow: T,
       lrs: LRS,
       conditioning: CONDITIONING,
+      headAStd: HEAD_A_STD || null,
       loraParams: budget,
       hidden,
       base: { val: baseEval.map((e) => e.val), test: baseEval.map((e) => e.test) },
