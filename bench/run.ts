@@ -45,18 +45,32 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median and best of `reps` timed runs after two warm-ups; on a shared machine `best` is the
- * closest to the code's own speed, `median` to what a user sees. */
-function time(fn: () => void): { median: number; best: number } {
-  fn();
-  fn();
-  const ts: number[] = [];
+/**
+ * Median and best of `reps` timed runs of two functions after two warm-ups each, run alternately
+ * so that load changes on a shared machine hit both alike (the efficiency column compares them).
+ * `best` is the closest to the code's own speed, `median` to what a user sees.
+ */
+function timePair(
+  a: () => void,
+  b: () => void,
+): [{ median: number; best: number }, { median: number; best: number }] {
+  for (const f of [a, b, a, b]) f();
+  const ta: number[] = [];
+  const tb: number[] = [];
   for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
+    for (const [f, ts] of [
+      [a, ta],
+      [b, tb],
+    ] as const) {
+      const t0 = performance.now();
+      f();
+      ts.push(performance.now() - t0);
+    }
   }
-  return { median: median(ts), best: Math.min(...ts) };
+  return [
+    { median: median(ta), best: Math.min(...ta) },
+    { median: median(tb), best: Math.min(...tb) },
+  ];
 }
 
 function benchSgemm() {
@@ -65,10 +79,12 @@ function benchSgemm() {
   const rows = SHAPES.map(([label, m, n, k, ta, tb]) => {
     const a = tf.randomNormal(ta ? [k, m] : [m, k]);
     const b = tf.randomNormal(tb ? [n, k] : [k, n]);
-    // Native kernels run synchronously: the product is complete when matMul returns.
-    const native = time(() => tf.matMul(a, b, ta, tb).dispose());
     const [A, B, C] = [a.dataSync() as Float32Array, b.dataSync() as Float32Array, new Float32Array(m * n)];
-    const direct = time(() => addon.sgemm(A, B, C, m, n, k, ta, tb));
+    // Native kernels run synchronously: the product is complete when matMul returns.
+    const [native, direct] = timePair(
+      () => tf.matMul(a, b, ta, tb).dispose(),
+      () => addon.sgemm(A, B, C, m, n, k, ta, tb),
+    );
     tf.dispose([a, b]);
     const [nativeMs, directMs] = [native.best, direct.best];
     const gflops = (2 * m * n * k) / nativeMs / 1e6;

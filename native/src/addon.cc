@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <thread>
+#include <cstdlib>
 
 namespace lowrank {
 
@@ -24,6 +25,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", openblas_get_num_threads());
   o.Set("ompThreads", omp_get_max_threads());
   o.Set("cores", static_cast<double>(std::thread::hardware_concurrency()));
+  o.Set("parallelGrain", static_cast<double>(kParallelGrain));
   return o;
 }
 
@@ -31,6 +33,10 @@ void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA
 void registerRandom(Napi::Env env, Napi::Object exports);   // random.cc (dropout)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
+    const long long g = std::atoll(grain);
+    if (g > 0) kParallelGrain = g;
+  }
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   registerGemm(env, exports);

@@ -9,8 +9,9 @@
 namespace lowrank {
 
 // Element count above which a loop is split across OpenMP threads; below it the fork/join cost
-// (microseconds with passive, sleeping workers: see OMP_WAIT_POLICY in addon.ts) outweighs the work.
-constexpr int64_t kParallelGrain = 1 << 16;
+// (waking passive, sleeping workers: see OMP_WAIT_POLICY in addon.ts) outweighs the work. Set once
+// when the addon loads, from LOWRANK_PARALLEL_GRAIN when given (for tuning; see addon.cc).
+inline int64_t kParallelGrain = int64_t(1) << 16;
 
 struct Raw {
   void* data;

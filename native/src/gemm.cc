@@ -9,6 +9,7 @@ namespace lowrank {
 
 // Per-product work (m·n·k) up to which batched products run one per thread (see BatchMatMul).
 constexpr int64_t kSmallGemm = int64_t(1) << 22;
+constexpr int64_t kGemmGrainFactor = 32;
 
 enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kLeakyRelu = 4, kSigmoid = 5 };
 
@@ -78,10 +79,12 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
     cblas_sgemm(CblasRowMajor, opA, opB, batch * m, n, k, 1.f, a, lda, b + bOff[0], ldb, beta, c, n);
   } else if (k > 0 && batch > 1 && m * n * k <= kSmallGemm) {
     // Many small products (attention's [B·H] blocks): one single-threaded sgemm per OpenMP thread
-    // beats letting OpenBLAS fork and join its own threads for every small call.
+    // beats letting OpenBLAS fork and join its own threads for every small call. Below
+    // kGemmGrainFactor·kParallelGrain multiply-adds in all (a GEMM does ~30 of them in the time an
+    // elementwise loop handles one element) the whole batch is cheaper than waking a thread.
     const int saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (batch * m * n * k > kGemmGrainFactor * kParallelGrain) schedule(static)
     for (int64_t i = 0; i < batch; i++)
       cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
                   c + i * m * n, n);

@@ -15,7 +15,14 @@ type Typed = Float32Array | Int32Array | Uint8Array;
 /** The addon's functions (native/src/*.cc); every output array is allocated by the caller. */
 export interface NativeAddon {
   setThreads(n: number): void;
-  info(): { blas: string; blasCore: string; threads: number; ompThreads: number; cores: number };
+  info(): {
+    blas: string;
+    blasCore: string;
+    threads: number;
+    ompThreads: number;
+    cores: number;
+    parallelGrain: number;
+  };
   batchMatMul(
     a: F32,
     b: F32,
