@@ -1,10 +1,12 @@
 /**
  * QLoRA dequantisation speed (issue 5): the native kernel (native/src/dequant.cc) against the
- * TypedArray loop (blockwise.ts), and what on-the-fly dequantisation costs a Linear4bit forward
- * against a dense f32 Linear. Writes experiments/results/qlora_bench.json. Timings are medians;
- * the machine is shared, so run it when the load is low (the JSON records the 1-minute load).
+ * TypedArray loop (blockwise.ts), and what on-the-fly dequantisation costs a Linear4bit forward and a
+ * whole stories260K forward against f32. Writes experiments/results/qlora_bench.json.
  *
- *   npx tsx experiments/qlora_bench.ts [--reps 9]
+ * The machine is shared, so the variants of one comparison run interleaved (A, B, C, A, B, C, …) and
+ * both the minimum (the uncontended cost) and the median are recorded, with the 1-minute load.
+ *
+ *   npx tsx experiments/qlora_bench.ts [--reps 21]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,26 +22,52 @@ import { nativeDequantKernel } from '../src/tensor/quant/native.js';
 import { lcgValues } from '../src/tensor/quant/testing.js';
 
 const args = process.argv.slice(2);
-const REPS = Number(args[args.indexOf('--reps') + 1] || 9);
+const REPS = Number(args[args.indexOf('--reps') + 1] || 21);
 
 const backend = await initBackend('native');
 const kernel = nativeDequantKernel();
 if (!kernel) throw new Error('native dequant kernel unavailable: build the addon first');
 
-/** Median wall time of `fn` in ms after one warm-up call. */
-function median(fn: () => void, reps = REPS): number {
-  fn();
-  const t: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+type Timing = { minMs: number; medianMs: number };
+
+/**
+ * Times each variant `reps` times, interleaved, after one warm-up each. A variant may set up state
+ * (threads, kernel registration) in `before`, which is not timed.
+ */
+function compare(
+  variants: Record<string, { before?: () => void; run: () => void }>,
+  reps = REPS,
+): Record<string, Timing> {
+  const times: Record<string, number[]> = {};
+  const names = Object.keys(variants);
+  for (const n of names) {
+    variants[n]!.before?.();
+    variants[n]!.run();
+    times[n] = [];
   }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)]!;
+  for (let i = 0; i < reps; i++) {
+    for (const n of names) {
+      variants[n]!.before?.();
+      const t0 = process.hrtime.bigint();
+      variants[n]!.run();
+      times[n]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  return Object.fromEntries(
+    names.map((n) => {
+      const t = times[n]!.sort((a, b) => a - b);
+      return [n, { minMs: t[0]!, medianMs: t[Math.floor(t.length / 2)]! }];
+    }),
+  );
 }
 
-const results: Record<string, unknown> = { backend: backend.backend, load1: os.loadavg()[0], reps: REPS };
+const withNative = () => registerDequantKernel(kernel);
+const withTypedArray = () => registerDequantKernel(null);
+const results: Record<string, unknown> = {
+  backend: backend.backend,
+  reps: REPS,
+  load1Start: os.loadavg()[0],
+};
 
 // 1. Dequantising one 4096×4096 weight into a preallocated buffer.
 const [R, C] = [4096, 4096];
@@ -48,22 +76,22 @@ const dequant: Record<string, unknown>[] = [];
 for (const doubleQuant of [true, false]) {
   const q = quantize4bit(w, [R, C], { quantType: 'nf4', doubleQuant });
   const out = new Float32Array(R * C);
-  const row: Record<string, unknown> = { shape: [R, C], quantType: 'nf4', doubleQuant };
-  row.typedarrayMs = median(() => dequantize4bit(q, out), 5);
-  for (const threads of [1, 2]) {
-    setThreads(threads);
-    row[`native${threads}tMs`] = median(() => kernel(q, out));
-  }
-  const gb = (R * C * 4.5) / 8 / 1e9 + (R * C * 4) / 1e9; // bytes read + written
-  row.native1tGBs = gb / ((row.native1tMs as number) / 1e3);
+  const t = compare({
+    typedarray: { run: () => dequantize4bit(q, out) },
+    native1t: { before: () => setThreads(1), run: () => kernel(q, out) },
+    native2t: { before: () => setThreads(2), run: () => kernel(q, out) },
+  });
+  const row = { shape: [R, C], quantType: 'nf4', doubleQuant, ...t };
   dequant.push(row);
   console.log(JSON.stringify(row));
 }
 results.dequant = dequant;
 setThreads(2);
 
-// 2. Forward cost: dense Linear vs Linear4bit (native kernel, TypedArray loop) on two shapes:
-// a 4096×4096 layer on 8 tokens (dequantisation-bound) and stories260K's 172×64 MLP on 8×256 tokens.
+// 2. One layer's forward: dense Linear vs Linear4bit (native kernel / TypedArray loop): a 4096×4096
+// layer on 8 tokens (dequantisation-bound) and stories260K's 172×64 gate_proj on 8 × 256 tokens.
+// The tidy callbacks return nothing: tf.tidy walks a returned TypedArray element by element looking
+// for tensors (~1 s for a 2048×172 result under load), which would swamp the forward.
 const forward: Record<string, unknown>[] = [];
 for (const [outF, inF, tokens] of [
   [4096, 4096, 8],
@@ -73,13 +101,17 @@ for (const [outF, inF, tokens] of [
   const dense = new Linear(inF, outF, { bias: false });
   const q4 = Linear4bit.fromLinear(dense, { quantType: 'nf4', doubleQuant: true });
   const x = tf.randomNormal([tokens, inF], 0, 1, 'float32', 5);
-  const run = (m: { forward(x: tf.Tensor): tf.Tensor }) => () => tf.tidy(() => m.forward(x).dataSync());
-  const row: Record<string, unknown> = { outF, inF, tokens, threads: 2 };
-  row.denseMs = median(run(dense));
-  row.linear4bitNativeMs = median(run(q4));
-  registerDequantKernel(null);
-  row.linear4bitTypedarrayMs = median(run(q4), 5);
-  registerDequantKernel(kernel);
+  const run = (m: { forward(x: tf.Tensor): tf.Tensor }) => () =>
+    tf.tidy(() => {
+      m.forward(x).dataSync();
+    });
+  const t = compare({
+    dense: { run: run(dense) },
+    linear4bitNative: { before: withNative, run: run(q4) },
+    linear4bitTypedarray: { before: withTypedArray, run: run(q4) },
+  });
+  withNative();
+  const row = { outF, inF, tokens, threads: 2, ...t };
   forward.push(row);
   console.log(JSON.stringify(row));
   x.dispose();
@@ -92,7 +124,6 @@ results.forward = forward;
 // NF4 + double quantisation with each dequantisation path (skipped without ../shared/data).
 const MODEL = path.resolve(import.meta.dirname, '../../shared/data/models/stories260K/stories260K.bin');
 if (fs.existsSync(MODEL)) {
-  setThreads(2);
   const f32Model = await loadModel(MODEL);
   const q4Model = await loadModel(MODEL, { quantize: 'nf4', doubleQuant: true });
   const ids = tf.tensor2d(
@@ -100,19 +131,23 @@ if (fs.existsSync(MODEL)) {
     [4, 256],
     'int32',
   );
-  const fwd = (m: typeof f32Model) => () => tf.tidy(() => m.forward({ inputIds: ids }).logits.dataSync());
-  const row: Record<string, unknown> = { model: 'stories260K', batch: [4, 256], threads: 2 };
-  row.f32Ms = median(fwd(f32Model));
-  row.nf4dqNativeMs = median(fwd(q4Model));
-  registerDequantKernel(null);
-  row.nf4dqTypedarrayMs = median(fwd(q4Model));
-  registerDequantKernel(kernel);
-  results.stories260K = row;
-  console.log(JSON.stringify(row));
+  const fwd = (m: typeof f32Model) => () =>
+    tf.tidy(() => {
+      m.forward({ inputIds: ids }).logits.dataSync();
+    });
+  const t = compare({
+    f32: { run: fwd(f32Model) },
+    nf4dqNative: { before: withNative, run: fwd(q4Model) },
+    nf4dqTypedarray: { before: withTypedArray, run: fwd(q4Model) },
+  });
+  withNative();
+  results.stories260K = { batch: [4, 256], threads: 2, ...t };
+  console.log(JSON.stringify(results.stories260K));
   ids.dispose();
   f32Model.dispose();
   q4Model.dispose();
 }
+results.load1End = os.loadavg()[0];
 
 const file = path.resolve(import.meta.dirname, 'results/qlora_bench.json');
 fs.writeFileSync(file, JSON.stringify(results, null, 2) + '\n');

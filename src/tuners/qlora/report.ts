@@ -37,11 +37,13 @@ export function denseLinearWeights(model: Module): Map<string, Float32Array> {
   for (const [path, m] of model.namedModules()) {
     if (path === '' || !isLinearLike(m) || m instanceof Linear4bit) continue;
     if (m.namedChildren().some(([, c]) => isLinearLike(c))) continue; // a wrapper, not a weight holder
-    const values = tf.tidy(() => {
-      const w = m.denseWeight();
-      return (m.fanInFanOut ? w.transpose() : w).dataSync() as Float32Array;
+    // The tensor leaves the tidy, not its data: tf.tidy walks a returned TypedArray element by element.
+    const w = tf.tidy(() => {
+      const d = m.denseWeight();
+      return m.fanInFanOut ? d.transpose() : d;
     });
-    out.set(path, Float32Array.from(values));
+    out.set(path, Float32Array.from(w.dataSync() as Float32Array));
+    w.dispose();
   }
   return out;
 }
