@@ -10,7 +10,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { readSuite, type Suite } from '../src/experiments/suite.js';
-import { summarise, type GroupSummary, type Stat } from '../src/experiments/summary.js';
+import { stat, summarise, type GroupSummary, type Stat } from '../src/experiments/summary.js';
 import type { CellResult } from '../src/experiments/cell.js';
 
 const files = process.argv.slice(2).filter((a) => a.endsWith('.json'));
@@ -86,6 +86,42 @@ if (ablations.length && groups.some((g) => ablations.includes(g.method as never)
   console.log(`\n### Ablations (${ab} budget)\n`);
   console.log(header([]));
   console.log(rows(['adalora', ...ablations], [ab], false).join('\n'));
+}
+
+// Paired comparison: cells of one seed share the data order, so per-seed differences cancel part of
+// the seed noise. Positive = AdaLoRA better (lower loss / higher score).
+const pairRows: string[] = [];
+const readCell = (g: GroupSummary, seed: number) =>
+  JSON.parse(
+    fs.readFileSync(
+      path.join(outOf(g), 'cells', `${g.task}__${g.method}__${g.budget}__seed${seed}.json`),
+      'utf8',
+    ),
+  ) as CellResult;
+for (const a of groups.filter((g) => g.method === 'adalora')) {
+  for (const g of groups.filter(
+    (x) => x.task === a.task && x.budget === a.budget && x.method !== 'adalora',
+  )) {
+    const seeds = a.seeds.filter((s) => g.seeds.includes(s));
+    if (!seeds.length) continue;
+    const d = seeds.map((s) => {
+      const x = readCell(a, s).primary;
+      const y = readCell(g, s).primary.value;
+      return (x.higherIsBetter ? x.value - y : y - x.value) * (x.name === 'loss' ? 1 : 100);
+    });
+    const st = stat(d);
+    const wins = d.filter((v) => v > 0).length;
+    pairRows.push(
+      `| ${a.task} | ${a.budget} | ${g.method} | ${st.mean >= 0 ? '+' : ''}${st.mean.toFixed(3)} ± ${st.std.toFixed(3)} | ${wins} of ${seeds.length} | ${d.map((v) => v.toFixed(3)).join(', ')} |`,
+    );
+  }
+}
+if (pairRows.length) {
+  console.log('\n### AdaLoRA vs each method, paired by seed (positive: AdaLoRA better)\n');
+  console.log(
+    '| task | budget | vs | Δ mean ± std (loss: nats; scores: points) | AdaLoRA better on | per seed |\n|---|---|---|---|---|---|',
+  );
+  console.log(pairRows.join('\n'));
 }
 
 // Learning-rate search: every rate's dev score on the tune seed; the chosen one in bold.
