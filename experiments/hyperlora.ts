@@ -13,9 +13,10 @@
  * grid in the JSON. HyperLoRA is also evaluated materialised to PEFT LoRA folders.
  *
  *   npx tsx experiments/hyperlora.ts [--steps 80] [--seed 0] [--lrs 1e-3,3e-3,1e-2]
- *     [--conditioning concat|film] [--head-a-std 0.04] [--arms lora,hyper]
- * writes results/hyperlora_[film_][headA<σ>_][steps<n>_]seed<seed>.json (the plain name for concat, the
- * default init and 80 steps). The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
+ *     [--conditioning concat|film] [--head-a-std 0.04] [--hidden 32] [--arms lora,hyper]
+ * writes results/hyperlora_[film_][headA<σ>_][hidden<n>_][steps<n>_]seed<seed>.json (the plain name for
+ * concat, the default init, the budget-matched width and 80 steps). --hidden overrides the matched width:
+ * a diagnostic beyond the equal budget, not a fair comparison. The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
  * variant may skip it (--arms hyper) and be compared with the plain file of the same seed and steps.
  * --head-a-std σ re-initialises the A heads after construction (bias 0, weight N(0, σ²)) so every
  * (layer, condition) starts from its own A, as independent LoRAs do, instead of a shared A (the bias)
@@ -47,6 +48,7 @@ const LRS = (args.includes('--lrs') ? args[args.indexOf('--lrs') + 1]! : '1e-3,3
 const CONDITIONING = (
   args.includes('--conditioning') ? args[args.indexOf('--conditioning') + 1] : 'concat'
 ) as 'concat' | 'film';
+const HIDDEN = args.includes('--hidden') ? Number(args[args.indexOf('--hidden') + 1]) : 0;
 const HEAD_A_STD = args.includes('--head-a-std') ? Number(args[args.indexOf('--head-a-std') + 1]) : 0;
 const ARMS = (args.includes('--arms') ? args[args.indexOf('--arms') + 1]! : 'lora,hyper').split(',');
 const T = 64; // tokens per window
@@ -243,7 +245,7 @@ const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const loraRuns: ArmRun[] = [];
 const hyperRuns: ArmRun[] = [];
 const budget = await loraBudget();
-const hidden = await hiddenFor(budget);
+const hidden = HIDDEN || (await hiddenFor(budget));
 for (const lr of LRS) {
   if (ARMS.includes('lora')) {
     console.log(`\nlr ${lr}: per-task LoRAs`);
@@ -289,7 +291,7 @@ fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
   path.resolve(
     import.meta.dirname,
-    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
+    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
   ),
   JSON.stringify(
     {

@@ -109,6 +109,7 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
   );
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^1\+/);
+  assert.match(r.err, /HyperLoRA condition plain as LORA/);
 
   // usage errors name the flag (exit 2)
   const bad = async (re: RegExp, ...argv: string[]) => {

@@ -175,7 +175,7 @@ export const generateCommand: Command = {
     const model = peft ? (peft.mergeAndUnload() as typeof base) : base;
     if (peft)
       io.err(
-        `adapter ${v.adapter} loaded (${peft.peftConfig.get('default')?.peftType}) and merged for decoding`,
+        `adapter ${v.adapter} loaded (${v.condition !== undefined ? `HyperLoRA condition ${v.condition} as ` : ''}${peft.peftConfig.get('default')?.peftType}) and merged for decoding`,
       );
     const prompt = tok.raw.encode(v.prompt as string);
     const { generate } = await import('../../models/generate.js');
