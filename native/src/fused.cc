@@ -23,12 +23,9 @@ static Napi::Value Softmax(const Napi::CallbackInfo& info) {
     float* orow = o + r * cols;
     float mx = -INFINITY;
     for (int64_t c = 0; c < cols; c++) mx = std::max(mx, xr[c]);
+    for (int64_t c = 0; c < cols; c++) orow[c] = vexp(xr[c] - mx);  // vectorised (vecmath.h)
     float sum = 0.f;
-    for (int64_t c = 0; c < cols; c++) {
-      const float e = std::exp(xr[c] - mx);
-      orow[c] = e;
-      sum += e;
-    }
+    for (int64_t c = 0; c < cols; c++) sum += orow[c];
     if (logMode) {
       const float lse = std::log(sum);
       for (int64_t c = 0; c < cols; c++) orow[c] = xr[c] - mx - lse;
@@ -172,8 +169,9 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     float* pr = p + r * cols;
     float mx = -INFINITY;
     for (int64_t c = 0; c < cols; c++) mx = std::max(mx, xr[c]);
+    for (int64_t c = 0; c < cols; c++) pr[c] = vexp(xr[c] - mx);
     float sum = 0.f;
-    for (int64_t c = 0; c < cols; c++) { pr[c] = std::exp(xr[c] - mx); sum += pr[c]; }
+    for (int64_t c = 0; c < cols; c++) sum += pr[c];
     const float inv = 1.f / sum;
     for (int64_t c = 0; c < cols; c++) pr[c] *= inv;
     const int32_t y = lab[r];
@@ -234,8 +232,9 @@ static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
       orow[c] = v;
       mx = std::max(mx, v);
     }
+    for (int64_t c = 0; c < cols; c++) orow[c] = vexp(orow[c] - mx);
     float sum = 0.f;
-    for (int64_t c = 0; c < cols; c++) { orow[c] = std::exp(orow[c] - mx); sum += orow[c]; }
+    for (int64_t c = 0; c < cols; c++) sum += orow[c];
     const float inv = 1.f / sum;
     for (int64_t c = 0; c < cols; c++) orow[c] *= inv;
   }

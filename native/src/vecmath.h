@@ -2,7 +2,8 @@
 // std::erf / std::tanh cost ~20 ns per element, which made GELU and its gradient ~10% of a LoRA
 // training step of the reference encoder). Accuracy is what float32 training needs:
 //  - vexp: Cody-Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2 (n rounded to nearest), and Cephes's degree-6 expf
-//    polynomial (about 1 ulp); the input is clamped to [-87.3, 88] so 2ⁿ stays a normal float.
+//    polynomial (about 1 ulp); inputs above 88 are clamped (2ⁿ stays a normal float), below −87.3
+//    give 0, and NaN stays NaN.
 //  - verf: Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7 (the same formula tfjs's Erf kernel uses).
 //  - vtanh: 1 − 2/(e^{2|x|} + 1) with the sign restored, |error| ≲ 2e-7 (absolute).
 #pragma once
@@ -13,7 +14,9 @@
 namespace lowrank {
 
 inline float vexp(float x) {
-  x = std::min(std::max(x, -87.3f), 88.f);
+  constexpr float kMin = -87.3f;  // below it expf is subnormal or 0: return 0 (masks of -inf or -1e9)
+  const float in = x;
+  x = std::min(std::max(x, kMin), 88.f);
   // n = round(x / ln2) by the 1.5·2²³ trick (std::floor/nearbyint do not vectorise without
   // -fno-trapping-math); exact for |x / ln2| < 2²², far beyond the clamp.
   constexpr float kRound = 12582912.f;
@@ -28,7 +31,8 @@ inline float vexp(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2ⁿ
-  return p * __builtin_bit_cast(float, bits);
+  const float r2n = p * __builtin_bit_cast(float, bits);
+  return in < kMin ? 0.f : r2n;
 }
 
 inline float verf(float x) {
