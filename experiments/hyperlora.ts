@@ -13,10 +13,12 @@
  * grid in the JSON. HyperLoRA is also evaluated materialised to PEFT LoRA folders.
  *
  *   npx tsx experiments/hyperlora.ts [--steps 80] [--seed 0] [--lrs 1e-3,3e-3,1e-2]
- *     [--conditioning concat|film] [--head-a-std 0.04] [--hidden 32] [--arms lora,hyper]
+ *     [--conditioning concat|film] [--head-a-std 0.04] [--hidden 32] [--head-lr-mult 0.2] [--arms lora,hyper]
  * writes results/hyperlora_[film_][headA<σ>_][hidden<n>_][steps<n>_]seed<seed>.json (the plain name for
  * concat, the default init, the budget-matched width and 80 steps). --hidden overrides the matched width:
- * a diagnostic beyond the equal budget, not a fair comparison. The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
+ * a diagnostic beyond the equal budget, not a fair comparison. --head-lr-mult m trains the output heads
+ * at m × lr (a hypernetwork-only knob: a generated factor moves by about lr × Σ|h| per Adam step through
+ * its head, and by lr through a LoRA factor; the LoRAs get no such knob here). The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
  * variant may skip it (--arms hyper) and be compared with the plain file of the same seed and steps.
  * --head-a-std σ re-initialises the A heads after construction (bias 0, weight N(0, σ²)) so every
  * (layer, condition) starts from its own A, as independent LoRAs do, instead of a shared A (the bias)
@@ -48,6 +50,7 @@ const LRS = (args.includes('--lrs') ? args[args.indexOf('--lrs') + 1]! : '1e-3,3
 const CONDITIONING = (
   args.includes('--conditioning') ? args[args.indexOf('--conditioning') + 1] : 'concat'
 ) as 'concat' | 'film';
+const HEAD_LR_MULT = args.includes('--head-lr-mult') ? Number(args[args.indexOf('--head-lr-mult') + 1]) : 1;
 const HIDDEN = args.includes('--hidden') ? Number(args[args.indexOf('--hidden') + 1]) : 0;
 const HEAD_A_STD = args.includes('--head-a-std') ? Number(args[args.indexOf('--head-a-std') + 1]) : 0;
 const ARMS = (args.includes('--arms') ? args[args.indexOf('--arms') + 1]! : 'lora,hyper').split(',');
@@ -98,16 +101,25 @@ function windows(task: number, n: number): number[][] {
   return out;
 }
 
-function trainSteps(vars: [string, Variable][], lr: number, loss: (step: number) => tf.Scalar): number {
+/** AdamW over `vars`; `lrMult(name)` scales the rate of some parameters (one optimizer per multiplier). */
+function trainSteps(
+  vars: [string, Variable][],
+  lr: number,
+  loss: (step: number) => tf.Scalar,
+  lrMult: (name: string) => number = () => 1,
+): number {
   resetWindows();
-  const opt = new AdamW(vars, { lr, weightDecay: 0 });
+  const groups = new Map<number, [string, Variable][]>();
+  for (const nv of vars) groups.set(lrMult(nv[0]), [...(groups.get(lrMult(nv[0])) ?? []), nv]);
+  const opts = [...groups].map(([m, g]) => new AdamW(g, { lr: lr * m, weightDecay: 0 }));
   const t0 = Date.now();
   for (let step = 0; step < STEPS; step++) {
     const { value, grads } = tf.variableGrads(
       () => loss(step),
       vars.map(([, v]) => v),
     );
-    opt.step(new Map(vars.map(([n, v]) => [n, grads[v.name]!])));
+    const named = new Map(vars.map(([n, v]) => [n, grads[v.name]!]));
+    for (const opt of opts) opt.step(named);
     if (step % 20 === 0) console.log(`  step ${step} loss ${value.dataSync()[0]!.toFixed(4)}`);
     tf.dispose([value, ...Object.values(grads)]);
   }
@@ -213,11 +225,16 @@ async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
     });
   const vars = hyper.trainableParameters();
   const run: ArmRun = { lr, val: [], test: [], params: vars.reduce((n, [, v]) => n + v.size, 0), seconds: 0 };
-  run.seconds = trainSteps(vars, lr, () => {
-    const rows = [0, 1, 2].flatMap((k) => windows(k, B));
-    const conds = [0, 1, 2].flatMap((k) => Array<number>(B).fill(k));
-    return batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, conds).loss, rows);
-  });
+  run.seconds = trainSteps(
+    vars,
+    lr,
+    () => {
+      const rows = [0, 1, 2].flatMap((k) => windows(k, B));
+      const conds = [0, 1, 2].flatMap((k) => Array<number>(B).fill(k));
+      return batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, conds).loss, rows);
+    },
+    (n) => (n.startsWith('hypernet.heads.') ? HEAD_LR_MULT : 1),
+  );
   hyper.eval();
   for (let k = 0; k < 3; k++) {
     const e = evalSplits(
@@ -291,7 +308,7 @@ fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
   path.resolve(
     import.meta.dirname,
-    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
+    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${HEAD_LR_MULT !== 1 ? `headlr${HEAD_LR_MULT}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
   ),
   JSON.stringify(
     {
@@ -304,6 +321,8 @@ fs.writeFileSync(
       lrs: LRS,
       conditioning: CONDITIONING,
       headAStd: HEAD_A_STD || null,
+      headLrMult: HEAD_LR_MULT,
+      hiddenOverride: HIDDEN || null,
       loraParams: budget,
       hidden,
       base: { val: baseEval.map((e) => e.val), test: baseEval.map((e) => e.test) },
