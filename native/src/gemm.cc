@@ -75,6 +75,11 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   bool contiguousA = !ta && batch > 1;
   for (int64_t i = 0; contiguousA && i < batch; i++)
     contiguousA = aOff[i] == i * m * k && bOff[i] == bOff[0];
+  // Small products in all run on the calling thread: OpenBLAS wakes its worker threads for any
+  // product above ~2^18 multiply-adds, and they then spin for a while after each call.
+  const bool small = batch * m * n * k <= kSmallGemm;
+  const int savedThreads = openblas_get_num_threads();
+  if (small) openblas_set_num_threads(1);
   if (k > 0 && contiguousA) {
     cblas_sgemm(CblasRowMajor, opA, opB, batch * m, n, k, 1.f, a, lda, b + bOff[0], ldb, beta, c, n);
   } else if (k > 0 && batch > 1 && m * n * k <= kSmallGemm) {
@@ -94,6 +99,7 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
       cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
                   c + i * m * n, n);
   }
+  if (small) openblas_set_num_threads(savedThreads);
   applyActivation(c, batch * m * n, act, alpha);
   return env.Undefined();
 }
