@@ -203,7 +203,42 @@ static Napi::Value Cast(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// AdaLoRA's sensitivity EMA for one parameter (PEFT RankAllocator.update_ipt), in one pass instead
+// of eight small kernels: ipt = |p·g|, avgI = i0·β1 + ipt·(1−β1), avgU = u0·β2 + |ipt − avgI|·(1−β2),
+// each product and sum rounded to float32 like the composed tfjs ops (no FMA contraction, so the
+// result is bit-identical to them). i0/u0 null: a first update from zeros.
+// sensitivityEma(p, g, i0|null, u0|null, ipt, avgI, avgU, beta1, beta2)
+__attribute__((optimize("fp-contract=off"))) static Napi::Value SensitivityEma(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 9, "sensitivityEma")) return env.Undefined();
+  Raw pr = raw(info[0]);
+  const float* p = static_cast<const float*>(pr.data);
+  const float* g = f32(info[1]);
+  const float* i0 = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
+  const float* u0 = info[3].IsTypedArray() ? f32(info[3]) : nullptr;
+  float* ipt = f32(info[4]);
+  float* avgI = f32(info[5]);
+  float* avgU = f32(info[6]);
+  const double beta1 = dbl(info, 7), beta2 = dbl(info, 8);
+  const float b1 = static_cast<float>(beta1), c1 = static_cast<float>(1 - beta1);
+  const float b2 = static_cast<float>(beta2), c2 = static_cast<float>(1 - beta2);
+  const int64_t n = static_cast<int64_t>(pr.length);
+  for (int64_t i = 0; i < n; i++) {
+    const float ip = std::fabs(p[i] * g[i]);
+    const float decayI = (i0 ? i0[i] : 0.f) * b1;
+    const float newI = ip * c1;
+    const float ai = decayI + newI;
+    const float decayU = (u0 ? u0[i] : 0.f) * b2;
+    const float newU = std::fabs(ip - ai) * c2;
+    ipt[i] = ip;
+    avgI[i] = ai;
+    avgU[i] = decayU + newU;
+  }
+  return env.Undefined();
+}
+
 void registerElementwise(Napi::Env env, Napi::Object exports) {
+  exports.Set("sensitivityEma", Napi::Function::New(env, SensitivityEma));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("select", Napi::Function::New(env, Select));

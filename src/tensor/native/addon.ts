@@ -117,6 +117,17 @@ export interface NativeAddon {
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
   dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  sensitivityEma(
+    p: F32,
+    g: F32,
+    i0: F32 | null,
+    u0: F32 | null,
+    ipt: F32,
+    avgI: F32,
+    avgU: F32,
+    beta1: number,
+    beta2: number,
+  ): void;
   crossEntropyGrad(
     probs: F32,
     labels: I32,

@@ -17,6 +17,7 @@ export const FUSED = {
   softmaxGrad: 'LowrankSoftmaxGrad',
   adamw: 'LowrankAdamW',
   dropout: 'LowrankDropout',
+  sensitivityEma: 'LowrankSensitivityEma',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -227,9 +228,31 @@ const dropout: NativeKernelSpec = {
   },
 };
 
+/** LowrankSensitivityEma {p, g, i0?, u0?} attrs {beta1, beta2} → [ipt, avgI, avgU] (AdaLoRA). */
+const sensitivityEma: NativeKernelSpec = {
+  name: FUSED.sensitivityEma,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const { p, g, i0, u0 } = inputs as Record<string, TensorInfo | undefined>;
+    const n = sizeOf(p!.shape);
+    const outs = [allocF32(backend, n), allocF32(backend, n), allocF32(backend, n)] as const;
+    const opt = (t: TensorInfo | undefined) => (t ? f32(backend, t) : null);
+    addon.sensitivityEma(
+      f32(backend, p!),
+      f32(backend, g!),
+      opt(i0),
+      opt(u0),
+      ...outs,
+      Number(attrs?.beta1),
+      Number(attrs?.beta2),
+    );
+    return outs.map((o) => output(backend, [...p!.shape], 'float32', o));
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
   adamw,
   dropout,
+  sensitivityEma,
   norm,
   normGrad,
   gelu,

@@ -6,3 +6,4 @@ export * from './attention.js';
 export * from './lora.js';
 export * from './adamw.js';
 export * from './dropout.js';
+export * from './sensitivity.js';

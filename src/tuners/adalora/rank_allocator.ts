@@ -17,6 +17,7 @@
  *   `updateIpt` then keeps no statistics).
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { sensitivityEma } from '../../tensor/ops/sensitivity.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
 import { assignMask, kthSmallest, replaceAll } from './masking.js';
 
@@ -174,18 +175,8 @@ export class RankAllocator {
       }
       const prevI = this._expAvgIpt.get(n);
       const prevU = this._expAvgUnc.get(n);
-      const [ipt, avgI, avgU] = tf.tidy(() => {
-        const i0 = prevI ?? tf.zerosLike(p);
-        const u0 = prevU ?? tf.zerosLike(p);
-        const ipt = tf.abs(tf.mul(p, g));
-        // (1 - beta) is a float64 Python expression rounded to f32 when it meets the tensor.
-        const avgI = tf.add(tf.mul(i0, tf.scalar(beta1)), tf.mul(ipt, tf.scalar(1 - beta1)));
-        const avgU = tf.add(
-          tf.mul(u0, tf.scalar(beta2)),
-          tf.mul(tf.abs(tf.sub(ipt, avgI)), tf.scalar(1 - beta2)),
-        );
-        return [ipt, avgI, avgU];
-      });
+      // One native kernel per parameter instead of eight (ops/sensitivity.ts; same float32 values).
+      const [ipt, avgI, avgU] = sensitivityEma(p, g, prevI ?? null, prevU ?? null, beta1, beta2);
       if (!given) g.dispose();
       this._ipt.get(n)?.dispose();
       prevI?.dispose();
