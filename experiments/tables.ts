@@ -43,20 +43,20 @@ function cellText(g: GroupSummary | undefined): string {
   return pct(g.primary, 100, 1);
 }
 
-function header(extra: string[]): string {
+function header(extra: string[], ts: string[] = tasks): string {
   const metric = (t: string) => {
     const g = groups.find((x) => x.task === t);
     return g ? `${t} (${g.primary.name === 'loss' ? 'val loss ↓' : g.primary.name})` : t;
   };
-  const cols = ['method', 'budget', 'adapter params (final)', ...tasks.map(metric), ...extra];
+  const cols = ['method', 'budget', 'adapter params (final)', ...ts.map(metric), ...extra];
   return `| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`;
 }
 
-function rows(methods: string[], budgets: string[], withTest: boolean): string[] {
+function rows(methods: string[], budgets: string[], withTest: boolean, ts: string[] = tasks): string[] {
   const lines: string[] = [];
   for (const b of budgets)
     for (const m of methods) {
-      const gs = tasks.map((t) => groups.find((g) => g.task === t && g.method === m && g.budget === b));
+      const gs = ts.map((t) => groups.find((g) => g.task === t && g.method === m && g.budget === b));
       const any = gs.find(Boolean);
       if (!any) continue;
       const p = any.params.adapterFinal.mean;
@@ -84,8 +84,12 @@ console.log(rows(methods, budgets, hasTest).join('\n'));
 if (ablations.length && groups.some((g) => ablations.includes(g.method as never))) {
   const ab = suites[0]!.suite.ablationBudget ?? 'low';
   console.log(`\n### Ablations (${ab} budget)\n`);
-  console.log(header([]));
-  console.log(rows(['adalora', ...ablations], [ab], false).join('\n'));
+  // only the tasks the ablations ran on
+  const abTasks = tasks.filter((t) =>
+    groups.some((g) => g.task === t && ablations.includes(g.method as never)),
+  );
+  console.log(header([], abTasks));
+  console.log(rows(['adalora', ...ablations], [ab], false, abTasks).join('\n'));
 }
 
 // Paired comparison: cells of one seed share the data order, so per-seed differences cancel part of
