@@ -132,6 +132,8 @@ test('recommend: method per constraint, table and a ready command', async () => 
   assert.equal((await cli('recommend', '--model-params', 'lots')).code, 2);
   const j = JSON.parse((await cli('recommend', '--tasks', '3', '--json')).out);
   assert.equal(j.method, 'hyperlora');
+  // The suggested line is the CLI's real HyperLoRA route, not a pointer to the API.
+  assert.match(j.command ?? j.train ?? JSON.stringify(j), /lowrank train .*--method hyperlora --conditions /);
 });
 
 test('info prints the backend in use', async () => {

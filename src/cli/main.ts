@@ -17,7 +17,7 @@ function overview(): string {
     '',
     'Commands:',
   ];
-  for (const c of COMMANDS) lines.push(`  ${c.spec.name.padEnd(10)} ${c.spec.summary}`);
+  for (const c of COMMANDS) lines.push(`  ${c.spec.name.padEnd(12)} ${c.spec.summary}`);
   lines.push(
     '',
     'Run `lowrank <command> --help` for options and examples.',

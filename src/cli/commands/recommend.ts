@@ -143,8 +143,11 @@ export function trainCommand(r: Recommendation, model = './my-model', data = './
         ? `${base} --method adalora --quantize nf4 --init-r 12 --target-r 8 --lr 1e-3 --max-steps 1000`
         : `${base} --method lora --quantize nf4 --r 8 --lr 1e-3 --max-steps 1000`;
     case 'hyperlora':
-      // The CLI trainer takes one task per run; HyperLoRA trains across tasks through the API.
-      return '# HyperLoRA trains several tasks at once through the API (HyperLoraModel): see docs/hyperlora.md';
+      // One hypernetwork over several named text sets (causal LM); `--data` is replaced by them.
+      return (
+        `lowrank train --model ${model} --method hyperlora --conditions task-a=./a.txt,task-b=./b.txt ` +
+        `--output runs/hyperlora --r 8 --lr 5e-3 --max-steps 1000`
+      );
   }
 }
 
