@@ -27,14 +27,10 @@ import {
   corpusIds,
   windowedLoss,
 } from '../src/tuners/qlora/index.js';
+import { DATA, STORIES260K, hasFlag, numberArg } from './script_args.js';
 
-const DATA = path.resolve(import.meta.dirname, '../../shared/data');
-const MODEL = `${DATA}/models/stories260K/stories260K.bin`;
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const MODEL = STORIES260K;
+const arg = numberArg;
 const STEPS = arg('steps', 60);
 const EVAL_TOKENS = arg('eval-tokens', 20480);
 
@@ -51,7 +47,7 @@ const valIds = corpusIds(
 const results: Record<string, unknown> = { backend: backend.backend, evalTokens: valIds.length };
 
 // 1-3: error statistics, loss, memory
-if (!args.includes('--skip-stats')) {
+if (!hasFlag('skip-stats')) {
   const fp32 = await loadModel(MODEL);
   const fp32Loss = windowedLoss(fp32, valIds, 256);
   console.log(`f32 TinyStories val loss: ${fp32Loss.toFixed(4)} nats/token (oracle: 1.429)`);
@@ -99,7 +95,7 @@ if (!args.includes('--skip-stats')) {
 }
 
 // 4: fine-tune on tiny-shakespeare, LoRA r=8 on every projection, f32 vs NF4+DQ base
-if (!args.includes('--skip-finetune')) {
+if (!hasFlag('skip-finetune')) {
   const shakespeare = fs.readFileSync(`${DATA}/text/tinyshakespeare/input.txt`, 'utf8');
   // encoded block by block: the llama2.c merge loop is quadratic in the length of one string
   const ids = corpusIds(shakespeare, encode, 1, 60_000);
@@ -162,7 +158,7 @@ if (!args.includes('--skip-finetune')) {
 }
 
 fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
-const part = args.includes('--skip-stats') ? 'finetune' : args.includes('--skip-finetune') ? 'stats' : 'all';
+const part = hasFlag('skip-stats') ? 'finetune' : hasFlag('skip-finetune') ? 'stats' : 'all';
 fs.writeFileSync(
   path.resolve(import.meta.dirname, `results/qlora_${part}.json`),
   JSON.stringify(results, null, 2),

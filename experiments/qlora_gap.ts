@@ -34,14 +34,10 @@ import {
   windowedLoss,
   denseLinearWeights,
 } from '../src/tuners/qlora/index.js';
+import { DATA, STORIES260K, numberArg } from './script_args.js';
 
-const DATA = path.resolve(import.meta.dirname, '../../shared/data');
-const MODEL = `${DATA}/models/stories260K/stories260K.bin`;
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const MODEL = STORIES260K;
+const arg = numberArg;
 const EVAL_TOKENS = arg('eval-tokens', 20480);
 const LONG_TOKENS = arg('long-tokens', 102_400);
 const TARGET = 0.05; // issue 5
