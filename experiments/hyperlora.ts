@@ -53,6 +53,7 @@ const CONDITIONING = (
 const HEAD_LR_MULT = args.includes('--head-lr-mult') ? Number(args[args.indexOf('--head-lr-mult') + 1]) : 1;
 const HIDDEN = args.includes('--hidden') ? Number(args[args.indexOf('--hidden') + 1]) : 0;
 const HEAD_A_STD = args.includes('--head-a-std') ? Number(args[args.indexOf('--head-a-std') + 1]) : 0;
+const SHARED_A = args.includes('--shared-a');
 const ARMS = (args.includes('--arms') ? args[args.indexOf('--arms') + 1]! : 'lora,hyper').split(',');
 const T = 64; // tokens per window
 const B = 4; // windows per task per step
@@ -175,17 +176,18 @@ async function runLora(lr: number): Promise<ArmRun> {
 }
 
 // one hypernetwork for all three, hidden width matched to the LoRAs' total size
-function hyperConfig(hiddenDim: number): HyperLoraConfig {
+function hyperConfig(hiddenDim: number, numConditions = 3): HyperLoraConfig {
   return new HyperLoraConfig({
     targetModules: TARGETS,
     r: R,
     loraAlpha: 2 * R,
-    numConditions: 3,
+    numConditions,
     embeddingDim: 8,
     layerEmbeddingDim: 4,
     moduleEmbeddingDim: 4,
     hiddenDim,
     conditioning: CONDITIONING,
+    sharedA: SHARED_A,
   });
 }
 
@@ -200,12 +202,12 @@ async function loraBudget(): Promise<number> {
   return n;
 }
 
-async function hiddenFor(budget: number): Promise<number> {
-  const probe = new HyperLoraModel(await loadModel(MODEL), hyperConfig(1));
+async function hiddenFor(budget: number, numConditions = 3): Promise<number> {
+  const probe = new HyperLoraModel(await loadModel(MODEL), hyperConfig(1, numConditions));
   const { shapes, numLayers } = probe.hypernet;
   probe.dispose();
   for (let hidden = 1; hidden < 256; hidden++) {
-    const net = new HyperNetwork(hyperConfig(hidden), shapes, numLayers);
+    const net = new HyperNetwork(hyperConfig(hidden, numConditions), shapes, numLayers);
     const n = net.numParameters();
     net.dispose();
     if (n >= budget) return hidden;
@@ -258,9 +260,35 @@ async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
   return run;
 }
 
+/**
+ * Diagnostic arm 'hyper-per-task': one single-condition hypernetwork per task, each a third of the
+ * budget, trained on its task alone (as the per-task LoRAs are). Against the shared hypernetwork it
+ * separates what sharing across conditions costs from what generating the factors costs.
+ */
+async function runHyperPerTask(lr: number, hidden: number): Promise<ArmRun> {
+  const run: ArmRun = { lr, val: [], test: [], params: 0, seconds: 0 };
+  for (let k = 0; k < 3; k++) {
+    manualSeed(SEED + k);
+    const hyper = new HyperLoraModel(await loadModel(MODEL), hyperConfig(hidden, 1));
+    const vars = hyper.trainableParameters();
+    run.params += vars.reduce((n, [, v]) => n + v.size, 0);
+    const zeros = (n: number) => Array<number>(n).fill(0);
+    run.seconds += trainSteps(vars, lr, () =>
+      batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, zeros(B)).loss, windows(k, B)),
+    );
+    hyper.eval();
+    const e = evalSplits({ forward: (i) => hyper.forward(i, zeros(i.inputIds.shape[0]!)) }, k);
+    run.val.push(e.val);
+    run.test.push(e.test);
+    hyper.dispose();
+  }
+  return run;
+}
+
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const loraRuns: ArmRun[] = [];
 const hyperRuns: ArmRun[] = [];
+const perTaskRuns: ArmRun[] = [];
 const budget = await loraBudget();
 const hidden = HIDDEN || (await hiddenFor(budget));
 for (const lr of LRS) {
@@ -269,10 +297,22 @@ for (const lr of LRS) {
     loraRuns.push(await runLora(lr));
   }
   if (ARMS.includes('hyper')) {
-    console.log(`lr ${lr}: HyperLoRA (${CONDITIONING}, hidden ${hidden})`);
+    console.log(`lr ${lr}: HyperLoRA (${CONDITIONING}${SHARED_A ? ', shared A' : ''}, hidden ${hidden})`);
     hyperRuns.push(await runHyper(lr, hidden));
   }
+  if (ARMS.includes('hyper-per-task')) {
+    const hidden1 = await hiddenFor(budget / 3, 1);
+    console.log(`lr ${lr}: one single-condition HyperLoRA per task (hidden ${hidden1})`);
+    perTaskRuns.push(await runHyperPerTask(lr, hidden1));
+  }
 }
+const perTask = perTaskRuns.length
+  ? perTaskRuns.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b))
+  : undefined;
+if (perTask)
+  console.log(
+    `\nper-task hypernetworks (${perTask.params} params): picked lr ${perTask.lr}, test ${perTask.test.map((v) => v.toFixed(4)).join(' / ')}, mean ${mean(perTask.test).toFixed(4)}; val over the grid ${perTaskRuns.map((r) => `${r.lr}: ${mean(r.val).toFixed(4)}`).join(', ')}`,
+  );
 const pick = (runs: ArmRun[]) =>
   runs.length ? runs.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b)) : undefined;
 const lora = pick(loraRuns);
@@ -308,7 +348,7 @@ fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
   path.resolve(
     import.meta.dirname,
-    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${HEAD_LR_MULT !== 1 ? `headlr${HEAD_LR_MULT}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}seed${SEED}.json`,
+    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${SHARED_A ? 'sharedA_' : ''}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${HEAD_LR_MULT !== 1 ? `headlr${HEAD_LR_MULT}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}${ARMS.join('+') === 'hyper-per-task' ? 'pertask_' : ''}seed${SEED}.json`,
   ),
   JSON.stringify(
     {
@@ -320,6 +360,7 @@ fs.writeFileSync(
       tokensPerWindow: T,
       lrs: LRS,
       conditioning: CONDITIONING,
+      sharedA: SHARED_A,
       headAStd: HEAD_A_STD || null,
       headLrMult: HEAD_LR_MULT,
       hiddenOverride: HIDDEN || null,
@@ -328,6 +369,7 @@ fs.writeFileSync(
       base: { val: baseEval.map((e) => e.val), test: baseEval.map((e) => e.test) },
       lora: lora ? { picked: lora.lr, runs: loraRuns } : null,
       hyper: hyper ? { picked: hyper.lr, runs: hyperRuns } : null,
+      hyperPerTask: perTask ? { picked: perTask.lr, runs: perTaskRuns } : null,
     },
     null,
     2,

@@ -42,6 +42,14 @@ export interface HyperLoraConfigOptions {
   hiddenDim?: number;
   /** 'concat' (default) or 'film' (see {@link Conditioning}). */
   conditioning?: Conditioning;
+  /**
+   * When true, each target's A is a learned [r, in] matrix shared by every condition and only B is
+   * generated (default false: both generated). LoRA's two factors are not symmetric: B carries most of
+   * what is task-specific and A can be shared or even random (Zhu et al. 2024, "Asymmetry in Low-Rank
+   * Adapters of Foundation Models"; HydraLoRA, Tian et al. 2024, shares one A across task-specific B's),
+   * so the hypernetwork spends its width on B alone.
+   */
+  sharedA?: boolean;
 }
 
 /** Field names in memory (camelCase) and on disk (snake_case). */
@@ -59,6 +67,7 @@ const FIELDS: [keyof HyperLoraConfigOptions, string][] = [
   ['moduleEmbeddingDim', 'module_embedding_dim'],
   ['hiddenDim', 'hidden_dim'],
   ['conditioning', 'conditioning'],
+  ['sharedA', 'shared_a'],
 ];
 
 const W = 'HyperLoraConfig';
@@ -82,6 +91,7 @@ export class HyperLoraConfig {
   readonly moduleEmbeddingDim: number;
   readonly hiddenDim: number;
   readonly conditioning: Conditioning;
+  readonly sharedA: boolean;
 
   constructor(o: HyperLoraConfigOptions) {
     if (!Array.isArray(o.targetModules) || o.targetModules.length === 0) {
@@ -106,6 +116,9 @@ export class HyperLoraConfig {
     this.conditioning = o.conditioning ?? 'concat';
     if (this.conditioning !== 'concat' && this.conditioning !== 'film')
       throw new ConfigError(`${W}.conditioning`, "must be 'concat' or 'film'", this.conditioning);
+    this.sharedA = o.sharedA ?? false;
+    if (typeof this.sharedA !== 'boolean')
+      throw new ConfigError(`${W}.sharedA`, 'must be true or false', this.sharedA);
     for (const k of ['r', 'embeddingDim', 'layerEmbeddingDim', 'moduleEmbeddingDim', 'hiddenDim'] as const)
       positiveInt(k, this[k]);
     if (!(this.loraDropout >= 0 && this.loraDropout < 1))

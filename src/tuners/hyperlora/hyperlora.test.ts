@@ -258,3 +258,34 @@ test("conditioning 'film': same init as 'concat' plus a zero FiLM layer; once tr
   film.dispose();
   x.dispose();
 });
+
+test('sharedA: one learned A per target for every condition, only B generated; saved as shared_a', () => {
+  const cfg = new HyperLoraConfig({ ...config(), sharedA: true });
+  const hyper = new HyperLoraModel(base(), cfg);
+  const names = hyper.hypernet.namedParameters().map(([n]) => n);
+  assert.ok(!names.some((n) => /^heads\..*_A\./.test(n)), 'no A heads');
+  assert.deepEqual(
+    names.filter((n) => n.startsWith('shared_A.')),
+    ['shared_A.down_proj', 'shared_A.q_proj', 'shared_A.v_proj'],
+  );
+  assert.deepEqual(hyper.hypernet.shared_A!.getParameter('down_proj')!.shape, [2, 2, 24]); // [layers, r, in]
+  const x = ids();
+  train(hyper, x, 3);
+  const emb = hyper.hypernet.embedCondition([0, 1, 2]);
+  const { A, B } = hyper.hypernet.generate(emb, 1, 'q_proj');
+  const a = A.arraySync() as number[][][];
+  const stored = tf.tidy(() => hyper.hypernet.shared_A!.getParameter('q_proj')!.slice([1, 0, 0], [1, 2, 16]));
+  for (const row of a)
+    assert.deepEqual(row, (stored.arraySync() as number[][][])[0], 'A is the stored layer-1 A');
+  const b = B.arraySync() as number[][][];
+  assert.ok(maxDiff(b[0]!.flat(), b[2]!.flat()) > 1e-6, 'B differs between conditions');
+  assert.equal(HyperLoraConfig.fromJson(cfg.toJson()).sharedA, true);
+  assert.equal(cfg.toJson().shared_a, true);
+  assert.equal(new HyperLoraConfig(config()).toJson().shared_a, false);
+  assert.throws(
+    () => new HyperLoraConfig({ ...config(), sharedA: 'yes' as unknown as boolean }),
+    /sharedA: must be true or false/,
+  );
+  tf.dispose([emb, A, B, stored, x]);
+  hyper.dispose();
+});

@@ -10,6 +10,9 @@
  *   A = reshape(H^A_t h, [r, in_t])    one output head per module type, shaped for that type
  *   B = reshape(H^B_t h, [out_t, r])
  *
+ * With `sharedA`, A is instead a learned [r, in] matrix per target (`shared_A.<type>` holds the
+ * [layers, r, in] stack), the same for every condition, and only the B heads exist.
+ *
  * H^B starts at zero, so every generated B is 0 and a fresh HyperLoRA model equals its base model (as a
  * fresh LoRA does); H^A's bias starts like LoRA's A (U(±1/√in)) and its weight small, so different
  * conditions start from nearby A's and separate as training moves them.
@@ -32,6 +35,9 @@ export interface ModuleShape {
   outFeatures: number;
 }
 
+/** The `sharedA` factors: one learned [layers, r, in] parameter per module type, named by the type. */
+class SharedFactors extends Module {}
+
 /** Std of H^A's weight at init: small, so all conditions start near the shared LoRA-like A (bias). */
 const HEAD_A_INIT_STD = 0.02;
 
@@ -43,6 +49,7 @@ export class HyperNetwork extends Module {
   declare fc1: Linear;
   declare condition_film: Linear | undefined;
   declare heads: ModuleDict<Linear>;
+  declare shared_A: SharedFactors | undefined;
   readonly moduleTypes: string[];
 
   constructor(
@@ -65,12 +72,14 @@ export class HyperNetwork extends Module {
     this.registerModule('heads', new ModuleDict<Linear>());
     for (const t of this.moduleTypes) {
       const { inFeatures, outFeatures } = shapes[t]!;
-      const headA = this.heads.set(`${t}_A`, new Linear(c.hiddenDim, c.r * inFeatures));
+      const headA = c.sharedA ? null : this.heads.set(`${t}_A`, new Linear(c.hiddenDim, c.r * inFeatures));
       const headB = this.heads.set(`${t}_B`, new Linear(c.hiddenDim, outFeatures * c.r));
       tf.tidy(() => {
-        headA.weight.assign(normal(headA.weight.shape, 0, HEAD_A_INIT_STD));
-        const bound = 1 / Math.sqrt(inFeatures);
-        headA.bias!.assign(uniform([c.r * inFeatures], -bound, bound));
+        if (headA) {
+          headA.weight.assign(normal(headA.weight.shape, 0, HEAD_A_INIT_STD));
+          const bound = 1 / Math.sqrt(inFeatures);
+          headA.bias!.assign(uniform([c.r * inFeatures], -bound, bound));
+        }
         headB.weight.assign(tf.zerosLike(headB.weight));
         headB.bias!.assign(tf.zerosLike(headB.bias!));
       });
@@ -83,6 +92,16 @@ export class HyperNetwork extends Module {
         film.weight.assign(tf.zerosLike(film.weight));
         film.bias!.assign(tf.zerosLike(film.bias!));
       });
+    }
+    if (c.sharedA) {
+      // one A per target, drawn like PEFT's LoRA A (kaiming_uniform(a=√5): U(±1/√in)); registered last,
+      // so the tensors before it draw the same init as without sharedA
+      const shared = this.registerModule('shared_A', new SharedFactors());
+      for (const t of this.moduleTypes) {
+        const { inFeatures } = shapes[t]!;
+        const bound = 1 / Math.sqrt(inFeatures);
+        shared.registerInitialised(t, uniform([numLayers, c.r, inFeatures], -bound, bound));
+      }
     }
   }
 
@@ -135,9 +154,18 @@ export class HyperNetwork extends Module {
       const z = tf.concat([condEmb, tf.tile(layer, [n, 1]), tf.tile(mod, [n, 1])], 1); // [N, dc+dl+dm]
       let h = tf.tanh(this.fc1.forward(z)); // [N, hidden]
       if (this.condition_film) h = tf.mul(h, tf.add(this.condition_film.forward(condEmb), 1)); // [N, hidden]
-      const A = this.heads.get(`${moduleType}_A`)!.forward(h).reshape([n, r, inFeatures]); // [N, r, in]
+      const A = this.shared_A
+        ? this.sharedFactor(moduleType, layerIndex, n) // [N, r, in]
+        : this.heads.get(`${moduleType}_A`)!.forward(h).reshape([n, r, inFeatures]); // [N, r, in]
       const B = this.heads.get(`${moduleType}_B`)!.forward(h).reshape([n, outFeatures, r]); // [N, out, r]
       return { A, B };
     });
+  }
+
+  /** `sharedA`: layer `layerIndex`'s A of `moduleType`, the same for all `n` rows: [n, r, in]. */
+  private sharedFactor(moduleType: string, layerIndex: number, n: number): Tensor {
+    const stack = this.shared_A!.getParameter(moduleType)!; // [layers, r, in]
+    const [, r, inFeatures] = stack.shape as [number, number, number];
+    return tf.tile(tf.slice(stack, [layerIndex, 0, 0], [1, r, inFeatures]), [n, 1, 1]); // [n, r, in]
   }
 }

@@ -159,6 +159,13 @@ const cases: MatrixCase[] = [
     ...common,
   },
   {
+    name: 'hyperlora shared A × llama',
+    makeModel: tinyLlamaLm,
+    makeInputs: lmInputs,
+    tuner: hyperTuner({ r: 2, sharedA: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] }),
+    ...common,
+  },
+  {
     name: 'hyperlora condition vectors × llama',
     makeModel: tinyLlamaLm,
     makeInputs: lmInputs,
