@@ -192,11 +192,23 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
   const skip = opts.skipModules ?? (typeof heads === 'function' ? heads.call(model) : []);
   const isSkipped = (path: string) => skip.some((s) => path === s || path.endsWith(`.${s}`));
   const report: QuantizeModelReport = { quantized: [], skipped: [] };
-  const targets = model
-    .namedModules()
-    .filter(
-      ([path, m]) => path !== '' && isLinearLike(m) && !(m instanceof Linear4bit) && !hasLinearLikeChild(m),
+  const modules = model.namedModules();
+  // tuner layers (LoRA, AdaLoRA, …) hold their frozen weight as `base_layer`: only that child is base
+  // model; their adapter factors (`lora_A.default`, …) are trainable f32 layers and stay as they are
+  const wrappers = modules.filter(([, m]) => m.hasChild('base_layer')).map(([p]) => p);
+  const isAdapterPart = (path: string) =>
+    wrappers.some(
+      (w) =>
+        path.startsWith(w === '' ? '' : `${w}.`) && path !== (w === '' ? 'base_layer' : `${w}.base_layer`),
     );
+  const targets = modules.filter(
+    ([path, m]) =>
+      path !== '' &&
+      isLinearLike(m) &&
+      !(m instanceof Linear4bit) &&
+      !hasLinearLikeChild(m) &&
+      !isAdapterPart(path),
+  );
   if (targets.length === 0) {
     throw new ConfigError(
       'quantizeModel',

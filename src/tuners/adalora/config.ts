@@ -106,6 +106,15 @@ export class AdaLoraConfig extends LoraConfig {
         'set useDora: false, or use LoraConfig for DoRA',
       );
     }
+    if (this.initLoraWeights === 'loftq') {
+      // 3: LoRA's post-init kept loftqConfig only for init 'loftq' (and required it there)
+      throw new ConfigError(
+        `${W}.initLoraWeights`,
+        'AdaLoRA does not support LoftQ (PEFT: "ADALORA does not support LOFTQ.")',
+        'loftq',
+        'use LoraConfig for LoftQ, or another init',
+      );
+    }
     if (this.r !== 8) {
       // 7 (PEFT warns the same way)
       tunerWarn(

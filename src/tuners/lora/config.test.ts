@@ -121,10 +121,19 @@ test('post-init errors name the field and the fix', () => {
       (e: Error) => e instanceof ConfigError && re.test(e.message),
       JSON.stringify(opts),
     );
-  assert.throws(
-    () => new LoraConfig({ initLoraWeights: 'loftq' as never, loftqConfig: { bits: 4 } }),
-    NotSupportedError,
-  );
+  assert.throws(() => new LoraConfig({ initLoraWeights: 'eva' as never }), NotSupportedError);
+  // LoftQ: PEFT's LoftQConfig keys only; 2 and 8 bits are PEFT's but not ours; iterations ≥ 1
+  const loftq = (loftqConfig: Record<string, unknown>) => () =>
+    new LoraConfig({ initLoraWeights: 'loftq', loftqConfig });
+  assert.throws(loftq({ bits: 4 }), /loftqConfig: has an unknown key .*got "bits"/);
+  assert.throws(loftq({ loftq_bits: 2 }), NotSupportedError);
+  assert.throws(loftq({ loftq_bits: 3 }), /loftq_bits: must be 2, 4 or 8/);
+  assert.throws(loftq({ loftq_iter: 0 }), /loftq_iter: must be a positive integer/);
+  assert.throws(() => new LoraConfig({ initLoraWeights: 'loftq' }), /loftqConfig: is required/);
+  assert.deepEqual(JSON.parse(loftq({ loftq_bits: 4, loftq_iter: 2 })().toJsonString()).loftq_config, {
+    loftq_bits: 4,
+    loftq_iter: 2,
+  });
   assert.throws(() => new LoraConfig({ layerReplication: [[0, 1]] }), NotSupportedError);
 });
 

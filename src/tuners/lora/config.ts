@@ -20,12 +20,12 @@ import { PeftConfig, field, type FieldSpec, type PeftConfigOptions } from '../ba
 import { tunerWarn } from '../base/warnings.js';
 
 /** `init_lora_weights` values this library implements (PEFT-SPEC §6 "Init"). */
-export type LoraInit = boolean | 'gaussian' | 'pissa' | 'olora';
+export type LoraInit = boolean | 'gaussian' | 'pissa' | 'olora' | 'loftq';
 export type LoraBias = 'none' | 'all' | 'lora_only';
 
-const SUPPORTED_INITS: readonly unknown[] = [true, false, 'gaussian', 'pissa', 'olora'];
+const SUPPORTED_INITS: readonly unknown[] = [true, false, 'gaussian', 'pissa', 'olora', 'loftq'];
 /** PEFT init values we know but do not implement: rejected with NotSupportedError, never ignored. */
-const KNOWN_UNSUPPORTED_INITS = ['loftq', 'eva', 'corda', 'orthogonal', 'lora_ga'];
+const KNOWN_UNSUPPORTED_INITS = ['eva', 'corda', 'orthogonal', 'lora_ga'];
 
 export interface LoraConfigOptions extends PeftConfigOptions {
   r?: number;
@@ -209,20 +209,18 @@ export class LoraConfig extends PeftConfig {
         'set useDora: false',
       );
     }
-    if (this.initLoraWeights === ('loftq' as LoraInit) && Object.keys(this.loftqConfig ?? {}).length === 0) {
+    if (this.initLoraWeights === 'loftq' && Object.keys(this.loftqConfig ?? {}).length === 0) {
       throw new ConfigError(
         `${W}.loftqConfig`,
         "is required when initLoraWeights is 'loftq'",
         this.loftqConfig,
         'pass loftqConfig',
       );
-    } else if (
-      this.initLoraWeights !== ('loftq' as LoraInit) &&
-      Object.keys(this.loftqConfig ?? {}).length > 0
-    ) {
+    } else if (this.initLoraWeights !== 'loftq' && Object.keys(this.loftqConfig ?? {}).length > 0) {
       tunerWarn(`${W}.loftqConfig is ignored because initLoraWeights is not 'loftq'; it is reset to {}.`);
       this.loftqConfig = {};
     }
+    if (this.initLoraWeights === 'loftq') loftqOptions(this.loftqConfig); // validates it
     if (this.loraBias && typeof this.initLoraWeights !== 'boolean') {
       throw new ConfigError(
         `${W}.loraBias`,
@@ -279,11 +277,11 @@ export class LoraConfig extends PeftConfig {
         throw new NotSupportedError(
           `${W}.initLoraWeights`,
           `init "${init}"`,
-          'use true, false, "gaussian", "pissa" or "olora"',
+          'use true, false, "gaussian", "pissa", "olora" or "loftq"',
         );
       throw new ConfigError(
         `${W}.initLoraWeights`,
-        'must be true, false, "gaussian", "pissa" or "olora"',
+        'must be true, false, "gaussian", "pissa", "olora" or "loftq"',
         init,
         'pick one of these',
       );
@@ -340,4 +338,47 @@ function isTruthy(v: unknown): boolean {
   if (Array.isArray(v)) return v.length > 0;
   if (typeof v === 'object') return Object.keys(v).length > 0;
   return true;
+}
+
+/** PEFT's `LoftQConfig` (utils/loftq_utils.py): bits of the quantiser and alternating rounds. */
+export interface LoftqOptions {
+  bits: number;
+  iters: number;
+}
+
+/**
+ * Reads `loftqConfig` (PEFT's `LoftQConfig` JSON: `{ loftq_bits: 4, loftq_iter: 1 }`, both optional
+ * with those defaults). PEFT accepts 2, 4 and 8 bits; lowrank's quantiser is the bitsandbytes NF4 one,
+ * so only 4 is supported.
+ * @example loftqOptions({ loftq_iter: 5 }); // { bits: 4, iters: 5 }
+ */
+export function loftqOptions(json: Record<string, unknown>): LoftqOptions {
+  const where = 'LoraConfig.loftqConfig';
+  for (const k of Object.keys(json)) {
+    if (k !== 'loftq_bits' && k !== 'loftq_iter')
+      throw new ConfigError(
+        where,
+        "has an unknown key (PEFT's LoftQConfig has loftq_bits and loftq_iter)",
+        k,
+        'remove it',
+      );
+  }
+  const bits = json.loftq_bits ?? 4;
+  const iters = json.loftq_iter ?? 1;
+  if (bits !== 2 && bits !== 4 && bits !== 8)
+    throw new ConfigError(`${where}.loftq_bits`, 'must be 2, 4 or 8 (as PEFT)', bits, 'use 4');
+  if (bits !== 4)
+    throw new NotSupportedError(
+      `${where}.loftq_bits`,
+      `LoftQ with ${bits}-bit quantisation`,
+      'use loftq_bits: 4 (NF4)',
+    );
+  if (typeof iters !== 'number' || !Number.isInteger(iters) || iters <= 0)
+    throw new ConfigError(
+      `${where}.loftq_iter`,
+      'must be a positive integer (number of alternating rounds)',
+      iters,
+      'use 1, or 5 for a closer fit',
+    );
+  return { bits, iters };
 }

@@ -12,6 +12,7 @@ import { tf, type Tensor, type Variable } from '../../tensor/tf.js';
 import { ParameterDict } from '../../nn/module_dict.js';
 import type { Module } from '../../nn/module.js';
 import { normal } from '../../nn/init.js';
+import { NotSupportedError } from '../../errors.js';
 import type { LoraInit } from './config.js';
 import { LoraLayer, checkFinite, type LoraLayerOptions } from './layer.js';
 
@@ -68,6 +69,12 @@ export class LoraEmbedding extends LoraLayer {
   /** Any truthy init (incl. data-driven names, as in PEFT): A = 0, B ~ N(0, 1). False: both N(0, 1). */
   resetLoraParameters(adapter: string, init: LoraInit): void {
     if (init === false) return;
+    if (init === 'loftq')
+      throw new NotSupportedError(
+        `LoRA embedding, adapter "${adapter}"`,
+        "init 'loftq' on an embedding (tables stay f32 under QLoRA)",
+        'leave embeddings out of targetModules, or use another init',
+      );
     const A = this.lora_embedding_A.get(adapter)!;
     const B = this.lora_embedding_B.get(adapter)!;
     tf.tidy(() => A.assign(tf.zerosLike(A)));

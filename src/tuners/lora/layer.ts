@@ -26,9 +26,9 @@ import { normal } from '../../nn/init.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
 import { CheckpointError, ConfigError } from '../../errors.js';
 import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
-import type { LoraInit } from './config.js';
+import type { LoftqOptions, LoraInit } from './config.js';
 import { resolveLoraVariant, type LoraLayerKind, type LoraVariant } from './variant.js';
-import { oloraInit, pissaInit } from './init.js';
+import { loftqInit, oloraInit, pissaInit } from './init.js';
 
 /** What `updateLayer` needs for one adapter (resolved per module: rank/alpha patterns applied). */
 export interface LoraLayerOptions {
@@ -36,6 +36,8 @@ export interface LoraLayerOptions {
   loraAlpha: number;
   loraDropout?: number;
   initLoraWeights?: LoraInit;
+  /** Quantiser bits and rounds of the 'loftq' init (from `loftqConfig`). */
+  loftq?: LoftqOptions;
   useRslora?: boolean;
   useDora?: boolean;
   loraBias?: boolean;
@@ -198,16 +200,17 @@ export class LoraLinear extends LoraLayer {
     this.lora_dropout.set(adapter, new Dropout(opts.loraDropout ?? 0)).train(this.training);
     this.lora_A.set(adapter, new Linear(this.inFeatures, r, { bias: false }));
     this.lora_B.set(adapter, new Linear(r, this.outFeatures, { bias: opts.loraBias ?? false }));
-    this.resetLoraParameters(adapter, opts.initLoraWeights ?? true);
+    this.resetLoraParameters(adapter, opts.initLoraWeights ?? true, opts.loftq);
     this.initVariant(adapter, opts.useDora ?? false);
     this.setAdapter(this.activeAdapterNames);
   }
 
-  /** PEFT `reset_lora_parameters` (PEFT-SPEC §6 "Init"). */
-  resetLoraParameters(adapter: string, init: LoraInit): void {
+  /** PEFT `reset_lora_parameters` (PEFT-SPEC §6 "Init"); `loftq` is read for init 'loftq'. */
+  resetLoraParameters(adapter: string, init: LoraInit, loftq: LoftqOptions = { bits: 4, iters: 1 }): void {
     if (init === false) return; // keep nn.Linear defaults: A, B ~ U(±1/√fan_in) — not a no-op LoRA
     if (init === 'pissa') return pissaInit(this, adapter);
     if (init === 'olora') return oloraInit(this, adapter);
+    if (init === 'loftq') return loftqInit(this, adapter, loftq);
     const A = this.lora_A.get(adapter)!;
     const B = this.lora_B.get(adapter)!;
     if (init === 'gaussian') {

@@ -20,7 +20,7 @@ import { BaseTunerLayer } from '../base/layer.js';
 import { pyRegex } from '../base/matching.js';
 import { adapterKeyMap, type AdapterKeyMap } from '../base/state_dict.js';
 import { tunerWarn } from '../base/warnings.js';
-import type { LoraConfig } from './config.js';
+import { loftqOptions, type LoraConfig } from './config.js';
 import { LoraLayer, LoraLinear, type LoraLayerOptions } from './layer.js';
 import { LoraEmbedding, isEmbeddingLike } from './embedding.js';
 import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted.js';
@@ -71,6 +71,7 @@ export class LoraModel<C extends LoraConfig = LoraConfig> extends BaseTuner<C> {
       loraAlpha: aKey !== null ? config.alphaPattern[aKey]! : config.loraAlpha,
       loraDropout: config.loraDropout,
       initLoraWeights: config.initLoraWeights,
+      ...(config.initLoraWeights === 'loftq' ? { loftq: loftqOptions(config.loftqConfig) } : {}),
       useRslora: config.useRslora,
       useDora: config.useDora,
       loraBias: config.loraBias,
