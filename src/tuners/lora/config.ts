@@ -37,6 +37,7 @@ export interface LoraConfigOptions extends PeftConfigOptions {
   bias?: LoraBias;
   useRslora?: boolean;
   modulesToSave?: string[] | null;
+  /** PEFT's init_lora_weights; 'loftq' needs `loftqConfig` and an f32 base (see `loftqInit`). */
   initLoraWeights?: LoraInit;
   layersToTransform?: number | number[] | null;
   layersPattern?: string | string[] | null;
@@ -44,6 +45,7 @@ export interface LoraConfigOptions extends PeftConfigOptions {
   alphaPattern?: Record<string, number>;
   useDora?: boolean;
   loraBias?: boolean;
+  /** PEFT's LoftQConfig as on disk: `{ loftq_bits: 4, loftq_iter: 1 }` (only 4 bits here). */
   loftqConfig?: Record<string, unknown>;
   layerReplication?: [number, number][] | null;
   targetParameters?: string[] | null;
