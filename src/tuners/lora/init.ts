@@ -113,6 +113,9 @@ export function oloraInit(layer: LoraLinear, adapter: string): void {
  * later packs into 4 bits without further loss — and `A = R`, `B = L`, as PEFT does, *unscaled*: so
  * `deq(Q) + s·B·A` equals the rank-r fit of W only when the scaling s is 1 (loraAlpha = r, or
  * √r with rsLoRA); otherwise a warning says so.
+ *
+ * @example
+ * new LoraLinear(base, 'default', { r: 8, loraAlpha: 8, initLoraWeights: 'loftq', loftq: { bits: 4, iters: 5 } });
  */
 export function loftqInit(layer: LoraLinear, adapter: string, opts: LoftqOptions): void {
   const r = layer.r.get(adapter)!;
