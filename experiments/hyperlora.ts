@@ -289,8 +289,11 @@ const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const loraRuns: ArmRun[] = [];
 const hyperRuns: ArmRun[] = [];
 const perTaskRuns: ArmRun[] = [];
+const pick = (runs: ArmRun[]) =>
+  runs.length ? runs.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b)) : undefined;
 const budget = await loraBudget();
 const hidden = HIDDEN || (await hiddenFor(budget));
+const hiddenPerTask = ARMS.includes('hyper-per-task') ? await hiddenFor(budget / 3, 1) : 0;
 for (const lr of LRS) {
   if (ARMS.includes('lora')) {
     console.log(`\nlr ${lr}: per-task LoRAs`);
@@ -301,20 +304,15 @@ for (const lr of LRS) {
     hyperRuns.push(await runHyper(lr, hidden));
   }
   if (ARMS.includes('hyper-per-task')) {
-    const hidden1 = await hiddenFor(budget / 3, 1);
-    console.log(`lr ${lr}: one single-condition HyperLoRA per task (hidden ${hidden1})`);
-    perTaskRuns.push(await runHyperPerTask(lr, hidden1));
+    console.log(`lr ${lr}: one single-condition HyperLoRA per task (hidden ${hiddenPerTask})`);
+    perTaskRuns.push(await runHyperPerTask(lr, hiddenPerTask));
   }
 }
-const perTask = perTaskRuns.length
-  ? perTaskRuns.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b))
-  : undefined;
+const perTask = pick(perTaskRuns);
 if (perTask)
   console.log(
     `\nper-task hypernetworks (${perTask.params} params): picked lr ${perTask.lr}, test ${perTask.test.map((v) => v.toFixed(4)).join(' / ')}, mean ${mean(perTask.test).toFixed(4)}; val over the grid ${perTaskRuns.map((r) => `${r.lr}: ${mean(r.val).toFixed(4)}`).join(', ')}`,
   );
-const pick = (runs: ArmRun[]) =>
-  runs.length ? runs.reduce((b, r) => (mean(r.val) < mean(b.val) ? r : b)) : undefined;
 const lora = pick(loraRuns);
 const hyper = pick(hyperRuns);
 const cell = (r: ArmRun | undefined, f: (r: ArmRun) => number) => (r ? f(r).toFixed(4) : '—');

@@ -197,10 +197,10 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
   // model; their adapter factors (`lora_A.default`, …) are trainable f32 layers and stay as they are
   const wrappers = modules.filter(([, m]) => m.hasChild('base_layer')).map(([p]) => p);
   const isAdapterPart = (path: string) =>
-    wrappers.some(
-      (w) =>
-        path.startsWith(w === '' ? '' : `${w}.`) && path !== (w === '' ? 'base_layer' : `${w}.base_layer`),
-    );
+    wrappers.some((w) => {
+      const prefix = w === '' ? '' : `${w}.`;
+      return path.startsWith(prefix) && path !== `${prefix}base_layer`;
+    });
   const targets = modules.filter(
     ([path, m]) =>
       path !== '' &&

@@ -26,7 +26,7 @@ import { normal } from '../../nn/init.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
 import { CheckpointError, ConfigError } from '../../errors.js';
 import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
-import type { LoftqOptions, LoraInit } from './config.js';
+import { loftqOptions, type LoftqOptions, type LoraInit } from './config.js';
 import { resolveLoraVariant, type LoraLayerKind, type LoraVariant } from './variant.js';
 import { loftqInit, oloraInit, pissaInit } from './init.js';
 
@@ -206,7 +206,7 @@ export class LoraLinear extends LoraLayer {
   }
 
   /** PEFT `reset_lora_parameters` (PEFT-SPEC §6 "Init"); `loftq` is read for init 'loftq'. */
-  resetLoraParameters(adapter: string, init: LoraInit, loftq: LoftqOptions = { bits: 4, iters: 1 }): void {
+  resetLoraParameters(adapter: string, init: LoraInit, loftq: LoftqOptions = loftqOptions({})): void {
     if (init === false) return; // keep nn.Linear defaults: A, B ~ U(±1/√fan_in) — not a no-op LoRA
     if (init === 'pissa') return pissaInit(this, adapter);
     if (init === 'olora') return oloraInit(this, adapter);
