@@ -8,7 +8,8 @@ import { Module } from '../nn/module.js';
 /** PEFT's `task_type` values the project supports. */
 export type TaskType = 'SEQ_CLS' | 'CAUSAL_LM' | 'FEATURE_EXTRACTION';
 
-export type ModelType = 'bert' | 'roberta' | 'gpt2' | 'llama';
+export type ModelType =
+  'bert' | 'roberta' | 'gpt2' | 'llama' | 'qwen2' | 'mistral' | 'gemma' | 'gemma2' | 'phi3' | 'deberta-v2';
 
 /** Per-layer key/value cache for decoding: k, v are [B, nKvHead, T, headDim]. Owned by the caller. */
 export interface KVCache {

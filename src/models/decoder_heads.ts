@@ -4,7 +4,7 @@
  * `*LMHeadModel` and `*ForSequenceClassification`). Each architecture supplies its trunk; module
  * paths stay the Hugging Face keys (`transformer.*` / `model.*`, `lm_head`, `score`).
  */
-import type { Tensor } from '../tensor/tf.js';
+import { tf, type Tensor } from '../tensor/tf.js';
 import type { Module, TensorLayer } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { PreTrainedModel, type HFConfig, type KVCache, type ModelInputs, type ModelOutput } from './base.js';
@@ -34,6 +34,8 @@ export interface CausalLMSpec {
   hidden: number;
   vocabSize: number;
   tieWordEmbeddings: boolean;
+  /** Gemma 2: logits become `cap·tanh(logits/cap)` (before the loss), null or absent = off. */
+  finalLogitSoftcapping?: number | null;
 }
 
 /**
@@ -45,6 +47,7 @@ export abstract class DecoderForCausalLM extends PreTrainedModel {
   readonly taskType = 'CAUSAL_LM' as const;
   readonly tied: boolean;
   private readonly tiedNames: [string, string];
+  private readonly softcap: number | null;
 
   protected constructor(
     readonly config: HFConfig,
@@ -56,6 +59,7 @@ export abstract class DecoderForCausalLM extends PreTrainedModel {
     this.registerModule(trunkName, trunk);
     const head = this.registerModule('lm_head', new Linear(spec.hidden, spec.vocabSize, { bias: false }));
     this.tied = spec.tieWordEmbeddings;
+    this.softcap = spec.finalLogitSoftcapping ?? null;
     this.tiedNames = [`${trunkName}.${spec.embeddingName}.weight`, 'lm_head.weight'];
     if (this.tied)
       head.registerParameter('weight', (trunk.getSubmodule(spec.embeddingName) as Embedding).weight);
@@ -65,7 +69,8 @@ export abstract class DecoderForCausalLM extends PreTrainedModel {
     return tidyOutput(() => {
       const trunk = this.getSubmodule(this.trunkName) as DecoderTrunk;
       const { hidden, cache } = trunk.forward(inputs, this.architecture); // [B, T, H]
-      const logits = this.lm_head.forward(hidden); // [B, T, V]
+      let logits = this.lm_head.forward(hidden); // [B, T, V]
+      if (this.softcap !== null) logits = tf.mul(tf.tanh(tf.div(logits, this.softcap)), this.softcap);
       const out: ModelOutput = { logits };
       if (inputs.labels) out.loss = causalLmLoss(logits, inputs.labels, this.architecture);
       if (cache) out.pastKeyValues = cache;

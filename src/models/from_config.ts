@@ -8,6 +8,15 @@ import { BertForSequenceClassification } from './bert_classification.js';
 import { withNumLabels } from './config.js';
 import { GPT2ForSequenceClassification, GPT2LMHeadModel } from './gpt2.js';
 import { LlamaForCausalLM, LlamaForSequenceClassification } from './llama.js';
+import { Qwen2ForCausalLM, Qwen2ForSequenceClassification } from './qwen2.js';
+import { MistralForCausalLM, MistralForSequenceClassification } from './mistral.js';
+import {
+  Gemma2ForCausalLM,
+  Gemma2ForSequenceClassification,
+  GemmaForCausalLM,
+  GemmaForSequenceClassification,
+} from './gemma.js';
+import { Phi3ForCausalLM, Phi3ForSequenceClassification } from './phi3.js';
 
 export interface FromConfigOptions {
   /** The head to build; defaults to the one `architectures` names (or the model type's usual one). */
@@ -21,7 +30,32 @@ export interface FromConfigOptions {
   padTokenId?: number;
 }
 
-const MODEL_TYPES: ModelType[] = ['bert', 'roberta', 'gpt2', 'llama'];
+const MODEL_TYPES: ModelType[] = [
+  'bert',
+  'roberta',
+  'gpt2',
+  'llama',
+  'qwen2',
+  'mistral',
+  'gemma2',
+  'gemma',
+  'phi3',
+  'deberta-v2',
+];
+
+/** `architectures` prefixes of each model type (`DebertaV2…` has no dash). */
+const ARCH_PREFIX: Record<ModelType, string> = {
+  bert: 'bert',
+  roberta: 'roberta',
+  gpt2: 'gpt2',
+  llama: 'llama',
+  qwen2: 'qwen2',
+  mistral: 'mistral',
+  gemma2: 'gemma2',
+  gemma: 'gemma',
+  phi3: 'phi3',
+  'deberta-v2': 'debertav2',
+};
 
 /** `model_type`, or the prefix of the first `architectures` entry (e.g. `LlamaForCausalLM` → llama). */
 export function modelTypeOf(config: HFConfig): ModelType {
@@ -35,7 +69,7 @@ export function modelTypeOf(config: HFConfig): ModelType {
     );
   }
   const arch = config.architectures?.[0] ?? '';
-  const found = MODEL_TYPES.find((t) => arch.toLowerCase().startsWith(t));
+  const found = MODEL_TYPES.find((t) => arch.toLowerCase().startsWith(ARCH_PREFIX[t]));
   if (!found) {
     throw new ConfigError(
       'config',
@@ -109,11 +143,31 @@ function build(modelType: ModelType, task: TaskType, cfg: HFConfig): PreTrainedM
       return new LlamaForCausalLM(cfg);
     case 'llama:SEQ_CLS':
       return new LlamaForSequenceClassification(cfg);
+    case 'qwen2:CAUSAL_LM':
+      return new Qwen2ForCausalLM(cfg);
+    case 'qwen2:SEQ_CLS':
+      return new Qwen2ForSequenceClassification(cfg);
+    case 'mistral:CAUSAL_LM':
+      return new MistralForCausalLM(cfg);
+    case 'mistral:SEQ_CLS':
+      return new MistralForSequenceClassification(cfg);
+    case 'gemma:CAUSAL_LM':
+      return new GemmaForCausalLM(cfg);
+    case 'gemma:SEQ_CLS':
+      return new GemmaForSequenceClassification(cfg);
+    case 'gemma2:CAUSAL_LM':
+      return new Gemma2ForCausalLM(cfg);
+    case 'gemma2:SEQ_CLS':
+      return new Gemma2ForSequenceClassification(cfg);
+    case 'phi3:CAUSAL_LM':
+      return new Phi3ForCausalLM(cfg);
+    case 'phi3:SEQ_CLS':
+      return new Phi3ForSequenceClassification(cfg);
     default:
       throw new NotSupportedError(
         'modelFromConfig',
         `task ${task} for model type ${modelType}`,
-        'use SEQ_CLS for BERT/RoBERTa, CAUSAL_LM or SEQ_CLS for GPT-2/Llama',
+        'use SEQ_CLS for BERT/RoBERTa/DeBERTa-v2, CAUSAL_LM or SEQ_CLS for the decoders',
       );
   }
 }
