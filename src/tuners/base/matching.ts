@@ -29,6 +29,12 @@ export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>>
   roberta: ['query', 'value'],
   gpt2: ['c_attn'],
   llama: ['q_proj', 'v_proj'],
+  qwen2: ['q_proj', 'v_proj'],
+  mistral: ['q_proj', 'v_proj'],
+  gemma: ['q_proj', 'v_proj'],
+  gemma2: ['q_proj', 'v_proj'],
+  phi3: ['qkv_proj'],
+  'deberta-v2': ['query_proj', 'value_proj'],
 };
 
 const regexCache = new Map<string, RegExp>();

@@ -1,0 +1,32 @@
+/**
+ * Tiny configs of the issue-15 decoders (Qwen2, Mistral, Gemma, Gemma 2, Phi-3) shared by their tuner
+ * matrix and property tests: hidden 16, 4 query heads over 2 key/value heads of dim 4, a sliding window
+ * of 3 (Mistral, Gemma 2's even layers) so 5-token inputs already cross it, Gemma 2 soft-capping on.
+ */
+import type { HFConfig } from '../models/base.js';
+
+const common = {
+  vocab_size: 30,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  pad_token_id: 0,
+};
+
+export const TINY_DECODERS: Record<string, HFConfig> = {
+  qwen2: { ...common, model_type: 'qwen2' },
+  mistral: { ...common, model_type: 'mistral', sliding_window: 3 },
+  gemma: { ...common, model_type: 'gemma', head_dim: 4 },
+  gemma2: {
+    ...common,
+    model_type: 'gemma2',
+    head_dim: 4,
+    sliding_window: 3,
+    query_pre_attn_scalar: 8,
+    attn_logit_softcapping: 1.5,
+    final_logit_softcapping: 4,
+  },
+  phi3: { ...common, model_type: 'phi3' },
+};
