@@ -17,6 +17,7 @@ import {
   GemmaForSequenceClassification,
 } from './gemma.js';
 import { Phi3ForCausalLM, Phi3ForSequenceClassification } from './phi3.js';
+import { DebertaV2ForSequenceClassification } from './deberta_v2.js';
 
 export interface FromConfigOptions {
   /** The head to build; defaults to the one `architectures` names (or the model type's usual one). */
@@ -86,6 +87,7 @@ export function taskOf(config: HFConfig, modelType: ModelType): TaskType {
   const arch = config.architectures?.[0] ?? '';
   if (arch.endsWith('ForSequenceClassification')) return 'SEQ_CLS';
   if (arch.endsWith('LMHeadModel') || arch.endsWith('ForCausalLM')) return 'CAUSAL_LM';
+  if (modelType === 'deberta-v2') return 'SEQ_CLS'; // the only DeBERTa head implemented
   return modelType === 'bert' || modelType === 'roberta' ? 'FEATURE_EXTRACTION' : 'CAUSAL_LM';
 }
 
@@ -163,6 +165,8 @@ function build(modelType: ModelType, task: TaskType, cfg: HFConfig): PreTrainedM
       return new Phi3ForCausalLM(cfg);
     case 'phi3:SEQ_CLS':
       return new Phi3ForSequenceClassification(cfg);
+    case 'deberta-v2:SEQ_CLS':
+      return new DebertaV2ForSequenceClassification(cfg);
     default:
       throw new NotSupportedError(
         'modelFromConfig',

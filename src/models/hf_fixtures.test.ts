@@ -143,6 +143,7 @@ const cases: [string, string, string[]][] = [
   ['gemma', 'GemmaForCausalLM', ['lora', 'dora', 'adalora']],
   ['gemma2', 'Gemma2ForCausalLM', ['lora', 'dora', 'adalora']],
   ['phi3', 'Phi3ForCausalLM', ['lora', 'dora', 'adalora', 'lora_qkv']],
+  ['deberta_v2', 'DebertaV2ForSequenceClassification', ['lora', 'dora', 'adalora']],
 ];
 for (const [name, arch, adapters] of cases) caseTest(name, arch, adapters);
 

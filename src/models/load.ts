@@ -109,7 +109,7 @@ export async function loadModelWithReport(
       // a fresh head is expected when a checkpoint is loaded for another task; a bare encoder may lack a pooler
       const allowNew =
         model.taskType === 'SEQ_CLS'
-          ? model.outputModuleNames()
+          ? [...model.outputModuleNames(), 'pooler'] // DeBERTa's top-level pooler is new on a bare encoder
           : model.taskType === 'FEATURE_EXTRACTION'
             ? ['pooler']
             : [];

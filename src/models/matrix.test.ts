@@ -13,7 +13,7 @@ import { LoraConfig } from '../tuners/lora/index.js';
 import { AdaLoraConfig } from '../tuners/adalora/index.js';
 import '../tuners/dora/index.js';
 import type { PreTrainedModel, TaskType } from './base.js';
-import { TINY_DECODERS } from '../testing/tiny_decoders.js';
+import { TINY_DEBERTA, TINY_DECODERS } from '../testing/tiny_decoders.js';
 import { modelFromConfig } from './from_config.js';
 
 // DoRA re-scales rows by m/‖W+ΔW‖: merged weights carry one more rounding than LoRA's W + ΔW.
@@ -78,5 +78,46 @@ for (const type of Object.keys(TINY_DECODERS)) {
     },
   );
 }
+
+const deberta =
+  (quantize = false) =>
+  (): PreTrainedModel => {
+    manualSeed(13);
+    const m = modelFromConfig(TINY_DEBERTA).eval();
+    if (quantize) quantizeModel(m, { quantType: 'nf4', doubleQuant: true, skipModules: ['classifier'] });
+    return m;
+  };
+// q/k adapters also act on the relative-position projections (share_att_key)
+const debertaTargets = ['query_proj', 'key_proj', 'value_proj', 'dense'];
+cases.push(
+  {
+    name: 'lora all-linear × deberta-v2 SEQ_CLS (pooler.dense adapted, classifier saved)',
+    makeModel: deberta(),
+    makeInputs: clsInputs,
+    makeConfig: () =>
+      new LoraConfig({ r: 2, loraAlpha: 4, targetModules: 'all-linear', taskType: 'SEQ_CLS' }),
+  },
+  {
+    name: 'dora × deberta-v2 SEQ_CLS',
+    makeModel: deberta(),
+    makeInputs: clsInputs,
+    makeConfig: () =>
+      new LoraConfig({ r: 2, useDora: true, targetModules: debertaTargets, taskType: 'SEQ_CLS' }),
+    mergeAtol: DORA_MERGE_ATOL,
+  },
+  {
+    name: 'adalora × deberta-v2 SEQ_CLS (default targets)',
+    makeModel: deberta(),
+    makeInputs: clsInputs,
+    makeConfig: () => new AdaLoraConfig({ initR: 4, targetR: 2, totalStep: 10, taskType: 'SEQ_CLS' }),
+  },
+  {
+    name: 'qlora (lora × deberta-v2 over NF4+DQ)',
+    makeModel: deberta(true),
+    makeInputs: clsInputs,
+    makeConfig: () => new LoraConfig({ r: 2, targetModules: debertaTargets, taskType: 'SEQ_CLS' }),
+    noMerge: true,
+  },
+);
 
 registerTunerMatrix(cases);

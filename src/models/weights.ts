@@ -19,7 +19,7 @@ const BUFFER_KEYS: RegExp[] = [
 ];
 
 /** HF base-model prefixes (`base_model_prefix`) of the architectures here. */
-const BASE_PREFIXES = ['bert', 'roberta', 'transformer', 'model'];
+const BASE_PREFIXES = ['bert', 'roberta', 'deberta', 'transformer', 'model'];
 
 export interface WeightLoadReport {
   /** Model parameters the checkpoint did not have, left at their (seeded) fresh initialisation. */

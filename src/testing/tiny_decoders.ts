@@ -30,3 +30,27 @@ export const TINY_DECODERS: Record<string, HFConfig> = {
   },
   phi3: { ...common, model_type: 'phi3' },
 };
+
+/**
+ * DeBERTa-v3-style encoder (shared keys, p2c + c2p, log buckets of 8 over 32 positions so 5-token
+ * inputs stay linear and 20-token ones reach the log buckets), 3 labels.
+ */
+export const TINY_DEBERTA: HFConfig = {
+  model_type: 'deberta-v2',
+  vocab_size: 30,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  max_position_embeddings: 32,
+  relative_attention: true,
+  position_buckets: 8,
+  max_relative_positions: -1,
+  pos_att_type: ['p2c', 'c2p'],
+  share_att_key: true,
+  norm_rel_ebd: 'layer_norm',
+  position_biased_input: false,
+  type_vocab_size: 0,
+  pad_token_id: 0,
+  id2label: { 0: 'a', 1: 'b', 2: 'c' },
+};
