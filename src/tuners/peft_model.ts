@@ -17,10 +17,11 @@ import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
 import { memoryByCategory, memoryRows, type MemoryByCategory } from '../nn/linear4bit.js';
 import { Linear4bit } from '../nn/linear4bit.js';
-import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../models/base.js';
+import type { ModelInputs, ModelOutput } from '../models/base.js';
 import { CheckpointError, ConfigError } from '../errors.js';
 import { disposeAll } from '../tensor/memory.js';
-import { PEFT_COMPAT_VERSION, configFromJson, type PeftConfig } from './base/config.js';
+import { configFromJson, type PeftConfig } from './base/config.js';
+import { adapterConfigText, configForSave } from './base/save_config.js';
 import { pyJsonParse, type PyJson } from './base/py_json.js';
 import type { BaseTuner, TunerConfig } from './base/tuner.js';
 import type { MergeOptions } from './base/layer.js';
@@ -279,27 +280,9 @@ export class PeftModel extends Module {
     t.updateAndAllocate(globalStep, grads);
   }
 
-  /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2). */
+  /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2; see base/save_config.ts). */
   protected configForSave(adapter: string): PeftConfig {
-    const cfg = this.base_model.requireConfig(adapter);
-    const model = this.getBaseModel();
-    const pre = model instanceof PreTrainedModel ? model : null;
-    const nameOrPath = (pre?.config as Record<string, unknown> | undefined)?.['_name_or_path'];
-    const overrides: Record<string, unknown> = {
-      inferenceMode: true,
-      peftVersion: PEFT_COMPAT_VERSION,
-      baseModelNameOrPath:
-        cfg.baseModelNameOrPath ?? (typeof nameOrPath === 'string' && nameOrPath ? nameOrPath : null),
-    };
-    if (cfg.taskType === null) {
-      overrides['autoMapping'] = pre
-        ? {
-            base_model_class: pre.architecture,
-            parent_library: `transformers.models.${pre.modelType}.modeling_${pre.modelType}`,
-          }
-        : { base_model_class: model.constructor.name, parent_library: 'lowrank' };
-    }
-    return cfg.clone(overrides);
+    return configForSave(this.base_model.requireConfig(adapter), this.getBaseModel());
   }
 
   /**
@@ -311,7 +294,9 @@ export class PeftModel extends Module {
     for (const name of names) {
       const tensors = this.base_model.adapterStateDictForSave(name);
       try {
-        await writeAdapterFolder(adapterDir(dir, name), this.configForSave(name).toJsonString(), tensors);
+        const where = adapterDir(dir, name);
+        const saved = adapterConfigText(this.base_model.requireConfig(name), this.getBaseModel(), where);
+        await writeAdapterFolder(where, saved.text, tensors);
       } finally {
         disposeAll(tensors);
       }

@@ -16,12 +16,13 @@
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { Module } from '../../nn/module.js';
 import { isLinearLike, type LinearLike } from '../../nn/linear_like.js';
-import type { ModelInputs, ModelOutput } from '../../models/base.js';
+import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../../models/base.js';
 import { CheckpointError, ConfigError } from '../../errors.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { joinPath, makeDir, readText, writeFileAtomic } from '../../io/source.js';
 import { LoraConfig } from '../lora/config.js';
 import { writeAdapterFolder } from '../base/adapter_files.js';
+import { adapterConfigText } from '../base/save_config.js';
 import { SAVED_KEY_PREFIX } from '../base/state_dict.js';
 import { HyperLoraConfig } from './config.js';
 import { HyperNetwork, type ModuleShape } from './hypernet.js';
@@ -179,7 +180,12 @@ export class HyperLoraModel extends Module {
   async saveMaterialized(dir: string, condition: number | Tensor): Promise<void> {
     const { config, weights } = this.materialize(condition);
     try {
-      await writeAdapterFolder(dir, config.toJsonString(), weights);
+      // written as savePretrained writes a LoRA adapter (inference_mode, task type, peft_version rule);
+      // a classifier's head is not part of the hypernetwork, so SEQ_CLS (which implies saved heads) is not claimed
+      const pre = this.model instanceof PreTrainedModel ? this.model : null;
+      const taskType = pre && pre.taskType !== 'SEQ_CLS' ? pre.taskType : null;
+      const saved = adapterConfigText(config.clone({ taskType }), this.model, dir);
+      await writeAdapterFolder(dir, saved.text, weights);
     } finally {
       weights.forEach((w) => w.dispose());
     }
