@@ -87,6 +87,7 @@ for (const version of ['peft-0.10', 'peft-0.20']) {
             peft.dispose();
           }
         }
+        console.log(`| ${version}/${arch} | ${row.join(' | ')} |`); // the docs/models.md table
       },
     );
   }
