@@ -129,6 +129,7 @@ test('config options that are not implemented are refused by name', () => {
     [{ ...TINY_DECODERS.qwen2!, rope_scaling: { type: 'yarn', factor: 4 } }, 'Qwen2Config.rope_scaling'],
     [{ ...TINY_DECODERS.phi3!, rope_scaling: { type: 'longrope' } }, 'Phi3Config.rope_scaling'],
     [{ ...TINY_DECODERS.phi3!, resid_pdrop: 0.1 }, 'Phi3Config.resid_pdrop'],
+    [{ ...TINY_DECODERS.phi3!, partial_rotary_factor: 0.75 }, 'Phi3Config.partial_rotary_factor'],
     [{ ...TINY_DECODERS.mistral!, attention_dropout: 0.1 }, 'MistralConfig.attention_dropout'],
     [{ ...TINY_DECODERS.gemma2!, attention_dropout: 0.1 }, 'Gemma2Config.attention_dropout'],
   ];

@@ -2,8 +2,8 @@
  * Phi-3 with Hugging Face module paths: fused projections and no biases. `qkv_proj` [H → (nHead +
  * 2·nKv)·d] holds q, then k, then v along its output rows; `gate_up_proj` [H → 2·I] holds gate then up.
  * Adapters attach to the fused Linear as one module (as PEFT does), so their output is split the same
- * way as the base output. Sliding window as Mistral when `sliding_window` is set; LongRoPE
- * (`rope_scaling`) is refused.
+ * way as the base output. Sliding window as Mistral when `sliding_window` is set (HF builds its mask
+ * the same way); LongRoPE (`rope_scaling`) and partial rotary embeddings are refused.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { activation } from '../tensor/ops/index.js';
@@ -40,6 +40,12 @@ export function phi3Dims(config: HFConfig): RopeDecoderDims {
     tieWordEmbeddings: false,
   });
   for (const key of ['attention_dropout', 'resid_pdrop', 'embd_pdrop']) refuseDropout(r, key);
+  // Phi-4-mini's checkpoints rotate only part of each head (`partial_rotary_factor` 0.75)
+  if (r.num('partial_rotary_factor', 1) !== 1)
+    r.rejectIfSet(
+      'partial_rotary_factor',
+      'remove partial_rotary_factor (only full-head RoPE is implemented)',
+    );
   const window = slidingWindowOf(config, 'Phi3Config', null);
   return { ...dims, windows: dims.windows.map(() => window) };
 }
