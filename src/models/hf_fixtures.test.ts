@@ -16,6 +16,7 @@ import '../tuners/index.js';
 import type { PreTrainedModel } from './base.js';
 import { generate } from './generate.js';
 import { loadModel } from './load.js';
+import type { DebertaV2ForSequenceClassification } from './deberta_v2.js';
 
 /** The fixtures' tolerance: an independent fp32 re-implementation lands within 1.9e-6 of HF. */
 const LOGIT_ATOL = 1e-4;
@@ -31,7 +32,12 @@ interface Probe {
   logits_shape: number[];
   logits: unknown;
   generate?: { input_ids: number[][]; max_new_tokens: number; new_tokens: number[] };
-  long?: { input_ids: number[][]; attention_mask: number[][]; logits: number[][] };
+  long?: {
+    input_ids: number[][];
+    attention_mask: number[][];
+    logits: number[][];
+    last_hidden_state?: number[][][];
+  };
 }
 
 interface AdapterLogits {
@@ -151,3 +157,27 @@ test('worst logit difference per model and adapter (active / merged)', { skip },
   console.log('| case | adapter | worst |abs diff| at real positions |');
   for (const [c, a, d] of table) console.log(`| ${c} | ${a} | ${d} |`);
 });
+
+test(
+  'deberta_v2: the last hidden state matches at every real position (16- and 128-token probes)',
+  { skip },
+  async () => {
+    const probe = readJson<Probe & { last_hidden_state: number[][][] }>('deberta_v2', 'probe.json');
+    const model = (await loadModel(join(HF, 'deberta_v2', 'base'))) as DebertaV2ForSequenceClassification;
+    const check = (ids: number[][], mask: number[][], want: number[][][]) => {
+      const got = tf.tidy(() => {
+        const inputs = {
+          inputIds: tf.tensor2d(ids, undefined, 'int32'),
+          attentionMask: tf.tensor2d(mask, undefined, 'int32'),
+        };
+        return model.deberta.hiddenStates(inputs, 'test').dataSync() as Float32Array;
+      });
+      return worstDiff(got, want, { kind: 'causal', attention_mask: mask });
+    };
+    const short = check(probe.input_ids, probe.attention_mask, probe.last_hidden_state);
+    const long = check(probe.long!.input_ids, probe.long!.attention_mask, probe.long!.last_hidden_state!);
+    assert.ok(short <= LOGIT_ATOL && long <= LOGIT_ATOL, `hidden states differ by ${short} / ${long}`);
+    table.push(['deberta_v2', 'last hidden state', `${fmt(short)} (128 tokens: ${fmt(long)})`]);
+    model.dispose();
+  },
+);

@@ -1,4 +1,4 @@
-/** models/: BERT (and RoBERTa), GPT-2 and Llama with Hugging Face module paths, loading and generation. */
+/** models/: BERT/RoBERTa, GPT-2, Llama, Qwen2, Mistral, Gemma, Gemma 2, Phi-3 and DeBERTa-v2 with Hugging Face module paths, loading and generation. */
 export * from './base.js';
 export * from './config.js';
 export * from './bert.js';
@@ -10,3 +10,9 @@ export { loadWeights, type WeightLoadReport, type LoadWeightsOptions } from './w
 export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
 export { loadModel, loadModelWithReport, saveModel, type LoadModelOptions, type LoadReport } from './load.js';
 export { generate, sampleToken, argmax, type GenerateOptions } from './generate.js';
+export * from './rope_decoder.js';
+export * from './qwen2.js';
+export * from './mistral.js';
+export * from './gemma.js';
+export * from './phi3.js';
+export * from './deberta_v2.js';
