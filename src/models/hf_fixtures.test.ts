@@ -153,11 +153,6 @@ const cases: [string, string, string[]][] = [
 ];
 for (const [name, arch, adapters] of cases) caseTest(name, arch, adapters);
 
-test('worst logit difference per model and adapter (active / merged)', { skip }, () => {
-  console.log('| case | adapter | worst |abs diff| at real positions |');
-  for (const [c, a, d] of table) console.log(`| ${c} | ${a} | ${d} |`);
-});
-
 test(
   'deberta_v2: the last hidden state matches at every real position (16- and 128-token probes)',
   { skip },
@@ -181,3 +176,8 @@ test(
     model.dispose();
   },
 );
+
+test('worst logit difference per model and adapter (active / merged)', { skip }, () => {
+  console.log('| case | adapter | worst |abs diff| at real positions |');
+  for (const [c, a, d] of table) console.log(`| ${c} | ${a} | ${d} |`);
+});
