@@ -243,6 +243,11 @@ test('LoftQ: saved as init_lora_weights true, loads onto the f32 and the 4-bit b
     const json = readCfg(dir);
     assert.equal(json.init_lora_weights, true);
     assert.deepEqual(json.loftq_config, {});
+    const known = keysKnownBy('LORA', OLDEST_PEFT);
+    assert.deepEqual(
+      Object.keys(json).filter((k) => !known.has(k)),
+      [],
+    );
     // LoftQ changed the base (its weights now sit on the NF4 grid): that base goes with the adapter
     const { saveModel, loadModel } = await import('../../models/load.js');
     await saveModel(peft.unload() as PreTrainedModel, baseDir);
