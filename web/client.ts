@@ -46,6 +46,14 @@ export class WorkerClient {
     });
   }
 
+  /** Stops the worker; pending calls reject with a WorkerError. */
+  terminate(): void {
+    this.worker.terminate();
+    const err = new WorkerError('WorkerError', 'the worker was stopped');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
   /** Subscribes to progress / ranks / state events. */
   on(listener: (e: WorkerEvent) => void): void {
     this.listeners.push(listener);

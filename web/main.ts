@@ -22,6 +22,8 @@ import { listModels, loadStoredModel, saveModel } from './storage.js';
 import { adviceFor } from './advice.js';
 import { LossChart } from './ui/loss_chart.js';
 import { RankHeatmap } from './ui/heatmap.js';
+import { ErrorBox } from './ui/errors.js';
+import { startBackend } from './ui/backend.js';
 
 const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
   const e = document.getElementById(id);
@@ -30,32 +32,29 @@ const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
 };
 const num = (id: string): number => Number($(id).value);
 
-const worker = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }));
+/** A new training worker that reports its events to this page. */
+function makeClient(): WorkerClient {
+  const c = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }));
+  c.on(onEvent);
+  return c;
+}
 const lossChart = new LossChart($<HTMLDivElement>('loss-chart'));
 const heatmap = new RankHeatmap($<HTMLDivElement>('heatmap'));
 let modelInfo: ModelInfo | null = null;
 
-/** Shows an error in the page's alert banner (and the console, for developers). */
-function showError(err: unknown): void {
-  const e = err instanceof Error ? err : new Error(String(err));
-  $('error-title').textContent = `${e.name}:`;
-  $('error-message').textContent = e.message;
-  $('error').hidden = false;
-  console.error(e);
-}
-function clearError(): void {
-  $('error').hidden = true;
-}
-$('error-close').addEventListener('click', clearError);
+const errors = new ErrorBox($<HTMLDivElement>('error'));
+/** An error handler that shows the error next to element `id` (the action that failed). */
+const showErrorAt = (id: string) => (err: unknown) => errors.show(err, $(id));
+const clearError = () => errors.clear();
 
-/** Runs an async UI action with errors shown in the page and the button disabled meanwhile. */
+/** Runs an async UI action with errors shown next to its button, which is disabled meanwhile. */
 function action(buttonId: string, fn: () => Promise<void>): void {
   const b = $<HTMLButtonElement>(buttonId);
   b.addEventListener('click', () => {
     b.disabled = true;
     clearError();
     fn()
-      .catch(showError)
+      .catch(showErrorAt(buttonId))
       .finally(() => (b.disabled = false));
   });
 }
@@ -101,7 +100,7 @@ function onEvent(e: WorkerEvent): void {
     $('notes').textContent = e.message;
   }
 }
-worker.on(onEvent);
+let worker = makeClient();
 
 // ---- model -------------------------------------------------------------------------------------
 
@@ -218,7 +217,7 @@ async function takeDataFile(file: File): Promise<void> {
 }
 $('data-file').addEventListener('change', () => {
   const f = $('data-file').files?.[0];
-  if (f) takeDataFile(f).catch(showError);
+  if (f) takeDataFile(f).catch(showErrorAt('data-file'));
 });
 const drop = $<HTMLDivElement>('drop-zone');
 drop.addEventListener('dragover', (e) => {
@@ -230,7 +229,7 @@ drop.addEventListener('drop', (e) => {
   e.preventDefault();
   drop.classList.remove('over');
   const f = e.dataTransfer?.files[0];
-  if (f) takeDataFile(f).catch(showError);
+  if (f) takeDataFile(f).catch(showErrorAt('drop-zone'));
 });
 $('data-text').addEventListener('input', () => ($('data-text').dataset.sample = 'false'));
 
@@ -298,7 +297,7 @@ action('train', async () => {
 });
 for (const kind of ['pause', 'resume', 'stop'] as const) {
   $(kind).addEventListener('click', () => {
-    worker.call(kind, {}).then((r) => setTrainState(r.state), showError);
+    worker.call(kind, {}).then((r) => setTrainState(r.state), showErrorAt(kind));
   });
 }
 
@@ -306,7 +305,7 @@ for (const kind of ['pause', 'resume', 'stop'] as const) {
 
 $('adapters').addEventListener('change', () => {
   const name = $<HTMLSelectElement>('adapters').value || null;
-  worker.call('setAdapter', { name }).catch(showError);
+  worker.call('setAdapter', { name }).catch(showErrorAt('adapters'));
 });
 
 action('run', async () => {
@@ -358,7 +357,7 @@ $('adapter-folder').addEventListener('change', () => {
       const name = files[0]!.path.split('/')[0] || 'loaded';
       await worker.call('loadAdapter', { name, files }, buffersOf(files));
     })
-    .catch(showError)
+    .catch(showErrorAt('adapter-folder'))
     .finally(() => ($('adapter-folder').value = ''));
 });
 
@@ -374,11 +373,20 @@ async function start(): Promise<void> {
     'tfjs-backend-wasm-simd.wasm': wasmSimd,
     'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
   };
-  const r = await worker.call('init', { backend: want, wasmPaths });
   const b = $('backend');
+  let started;
+  try {
+    started = await startBackend(worker, makeClient, want, wasmPaths);
+  } catch (err) {
+    b.textContent = 'failed';
+    throw err;
+  }
+  worker = started.client;
+  const r = started.reply;
   b.textContent = r.backend;
   b.title = r.tried.map((t) => `${t.name}: ${t.ok ? 'in use' : t.reason}`).join('\n');
+  $('backend-note').textContent = started.note;
   document.body.dataset.ready = 'true';
   await refreshStored().catch((e) => console.warn('IndexedDB unavailable', e));
 }
-start().catch(showError);
+start().catch((err: unknown) => errors.show(err));
