@@ -8,8 +8,10 @@ import { HFTokenizer } from '../src/io/tokenizer.js';
 import type { HFConfig, PreTrainedModel } from '../src/models/base.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { manualSeed } from '../src/nn/init.js';
+import type { DemoArch } from './demo_runs.js';
 
-export type DemoArch = 'llama' | 'bert';
+export type { DemoArch };
+export { DEMO_RUNS, type DemoRun } from './demo_runs.js';
 
 const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '<s>', '</s>'];
 const WORDS = (

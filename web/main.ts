@@ -7,7 +7,7 @@ import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { ConfigError, internal } from '../src/errors.js';
 import { WorkerClient } from './client.js';
-import { buffersOf, formatFromName, readPicked } from './files.js';
+import { buffersOf, download, formatFromName, readPicked } from './files.js';
 import type {
   BackendName,
   DataSpec,
@@ -17,7 +17,9 @@ import type {
   TrainSpec,
   WorkerEvent,
 } from './protocol.js';
-import { sampleText, sampleTsv } from './samples.js';
+import { SAMPLE_TEXT_PROMPT, SAMPLE_TSV_PROMPT, sampleText, sampleTsv } from './samples.js';
+import { DEMO_RUNS, type DemoArch } from './demo_runs.js';
+import { applyDemoRun, clearOutputs, clearPresetTargets, clearProgress } from './ui/form.js';
 import { listModels, loadStoredModel, saveModel } from './storage.js';
 import { adviceFor } from './advice.js';
 import { LossChart } from './ui/loss_chart.js';
@@ -154,10 +156,16 @@ async function loadModel(source: ModelSource, name: string, store: boolean): Pro
       console.warn('could not save the model in IndexedDB', e),
     );
   const info = await worker.call('loadModel', { source }, sourceBuffers(source));
+  // Nothing on screen may belong to the previous model: its outputs, its last run.
+  clearOutputs();
+  clearProgress();
+  lossChart.reset(1);
+  heatmap.clear('no AdaLoRA run yet');
   showModel(info);
+  if (source.kind === 'demo') applyDemoRun(DEMO_RUNS[source.arch]);
+  else clearPresetTargets();
   $<HTMLSelectElement>('task').value = info.taskType;
   if (!$('data-text').value.trim() || $('data-text').dataset.sample === 'true') fillSample(info.taskType);
-  heatmap.clear('no AdaLoRA run yet');
   updateAdvice();
 }
 
@@ -176,7 +184,7 @@ function fillSample(task: string): void {
   ta.value = task === 'SEQ_CLS' ? sampleTsv() : sampleText();
   ta.dataset.sample = 'true';
   $<HTMLSelectElement>('data-format').value = task === 'SEQ_CLS' ? 'tsv' : 'text';
-  $<HTMLInputElement>('prompt').value = task === 'SEQ_CLS' ? 'what a lovely song' : 'the cat';
+  $<HTMLInputElement>('prompt').value = task === 'SEQ_CLS' ? SAMPLE_TSV_PROMPT : SAMPLE_TEXT_PROMPT;
 }
 
 async function refreshStored(): Promise<void> {
@@ -289,9 +297,15 @@ function trainSpecFromForm(): TrainSpec {
 
 action('train', async () => {
   const spec = trainSpecFromForm();
+  // A new run starts from a clean view, also when the worker rejects it (bad data, no model).
   lossChart.reset(spec.steps);
-  if (spec.method.method !== 'adalora')
-    heatmap.clear(`${spec.method.method} keeps a fixed rank ${spec.method.r}`);
+  clearProgress();
+  clearOutputs();
+  heatmap.clear(
+    spec.method.method === 'adalora'
+      ? 'the ranks appear at the first AdaLoRA step'
+      : `${spec.method.method} keeps a fixed rank ${spec.method.r}`,
+  );
   const res = await worker.call('train', { spec });
   $('progress-text').textContent += res.stopped ? ' · stopped (adapter kept)' : ' · done';
 });
@@ -316,20 +330,12 @@ action('run', async () => {
   $('output').textContent = r.text;
   const logits = $('probe-logits');
   logits.dataset.result = JSON.stringify(r);
-  const shown = (r.probs.length > 0 ? r.probs : r.logits).slice(0, 8).map((x) => x.toFixed(4));
-  logits.textContent = `${r.adapter ?? 'base model'} · ${r.probs.length > 0 ? 'probabilities' : 'next-token logits'}: ${shown.join(', ')}${r.logits.length > 8 ? ', …' : ''}`;
+  const shown =
+    r.probs.length > 0
+      ? r.probs.map((p, i) => `${r.labels?.[i] ?? i} ${p.toFixed(4)}`)
+      : r.logits.slice(0, 8).map((x) => x.toFixed(4));
+  logits.textContent = `${r.adapter ?? 'base model'} · ${r.probs.length > 0 ? 'probabilities' : 'next-token logits'}: ${shown.join(', ')}${r.probs.length === 0 && r.logits.length > 8 ? ', …' : ''}`;
 });
-
-function download(name: string, data: BlobPart, type: string): void {
-  const url = URL.createObjectURL(new Blob([data], { type }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 action('download', async () => {
   const name = $<HTMLSelectElement>('adapters').value;
@@ -366,6 +372,7 @@ $('adapter-folder').addEventListener('change', () => {
 async function start(): Promise<void> {
   setTrainState('idle');
   fillSample('CAUSAL_LM');
+  applyDemoRun(DEMO_RUNS[$<HTMLSelectElement>('demo-arch').value as DemoArch]);
   updateAdvice();
   const want = (new URLSearchParams(location.search).get('backend') ?? 'auto') as BackendName;
   const wasmPaths = {

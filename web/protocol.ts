@@ -100,6 +100,8 @@ export interface ProbeResult {
   logits: number[];
   /** SEQ_CLS: softmax of the logits. */
   probs: number[];
+  /** SEQ_CLS: the class names, in the order of `probs` (the training data's labels when it had names). */
+  labels?: string[];
   adapter: string | null;
 }
 
