@@ -124,6 +124,9 @@ export function demoConfig(arch: DemoArch): HFConfig {
     hidden_dropout_prob: 0,
     attention_probs_dropout_prob: 0,
     pad_token_id: 0,
+    // The sample data's classes (web/samples.ts), in the order the data reader assigns ids (sorted).
+    id2label: { 0: 'negative', 1: 'positive' },
+    label2id: { negative: 0, positive: 1 },
   };
 }
 

@@ -4,9 +4,9 @@
  * fine-tuning in well under a minute on wasm.
  */
 
-const SUBJECTS = ['the cat', 'a dog', 'the bird', 'my friend', 'the king', 'a child'];
-const VERBS = ['sat on', 'looked at', 'ran to', 'found', 'liked'];
-const OBJECTS = ['the mat', 'a tree', 'the house', 'the river', 'a red ball'];
+export const SUBJECTS = ['the cat', 'a dog', 'the bird', 'my friend', 'the king', 'a child'];
+export const VERBS = ['sat on', 'looked at', 'ran to', 'found', 'liked'];
+export const OBJECTS = ['the mat', 'a tree', 'the house', 'the river', 'a red ball'];
 
 /** Simple English sentences with a fixed grammar: a causal LM learns them quickly. */
 export function sampleText(): string {
@@ -18,6 +18,12 @@ export function sampleText(): string {
     lines.push(`${s} ${v} ${o}.`);
   }
   return lines.join('\n');
+}
+
+/** True when `sentence` (no final period) is one of the sample grammar's: subject, verb, object. */
+export function isSampleSentence(sentence: string): boolean {
+  const s = sentence.trim().replace(/\s+/g, ' ');
+  return SUBJECTS.some((a) => VERBS.some((v) => OBJECTS.some((o) => s === `${a} ${v} ${o}`)));
 }
 
 /** The causal-LM demo's default prompt (a sentence start of the sample grammar). */
