@@ -143,6 +143,10 @@ test(
       `final loss ${last.toFixed(3)} is clearly below ln(${vocab}) = ${Math.log(vocab).toFixed(3)}`,
     );
     assert.ok(seconds < MAX_TRAIN_SECONDS, `the default run took ${seconds} s`);
+    // The chart draws the baseline the loss has to beat.
+    const baseline = Number(await page.getAttribute('#loss-chart', 'data-baseline'));
+    assert.ok(Math.abs(baseline - Math.log(vocab)) < 1e-9, `chart baseline ${baseline}`);
+    assert.equal(await page.locator('#loss-chart line.baseline').count(), 1);
     const after = await probe();
     const grammatical = (text: string) => text.split('.').filter((s) => isSampleSentence(s)).length;
     t.diagnostic(`before: ${JSON.stringify(before.text)}; after: ${JSON.stringify(after.text)}`);

@@ -8,6 +8,7 @@ import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-t
 import { ConfigError, internal } from '../src/errors.js';
 import { WorkerClient } from './client.js';
 import { buffersOf, download, formatFromName, readPicked } from './files.js';
+import { modelSourceFromForm, sourceBuffers } from './ui/model_source.js';
 import type {
   BackendName,
   DataSpec,
@@ -98,6 +99,8 @@ function onEvent(e: WorkerEvent): void {
     sel.value = e.active ?? '';
   } else if (e.type === 'model') {
     showModel(e.info);
+    // A head rebuilt for the data (another class count) changes the uniform baseline.
+    setBaseline(e.info.taskType);
   } else if (e.type === 'log') {
     $('notes').textContent = e.message;
   }
@@ -105,49 +108,6 @@ function onEvent(e: WorkerEvent): void {
 let worker = makeClient();
 
 // ---- model -------------------------------------------------------------------------------------
-
-function modelSourceFromForm(): Promise<{ source: ModelSource; name: string; store: boolean }> {
-  const kind = (document.querySelector('input[name="model-kind"]:checked') as HTMLInputElement).value;
-  if (kind === 'demo') {
-    const arch = $<HTMLSelectElement>('demo-arch').value as 'llama' | 'bert';
-    return Promise.resolve({ source: { kind: 'demo', arch, seed: 0 }, name: `demo-${arch}`, store: false });
-  }
-  if (kind === 'folder') {
-    return readPicked($('model-folder').files).then((files) => {
-      if (files.length === 0)
-        throw new ConfigError(
-          'model folder',
-          'none picked',
-          undefined,
-          'choose a Hugging Face model folder first',
-        );
-      const name = files[0]!.path.split('/')[0] || 'model';
-      return { source: { kind: 'folder', files }, name, store: true };
-    });
-  }
-  return Promise.all([readPicked($('llama2c-bin').files), readPicked($('llama2c-tok').files)]).then(
-    ([bin, tok]) => {
-      if (bin.length === 0 || tok.length === 0)
-        throw new ConfigError(
-          'llama2.c',
-          'needs the .bin checkpoint and its tokenizer',
-          undefined,
-          'pick both files',
-        );
-      return {
-        source: { kind: 'llama2c', checkpoint: bin[0]!, tokenizer: tok[0]! },
-        name: bin[0]!.path,
-        store: true,
-      };
-    },
-  );
-}
-
-function sourceBuffers(s: ModelSource): ArrayBuffer[] {
-  if (s.kind === 'folder') return buffersOf(s.files);
-  if (s.kind === 'llama2c') return buffersOf([s.checkpoint, s.tokenizer]);
-  return [];
-}
 
 async function loadModel(source: ModelSource, name: string, store: boolean): Promise<void> {
   // Store a copy before the bytes are transferred (transfer empties the page's buffers).
@@ -160,6 +120,7 @@ async function loadModel(source: ModelSource, name: string, store: boolean): Pro
   clearOutputs();
   clearProgress();
   lossChart.reset(1);
+  lossChart.setBaseline(null);
   heatmap.clear('no AdaLoRA run yet');
   showModel(info);
   if (source.kind === 'demo') applyDemoRun(DEMO_RUNS[source.arch]);
@@ -167,6 +128,13 @@ async function loadModel(source: ModelSource, name: string, store: boolean): Pro
   $<HTMLSelectElement>('task').value = info.taskType;
   if (!$('data-text').value.trim() || $('data-text').dataset.sample === 'true') fillSample(info.taskType);
   updateAdvice();
+}
+
+/** The loss of a uniform guess (ln vocab for a causal LM, ln classes for a classifier) on the chart. */
+function setBaseline(task: string): void {
+  const n = !modelInfo ? 0 : task === 'SEQ_CLS' ? Math.max(2, modelInfo.numLabels) : modelInfo.vocabSize;
+  if (n > 1) lossChart.setBaseline(Math.log(n), `uniform guess ln(${n})`);
+  else lossChart.setBaseline(null);
 }
 
 /** Shows what the worker says about the base model (after a load, or a head rebuilt for the data). */
@@ -299,6 +267,7 @@ action('train', async () => {
   const spec = trainSpecFromForm();
   // A new run starts from a clean view, also when the worker rejects it (bad data, no model).
   lossChart.reset(spec.steps);
+  setBaseline(spec.data.task);
   clearProgress();
   clearOutputs();
   heatmap.clear(
