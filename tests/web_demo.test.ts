@@ -221,6 +221,11 @@ test(
     assert.equal(await page.textContent('#progress-text'), '');
     assert.equal(await page.getAttribute('#heatmap', 'data-ranks'), null);
     assert.equal(await page.textContent('#output'), '');
+    assert.equal(
+      await page.getAttribute('#train-state', 'data-state'),
+      'failed',
+      'not the earlier run\'s "done"',
+    );
 
     // An error of another action moves next to that action.
     await page.selectOption('#stored-models', '');

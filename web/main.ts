@@ -275,7 +275,12 @@ action('train', async () => {
       ? 'the ranks appear at the first AdaLoRA step'
       : `${spec.method.method} keeps a fixed rank ${spec.method.r}`,
   );
-  const res = await worker.call('train', { spec });
+  setTrainState('idle');
+  const res = await worker.call('train', { spec }).catch((err: unknown) => {
+    // Rejected before it started, or failed mid-run: never leave an earlier run's "done" showing.
+    setTrainState('failed');
+    throw err;
+  });
   $('progress-text').textContent += res.stopped ? ' · stopped (adapter kept)' : ' · done';
 });
 for (const kind of ['pause', 'resume', 'stop'] as const) {
