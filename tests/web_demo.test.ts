@@ -20,6 +20,7 @@ import {
   chromiumSkip,
   haveChromium,
   launchChromium,
+  removeBuilds,
   mean,
   waitOrPageError,
   watchPage,
@@ -59,6 +60,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.close();
+  removeBuilds();
 });
 
 async function probe(prompt?: string): Promise<ProbeResult> {

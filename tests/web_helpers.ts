@@ -16,11 +16,19 @@ export const haveChromium = fs.existsSync(CHROMIUM);
 export const chromiumSkip = haveChromium ? false : `needs ${CHROMIUM} (apt-get install -y chromium)`;
 export const ARTIFACTS = path.resolve('test-artifacts');
 
-/** Builds the page into a new temp folder and returns it. */
+const builds: string[] = [];
+
+/** Builds the page into a new temp folder and returns it ({@link removeBuilds} deletes it). */
 export async function buildPageTo(opts: Omit<PageBuildOptions, 'outDir'> = {}): Promise<string> {
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-web-build-'));
+  builds.push(outDir);
   await buildPage({ ...opts, outDir });
   return outDir;
+}
+
+/** Deletes the temp folders {@link buildPageTo} made. */
+export function removeBuilds(): void {
+  for (const dir of builds.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** Starts headless Chromium (no GPU: WebGL would be software-rendered; the tests use wasm). */

@@ -13,6 +13,7 @@ import {
   chromiumSkip,
   haveChromium,
   launchChromium,
+  removeBuilds,
   waitOrPageError,
   watchPage,
 } from './web_helpers.js';
@@ -36,6 +37,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   for (const s of servers) s.close();
+  removeBuilds();
 });
 
 async function serve(dir: string, crossOriginIsolated: boolean): Promise<string> {
