@@ -7,7 +7,16 @@ import { PeftModel } from '../src/tuners/index.js';
 import { AdaLoraModel } from '../src/tuners/adalora/index.js';
 import { DataError } from '../src/errors.js';
 import { buildDemo } from '../web/demo.js';
-import { sampleText, sampleTsv } from '../web/samples.js';
+import {
+  HELD_OUT,
+  NEGATIVE,
+  POSITIVE,
+  SAMPLE_TSV_PROMPT,
+  sampleText,
+  sampleTsv,
+  THINGS,
+} from '../web/samples.js';
+import { demoConfig } from '../web/demo.js';
 import { buildAdapter, rankSnapshotOf } from '../web/engine/adapters.js';
 import { prepareData } from '../web/engine/data.js';
 import { trainLoop } from '../web/engine/train.js';
@@ -108,7 +117,8 @@ test('LoRA, DoRA configs; classification data; bad data is a DataError', () => {
     16,
     'demo',
   );
-  assert.equal(cls.examples.length, 48);
+  assert.equal(cls.examples.length, 70);
+  assert.deepEqual(cls.labelNames, ['negative', 'positive']);
   assert.deepEqual(new Set(cls.examples.map((e) => e.label)), new Set([0, 1]));
   assert.throws(
     () =>
@@ -136,4 +146,40 @@ test('LoRA, DoRA configs; classification data; bad data is a DataError', () => {
       ),
     DataError,
   );
+});
+
+test('sample sentiment data: every noun in both classes, named labels, the default prompt held out', () => {
+  const rows = sampleTsv()
+    .split('\n')
+    .slice(1)
+    .map((r) => r.split('\t') as [string, string]);
+  assert.deepEqual([...new Set(rows.map(([, l]) => l))].sort(), ['negative', 'positive']);
+  for (const thing of THINGS) {
+    const with_ = rows.filter(([s]) => s.split(' ').includes(thing));
+    const pos = with_.filter(([, l]) => l === 'positive').length;
+    const neg = with_.filter(([, l]) => l === 'negative').length;
+    // Held-out pairs remove at most one row per class, so a noun never predicts the label.
+    assert.ok(pos >= 5 && neg >= 5 && Math.abs(pos - neg) <= 1, `${thing}: ${pos} positive, ${neg} negative`);
+  }
+  // Every row's label is its adjective's class.
+  for (const [s, l] of rows) {
+    const words = s.split(' ');
+    assert.equal(
+      words.some((w) => POSITIVE.includes(w)),
+      l === 'positive',
+      s,
+    );
+    assert.equal(
+      words.some((w) => NEGATIVE.includes(w)),
+      l === 'negative',
+      s,
+    );
+  }
+  for (const pair of HELD_OUT) assert.ok(!rows.some(([s]) => s.includes(pair)), `${pair} is held out`);
+  assert.ok(
+    [...HELD_OUT].some((p) => SAMPLE_TSV_PROMPT.endsWith(p)),
+    'the default prompt is a held-out pair',
+  );
+  // The demo BERT names the classes in the order the data reader assigns them (sorted).
+  assert.deepEqual(demoConfig('bert').id2label, { 0: 'negative', 1: 'positive' });
 });

@@ -22,6 +22,7 @@ export class WorkerClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly listeners: ((e: WorkerEvent) => void)[] = [];
+  private stopped = false;
 
   constructor(private readonly worker: Worker) {
     worker.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(ev.data);
@@ -38,12 +39,27 @@ export class WorkerClient {
     payload: Payload<T>,
     transfer: Transferable[] = [],
   ): Promise<Replies[T]> {
+    if (this.stopped) {
+      // A stopped worker never answers: fail at once rather than leave the caller waiting.
+      return Promise.reject(
+        new WorkerError('WorkerError', `the worker was stopped; reload the page (${type})`),
+      );
+    }
     const id = this.nextId++;
     const msg = { ...payload, id, type } as Request;
     return new Promise<Replies[T]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage(msg, transfer);
     });
+  }
+
+  /** Stops the worker; pending and later calls reject with a WorkerError. */
+  terminate(): void {
+    this.stopped = true;
+    this.worker.terminate();
+    const err = new WorkerError('WorkerError', 'the worker was stopped');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
   }
 
   /** Subscribes to progress / ranks / state events. */

@@ -8,8 +8,10 @@ import { HFTokenizer } from '../src/io/tokenizer.js';
 import type { HFConfig, PreTrainedModel } from '../src/models/base.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { manualSeed } from '../src/nn/init.js';
+import type { DemoArch } from './demo_runs.js';
 
-export type DemoArch = 'llama' | 'bert';
+export type { DemoArch };
+export { DEMO_RUNS, type DemoRun } from './demo_runs.js';
 
 const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '<s>', '</s>'];
 const WORDS = (
@@ -122,6 +124,9 @@ export function demoConfig(arch: DemoArch): HFConfig {
     hidden_dropout_prob: 0,
     attention_probs_dropout_prob: 0,
     pad_token_id: 0,
+    // The sample data's classes (web/samples.ts), in the order the data reader assigns ids (sorted).
+    id2label: { 0: 'negative', 1: 'positive' },
+    label2id: { negative: 0, positive: 1 },
   };
 }
 

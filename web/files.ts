@@ -28,3 +28,15 @@ export function formatFromName(name: string): 'text' | 'tsv' | 'csv' | 'jsonl' {
 export function buffersOf(files: PickedFile[]): ArrayBuffer[] {
   return files.map((f) => f.bytes.buffer as ArrayBuffer);
 }
+
+/** Saves `data` as a download named `name` (an object URL clicked through a temporary link). */
+export function download(name: string, data: BlobPart, type: string): void {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -7,7 +7,8 @@ import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { ConfigError, internal } from '../src/errors.js';
 import { WorkerClient } from './client.js';
-import { buffersOf, formatFromName, readPicked } from './files.js';
+import { buffersOf, download, formatFromName, readPicked } from './files.js';
+import { modelSourceFromForm, sourceBuffers } from './ui/model_source.js';
 import type {
   BackendName,
   DataSpec,
@@ -17,11 +18,15 @@ import type {
   TrainSpec,
   WorkerEvent,
 } from './protocol.js';
-import { sampleText, sampleTsv } from './samples.js';
+import { SAMPLE_TEXT_PROMPT, SAMPLE_TSV_PROMPT, sampleText, sampleTsv } from './samples.js';
+import { DEMO_RUNS, type DemoArch } from './demo_runs.js';
+import { applyDemoRun, clearOutputs, clearPresetTargets, clearProgress } from './ui/form.js';
 import { listModels, loadStoredModel, saveModel } from './storage.js';
 import { adviceFor } from './advice.js';
 import { LossChart } from './ui/loss_chart.js';
 import { RankHeatmap } from './ui/heatmap.js';
+import { ErrorBox } from './ui/errors.js';
+import { startBackend } from './ui/backend.js';
 
 const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
   const e = document.getElementById(id);
@@ -30,32 +35,29 @@ const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => {
 };
 const num = (id: string): number => Number($(id).value);
 
-const worker = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }));
+/** A new training worker that reports its events to this page. */
+function makeClient(): WorkerClient {
+  const c = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }));
+  c.on(onEvent);
+  return c;
+}
 const lossChart = new LossChart($<HTMLDivElement>('loss-chart'));
 const heatmap = new RankHeatmap($<HTMLDivElement>('heatmap'));
 let modelInfo: ModelInfo | null = null;
 
-/** Shows an error in the page's alert banner (and the console, for developers). */
-function showError(err: unknown): void {
-  const e = err instanceof Error ? err : new Error(String(err));
-  $('error-title').textContent = `${e.name}:`;
-  $('error-message').textContent = e.message;
-  $('error').hidden = false;
-  console.error(e);
-}
-function clearError(): void {
-  $('error').hidden = true;
-}
-$('error-close').addEventListener('click', clearError);
+const errors = new ErrorBox($<HTMLDivElement>('error'));
+/** An error handler that shows the error next to element `id` (the action that failed). */
+const showErrorAt = (id: string) => (err: unknown) => errors.show(err, $(id));
+const clearError = () => errors.clear();
 
-/** Runs an async UI action with errors shown in the page and the button disabled meanwhile. */
+/** Runs an async UI action with errors shown next to its button, which is disabled meanwhile. */
 function action(buttonId: string, fn: () => Promise<void>): void {
   const b = $<HTMLButtonElement>(buttonId);
   b.addEventListener('click', () => {
     b.disabled = true;
     clearError();
     fn()
-      .catch(showError)
+      .catch(showErrorAt(buttonId))
       .finally(() => (b.disabled = false));
   });
 }
@@ -97,56 +99,15 @@ function onEvent(e: WorkerEvent): void {
     sel.value = e.active ?? '';
   } else if (e.type === 'model') {
     showModel(e.info);
+    // A head rebuilt for the data (another class count) changes the uniform baseline.
+    setBaseline(e.info.taskType);
   } else if (e.type === 'log') {
     $('notes').textContent = e.message;
   }
 }
-worker.on(onEvent);
+let worker = makeClient();
 
 // ---- model -------------------------------------------------------------------------------------
-
-function modelSourceFromForm(): Promise<{ source: ModelSource; name: string; store: boolean }> {
-  const kind = (document.querySelector('input[name="model-kind"]:checked') as HTMLInputElement).value;
-  if (kind === 'demo') {
-    const arch = $<HTMLSelectElement>('demo-arch').value as 'llama' | 'bert';
-    return Promise.resolve({ source: { kind: 'demo', arch, seed: 0 }, name: `demo-${arch}`, store: false });
-  }
-  if (kind === 'folder') {
-    return readPicked($('model-folder').files).then((files) => {
-      if (files.length === 0)
-        throw new ConfigError(
-          'model folder',
-          'none picked',
-          undefined,
-          'choose a Hugging Face model folder first',
-        );
-      const name = files[0]!.path.split('/')[0] || 'model';
-      return { source: { kind: 'folder', files }, name, store: true };
-    });
-  }
-  return Promise.all([readPicked($('llama2c-bin').files), readPicked($('llama2c-tok').files)]).then(
-    ([bin, tok]) => {
-      if (bin.length === 0 || tok.length === 0)
-        throw new ConfigError(
-          'llama2.c',
-          'needs the .bin checkpoint and its tokenizer',
-          undefined,
-          'pick both files',
-        );
-      return {
-        source: { kind: 'llama2c', checkpoint: bin[0]!, tokenizer: tok[0]! },
-        name: bin[0]!.path,
-        store: true,
-      };
-    },
-  );
-}
-
-function sourceBuffers(s: ModelSource): ArrayBuffer[] {
-  if (s.kind === 'folder') return buffersOf(s.files);
-  if (s.kind === 'llama2c') return buffersOf([s.checkpoint, s.tokenizer]);
-  return [];
-}
 
 async function loadModel(source: ModelSource, name: string, store: boolean): Promise<void> {
   // Store a copy before the bytes are transferred (transfer empties the page's buffers).
@@ -155,11 +116,25 @@ async function loadModel(source: ModelSource, name: string, store: boolean): Pro
       console.warn('could not save the model in IndexedDB', e),
     );
   const info = await worker.call('loadModel', { source }, sourceBuffers(source));
+  // Nothing on screen may belong to the previous model: its outputs, its last run.
+  clearOutputs();
+  clearProgress();
+  lossChart.reset(1);
+  lossChart.setBaseline(null);
+  heatmap.clear('no AdaLoRA run yet');
   showModel(info);
+  if (source.kind === 'demo') applyDemoRun(DEMO_RUNS[source.arch]);
+  else clearPresetTargets();
   $<HTMLSelectElement>('task').value = info.taskType;
   if (!$('data-text').value.trim() || $('data-text').dataset.sample === 'true') fillSample(info.taskType);
-  heatmap.clear('no AdaLoRA run yet');
   updateAdvice();
+}
+
+/** The loss of a uniform guess (ln vocab for a causal LM, ln classes for a classifier) on the chart. */
+function setBaseline(task: string): void {
+  const n = !modelInfo ? 0 : task === 'SEQ_CLS' ? Math.max(2, modelInfo.numLabels) : modelInfo.vocabSize;
+  if (n > 1) lossChart.setBaseline(Math.log(n), `uniform guess ln(${n})`);
+  else lossChart.setBaseline(null);
 }
 
 /** Shows what the worker says about the base model (after a load, or a head rebuilt for the data). */
@@ -177,7 +152,7 @@ function fillSample(task: string): void {
   ta.value = task === 'SEQ_CLS' ? sampleTsv() : sampleText();
   ta.dataset.sample = 'true';
   $<HTMLSelectElement>('data-format').value = task === 'SEQ_CLS' ? 'tsv' : 'text';
-  $<HTMLInputElement>('prompt').value = task === 'SEQ_CLS' ? 'what a lovely song' : 'the cat';
+  $<HTMLInputElement>('prompt').value = task === 'SEQ_CLS' ? SAMPLE_TSV_PROMPT : SAMPLE_TEXT_PROMPT;
 }
 
 async function refreshStored(): Promise<void> {
@@ -218,7 +193,7 @@ async function takeDataFile(file: File): Promise<void> {
 }
 $('data-file').addEventListener('change', () => {
   const f = $('data-file').files?.[0];
-  if (f) takeDataFile(f).catch(showError);
+  if (f) takeDataFile(f).catch(showErrorAt('data-file'));
 });
 const drop = $<HTMLDivElement>('drop-zone');
 drop.addEventListener('dragover', (e) => {
@@ -230,7 +205,7 @@ drop.addEventListener('drop', (e) => {
   e.preventDefault();
   drop.classList.remove('over');
   const f = e.dataTransfer?.files[0];
-  if (f) takeDataFile(f).catch(showError);
+  if (f) takeDataFile(f).catch(showErrorAt('drop-zone'));
 });
 $('data-text').addEventListener('input', () => ($('data-text').dataset.sample = 'false'));
 
@@ -290,15 +265,27 @@ function trainSpecFromForm(): TrainSpec {
 
 action('train', async () => {
   const spec = trainSpecFromForm();
+  // A new run starts from a clean view, also when the worker rejects it (bad data, no model).
   lossChart.reset(spec.steps);
-  if (spec.method.method !== 'adalora')
-    heatmap.clear(`${spec.method.method} keeps a fixed rank ${spec.method.r}`);
-  const res = await worker.call('train', { spec });
+  setBaseline(spec.data.task);
+  clearProgress();
+  clearOutputs();
+  heatmap.clear(
+    spec.method.method === 'adalora'
+      ? 'the ranks appear at the first AdaLoRA step'
+      : `${spec.method.method} keeps a fixed rank ${spec.method.r}`,
+  );
+  setTrainState('idle');
+  const res = await worker.call('train', { spec }).catch((err: unknown) => {
+    // Rejected before it started, or failed mid-run: never leave an earlier run's "done" showing.
+    setTrainState('failed');
+    throw err;
+  });
   $('progress-text').textContent += res.stopped ? ' · stopped (adapter kept)' : ' · done';
 });
 for (const kind of ['pause', 'resume', 'stop'] as const) {
   $(kind).addEventListener('click', () => {
-    worker.call(kind, {}).then((r) => setTrainState(r.state), showError);
+    worker.call(kind, {}).then((r) => setTrainState(r.state), showErrorAt(kind));
   });
 }
 
@@ -306,7 +293,7 @@ for (const kind of ['pause', 'resume', 'stop'] as const) {
 
 $('adapters').addEventListener('change', () => {
   const name = $<HTMLSelectElement>('adapters').value || null;
-  worker.call('setAdapter', { name }).catch(showError);
+  worker.call('setAdapter', { name }).catch(showErrorAt('adapters'));
 });
 
 action('run', async () => {
@@ -317,20 +304,12 @@ action('run', async () => {
   $('output').textContent = r.text;
   const logits = $('probe-logits');
   logits.dataset.result = JSON.stringify(r);
-  const shown = (r.probs.length > 0 ? r.probs : r.logits).slice(0, 8).map((x) => x.toFixed(4));
-  logits.textContent = `${r.adapter ?? 'base model'} · ${r.probs.length > 0 ? 'probabilities' : 'next-token logits'}: ${shown.join(', ')}${r.logits.length > 8 ? ', …' : ''}`;
+  const shown =
+    r.probs.length > 0
+      ? r.probs.map((p, i) => `${r.labels?.[i] ?? i} ${p.toFixed(4)}`)
+      : r.logits.slice(0, 8).map((x) => x.toFixed(4));
+  logits.textContent = `${r.adapter ?? 'base model'} · ${r.probs.length > 0 ? 'probabilities' : 'next-token logits'}: ${shown.join(', ')}${r.probs.length === 0 && r.logits.length > 8 ? ', …' : ''}`;
 });
-
-function download(name: string, data: BlobPart, type: string): void {
-  const url = URL.createObjectURL(new Blob([data], { type }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 action('download', async () => {
   const name = $<HTMLSelectElement>('adapters').value;
@@ -358,7 +337,7 @@ $('adapter-folder').addEventListener('change', () => {
       const name = files[0]!.path.split('/')[0] || 'loaded';
       await worker.call('loadAdapter', { name, files }, buffersOf(files));
     })
-    .catch(showError)
+    .catch(showErrorAt('adapter-folder'))
     .finally(() => ($('adapter-folder').value = ''));
 });
 
@@ -367,6 +346,7 @@ $('adapter-folder').addEventListener('change', () => {
 async function start(): Promise<void> {
   setTrainState('idle');
   fillSample('CAUSAL_LM');
+  applyDemoRun(DEMO_RUNS[$<HTMLSelectElement>('demo-arch').value as DemoArch]);
   updateAdvice();
   const want = (new URLSearchParams(location.search).get('backend') ?? 'auto') as BackendName;
   const wasmPaths = {
@@ -374,11 +354,20 @@ async function start(): Promise<void> {
     'tfjs-backend-wasm-simd.wasm': wasmSimd,
     'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
   };
-  const r = await worker.call('init', { backend: want, wasmPaths });
   const b = $('backend');
+  let started;
+  try {
+    started = await startBackend(worker, makeClient, want, wasmPaths);
+  } catch (err) {
+    b.textContent = 'failed';
+    throw err;
+  }
+  worker = started.client;
+  const r = started.reply;
   b.textContent = r.backend;
   b.title = r.tried.map((t) => `${t.name}: ${t.ok ? 'in use' : t.reason}`).join('\n');
+  $('backend-note').textContent = started.note;
   document.body.dataset.ready = 'true';
   await refreshStored().catch((e) => console.warn('IndexedDB unavailable', e));
 }
-start().catch(showError);
+start().catch((err: unknown) => errors.show(err));

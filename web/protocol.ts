@@ -100,11 +100,20 @@ export interface ProbeResult {
   logits: number[];
   /** SEQ_CLS: softmax of the logits. */
   probs: number[];
+  /** SEQ_CLS: the class names, in the order of `probs` (the training data's labels when it had names). */
+  labels?: string[];
   adapter: string | null;
 }
 
 export type Request =
-  | { id: number; type: 'init'; backend: BackendName; wasmPaths: Record<string, string> }
+  | {
+      id: number;
+      type: 'init';
+      backend: BackendName;
+      wasmPaths: Record<string, string>;
+      /** false: never start tfjs's threaded wasm (the page's fallback after threads failed). */
+      wasmThreads: boolean;
+    }
   | { id: number; type: 'loadModel'; source: ModelSource }
   | { id: number; type: 'train'; spec: TrainSpec }
   | { id: number; type: 'pause' }
@@ -145,9 +154,19 @@ export type WorkerEvent =
   | { type: 'log'; message: string }
   | { type: 'model'; info: ModelInfo };
 
+/** How the wasm backend runs: threads need a cross-origin isolated page (COOP/COEP headers). */
+export interface WasmThreading {
+  /** The worker is cross-origin isolated (SharedArrayBuffer is available). */
+  isolated: boolean;
+  /** tfjs runs its threaded wasm binary (SharedArrayBuffer memory, a pool of thread workers). */
+  threadedBinary: boolean;
+  /** Threads tfjs's thread pool computes with (tfjs's choice for this machine); 0 when not on wasm. */
+  threads: number;
+}
+
 /** Replies by request type. */
 export interface Replies {
-  init: { backend: string; tried: { name: string; ok: boolean; reason?: string }[] };
+  init: { backend: string; tried: { name: string; ok: boolean; reason?: string }[]; wasm: WasmThreading };
   loadModel: ModelInfo;
   train: { adapterName: string; steps: number; finalLoss: number; stopped: boolean };
   pause: { state: TrainState };

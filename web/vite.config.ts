@@ -8,12 +8,13 @@
  *    `addon_browser.ts` (never loads).
  * 2. No Node-only module may reach the bundle: any import of a Node builtin (`node:fs`, `path`, …) is a
  *    build error that names the importing file, so a leak in any layer is caught at build time.
+ * 3. tfjs-backend-wasm's threaded build works after minification ({@link wasmThreadsSurviveMinify}).
  */
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 const repoDir = path.dirname(webDir);
@@ -82,24 +83,90 @@ export function lowrankBrowser(): Plugin {
   };
 }
 
-export default defineConfig({
-  root: webDir,
-  base: './',
-  logLevel: 'warn',
-  plugins: [lowrankBrowser()],
-  worker: {
-    format: 'es',
-    plugins: () => [lowrankBrowser()],
-    rolldownOptions: { output: { keepNames: true } },
-  },
-  build: {
-    outDir: path.join(webDir, 'dist'),
-    emptyOutDir: true,
-    target: 'es2022',
-    chunkSizeWarningLimit: 8000,
-    reportCompressedSize: false,
-    // keepNames: the page shows errors by class name (CheckpointError, …), which minifying would mangle.
-    rolldownOptions: { checks: { pluginTimings: false }, output: { keepNames: true } },
-  },
-  server: { fs: { allow: [repoDir] } },
-});
+/** tfjs-backend-wasm's Emscripten factory for the threaded SIMD binary. */
+const THREADED_FACTORY =
+  /[\\/]@tensorflow[\\/]tfjs-backend-wasm[\\/]wasm-out[\\/]tfjs-backend-wasm-threaded-simd\.js$/;
+/** The first statement of the factory's inner function, after which a local `_scriptDir` is declared. */
+const INNER_START = 'WasmBackendModuleThreadedSimd = WasmBackendModuleThreadedSimd || {};';
+
+/**
+ * Makes tfjs-backend-wasm's threaded factory self-contained so that it survives minification.
+ *
+ * tfjs starts each wasm thread (a pthread Web Worker) from `factory.toString()`: the worker evaluates
+ * the text of the inner Emscripten function on its own, outside the closure it was written in. That
+ * function reads `_scriptDir`, a variable of the enclosing closure, guarded by
+ * `typeof _scriptDir !== "undefined"` — harmless unminified (the name is simply undeclared in the
+ * thread). The minifier renames the closure's variable (`e`) and, seeing it declared, drops the
+ * `typeof` guard, so every thread dies with `ReferenceError: e is not defined` and the backend never
+ * finishes starting (cross-origin isolated pages only: threads need SharedArrayBuffer).
+ *
+ * The fix declares `_scriptDir` inside the inner function too, computed the same way as the outer one
+ * for a browser (`document.currentScript`; the outer `__filename` branch is Node-only): the text that
+ * is sent to the threads then has no free variable the minifier could rename. A tfjs version whose
+ * factory no longer has this shape fails the build instead of shipping broken threads.
+ */
+export function wasmThreadsSurviveMinify(): Plugin {
+  return {
+    name: 'lowrank-wasm-threads',
+    enforce: 'pre',
+    transform(code, id) {
+      if (!THREADED_FACTORY.test(id.split('?')[0]!)) return null;
+      const at = code.indexOf(INNER_START);
+      if (at < 0 || !code.includes('typeof _scriptDir !== "undefined"')) {
+        this.error(
+          `${path.relative(repoDir, id)}: the threaded wasm factory has an unexpected shape ` +
+            `(no "${INNER_START}"); re-check web/vite.config.ts wasmThreadsSurviveMinify for this tfjs version`,
+        );
+      }
+      const local =
+        "\n  var _scriptDir = typeof document !== 'undefined' && document.currentScript ? document.currentScript.src : undefined;";
+      const end = at + INNER_START.length;
+      return { code: code.slice(0, end) + local + code.slice(end), map: null };
+    },
+  };
+}
+
+export interface PageBuildOptions {
+  /** Output folder (default `web/dist`). */
+  outDir?: string;
+  /**
+   * Apply {@link wasmThreadsSurviveMinify} (default true). Only the e2e test turns it off, to build the
+   * page with tfjs's broken threads and check that the page falls back to single-threaded wasm.
+   */
+  fixWasmThreads?: boolean;
+}
+
+/**
+ * The page's Vite config. `base: './'`: every URL in the build is relative, so the same files work
+ * at a domain's root and under a sub-path (a GitHub Pages project site such as `/lowrank/`).
+ *
+ * @example
+ * await build({ configFile: false, ...pageConfig({ outDir: '/tmp/page' }) });
+ */
+export function pageConfig(opts: PageBuildOptions = {}): UserConfig {
+  const plugins = (): Plugin[] =>
+    opts.fixWasmThreads === false ? [lowrankBrowser()] : [lowrankBrowser(), wasmThreadsSurviveMinify()];
+  return {
+    root: webDir,
+    base: './',
+    logLevel: 'warn',
+    plugins: plugins(),
+    worker: {
+      format: 'es',
+      plugins,
+      rolldownOptions: { output: { keepNames: true } },
+    },
+    build: {
+      outDir: opts.outDir ?? path.join(webDir, 'dist'),
+      emptyOutDir: true,
+      target: 'es2022',
+      chunkSizeWarningLimit: 8000,
+      reportCompressedSize: false,
+      // keepNames: the page shows errors by class name (CheckpointError, …), which minifying would mangle.
+      rolldownOptions: { checks: { pluginTimings: false }, output: { keepNames: true } },
+    },
+    server: { fs: { allow: [repoDir] } },
+  };
+}
+
+export default defineConfig(pageConfig());

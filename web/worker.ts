@@ -6,10 +6,18 @@
 /// <reference lib="webworker" />
 import { configureWasmPaths, initBackend } from '../src/tensor/backend_browser.js';
 import { ConfigError } from '../src/errors.js';
+import { tf } from '../src/tensor/tf.js';
 import { setWarningHandler } from '../src/tuners/index.js';
 import { TrainControl } from './train_control.js';
 import { Session } from './engine/session.js';
-import { serializeError, type FromWorker, type Request, type WorkerEvent } from './protocol.js';
+import {
+  serializeError,
+  type FromWorker,
+  type Replies,
+  type Request,
+  type WasmThreading,
+  type WorkerEvent,
+} from './protocol.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -25,11 +33,32 @@ control.onChange((state) =>
   emit({ type: 'trainState', state, adapterName: session.trainingAdapter ?? '', step: session.trainingStep }),
 );
 
+/** How the wasm backend runs (tfjs-backend-wasm's binary choice and thread pool size). */
+async function wasmThreading(threadsAllowed: boolean): Promise<WasmThreading> {
+  const isolated = self.crossOriginIsolated;
+  if (tf.getBackend() !== 'wasm') return { isolated, threadedBinary: false, threads: 0 };
+  const env = tf.env();
+  // tfjs-backend-wasm loads the threaded binary exactly when both flags hold (backend_wasm.ts `init`).
+  const threadedBinary =
+    threadsAllowed &&
+    (await env.getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true &&
+    (await env.getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  const b = tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } };
+  return { isolated, threadedBinary, threads: b.wasm?.tfjs?.getThreadsCount?.() ?? 1 };
+}
+
+async function init(req: Extract<Request, { type: 'init' }>): Promise<Replies['init']> {
+  configureWasmPaths(req.wasmPaths);
+  // tfjs picks the threaded wasm binary whenever the page is cross-origin isolated; this flag opts out.
+  if (!req.wasmThreads) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  const report = await initBackend(req.backend);
+  return { ...report, wasm: await wasmThreading(req.wasmThreads) };
+}
+
 async function handle(req: Request): Promise<unknown> {
   switch (req.type) {
     case 'init':
-      configureWasmPaths(req.wasmPaths);
-      return initBackend(req.backend);
+      return init(req);
     case 'loadModel':
       return session.loadModel(req.source);
     case 'train':

@@ -378,6 +378,7 @@ export class Session {
           inputIds,
           logits,
           probs,
+          labels: probs.map((_, i) => names?.[i] ?? id2label[String(i)] ?? `LABEL_${i}`),
           adapter,
         };
       }

@@ -1,7 +1,9 @@
 /**
  * Live training-loss line chart (SVG). `push(step, loss)` appends a point and redraws; the y axis
- * spans the data seen so far. The points are also kept on the element as `data-losses` (JSON), so
- * tests and users can read the exact numbers that are drawn.
+ * spans the data seen so far and the baseline, if one is set: the loss of a uniform guess, ln(vocab)
+ * for a causal LM or ln(classes) for a classifier, drawn dashed, so the chart shows whether the model
+ * learned anything at all. The points are also kept on the element as `data-losses` (JSON), so tests
+ * and users can read the exact numbers that are drawn.
  */
 import { el, fmt } from './svg.js';
 
@@ -12,6 +14,7 @@ const PAD = { left: 48, right: 12, top: 10, bottom: 28 };
 export class LossChart {
   private points: [number, number][] = [];
   private totalSteps = 1;
+  private baseline: { value: number; label: string } | null = null;
 
   constructor(private readonly host: HTMLElement) {
     this.draw();
@@ -21,6 +24,18 @@ export class LossChart {
   reset(totalSteps: number): void {
     this.points = [];
     this.totalSteps = Math.max(1, totalSteps);
+    this.draw();
+  }
+
+  /**
+   * Sets (or, with null, removes) the dashed reference line, e.g. the uniform baseline.
+   *
+   * @example
+   * chart.setBaseline(Math.log(117), 'uniform ln(117)');
+   */
+  setBaseline(value: number | null, label = ''): void {
+    this.baseline = value !== null && Number.isFinite(value) ? { value, label } : null;
+    this.host.dataset.baseline = this.baseline ? String(value) : '';
     this.draw();
   }
 
@@ -40,9 +55,10 @@ export class LossChart {
     });
     const finite = this.points.filter(([, l]) => Number.isFinite(l));
     const xMax = Math.max(this.totalSteps, ...this.points.map(([s]) => s));
-    let lo = Math.min(...finite.map(([, l]) => l));
-    let hi = Math.max(...finite.map(([, l]) => l));
-    if (finite.length === 0) [lo, hi] = [0, 1];
+    const ys = finite.map(([, l]) => l).concat(this.baseline ? [this.baseline.value] : []);
+    let lo = Math.min(...ys);
+    let hi = Math.max(...ys);
+    if (ys.length === 0) [lo, hi] = [0, 1];
     if (hi - lo < 1e-6) [lo, hi] = [lo - 0.5, hi + 0.5];
     const x = (s: number) => PAD.left + ((W - PAD.left - PAD.right) * s) / xMax;
     const y = (l: number) => PAD.top + ((H - PAD.top - PAD.bottom) * (hi - l)) / (hi - lo);
@@ -57,6 +73,27 @@ export class LossChart {
       el('text', { x: W - PAD.right, y: H - 8, 'text-anchor': 'end', 'font-size': 11 }, `step ${xMax}`),
     );
     svg.append(el('text', { x: PAD.left, y: H - 8, 'font-size': 11 }, '0'));
+    if (this.baseline) {
+      const yb = y(this.baseline.value);
+      svg.append(
+        el('line', {
+          x1: PAD.left,
+          y1: yb,
+          x2: W - PAD.right,
+          y2: yb,
+          stroke: '#c0392b',
+          'stroke-dasharray': '5 4',
+          class: 'baseline',
+        }),
+      );
+      svg.append(
+        el(
+          'text',
+          { x: W - PAD.right - 2, y: yb - 4, 'text-anchor': 'end', 'font-size': 11, fill: '#c0392b' },
+          `${this.baseline.label} = ${fmt(this.baseline.value)}`,
+        ),
+      );
+    }
     const d = finite
       .map(([s, l], i) => `${i === 0 ? 'M' : 'L'}${x(s).toFixed(1)},${y(l).toFixed(1)}`)
       .join(' ');
