@@ -13,8 +13,10 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { ConfigError, NotSupportedError } from '../errors.js';
 import { registerWasmFallbackKernels } from './wasm_kernels.js';
+import { registerGpuKernelFixes } from './gpu_kernels.js';
 
 registerWasmFallbackKernels();
+registerGpuKernelFixes();
 
 export const BACKENDS = ['auto', 'native', 'wasm', 'cpu', 'tensorflow', 'webgpu', 'webgl'] as const;
 export type BackendName = (typeof BACKENDS)[number];
