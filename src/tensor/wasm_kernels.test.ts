@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import * as tfc from '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
 
-/** float32 dot products of length ≤ 64 with |terms| ≤ 0.25 against float64: well under 1e-5. */
-const MATMUL_ATOL = 1e-5;
+/** float32 dot products of length ≤ 128 with |terms| ≤ 0.25 against float64: well under 2e-5. */
+const MATMUL_ATOL = 2e-5;
 
 const values = (n: number, seed: number): number[] =>
   Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
@@ -55,6 +55,7 @@ test('wasm fused matMul: every transpose × bias × activation equals a float64 
     [6, 32, 32],
     [6, 32, 16],
     [3, 5, 7],
+    [24, 128, 512], // relu without bias goes wrong only at larger shapes
   ])
     for (const tA of [false, true])
       for (const tB of [false, true])
@@ -86,5 +87,5 @@ test('wasm fused matMul: every transpose × bias × activation equals a float64 
             );
             checked++;
           }
-  assert.equal(checked, 4 * 4 * 2 * 6);
+  assert.equal(checked, 5 * 4 * 2 * 6);
 });

@@ -3,11 +3,12 @@
  * - `UnsortedSegmentSum` is missing (DESIGN.md §2): it is the gradient of `gather`, which decoder
  *   classification needs (the last real token's hidden state is gathered per row). The fallback runs
  *   in JavaScript on the backend's own memory; it is registered only where the backend has none.
- * - `_FusedMatMul` with a bias and either operand transposed is wrong whenever the output has more
- *   than one row (max error ~0.7 on 6×32·(32×32)ᵀ; the untransposed and bias-free paths are right):
- *   `linear()` takes that path for every trainable biased layer. The wrapper below keeps the wasm
- *   kernel for the product and adds the bias and activation with the backend's own `Add` and
- *   activation kernels.
+ * - `_FusedMatMul` with either operand transposed is wrong whenever the output has more than one row
+ *   and a bias is given (max error ~0.7 on 6×32·(32×32)ᵀ), and also with a fused `relu` and no bias
+ *   at larger shapes (error 1.5 on 24×128·(512×128)ᵀ, found by the conformance suite); the
+ *   untransposed path and the plain product are right. `linear()` takes the biased path for every
+ *   trainable biased layer. The wrapper below keeps the wasm kernel for the plain product and adds
+ *   the bias and activation with the backend's own `Add` and activation kernels.
  */
 import * as tfc from '@tensorflow/tfjs';
 
@@ -87,13 +88,15 @@ function fusedMatMulBiasFix(backendName: string, original: RawKernel): RawKernel
   const fixed: RawKernel = (args) => {
     const { bias, preluActivationWeights } = args.inputs as Record<string, tfc.TensorInfo | undefined>;
     const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string };
-    if (!bias || (!attrs.transposeA && !attrs.transposeB)) return original(args);
+    const act = attrs.activation ?? 'linear';
+    if ((!bias && act === 'linear') || (!attrs.transposeA && !attrs.transposeB)) return original(args);
     const backend = args.backend as WasmDisposer;
     const { a, b } = args.inputs as { a: tfc.TensorInfo; b: tfc.TensorInfo };
     const product = one(original({ ...args, inputs: { a, b }, attrs: { ...attrs, activation: 'linear' } }));
-    const withBias = one(kernelOf('Add', backendName)({ inputs: { a: product, b: bias }, backend }));
-    backend.disposeData(product.dataId);
-    const act = attrs.activation ?? 'linear';
+    const withBias = bias
+      ? one(kernelOf('Add', backendName)({ inputs: { a: product, b: bias }, backend }))
+      : product;
+    if (bias) backend.disposeData(product.dataId);
     if (act === 'linear') return withBias;
     const kernel = ACTIVATION_KERNELS[act];
     if (!kernel) {
@@ -102,7 +105,7 @@ function fusedMatMulBiasFix(backendName: string, original: RawKernel): RawKernel
     }
     const inputs: tfc.NamedTensorInfoMap =
       act === 'prelu' ? { x: withBias, alpha: preluActivationWeights! } : { x: withBias };
-    const extra =
+    const extra: tfc.NamedAttrMap =
       act === 'leakyrelu' ? { alpha: (args.attrs as { leakyreluAlpha?: number }).leakyreluAlpha ?? 0.2 } : {};
     const out = one(kernelOf(kernel, backendName)({ inputs, backend, attrs: extra }));
     backend.disposeData(withBias.dataId);
