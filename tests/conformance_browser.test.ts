@@ -8,79 +8,27 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import type { Server } from 'node:http';
-import type { BrowserContext, Page } from 'playwright-core';
-import { servePage } from '../web/serve.js';
+import type { Page } from 'playwright-core';
 import type { BackendResult } from '../src/testing/conformance/index.js';
 import { failures, writeResults } from './conformance/report.js';
+import { CHROMIUM, openConformancePage, type ConformancePage } from './conformance/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
 if (!haveChromium)
   console.log(`# browser conformance skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
 const BROWSER_BACKENDS = ['wasm', 'webgl', 'webgpu'];
 
-let server: Server | undefined;
-let context: BrowserContext | undefined;
+let opened: ConformancePage | undefined;
 let page: Page;
-const pageErrors: string[] = [];
-
-/** Builds tests/conformance/page with the library's browser swaps (web/vite.config.ts's plugin). */
-async function buildConformancePage(outDir: string): Promise<void> {
-  const { build } = await import('vite');
-  const { lowrankBrowser } = await import('../web/vite.config.js');
-  await build({
-    configFile: false,
-    root: path.resolve('tests/conformance/page'),
-    base: './',
-    logLevel: 'warn',
-    plugins: [lowrankBrowser()],
-    build: {
-      outDir,
-      emptyOutDir: true,
-      target: 'es2022',
-      chunkSizeWarningLimit: 8000,
-      reportCompressedSize: false,
-      rolldownOptions: { checks: { pluginTimings: false }, output: { keepNames: true } },
-    },
-  });
-}
 
 before(async () => {
   if (!haveChromium) return;
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-conformance-'));
-  const { chromium } = await import('playwright-core');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-chromium-'));
-  const launching = chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--enable-unsafe-swiftshader',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  try {
-    await buildConformancePage(out);
-  } finally {
-    context = await launching;
-  }
-  ({ server } = await servePage(0, out).then((s) => ({ server: s.server, url: s.url })));
-  const url = `http://127.0.0.1:${(server!.address() as { port: number }).port}/`;
-  page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(url);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  opened = await openConformancePage();
+  page = opened.page;
 });
 
 after(async () => {
-  await context?.close();
-  server?.close();
+  await opened?.close();
 });
 
 test(
@@ -95,7 +43,7 @@ test(
     )) as BackendResult[];
     const file = writeResults('chromium', results, {
       command: 'npm test -- tests/conformance_browser',
-      browser: `${context!.browser()?.version() ?? 'chromium'} headless, --enable-unsafe-webgpu`,
+      browser: `${opened!.context.browser()?.version() ?? 'chromium'} headless, --enable-unsafe-webgpu`,
       machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, no GPU, load ${os.loadavg()[0]!.toFixed(1)}`,
       seconds: ((Date.now() - t0) / 1000).toFixed(1),
     });
@@ -105,7 +53,7 @@ test(
       if (r.adapter) console.log(`# conformance (chromium): ${r.backend} on ${r.adapter}`);
     console.log(`# conformance (chromium): ${((Date.now() - t0) / 1000).toFixed(1)} s → ${file}`);
     assert.deepEqual(failures(results), []);
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(opened!.pageErrors, []);
   },
 );
 

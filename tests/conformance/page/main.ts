@@ -17,6 +17,8 @@ import {
   type BackendResult,
 } from '../../../src/testing/conformance/index.js';
 
+import { runTraining } from './training_runs.js';
+
 configureWasmPaths({
   'tfjs-backend-wasm.wasm': wasmPlain,
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
@@ -67,5 +69,9 @@ async function run(backends: string[], only?: string): Promise<BackendResult[]> 
 }
 
 (window as unknown as { lowrankConformance: typeof run }).lowrankConformance = run;
+(window as unknown as { lowrankTrain: typeof runTraining }).lowrankTrain = runTraining;
 (window as unknown as { auto: typeof initBackend }).auto = initBackend;
+(window as unknown as { lowrankAdapters(b: string[]): Promise<Record<string, string>> }).lowrankAdapters =
+  async (backends) =>
+    Object.fromEntries(await Promise.all(backends.map(async (b) => [b, (await adapterOf(b)) ?? 'CPU'])));
 document.body.dataset.ready = 'true';
