@@ -32,7 +32,10 @@ export interface LoopOptions {
    * Runs after each optimizer step with that step's gradients (AdaLoRA's `updateAndAllocate`, 0-based
    * step); returns the rank budget to report, if any.
    */
-  afterStep?: (step: number, grads: Map<string, Tensor>) => Promise<number | undefined>;
+  afterStep?: (
+    step: number,
+    grads: Map<string, Tensor>,
+  ) => number | undefined | Promise<number | undefined>;
 }
 
 export interface LoopCallbacks {
