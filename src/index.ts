@@ -20,3 +20,4 @@ export {
   type BackendInfo,
 } from './tensor/backend.js';
 export { assertNoLeak, disposeAll } from './tensor/memory.js';
+export { readData, readScalar, readAll, readDataSync, isGpuBackend, forbidSyncReads } from './tensor/read.js';

@@ -367,6 +367,16 @@ async function start(): Promise<void> {
   b.textContent = r.backend;
   b.title = r.tried.map((t) => `${t.name}: ${t.ok ? 'in use' : t.reason}`).join('\n');
   $('backend-note').textContent = started.note;
+  // Every backend tried, and why it was chosen or skipped (the real error), visible under the badge.
+  const why = document.createElement('ul');
+  why.id = 'backend-why';
+  for (const t of r.tried)
+    why.append(
+      Object.assign(document.createElement('li'), {
+        textContent: `${t.name}: ${t.ok ? 'chosen' : `skipped — ${t.reason}`}`,
+      }),
+    );
+  b.parentElement!.after(why);
   document.body.dataset.ready = 'true';
   await refreshStored().catch((e) => console.warn('IndexedDB unavailable', e));
 }

@@ -220,8 +220,10 @@ export async function evalByCondition(
   padId: number,
 ): Promise<{ name: string; loss: number; perplexity?: number }[]> {
   const { evaluate } = await import('../training/evaluate.js');
-  return data.names.map((name, k) => {
-    const r = evaluate(model, data.evalByCondition[k]!, 'causal_lm', 'causal_lm', batchSize, padId);
-    return { name, loss: r.loss, perplexity: r.perplexity };
-  });
+  const out: { name: string; loss: number; perplexity?: number }[] = [];
+  for (const [k, name] of data.names.entries()) {
+    const r = await evaluate(model, data.evalByCondition[k]!, 'causal_lm', 'causal_lm', batchSize, padId);
+    out.push({ name, loss: r.loss, perplexity: r.perplexity });
+  }
+  return out;
 }

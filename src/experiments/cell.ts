@@ -177,9 +177,18 @@ export async function runCell(
           metrics: summary.lastEval.metrics,
           count: data.dev.length,
         }
-      : rec(trainer.evaluate());
+      : rec(await trainer.evaluate());
     const test = data.test
-      ? rec(evaluate(trainer.model, data.test, cell.task.type, metricTask, T.evalBatchSize ?? 64, padTokenId))
+      ? rec(
+          await evaluate(
+            trainer.model,
+            data.test,
+            cell.task.type,
+            metricTask,
+            T.evalBatchSize ?? 64,
+            padTokenId,
+          ),
+        )
       : undefined;
     const primary = primaryMetric(metricTask);
     const value = primary.name === 'loss' ? dev.loss : dev.metrics[primary.name]!;

@@ -160,7 +160,7 @@ export async function runSuite(suiteFile: string, opts: RunOptions = {}): Promis
     if (c.task.type !== 'causal_lm' || fs.existsSync(file)) return;
     const m = await loadModel(suite.model, { task: 'CAUSAL_LM' });
     const evalBatch = suite.training.evalBatchSize ?? 64;
-    const r = evaluate(m as never, d.dev, 'causal_lm', 'causal_lm', evalBatch, tok!.text.padTokenId);
+    const r = await evaluate(m as never, d.dev, 'causal_lm', 'causal_lm', evalBatch, tok!.text.padTokenId);
     tf.dispose(m.parameters());
     writeJson(file, { task: c.task.name, method: 'base (no training)', dev: r });
     log(

@@ -6,6 +6,7 @@
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { CheckpointError } from '../errors.js';
+import { readAll, readDataSync } from '../tensor/read.js';
 import {
   assertLittleEndianHost,
   bytesToTypedArray,
@@ -77,7 +78,7 @@ function tfDtypeToSafe(t: Tensor, name: string): SafeDtype {
 function prepare(name: string, input: SafeTensorInput): PreparedTensor {
   if (input instanceof tf.Tensor) {
     const dtype = tfDtypeToSafe(input, name);
-    const values = input.dataSync();
+    const values = readDataSync(input, 'encodeSafetensors', 'encodeSafetensorsAsync or saveSafetensors');
     const bytes =
       dtype === 'BOOL'
         ? Uint8Array.from(values as ArrayLike<number>)
@@ -127,6 +128,34 @@ export function encodeSafetensors(
     pos += t.bytes.length;
   }
   return out;
+}
+
+/**
+ * {@link encodeSafetensors} reading tfjs tensors asynchronously first (every backend, GPU included:
+ * see src/tensor/read.ts). Same bytes.
+ *
+ * @example
+ * const bytes = await encodeSafetensorsAsync(weights, { format: 'pt' });
+ */
+export async function encodeSafetensorsAsync(
+  tensors: Map<string, SafeTensorInput>,
+  metadata?: Record<string, string>,
+): Promise<Uint8Array> {
+  const entries = [...tensors];
+  const read = await readAll(entries.flatMap(([, t]) => (t instanceof tf.Tensor ? [t] : [])));
+  let i = 0;
+  const raw = new Map<string, SafeTensorInput>();
+  for (const [name, t] of entries) {
+    if (!(t instanceof tf.Tensor)) {
+      raw.set(name, t);
+      continue;
+    }
+    const dtype = tfDtypeToSafe(t, name);
+    const values = read[i++]!;
+    const data = dtype === 'BOOL' ? Uint8Array.from(values as ArrayLike<number>) : values;
+    raw.set(name, { dtype, shape: [...t.shape], data: data as SafeTypedArray });
+  }
+  return encodeSafetensors(raw, metadata);
 }
 
 /**
@@ -277,5 +306,5 @@ export async function saveSafetensors(
   tensors: Map<string, SafeTensorInput>,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, await encodeSafetensorsAsync(tensors, metadata));
 }

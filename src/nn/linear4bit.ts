@@ -25,6 +25,7 @@ import {
 import { ConfigError, ShapeError } from '../errors.js';
 import { Module } from './module.js';
 import { isLinearLike, type LinearLike } from './linear_like.js';
+import { readData, readDataSync } from '../tensor/read.js';
 
 /** How to quantise: the data type, block size and whether the absmax constants are quantised again. */
 export interface QuantizeOptions {
@@ -83,17 +84,35 @@ export class Linear4bit extends Module implements LinearLike {
    * The bias variable is moved over, not copied.
    */
   static fromLinear(layer: LinearLike, opts: QuantizeOptions = {}): Linear4bit {
-    const values = tf.tidy(() => {
-      const w = layer.denseWeight();
-      return layer.fanInFanOut ? w.transpose() : w;
-    });
-    const data = values.dataSync() as Float32Array;
-    values.dispose();
-    const q = quantize4bit(
-      Float32Array.from(data),
-      [layer.outFeatures, layer.inFeatures],
-      toQuantOptions(opts),
-    );
+    const values = orientedDense(layer);
+    try {
+      const data = readDataSync(
+        values,
+        'Linear4bit.fromLinear',
+        'Linear4bit.fromLinearAsync / quantizeModelAsync',
+      );
+      return Linear4bit.fromValues(layer, Float32Array.from(data as Float32Array), opts);
+    } finally {
+      values.dispose();
+    }
+  }
+
+  /**
+   * {@link fromLinear} reading the dense weight asynchronously (any backend, GPU included).
+   * @example const q = await Linear4bit.fromLinearAsync(dense, { quantType: 'nf4' });
+   */
+  static async fromLinearAsync(layer: LinearLike, opts: QuantizeOptions = {}): Promise<Linear4bit> {
+    const values = orientedDense(layer);
+    try {
+      const data = (await readData(values)) as Float32Array;
+      return Linear4bit.fromValues(layer, Float32Array.from(data), opts);
+    } finally {
+      values.dispose();
+    }
+  }
+
+  private static fromValues(layer: LinearLike, data: Float32Array, opts: QuantizeOptions): Linear4bit {
+    const q = quantize4bit(data, [layer.outFeatures, layer.inFeatures], toQuantOptions(opts));
     return new Linear4bit(layer.inFeatures, layer.outFeatures, q, layer.bias ?? null);
   }
 
@@ -124,7 +143,13 @@ export class Linear4bit extends Module implements LinearLike {
         w.shape,
       );
     }
-    const data = Float32Array.from(w.dataSync() as Float32Array);
+    const data = Float32Array.from(
+      readDataSync(
+        w,
+        'Linear4bit.setDenseWeight',
+        'merge on a CPU backend (cpu, native, wasm)',
+      ) as Float32Array,
+    );
     this._quant = quantize4bit(data, [this.outFeatures, this.inFeatures], toQuantOptions(this.options));
     requantizeListener?.(this);
   }
@@ -188,10 +213,44 @@ export interface QuantizeModelReport {
  * report.quantized; // ['model.layers.0.self_attn.q_proj', …] (lm_head skipped)
  */
 export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
+  const report: QuantizeModelReport = { quantized: [], skipped: [] };
+  for (const [path, m] of quantizeTargets(model, opts, report)) {
+    model.replaceChild(path, Linear4bit.fromLinear(m, opts));
+    disposeReplacedWeight(model, m);
+    report.quantized.push(path);
+  }
+  return report;
+}
+
+/**
+ * {@link quantizeModel} reading each dense weight asynchronously: the same result on any backend,
+ * and the one WebGPU/WebGL need.
+ *
+ * @example
+ * const report = await quantizeModelAsync(llama, { quantType: 'nf4' });
+ */
+export async function quantizeModelAsync(
+  model: Module,
+  opts: QuantizeModelOptions = {},
+): Promise<QuantizeModelReport> {
+  const report: QuantizeModelReport = { quantized: [], skipped: [] };
+  for (const [path, m] of quantizeTargets(model, opts, report)) {
+    model.replaceChild(path, await Linear4bit.fromLinearAsync(m, opts));
+    disposeReplacedWeight(model, m);
+    report.quantized.push(path);
+  }
+  return report;
+}
+
+/** The layers {@link quantizeModel} replaces (skipped ones are recorded in `report`). */
+function quantizeTargets(
+  model: Module,
+  opts: QuantizeModelOptions,
+  report: QuantizeModelReport,
+): [string, LinearLike][] {
   const heads = (model as Partial<{ outputModuleNames(): string[] }>).outputModuleNames;
   const skip = opts.skipModules ?? (typeof heads === 'function' ? heads.call(model) : []);
   const isSkipped = (path: string) => skip.some((s) => path === s || path.endsWith(`.${s}`));
-  const report: QuantizeModelReport = { quantized: [], skipped: [] };
   const modules = model.namedModules();
   // tuner layers (LoRA, AdaLoRA, …) hold their frozen weight as `base_layer`: only that child is base
   // model; their adapter factors (`lora_A.default`, …) are trainable f32 layers and stay as they are
@@ -217,16 +276,20 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
       'pass a model with Linear layers',
     );
   }
+  const out: [string, LinearLike][] = [];
   for (const [path, m] of targets) {
-    if (isSkipped(path)) {
-      report.skipped.push(path);
-      continue;
-    }
-    model.replaceChild(path, Linear4bit.fromLinear(m as LinearLike, opts));
-    disposeReplacedWeight(model, m as LinearLike);
-    report.quantized.push(path);
+    if (isSkipped(path)) report.skipped.push(path);
+    else out.push([path, m as LinearLike]);
   }
-  return report;
+  return out;
+}
+
+/** The layer's dense weight as [out, in] (transposed when it is fan-in-fan-out). Caller disposes. */
+function orientedDense(layer: LinearLike): Tensor {
+  return tf.tidy(() => {
+    const w = layer.denseWeight();
+    return layer.fanInFanOut ? w.transpose() : w;
+  });
 }
 
 /** Tuner layers wrap a linear layer (`base_layer`); only plain layers are quantised here. */

@@ -1,3 +1,4 @@
 export * from './tf.js';
 export * from './memory.js';
 export * from './ops/index.js';
+export * from './read.js';

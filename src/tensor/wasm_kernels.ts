@@ -1,8 +1,14 @@
 /**
- * Kernels the tfjs `wasm` backend lacks (tfjs 4.22), added so training runs there. DESIGN.md §2 notes
- * the missing `UnsortedSegmentSum`: it is the gradient of `gather`, which decoder classification needs
- * (the last real token's hidden state is gathered per row). The fallback runs in JavaScript on the
- * backend's own memory; it is registered only where the backend has no kernel of that name.
+ * Kernels the tfjs `wasm` backend lacks or gets wrong (tfjs 4.22), fixed so training runs there.
+ * - `UnsortedSegmentSum` is missing (DESIGN.md §2): it is the gradient of `gather`, which decoder
+ *   classification needs (the last real token's hidden state is gathered per row). The fallback runs
+ *   in JavaScript on the backend's own memory; it is registered only where the backend has none.
+ * - `_FusedMatMul` with either operand transposed is wrong whenever the output has more than one row
+ *   and a bias is given (max error ~0.7 on 6×32·(32×32)ᵀ), and also with a fused `relu` and no bias
+ *   at larger shapes (error 1.5 on 24×128·(512×128)ᵀ, found by the conformance suite); the
+ *   untransposed path and the plain product are right. `linear()` takes the biased path for every
+ *   trainable biased layer. The wrapper below keeps the wasm kernel for the plain product and adds
+ *   the bias and activation with the backend's own `Add` and activation kernels.
  */
 import * as tfc from '@tensorflow/tfjs';
 
@@ -43,11 +49,97 @@ function unsortedSegmentSum(args: {
   return backend.makeOutput(outShape, x.dtype, undefined, out);
 }
 
+interface WasmDisposer {
+  disposeData(dataId: unknown): void;
+}
+type KernelArgs = { inputs: tfc.NamedTensorInfoMap; backend: unknown; attrs?: tfc.NamedAttrMap };
+type RawKernel = (args: KernelArgs) => tfc.TensorInfo | tfc.TensorInfo[];
+
+/** tfjs activation names of `fused.matMul` → the unary kernel that applies each one after the bias. */
+const ACTIVATION_KERNELS: Record<string, string> = {
+  relu: 'Relu',
+  relu6: 'Relu6',
+  elu: 'Elu',
+  sigmoid: 'Sigmoid',
+  leakyrelu: 'LeakyRelu',
+  prelu: 'Prelu',
+};
+
+/** Marks our wrapper so registering twice does not wrap the wrapper. */
+const WRAPPED = Symbol.for('lowrank.fusedMatMulBiasFix');
+
+function kernelOf(name: string, backendName: string): RawKernel {
+  const k = tfc.getKernel(name, backendName);
+  if (!k) throw new Error(`backend ${backendName} has no ${name} kernel`);
+  return k.kernelFunc as unknown as RawKernel;
+}
+
+function one(out: tfc.TensorInfo | tfc.TensorInfo[]): tfc.TensorInfo {
+  return Array.isArray(out) ? out[0]! : out;
+}
+
+/**
+ * `_FusedMatMul` for a backend whose own kernel mishandles a bias when an operand is transposed:
+ * the backend's kernel computes act(A·B) only when that path is right; otherwise it computes A·B
+ * (no bias, no activation), then `Add` and the activation run as separate kernels. Same result as
+ * tfjs's cpu kernel up to float32 rounding of one extra pass.
+ */
+function fusedMatMulBiasFix(backendName: string, original: RawKernel): RawKernel {
+  const fixed: RawKernel = (args) => {
+    const { bias, preluActivationWeights } = args.inputs as Record<string, tfc.TensorInfo | undefined>;
+    const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string };
+    const act = attrs.activation ?? 'linear';
+    if ((!bias && act === 'linear') || (!attrs.transposeA && !attrs.transposeB)) return original(args);
+    const backend = args.backend as WasmDisposer;
+    const { a, b } = args.inputs as { a: tfc.TensorInfo; b: tfc.TensorInfo };
+    const product = one(original({ ...args, inputs: { a, b }, attrs: { ...attrs, activation: 'linear' } }));
+    const withBias = bias
+      ? one(kernelOf('Add', backendName)({ inputs: { a: product, b: bias }, backend }))
+      : product;
+    if (bias) backend.disposeData(product.dataId);
+    if (act === 'linear') return withBias;
+    const kernel = ACTIVATION_KERNELS[act];
+    if (!kernel) {
+      backend.disposeData(withBias.dataId);
+      throw new Error(`_FusedMatMul: activation "${act}" is not supported`);
+    }
+    const inputs: tfc.NamedTensorInfoMap =
+      act === 'prelu' ? { x: withBias, alpha: preluActivationWeights! } : { x: withBias };
+    const extra: tfc.NamedAttrMap =
+      act === 'leakyrelu' ? { alpha: (args.attrs as { leakyreluAlpha?: number }).leakyreluAlpha ?? 0.2 } : {};
+    const out = one(kernelOf(kernel, backendName)({ inputs, backend, attrs: extra }));
+    backend.disposeData(withBias.dataId);
+    return out;
+  };
+  (fixed as unknown as Record<symbol, boolean>)[WRAPPED] = true;
+  return fixed;
+}
+
+/**
+ * Replaces `backendName`'s `_FusedMatMul` with {@link fusedMatMulBiasFix} around it (idempotent).
+ * Used for wasm, and for any backend where the conformance suite finds the same bug.
+ *
+ * @example
+ * wrapFusedMatMulBias('wasm'); // tf.fused.matMul({ a, b, transposeB: true, bias }) is right on wasm
+ */
+export function wrapFusedMatMulBias(backendName: string): void {
+  const k = tfc.getKernel('_FusedMatMul', backendName);
+  if (!k || (k.kernelFunc as unknown as Record<symbol, boolean>)[WRAPPED]) return;
+  tfc.unregisterKernel('_FusedMatMul', backendName);
+  tfc.registerKernel({
+    ...k,
+    kernelFunc: fusedMatMulBiasFix(
+      backendName,
+      k.kernelFunc as unknown as RawKernel,
+    ) as unknown as tfc.KernelFunc,
+  });
+}
+
 /**
  * Registers the fallbacks for backend `wasm` (idempotent; a kernel tfjs already has is left alone).
  *
  * @example
- * registerWasmFallbackKernels(); await tf.setBackend('wasm'); // gather gradients now work
+ * registerWasmFallbackKernels(); await tf.setBackend('wasm'); // gather gradients and biased linears now work
  */
 export function registerWasmFallbackKernels(): void {
   if (!tfc.getKernel('UnsortedSegmentSum', 'wasm')) {
@@ -57,4 +149,5 @@ export function registerWasmFallbackKernels(): void {
       kernelFunc: unsortedSegmentSum as unknown as tfc.KernelFunc,
     });
   }
+  wrapFusedMatMulBias('wasm');
 }

@@ -26,7 +26,7 @@ export function moduleOfParam(name: string): string {
 export function adaloraHook(model: unknown): StepHook | undefined {
   if (!(model instanceof PeftModel)) return undefined;
   const tuner = model.base_model as unknown as AdaLoraModel;
-  if (typeof tuner.updateAndAllocate !== 'function' || !tuner.allocation) return undefined;
+  if (typeof tuner.updateAndAllocateAsync !== 'function' || !tuner.allocation) return undefined;
   const alloc = tuner.allocation;
   const cfg = alloc.config;
   const initRanks = (): Record<string, number> =>
@@ -41,8 +41,8 @@ export function adaloraHook(model: unknown): StepHook | undefined {
     avg_unc: alloc.allocator.expAvgUnc as Map<string, Tensor>,
   });
   return {
-    afterOptimizerStep(step, grads) {
-      const r = tuner.updateAndAllocate(step, grads);
+    async afterOptimizerStep(step, grads) {
+      const r = await tuner.updateAndAllocateAsync(step, grads);
       const ranks = r.ranks
         ? Object.fromEntries(Object.entries(r.ranks).map(([k, v]) => [moduleOfParam(k), v]))
         : initRanks();

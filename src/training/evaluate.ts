@@ -3,6 +3,7 @@
  * model in eval mode (no dropout) and every intermediate tensor disposed.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
+import { readAll } from '../tensor/read.js';
 import { mseLoss, softmaxCrossEntropy } from '../tensor/ops/loss.js';
 import type { Example } from './data/dataset.js';
 import { collate, evalBatches } from './data/loader.js';
@@ -40,16 +41,16 @@ export interface EvalResult {
  * Evaluates `model` on `examples`; restores the training mode it found.
  *
  * @example
- * const r = evaluate(peft, evalSet, 'causal_lm', 'causal_lm', 16, tok.padTokenId); r.perplexity;
+ * const r = await evaluate(peft, evalSet, 'causal_lm', 'causal_lm', 16, tok.padTokenId); r.perplexity;
  */
-export function evaluate(
+export async function evaluate(
   model: TrainableModel,
   examples: Example[],
   task: 'classification' | 'regression' | 'causal_lm',
   metricTask: MetricTask,
   batchSize: number,
   padId: number,
-): EvalResult {
+): Promise<EvalResult> {
   const wasTraining = (model as { training?: boolean }).training !== false;
   model.eval();
   let lossSum = 0;
@@ -60,7 +61,7 @@ export function evaluate(
     for (const group of evalBatches(examples, batchSize)) {
       const batch = collate(group, task, padId);
       try {
-        const { loss, pred } = tf.tidy(() => {
+        const { lossT, predT } = tf.tidy(() => {
           // the loss is recomputed from the logits so that terms a tuner adds to the training loss
           // (AdaLoRA's orthogonal regulariser) do not inflate the reported validation loss
           const out = model.forward({
@@ -75,8 +76,14 @@ export function evaluate(
               : task === 'regression'
                 ? out.logits.reshape([-1])
                 : undefined;
-          return { loss: lossT.dataSync()[0]!, pred: p ? Array.from(p.dataSync()) : [] };
+          return { lossT, predT: p };
         });
+        // read asynchronously (GPU backends, src/tensor/read.ts); both downloads overlap
+        const [lossV, predV] = await readAll(predT ? [lossT, predT] : [lossT]).finally(() =>
+          tf.dispose(predT ? [lossT, predT] : [lossT]),
+        );
+        const loss = lossV![0]!;
+        const pred = predV ? Array.from(predV) : [];
         const weight =
           task === 'causal_lm'
             ? group.reduce((s, e) => s + Math.max(0, e.inputIds.length - 1), 0)

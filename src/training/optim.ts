@@ -6,6 +6,7 @@
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { CheckpointError, ConfigError } from '../errors.js';
 import { adamwUpdate } from '../tensor/ops/adamw.js';
+import { readScalar } from '../tensor/read.js';
 
 export interface AdamWOptions {
   /** Base learning rate (a schedule scales it per step). */
@@ -218,30 +219,50 @@ export function scheduleFactor(opts: ScheduleOptions, step: number): number {
 }
 
 /**
- * `torch.nn.utils.clip_grad_norm_(params, maxNorm)` (norm_type 2): returns the global L2 norm before
- * clipping and new gradients scaled by `min(1, maxNorm / (norm + 1e-6))`. The input tensors are not
- * disposed; the returned ones belong to the caller.
+ * `torch.nn.utils.clip_grad_norm_(params, maxNorm)` (norm_type 2): resolves to the global L2 norm
+ * before clipping and new gradients scaled by `min(1, maxNorm / (norm + 1e-6))`. The coefficient is
+ * computed on the device in float32 as torch does (`clip_coef_clamped`), so nothing is read back
+ * before the scaled gradients exist; the norm (for logging) is read asynchronously, which a GPU
+ * backend needs (src/tensor/read.ts). The input tensors are not disposed; the returned ones belong
+ * to the caller.
  *
  * @example
- * const { grads: clipped, norm } = clipGradNorm(grads, 1.0);
+ * const { grads: clipped, norm } = await clipGradNorm(grads, 1.0);
  */
-export function clipGradNorm(
+export async function clipGradNorm(
   grads: Record<string, Tensor>,
   maxNorm: number,
-): { grads: Record<string, Tensor>; norm: number } {
+): Promise<{ grads: Record<string, Tensor>; norm: number }> {
   const names = Object.keys(grads);
-  const norm = tf.tidy(() => {
-    if (names.length === 0) return tf.scalar(0);
+  const { norm, coef } = tf.tidy(() => {
     // total_norm = norm(stack([norm(g) for g in grads]))
-    const norms = names.map((n) => tf.norm(grads[n]!));
-    return tf.norm(tf.stack(norms));
+    const total = names.length === 0 ? tf.scalar(0) : tf.norm(tf.stack(names.map((n) => tf.norm(grads[n]!))));
+    const c = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(total, tf.scalar(1e-6))), tf.scalar(1));
+    return { norm: total, coef: c };
   });
-  const total = norm.dataSync()[0]!;
-  norm.dispose();
-  const coef = Math.min(1, Math.fround(maxNorm / (Math.fround(total) + 1e-6)));
   const out: Record<string, Tensor> = {};
-  for (const n of names) out[n] = tf.tidy(() => grads[n]!.mul(tf.scalar(coef)));
-  return { grads: out, norm: total };
+  for (const n of names) out[n] = tf.mul(grads[n]!, coef);
+  coef.dispose();
+  try {
+    return { grads: out, norm: await readScalar(norm) };
+  } finally {
+    norm.dispose();
+  }
+}
+
+/**
+ * The global L2 norm of `grads` (no clipping), read asynchronously; for logging.
+ * @example const gradNorm = await globalGradNorm(grads);
+ */
+export async function globalGradNorm(grads: Record<string, Tensor>): Promise<number> {
+  const names = Object.keys(grads);
+  if (names.length === 0) return 0;
+  const norm = tf.tidy(() => tf.norm(tf.stack(names.map((n) => tf.norm(grads[n]!)))));
+  try {
+    return await readScalar(norm);
+  } finally {
+    norm.dispose();
+  }
 }
 
 /**

@@ -48,7 +48,7 @@ test('trains: eval accuracy rises, loss falls, tensor count flat across 120 step
     { ...base, maxSteps: 120, evalEvery: 60 },
     { onStep: (l) => l.step % 20 === 0 && counts.push(tf.memory().numTensors) },
   );
-  const before = trainer.evaluate();
+  const before = await trainer.evaluate();
   const s = await trainer.train();
   assert.ok(
     s.lastEval!.metrics.accuracy! >= 0.9,

@@ -13,7 +13,8 @@ import { joinPath, makeDir, saveSafetensors } from '../io/index.js';
 import { defaultRng } from '../nn/init.js';
 import { collate } from './data/loader.js';
 import { DataLoader } from './data/loader.js';
-import { AdamW, clipGradNorm, GradAccumulator, scheduleFactor } from './optim.js';
+import { AdamW, clipGradNorm, globalGradNorm, GradAccumulator, scheduleFactor } from './optim.js';
+import { readScalar } from '../tensor/read.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { primaryMetric, type MetricTask } from './metrics.js';
 import {
@@ -147,7 +148,7 @@ export class Trainer {
   }
 
   /** Evaluates on the eval set (or `examples`). */
-  evaluate(examples = this.opts.eval): EvalResult {
+  evaluate(examples = this.opts.eval): Promise<EvalResult> {
     if (!examples || examples.length === 0)
       throw new ConfigError(
         'Trainer.evaluate',
@@ -210,8 +211,7 @@ export class Trainer {
           this.params.map(([, v]) => v),
         );
         tf.dispose(Object.values(batch));
-        const loss = value.dataSync()[0]!;
-        value.dispose();
+        const loss = await readScalar(value).finally(() => value.dispose());
         if (!Number.isFinite(loss)) finite = false;
         lossSum += loss;
         if (finite) acc.add(grads);
@@ -246,15 +246,13 @@ export class Trainer {
       let gradNorm: number;
       let grads: Record<string, Tensor>;
       if (maxNorm > 0) {
-        const clipped = clipGradNorm(summed, maxNorm);
+        const clipped = await clipGradNorm(summed, maxNorm);
         tf.dispose(Object.values(summed));
         grads = clipped.grads;
         gradNorm = clipped.norm;
       } else {
         grads = summed;
-        gradNorm = tf.tidy(
-          () => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))).dataSync()[0]!,
-        );
+        gradNorm = await globalGradNorm(grads);
       }
       const named = new Map<string, Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(this.byVarName.get(vn) ?? vn, g);
@@ -263,7 +261,7 @@ export class Trainer {
       // look parameters up by whichever naming its own module tree uses
       const hookGrads = new Map(named);
       for (const [vn, g] of Object.entries(grads)) hookGrads.set(vn, g);
-      const alloc = this.stepHook?.afterOptimizerStep(step, hookGrads);
+      const alloc = await this.stepHook?.afterOptimizerStep(step, hookGrads);
       tf.dispose(Object.values(grads));
       this.step += 1;
       this.lastLoss = lossSum / accSteps;
@@ -313,7 +311,7 @@ export class Trainer {
   }
 
   private async runEval(): Promise<void> {
-    const r = this.evaluate();
+    const r = await this.evaluate();
     const primary = primaryMetric(this.metricTask);
     const value = primary.name === 'loss' ? r.loss : r.metrics[primary.name]!;
     const improved =

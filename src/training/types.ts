@@ -29,7 +29,10 @@ export interface Allocation {
  * 0-based optimizer-step counter. Its state is checkpointed so resume is exact.
  */
 export interface StepHook {
-  afterOptimizerStep(step: number, grads: ReadonlyMap<string, Tensor>): Allocation | undefined;
+  afterOptimizerStep(
+    step: number,
+    grads: ReadonlyMap<string, Tensor>,
+  ): Allocation | undefined | Promise<Allocation | undefined>;
   /** Tensors to checkpoint (live references; the trainer does not dispose them). */
   stateTensors(): Map<string, Tensor>;
   /** JSON-able state to checkpoint. */

@@ -266,10 +266,26 @@ export class PeftModel extends Module {
    * Only tuners that implement it (AdaLoRA) accept it.
    */
   updateAndAllocate(globalStep: number, grads?: Map<string, Tensor>): void {
+    this.allocating(globalStep).updateAndAllocate(globalStep, grads);
+  }
+
+  /**
+   * {@link updateAndAllocate} reading tensors asynchronously (required on WebGPU/WebGL).
+   * @example await peft.updateAndAllocateAsync(step, grads);
+   */
+  async updateAndAllocateAsync(globalStep: number, grads?: Map<string, Tensor>): Promise<void> {
+    await this.allocating(globalStep).updateAndAllocateAsync(globalStep, grads);
+  }
+
+  private allocating(globalStep: number): {
+    updateAndAllocate(s: number, g?: Map<string, Tensor>): unknown;
+    updateAndAllocateAsync(s: number, g?: Map<string, Tensor>): Promise<unknown>;
+  } {
     const t = this.base_model as unknown as {
-      updateAndAllocate?: (s: number, g?: Map<string, Tensor>) => void;
+      updateAndAllocate?: (s: number, g?: Map<string, Tensor>) => unknown;
+      updateAndAllocateAsync?: (s: number, g?: Map<string, Tensor>) => Promise<unknown>;
     };
-    if (typeof t.updateAndAllocate !== 'function') {
+    if (typeof t.updateAndAllocate !== 'function' || typeof t.updateAndAllocateAsync !== 'function') {
       throw new ConfigError(
         'updateAndAllocate',
         `is AdaLoRA's rank allocation step and this model's tuner (${this.base_model.constructor.name}) has none`,
@@ -277,7 +293,10 @@ export class PeftModel extends Module {
         'call it only on AdaLoRA models (peftType "ADALORA")',
       );
     }
-    t.updateAndAllocate(globalStep, grads);
+    return t as {
+      updateAndAllocate(s: number, g?: Map<string, Tensor>): unknown;
+      updateAndAllocateAsync(s: number, g?: Map<string, Tensor>): Promise<unknown>;
+    };
   }
 
   /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2; see base/save_config.ts). */

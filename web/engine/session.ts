@@ -9,7 +9,7 @@ import type { PreTrainedModel } from '../../src/models/base.js';
 import { numLabelsOf } from '../../src/models/config.js';
 import { generate } from '../../src/models/generate.js';
 import { Linear } from '../../src/nn/layers.js';
-import { quantizeModel } from '../../src/nn/linear4bit.js';
+import { quantizeModelAsync } from '../../src/nn/linear4bit.js';
 import { tf, type Tensor } from '../../src/tensor/tf.js';
 // The tuners' entry module: importing it registers every tuner (LoRA, DoRA, AdaLoRA, …).
 import { adapterDir, CONFIG_NAME, PeftModel, WEIGHTS_NAME } from '../../src/tuners/index.js';
@@ -185,7 +185,7 @@ export class Session {
     const model = this.model;
     this.detach();
     if (spec.method.method === 'qlora' && !this.quantized) {
-      const report = quantizeModel(model, { quantType: 'nf4' });
+      const report = await quantizeModelAsync(model, { quantType: 'nf4' });
       this.quantized = true;
       this.emit({
         type: 'log',
@@ -215,8 +215,8 @@ export class Session {
           maxGradNorm: 1,
           ...(tuner instanceof AdaLoraModel
             ? {
-                afterStep: (step: number, grads: Map<string, Tensor>) => {
-                  const info = tuner.updateAndAllocate(step, grads);
+                afterStep: async (step: number, grads: Map<string, Tensor>) => {
+                  const info = await tuner.updateAndAllocateAsync(step, grads);
                   // The heatmap changes only when a mask is computed (budgeting phase, freeze step).
                   if (step === 0 || (info.masked && info.phase !== 'final')) {
                     this.emit({

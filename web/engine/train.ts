@@ -32,7 +32,10 @@ export interface LoopOptions {
    * Runs after each optimizer step with that step's gradients (AdaLoRA's `updateAndAllocate`, 0-based
    * step); returns the rank budget to report, if any.
    */
-  afterStep?: (step: number, grads: Map<string, Tensor>) => number | undefined;
+  afterStep?: (
+    step: number,
+    grads: Map<string, Tensor>,
+  ) => number | undefined | Promise<number | undefined>;
 }
 
 export interface LoopCallbacks {
@@ -110,7 +113,7 @@ export async function trainLoop(
         tf.dispose(Object.values(batch));
       }
       if (opts.maxGradNorm > 0) {
-        const clipped = clipGradNorm(grads, opts.maxGradNorm);
+        const clipped = await clipGradNorm(grads, opts.maxGradNorm);
         tf.dispose(Object.values(grads));
         grads = clipped.grads;
       }
@@ -119,7 +122,7 @@ export async function trainLoop(
       optimizer.step(named, lr);
       let budget: number | undefined;
       try {
-        budget = opts.afterStep?.(step, named);
+        budget = await opts.afterStep?.(step, named);
       } finally {
         tf.dispose(Object.values(grads));
       }

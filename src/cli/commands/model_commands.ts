@@ -116,7 +116,7 @@ export const evalCommand: Command = {
     );
     const { evaluate } = await import('../../training/evaluate.js');
     const metricTask = (v.metric as never) ?? (data.task === 'classification' ? 'classification' : data.task);
-    const r = evaluate(
+    const r = await evaluate(
       model as never,
       data.eval,
       data.task,

@@ -61,12 +61,42 @@ export class AdaLoraAllocation {
   }
 
   /**
-   * One AdaLoRA step (spec §3.5). `grads` is needed only while `step < totalStep − tfinal`.
+   * One AdaLoRA step (spec §3.5). `grads` is needed only while `step < totalStep − tfinal`. Reads the
+   * triplet scores synchronously when it masks, so CPU-memory backends only (cpu, native, wasm); on
+   * WebGPU/WebGL use {@link updateAndAllocateAsync}.
    * @example
    * const { grads } = tf.variableGrads(lossFn);  // after optimizer.applyGradients(grads)
    * peft.updateAndAllocate(step, grads);
    */
   updateAndAllocate(step: number, grads?: GradMap): AllocationStep {
+    const plan = this.plan(step, grads);
+    if (plan.phase === 'final') return this.final(step, plan.params);
+    const r = this.allocator.updateAndAllocate(plan.params, plan.grads, step, plan.phase === 'freeze');
+    return this.record(step, plan.phase, r);
+  }
+
+  /**
+   * {@link updateAndAllocate} reading the scores asynchronously: the same result on any backend,
+   * and the one a GPU backend needs.
+   * @example const info = await alloc.updateAndAllocateAsync(step, grads);
+   */
+  async updateAndAllocateAsync(step: number, grads?: GradMap): Promise<AllocationStep> {
+    const plan = this.plan(step, grads);
+    if (plan.phase === 'final') return this.final(step, plan.params);
+    const r = await this.allocator.updateAndAllocateAsync(
+      plan.params,
+      plan.grads,
+      step,
+      plan.phase === 'freeze',
+    );
+    return this.record(step, plan.phase, r);
+  }
+
+  /** Validates the step, counts the call and picks the phase (the gradients by parameter name in budgeting). */
+  private plan(
+    step: number,
+    grads: GradMap | undefined,
+  ): { phase: AllocationStep['phase']; params: Map<string, Variable>; grads: Map<string, Tensor> } {
     if (!Number.isInteger(step) || step < 0) {
       throw new ConfigError(
         'updateAndAllocate.step',
@@ -76,22 +106,33 @@ export class AdaLoraAllocation {
       );
     }
     this.calls++;
-    const cfg = this.config;
-    const tFreeze = cfg.totalStep - cfg.tfinal;
+    const tFreeze = this.config.totalStep - this.config.tfinal;
     const params = this.params();
-    if (step < tFreeze) {
-      const byName = resolveGrads(params, grads, step);
-      const { budget, rankPattern } = this.allocator.updateAndAllocate(params, byName, step);
-      if (rankPattern) cfg.rankPattern = rankPattern;
-      return { step, phase: 'budgeting', budget, masked: rankPattern !== null, ranks: ranksOf(cfg.pattern) };
-    }
-    if (step === tFreeze) {
-      const { budget, rankPattern } = this.allocator.updateAndAllocate(params, new Map(), step, true);
+    if (step < tFreeze) return { phase: 'budgeting', params, grads: resolveGrads(params, grads, step) };
+    return { phase: step === tFreeze ? 'freeze' : 'final', params, grads: new Map() };
+  }
+
+  /** Stores the pattern of a budgeting/freeze step (the freeze step also resets the statistics). */
+  private record(
+    step: number,
+    phase: AllocationStep['phase'],
+    { budget, rankPattern }: { budget: number; rankPattern: RankPattern | null },
+  ): AllocationStep {
+    const cfg = this.config;
+    if (phase === 'freeze') {
       cfg.rankPattern = rankPattern;
       this.allocator.resetIpt();
-      return { step, phase: 'freeze', budget, masked: true, ranks: ranksOf(cfg.pattern) };
+      return { step, phase, budget, masked: true, ranks: ranksOf(cfg.pattern) };
     }
+    if (rankPattern) cfg.rankPattern = rankPattern;
+    return { step, phase, budget, masked: rankPattern !== null, ranks: ranksOf(cfg.pattern) };
+  }
+
+  /** The final phase: re-applies the frozen pattern (no tensor is read). */
+  private final(step: number, params: Map<string, Variable>): AllocationStep {
+    const cfg = this.config;
     if (cfg.pattern === null) {
+      const tFreeze = cfg.totalStep - cfg.tfinal;
       throw new ConfigError(
         'AdaLoraModel.updateAndAllocate',
         `reached the final phase (step ${step} > totalStep − tfinal = ${tFreeze}) but no masking step ever ran, so there is no rank pattern to freeze`,

@@ -12,6 +12,7 @@
  *   `false`: all three ~ N(0, 1).
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { readDataSync } from '../../tensor/read.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../../errors.js';
 import { Dropout, Embedding } from '../../nn/layers.js';
@@ -191,7 +192,17 @@ export class SVDLinear extends BaseTunerLayer {
         return tf.add(w, delta);
       });
       try {
-        if (opts.safeMerge && !tf.tidy(() => tf.all(tf.isFinite(next)).dataSync()[0])) {
+        if (
+          opts.safeMerge &&
+          !tf.tidy(
+            () =>
+              readDataSync(
+                tf.all(tf.isFinite(next)),
+                'AdaLoRA merge (safeMerge)',
+                'merge on a CPU backend',
+              )[0],
+          )
+        ) {
           throw new ConfigError(
             'SVDLinear.merge',
             'merged weights contain NaN or Inf; the adapter seems to be broken',

@@ -153,6 +153,19 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
    * @example const info = tuner.updateAndAllocate(step, grads); // { phase, budget, masked, ranks }
    */
   updateAndAllocate(globalStep: number, grads?: GradMap): AllocationStep {
+    return this.trainableAllocation(globalStep).updateAndAllocate(globalStep, grads);
+  }
+
+  /**
+   * {@link updateAndAllocate} reading tensors asynchronously: the same result on every backend, and
+   * the one WebGPU/WebGL need (a synchronous read there stalls or loses the device).
+   * @example const info = await tuner.updateAndAllocateAsync(step, grads);
+   */
+  updateAndAllocateAsync(globalStep: number, grads?: GradMap): Promise<AllocationStep> {
+    return this.trainableAllocation(globalStep).updateAndAllocateAsync(globalStep, grads);
+  }
+
+  private trainableAllocation(globalStep: number): AdaLoraAllocation {
     if (!this.allocation) {
       throw new ConfigError(
         'AdaLoraModel.updateAndAllocate',
@@ -161,7 +174,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
         'create the adapter with inferenceMode: false, or load it with isTrainable: true',
       );
     }
-    return this.allocation.updateAndAllocate(globalStep, grads);
+    return this.allocation;
   }
 
   /** PEFT `add_weighted_adapter` is not defined for AdaLoRA (its ranks differ per layer). */

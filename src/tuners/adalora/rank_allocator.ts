@@ -20,6 +20,7 @@ import { tf, type Tensor } from '../../tensor/tf.js';
 import { sensitivityEma } from '../../tensor/ops/sensitivity.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
 import { assignMask, kthSmallest, replaceAll } from './masking.js';
+import { readAll, readDataSync } from '../../tensor/read.js';
 
 export { kthSmallest } from './masking.js';
 
@@ -249,29 +250,64 @@ export class RankAllocator {
 
   /**
    * Prunes the least important triplets down to `budget` (spec §3.4): zeroes the masked `lora_E`
-   * entries in place (they must be `tf.Variable`s) and returns the rank pattern.
+   * entries in place (they must be `tf.Variable`s) and returns the rank pattern. Reads the scores
+   * synchronously, so CPU-memory backends only (cpu, native, wasm); on WebGPU/WebGL use
+   * {@link maskToBudgetAsync}.
    * @example const pattern = alloc.maskToBudget(params, 32); // { '...q_proj.lora_E.default': [true, false, …] }
    */
   maskToBudget(params: ParamMap, budget: number): RankPattern {
     const scores = this.tripletScores(params);
     try {
-      const flat = new Float32Array([...scores.values()].flatMap((s) => Array.from(s.dataSync())));
-      const thr = kthSmallest(flat, this.initBgt - budget);
-      const pattern: RankPattern = {};
-      for (const [n, s] of scores) {
-        const kept = Array.from(s.dataSync(), (v) => !(v <= thr));
-        pattern[n] = kept;
-        assignMask(params, n, kept);
-      }
-      return pattern;
+      const values = [...scores.values()].map((s) =>
+        readDataSync(s, 'RankAllocator.maskToBudget', 'maskToBudgetAsync / updateAndAllocateAsync'),
+      );
+      return this.applyBudget(params, budget, scores, values);
     } finally {
       scores.forEach((s) => s.dispose());
     }
   }
 
   /**
+   * {@link maskToBudget} reading the scores asynchronously (any backend, GPU included).
+   * @example const pattern = await alloc.maskToBudgetAsync(params, 32);
+   */
+  async maskToBudgetAsync(params: ParamMap, budget: number): Promise<RankPattern> {
+    const scores = this.tripletScores(params);
+    try {
+      const values = await readAll([...scores.values()]);
+      return this.applyBudget(params, budget, scores, values);
+    } finally {
+      scores.forEach((s) => s.dispose());
+    }
+  }
+
+  /** Threshold at the k-th smallest score (k = initBgt − budget) and the masks, from read scores. */
+  private applyBudget(
+    params: ParamMap,
+    budget: number,
+    scores: Map<string, Tensor>,
+    values: ArrayLike<number>[],
+  ): RankPattern {
+    const flat = new Float32Array(values.reduce((n, v) => n + v.length, 0));
+    let at = 0;
+    for (const v of values) {
+      flat.set(v, at);
+      at += v.length;
+    }
+    const thr = kthSmallest(flat, this.initBgt - budget);
+    const pattern: RankPattern = {};
+    [...scores.keys()].forEach((n, i) => {
+      const kept = Array.from(values[i]!, (v) => !(v <= thr));
+      pattern[n] = kept;
+      assignMask(params, n, kept);
+    });
+    return pattern;
+  }
+
+  /**
    * Budget step plus masking (spec §3.5): EMAs are updated while `step < totalStep − tfinal`; masks
    * when the schedule says so or `forceMask`. Returns the budget and the pattern (null if no mask).
+   * CPU-memory backends only; {@link updateAndAllocateAsync} runs anywhere.
    * @example const { budget, rankPattern } = alloc.updateAndAllocate(params, grads, step);
    */
   updateAndAllocate(
@@ -283,6 +319,22 @@ export class RankAllocator {
     if (step < this.schedule.totalStep - this.schedule.tfinal) this.updateIpt(params, grads);
     const { budget, maskInd } = this.budgetSchedule(step);
     const rankPattern = maskInd || forceMask ? this.maskToBudget(params, budget) : null;
+    return { budget, rankPattern };
+  }
+
+  /**
+   * {@link updateAndAllocate} with the scores read asynchronously (any backend, GPU included).
+   * @example const { budget, rankPattern } = await alloc.updateAndAllocateAsync(params, grads, step);
+   */
+  async updateAndAllocateAsync(
+    params: ParamMap,
+    grads: ReadonlyMap<string, Tensor>,
+    step: number,
+    forceMask = false,
+  ): Promise<{ budget: number; rankPattern: RankPattern | null }> {
+    if (step < this.schedule.totalStep - this.schedule.tfinal) this.updateIpt(params, grads);
+    const { budget, maskInd } = this.budgetSchedule(step);
+    const rankPattern = maskInd || forceMask ? await this.maskToBudgetAsync(params, budget) : null;
     return { budget, rankPattern };
   }
 

@@ -15,6 +15,7 @@
  * layer.lora_magnitude_vector.get('default').weight; // [8] = row norms of W at init (B = 0)
  */
 import { tf, type Tensor, type Variable } from '../../tensor/tf.js';
+import { readDataSync } from '../../tensor/read.js';
 import { Module } from '../../nn/module.js';
 import { ModuleDict } from '../../nn/module_dict.js';
 import type { Dropout, Linear } from '../../nn/layers.js';
@@ -135,7 +136,9 @@ export const doraLinearVariant: LoraVariant = {
     const sumOutIn = lin.fanInFanOut ? sum.transpose() : sum;
     const norm = sumOutIn.square().sum(1).sqrt(); // [out]
     const mag = magnitudeOf(lin, adapter);
-    mag.mergedNorm = Float32Array.from(norm.dataSync() as Float32Array);
+    mag.mergedNorm = Float32Array.from(
+      readDataSync(norm, 'DoRA merge', 'merge on a CPU backend') as Float32Array,
+    );
     return tf.mul(sum, factorInLayout(lin, tf.div(mag.weight, norm)));
   },
 

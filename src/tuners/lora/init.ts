@@ -12,6 +12,7 @@
  * new LoraLinear(base, 'default', { r: 4, loraAlpha: 4, initLoraWeights: 'pissa' });
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { readDataSync } from '../../tensor/read.js';
 import { ConfigError } from '../../errors.js';
 import { qr, svd } from '../../tensor/linalg.js';
 import { dequantize4bit, quantize4bit } from '../../tensor/quant/index.js';
@@ -24,7 +25,13 @@ import type { LoraLinear } from './layer.js';
 function weightOutIn(layer: LoraLinear): { w: Float64Array; out: number; inF: number } {
   const dense = layer.base_layer.denseWeight();
   const oriented = layer.fanInFanOut ? tf.tidy(() => dense.transpose()) : dense;
-  const w = Float64Array.from(oriented.dataSync());
+  const w = Float64Array.from(
+    readDataSync(
+      oriented,
+      'LoRA SVD initialisation (PiSSA/OLoRA/LoftQ)',
+      'create the adapter on a CPU backend (cpu, native, wasm), save it, and load it on the GPU backend',
+    ),
+  );
   if (oriented !== dense) oriented.dispose();
   dense.dispose();
   return { w, out: layer.outFeatures, inF: layer.inFeatures };

@@ -18,6 +18,7 @@
  * layer.forward(x); // base(x) + B(A(x))·(8/4); equals base(x) at init (B = 0)
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { readDataSync } from '../../tensor/read.js';
 import { Linear, Dropout } from '../../nn/layers.js';
 import { ModuleDict } from '../../nn/module_dict.js';
 import type { Module } from '../../nn/module.js';
@@ -158,7 +159,9 @@ export abstract class LoraLayer extends BaseTunerLayer {
 
 /** Throws when a merged weight holds NaN/Inf (PEFT `safe_merge`, PEFT-SPEC §2.4). */
 export function checkFinite(w: Tensor, adapter: string): void {
-  const ok = tf.tidy(() => tf.all(tf.isFinite(w)).dataSync()[0]);
+  const ok = tf.tidy(
+    () => readDataSync(tf.all(tf.isFinite(w)), 'LoRA merge (safeMerge)', 'merge on a CPU backend')[0],
+  );
   if (!ok) {
     throw new CheckpointError(
       `merge adapter "${adapter}"`,

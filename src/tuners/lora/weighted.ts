@@ -19,6 +19,7 @@
  * loraModel.setAdapter('a_plus_b'); // output = both 'a' and 'b' active
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { readDataSync } from '../../tensor/read.js';
 import { svd } from '../../tensor/linalg.js';
 import { ConfigError, NotSupportedError } from '../../errors.js';
 import type { LoraModel } from './model.js';
@@ -221,7 +222,11 @@ function svdCombine(
     return layer.fanInFanOut ? d.transpose() : d; // [out, in]
   });
   const [m, n] = delta.shape as [number, number];
-  const { U, S, Vt, k } = svd(Float64Array.from(delta.dataSync()), m, n);
+  const { U, S, Vt, k } = svd(
+    Float64Array.from(readDataSync(delta, 'addWeightedAdapter (svd)', 'combine adapters on a CPU backend')),
+    m,
+    n,
+  );
   delta.dispose();
   const r = Math.min(rank, k);
   const a = new Float32Array(rank * n); // rows beyond k (rank > min(m, n)) stay zero

@@ -20,6 +20,12 @@ export const REQUANTIZE_WARNING =
 
 onRequantize(() => tunerWarn(REQUANTIZE_WARNING));
 
-export { Linear4bit, quantizeModel, memoryByCategory, onRequantize } from '../../nn/linear4bit.js';
+export {
+  Linear4bit,
+  quantizeModel,
+  quantizeModelAsync,
+  memoryByCategory,
+  onRequantize,
+} from '../../nn/linear4bit.js';
 export type { QuantizeModelOptions, QuantizeModelReport, MemoryByCategory } from '../../nn/linear4bit.js';
 export * from './report.js';
