@@ -20,3 +20,12 @@ export {
   type BackendInfo,
 } from './tensor/backend.js';
 export { assertNoLeak, disposeAll } from './tensor/memory.js';
+export {
+  createServer,
+  AdapterStore,
+  Engine,
+  ApiError,
+  BASE_MODEL_NAME,
+  type ServeOptions,
+  type LowrankServer,
+} from './serve/index.js';

@@ -10,3 +10,11 @@ export { loadWeights, type WeightLoadReport, type LoadWeightsOptions } from './w
 export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
 export { loadModel, loadModelWithReport, saveModel, type LoadModelOptions, type LoadReport } from './load.js';
 export { generate, sampleToken, argmax, type GenerateOptions } from './generate.js';
+export {
+  prefillStep,
+  raggedDecodeStep,
+  cloneKVCache,
+  disposeKVCache,
+  cacheLength,
+  type ForwardFn,
+} from './ragged_cache.js';
