@@ -203,6 +203,11 @@ export class AdapterStore {
     const restore = setWarningHandler(() => {});
     try {
       this.peft?.deleteAdapter(e.internal);
+      // the last adapter gone: give the base its own layers back (the next load wraps it again)
+      if (this.peft && this.peft.peftConfig.size === 0) {
+        this.peft.unload();
+        this.peft = undefined;
+      }
     } finally {
       restore();
     }

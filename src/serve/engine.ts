@@ -69,6 +69,8 @@ interface Pending {
   reject(e: unknown): void;
   results: ChoiceResult[];
   open: number;
+  /** It did not fit the free slots when it arrived (counts against maxQueue). */
+  waits: boolean;
 }
 
 interface Seq {
@@ -117,7 +119,11 @@ export class Engine {
         new ApiError(503, 'the server is shutting down', 'service_unavailable_error', null, 'shutting_down'),
       );
     }
-    if (this.queue.length >= this.opts.maxQueue) {
+    // a job that fits the free slots starts at the next loop turn; the others wait, at most maxQueue
+    const free = this.opts.maxActive - this.active.length - this.queue.reduce((s, q) => s + q.job.n, 0);
+    const waiting = this.queue.filter((q) => q.waits).length;
+    const waits = job.n > free;
+    if (waits && waiting >= this.opts.maxQueue) {
       return Promise.reject(
         new ApiError(
           429,
@@ -129,7 +135,7 @@ export class Engine {
       );
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { job, resolve, reject, results: [], open: job.n };
+      const p: Pending = { job, resolve, reject, results: [], open: job.n, waits };
       this.queue.push(p);
       job.signal.addEventListener('abort', () => this.kick(), { once: true });
       this.kick();
