@@ -11,7 +11,7 @@ import { manualSeed } from '../src/nn/init.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import type { KVCache, PreTrainedModel } from '../src/models/base.js';
 import { argmax, generate } from '../src/models/generate.js';
-import { disposeKVCache, prefillStep, raggedDecodeStep } from '../src/models/ragged_cache.js';
+import { disposeKVCache, prefillStep, RaggedBatch, raggedDecodeStep } from '../src/models/ragged_cache.js';
 import { ShapeError } from '../src/errors.js';
 
 /** Batched vs single rows: same kernels over padded (masked, exactly-zero-weight) positions; only the
@@ -105,6 +105,47 @@ for (const [name, make] of tinyModels()) {
     }
     live.forEach(disposeKVCache);
     assert.deepEqual(got, reference);
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+    model.dispose();
+  });
+}
+
+/** Row i joins at step JOIN[i] and wants WANT[i] new tokens: joins and leaves mid-batch. */
+const JOIN = [0, 2, 2, 5];
+const WANT = [9, 3, 8, 4];
+const PROMPTS4 = [...PROMPTS, [1, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]];
+
+for (const [name, make] of tinyModels()) {
+  test(`persistent ragged batch with rows joining and leaving equals generate: ${name}`, async () => {
+    await initBackend('auto');
+    manualSeed(6);
+    const model = make().eval();
+    const forward = (i: Parameters<PreTrainedModel['forward']>[0]) => model.forward(i);
+    const want = await Promise.all(
+      PROMPTS4.map((p, i) => generate(model, p, { maxNewTokens: WANT[i]!, temperature: 0 })),
+    );
+    const before = tf.memory().numTensors;
+    const batch = new RaggedBatch<number>();
+    const got: number[][] = PROMPTS4.map(() => []);
+    for (let step = 0; got.some((g, i) => g.length < WANT[i]!); step++) {
+      for (const [i, p] of PROMPTS4.entries()) {
+        if (JOIN[i] !== step) continue;
+        const { logits, cache } = await prefillStep(forward, p);
+        got[i]!.push(argmax(logits));
+        batch.add(i, cache);
+      }
+      batch.remove(batch.members.filter((i) => got[i]!.length >= WANT[i]!));
+      if (batch.size === 0) continue;
+      const rows = [...batch.members];
+      const logits = await batch.step(
+        forward,
+        rows.map((i) => got[i]!.at(-1)!),
+      );
+      rows.forEach((i, k) => got[i]!.push(argmax(logits[k]!)));
+      rows.forEach((i, k) => assert.equal(batch.lengths[k], PROMPTS4[i]!.length + got[i]!.length - 1));
+    }
+    batch.dispose();
+    assert.deepEqual(got, want);
     assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
     model.dispose();
   });

@@ -154,3 +154,151 @@ export async function raggedDecodeStep(
   caches.forEach(disposeKVCache);
   return { logits: await lastLogits(out.logits), caches: out.split };
 }
+
+/** Left-pads [B, nKv, L, d] with `n` zero positions on the time axis. Allocates (or returns `t`). */
+function padLeft(t: Tensor, n: number): Tensor {
+  return n === 0
+    ? t
+    : tf.pad(t, [
+        [0, 0],
+        [0, 0],
+        [n, 0],
+        [0, 0],
+      ]);
+}
+
+/**
+ * A persistent left-padded batch cache for continuous batching: rows join (`add`, after their
+ * prefill) and leave (`remove`) between steps, and each `step` decodes one token for every row.
+ * Between membership changes the batch cache just grows by one position per step (every row
+ * appends one token), so no per-step restacking is needed; leaving rows are gathered out and
+ * padding no remaining row needs is trimmed.
+ *
+ * @example
+ * const batch = new RaggedBatch<string>();
+ * batch.add('a', (await prefillStep(fwd, idsA)).cache);
+ * batch.add('b', (await prefillStep(fwd, idsB)).cache);
+ * const logits = await batch.step(fwd, [nextA, nextB]); // one row per member, in `batch.members` order
+ * batch.remove(['a']);
+ */
+export class RaggedBatch<K> {
+  private keys: Tensor[] = [];
+  private values: Tensor[] = [];
+  private lens: number[] = [];
+  private rows: K[] = [];
+
+  /** Row keys in batch order. */
+  get members(): readonly K[] {
+    return this.rows;
+  }
+
+  get size(): number {
+    return this.rows.length;
+  }
+
+  /** Real cached length of each row. */
+  get lengths(): readonly number[] {
+    return this.lens;
+  }
+
+  private get lmax(): number {
+    return this.keys.length === 0 ? 0 : this.keys[0]!.shape[2]!;
+  }
+
+  /** Appends a row with its batch-of-one cache; takes ownership of (disposes) the cache tensors. */
+  add(row: K, cache: KVCache): void {
+    const len = cacheLength(cache);
+    if (this.rows.length === 0) {
+      this.keys = [...cache.keys];
+      this.values = [...cache.values];
+    } else {
+      const lmax = this.lmax;
+      const top = Math.max(lmax, len);
+      const join = (batch: Tensor[], one: Tensor[]) =>
+        batch.map((t, l) =>
+          tf.tidy(() => tf.concat([padLeft(t, top - lmax), padLeft(one[l]!, top - len)], 0)),
+        );
+      const keys = join(this.keys, cache.keys);
+      const values = join(this.values, cache.values);
+      tf.dispose([...this.keys, ...this.values]);
+      disposeKVCache(cache);
+      this.keys = keys;
+      this.values = values;
+    }
+    this.rows.push(row);
+    this.lens.push(len);
+  }
+
+  /** Removes rows (their cache rows are freed) and trims padding no remaining row needs. */
+  remove(rows: Iterable<K>): void {
+    const gone = new Set(rows);
+    const keep = this.rows.map((r, i) => (gone.has(r) ? -1 : i)).filter((i) => i >= 0);
+    if (keep.length === this.rows.length) return;
+    if (keep.length === 0) return this.dispose();
+    const lmax = this.lmax;
+    const longest = Math.max(...keep.map((i) => this.lens[i]!));
+    const cut = (t: Tensor) =>
+      tf.tidy(() => {
+        const g = tf.gather(t, keep, 0); // [B', nKv, Lmax, d]
+        const [b, h, , d] = g.shape as number[];
+        return longest === lmax ? g : g.slice([0, 0, lmax - longest, 0], [b!, h!, longest, d!]);
+      });
+    const keys = this.keys.map(cut);
+    const values = this.values.map(cut);
+    tf.dispose([...this.keys, ...this.values]);
+    this.keys = keys;
+    this.values = values;
+    this.rows = keep.map((i) => this.rows[i]!);
+    this.lens = keep.map((i) => this.lens[i]!);
+  }
+
+  /** Feeds `tokens[i]` to row i; returns each row's next-token logits. Every row grows by one. */
+  async step(forward: ForwardFn, tokens: number[]): Promise<Float32Array[]> {
+    const b = this.rows.length;
+    if (tokens.length !== b || b === 0) {
+      throw new ShapeError(
+        'RaggedBatch.step',
+        `needs one token per row (${b} rows, at least one)`,
+        tokens.length,
+        'pass a token per member',
+      );
+    }
+    const lmax = this.lmax;
+    const ragged = this.lens.some((l) => l !== lmax);
+    const out = tf.tidy(() => {
+      const inputs: ModelInputs = {
+        inputIds: tf.tensor2d(tokens, [b, 1], 'int32'),
+        pastKeyValues: { keys: this.keys, values: this.values },
+        useCache: true,
+      };
+      if (ragged) {
+        // row i: Lmax − Lᵢ padding slots, Lᵢ real cached tokens, then the new token
+        inputs.attentionMask = tf.tensor2d(
+          this.lens.flatMap((l) => [
+            ...new Array<number>(lmax - l).fill(0),
+            ...new Array<number>(l + 1).fill(1),
+          ]),
+          [b, lmax + 1],
+          'float32',
+        );
+        inputs.positionOffsets = [...this.lens];
+      }
+      const o = forward(inputs);
+      return { logits: o.logits, keys: o.pastKeyValues!.keys, values: o.pastKeyValues!.values };
+    });
+    tf.dispose([...this.keys, ...this.values]);
+    this.keys = out.keys;
+    this.values = out.values;
+    this.lens = this.lens.map((l) => l + 1);
+    return lastLogits(out.logits);
+  }
+
+  /** Frees every row. */
+  dispose(): void {
+    tf.dispose([...this.keys, ...this.values]);
+    this.keys = [];
+    this.values = [];
+    this.rows = [];
+    this.lens = [];
+  }
+}

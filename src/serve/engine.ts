@@ -15,13 +15,7 @@
 import type { PreTrainedModel } from '../models/base.js';
 import type { KVCache, ModelInputs } from '../models/base.js';
 import { sampleToken } from '../models/generate.js';
-import {
-  cloneKVCache,
-  disposeKVCache,
-  prefillStep,
-  raggedDecodeStep,
-  type ForwardFn,
-} from '../models/ragged_cache.js';
+import { cloneKVCache, prefillStep, RaggedBatch, type ForwardFn } from '../models/ragged_cache.js';
 import { BASE_ADAPTER } from '../tuners/lora/mixed_batch.js';
 import { Rng } from '../util/rng.js';
 import type { AdapterHandle, AdapterStore } from './adapters.js';
@@ -77,14 +71,23 @@ interface Seq {
   p: Pending;
   choice: number;
   rng: Rng;
-  cache: KVCache;
+  /** The batch group it decodes in (see {@link groupKey}). */
+  group: string;
   next: number;
   generated: number;
+  done: boolean;
+}
+
+/** Rows of all LoRA adapters and the base share one group; each DoRA adapter decodes in its own. */
+function groupKey(h: AdapterHandle): string {
+  return h.dora ? `dora:${h.internal}` : 'mixed';
 }
 
 export class Engine {
   private readonly queue: Pending[] = [];
   private active: Seq[] = [];
+  /** The persistent batch cache of each group. */
+  private readonly batches = new Map<string, RaggedBatch<Seq>>();
   private wake: (() => void) | undefined;
   private closing = false;
   private stopped = false;
@@ -184,7 +187,9 @@ export class Engine {
       this.queue.splice(this.queue.indexOf(p), 1);
       p.resolve(Array.from({ length: p.job.n }, () => ({ finishReason: 'cancelled', tokens: 0 })));
     }
-    for (const s of this.active.filter((a) => a.p.job.signal.aborted)) this.finish(s, 'cancelled');
+    const gone = this.active.filter((a) => a.p.job.signal.aborted);
+    for (const s of gone) this.finish(s, 'cancelled');
+    for (const b of this.batches.values()) b.remove(gone);
   }
 
   private async admit(p: Pending): Promise<void> {
@@ -201,23 +206,31 @@ export class Engine {
       return;
     }
     const seqs: Seq[] = [];
+    const group = groupKey(job.adapter);
+    let batch = this.batches.get(group);
+    if (!batch) this.batches.set(group, (batch = new RaggedBatch<Seq>()));
     for (let c = 0; c < job.n; c++) {
-      seqs.push({
+      const s: Seq = {
         p,
         choice: c,
         rng: new Rng((job.sampling.seed ?? 0) + c),
-        cache: c === job.n - 1 ? first.cache : cloneKVCache(first.cache),
+        group,
         next: 0,
         generated: 0,
-      });
+        done: false,
+      };
+      batch.add(s, c === job.n - 1 ? first.cache : cloneKVCache(first.cache));
+      seqs.push(s);
       p.results.push({ finishReason: 'length', tokens: 0 });
     }
     this.active.push(...seqs);
     for (const s of seqs) this.accept(s, first.logits);
+    batch.remove(seqs.filter((s) => s.done));
   }
 
   /** Samples the next token of `s` from `logits`, hands it to the job, and finishes `s` if it ended. */
   private accept(s: Seq, logits: Float32Array): void {
+    if (s.done) return; // cancelled while its step ran
     const { job } = s.p;
     const id = sampleToken(logits, job.sampling, s.rng);
     s.generated++;
@@ -233,46 +246,45 @@ export class Engine {
     else if (s.generated >= job.maxTokens) this.finish(s, 'length');
   }
 
+  /** Ends `s` (its cache row is freed by the caller's `batch.remove`, or by {@link reap}). */
   private finish(s: Seq, reason: FinishReason): void {
-    const i = this.active.indexOf(s);
-    if (i < 0) return;
-    this.active.splice(i, 1);
-    disposeKVCache(s.cache);
+    if (s.done) return;
+    s.done = true;
+    this.active.splice(this.active.indexOf(s), 1);
     s.p.results[s.choice] = { finishReason: reason, tokens: s.generated };
     if (--s.p.open === 0) s.p.resolve(s.p.results);
   }
 
-  /** One decode step for every active sequence, grouped by what can share a forward. */
+  /** One decode step for every active sequence, one forward per batch group. */
   private async decode(): Promise<void> {
-    const groups = new Map<string, Seq[]>();
-    for (const s of this.active) {
-      const h = s.p.job.adapter;
-      const key = h.dora ? `dora:${h.internal}` : 'mixed';
-      groups.set(key, [...(groups.get(key) ?? []), s]);
-    }
     this.opts.metrics
       ?.histogram('lowrank_batch_size', 'Sequences per decode step', BATCH_BUCKETS)
       .observe(this.active.length);
-    for (const rows of groups.values()) {
-      const forward = this.forwardFor(rows.map((s) => s.p.job.adapter));
-      let out: { logits: Float32Array[]; caches: KVCache[] };
+    for (const [key, batch] of this.batches) {
+      if (batch.size === 0) {
+        this.batches.delete(key);
+        continue;
+      }
+      const rows = [...batch.members];
+      let logits: Float32Array[];
       try {
-        out = await raggedDecodeStep(
-          forward,
+        logits = await batch.step(
+          this.forwardFor(rows.map((s) => s.p.job.adapter)),
           rows.map((s) => s.next),
-          rows.map((s) => s.cache),
         );
       } catch (e) {
-        // the caches were consumed or are unusable: fail these rows' jobs, keep serving the others
+        // this group's caches are unusable: fail its jobs, keep serving the other groups
+        batch.dispose();
+        this.batches.delete(key);
         for (const s of rows) {
+          s.done = true;
           this.active.splice(this.active.indexOf(s), 1);
-          disposeKVCache(s.cache);
           s.p.reject(toApiError(e));
         }
         continue;
       }
-      rows.forEach((s, i) => (s.cache = out.caches[i]!));
-      rows.forEach((s, i) => this.accept(s, out.logits[i]!));
+      rows.forEach((s, i) => this.accept(s, logits[i]!));
+      batch.remove(rows.filter((s) => s.done));
     }
   }
 
@@ -291,6 +303,8 @@ export class Engine {
     for (const s of [...this.active]) this.finish(s, 'cancelled');
     this.stopped = true;
     this.kick();
-    await this.done;
+    await this.done; // the loop ends after its current step
+    for (const b of this.batches.values()) b.dispose();
+    this.batches.clear();
   }
 }
