@@ -344,3 +344,22 @@ test('text assembly: stop strings across tokens, held-back prefixes, incomplete 
     'no half character is ever released',
   );
 });
+
+test('structured logs: one JSON line per finished generation with adapter, usage and latency', async () => {
+  const lines: string[] = [];
+  const stream = { write: (l: string) => void lines.push(l) };
+  await withServer({ logger: { level: 'info', stream } }, async (_s, c) => {
+    await c.completions.create({ model: 'lora_a', prompt: '6+1=', max_tokens: 4, temperature: 0 });
+    await c.completions.create({ model: 'nope', prompt: 'x' }).catch(() => undefined);
+  });
+  const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const done = entries.find((e) => e.msg === 'generation done');
+  assert.ok(done, lines.join(''));
+  assert.equal(done.model, 'lora_a');
+  assert.equal(done.completion_tokens, 4);
+  assert.equal(typeof done.ms, 'number');
+  assert.equal(typeof done.reqId, 'string');
+  assert.ok(entries.some((e) => e.msg === 'adapter loaded' && e.adapter === 'lora_a'));
+  assert.ok(entries.some((e) => e.status === 404 && e.code === 'model_not_found'));
+  assert.ok(entries.some((e) => e.msg === 'shutting down'));
+});
