@@ -75,7 +75,7 @@ async function rejects(p: Promise<unknown>, status: number, code: string | null)
 
 test('GET /v1/models lists the base and every adapter folder, not the escaping symlink', async () => {
   const ids = (await client.models.list()).data.map((m) => m.id);
-  assert.deepEqual(ids, ['base', 'adalora', 'broken', 'dora', 'lora_a', 'lora_b']);
+  assert.deepEqual(ids, ['base', 'adalora', 'broken', 'dora', 'lora_a', 'lora_b', 'lora_norm']);
 });
 
 test('completions: text, usage, finish_reason; streaming chunks add up to the same text', async () => {

@@ -32,7 +32,10 @@ export interface World {
   adapters: string;
 }
 
-/** Tiny 2-layer Llama (32 wide) + adapters lora_a, lora_b (different targets), dora, adalora, broken. */
+/**
+ * Tiny 2-layer Llama (32 wide) + adapters lora_a, lora_b (different targets), lora_norm (with a
+ * modules_to_save copy of the final norm), dora, adalora, broken.
+ */
 export async function serveWorld(opts: { hidden?: number; layers?: number } = {}): Promise<World> {
   const dir = tmp();
   const model = path.join(dir, 'model');
@@ -76,6 +79,11 @@ export async function serveWorld(opts: { hidden?: number; layers?: number } = {}
   };
   await mk('lora_a', new LoraConfig({ r: 4, loraAlpha: 8, targetModules: ['q_proj', 'v_proj'] }), 1);
   await mk('lora_b', new LoraConfig({ r: 2, loraAlpha: 4, targetModules: ['o_proj', 'down_proj'] }), 2);
+  await mk(
+    'lora_norm',
+    new LoraConfig({ r: 2, loraAlpha: 4, targetModules: ['up_proj'], modulesToSave: ['norm'] }),
+    5,
+  );
   await mk(
     'dora',
     new LoraConfig({ r: 4, loraAlpha: 8, targetModules: ['q_proj', 'up_proj'], useDora: true }),

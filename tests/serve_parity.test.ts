@@ -16,7 +16,7 @@ import { generate } from '../src/models/generate.js';
 import { cli } from './cli_helpers.js';
 import { libraryGreedy, serveWorld, type World } from './serve_helpers.js';
 
-const ADAPTERS = ['base', 'lora_a', 'lora_b', 'dora', 'adalora'];
+const ADAPTERS = ['base', 'lora_a', 'lora_b', 'lora_norm', 'dora', 'adalora'];
 let world: World;
 let server: LowrankServer;
 let client: OpenAI;

@@ -23,6 +23,7 @@ import { setWarningHandler } from '../tuners/base/warnings.js';
 import { ConfigError } from '../errors.js';
 import { ApiError, toApiError } from './errors.js';
 import { adapterForServing } from './adapter_files.js';
+import { LoraLinear, type LoraConfig } from '../tuners/lora/index.js';
 import type { Metrics } from './metrics.js';
 
 /** The request `model` name that means "no adapter". */
@@ -36,8 +37,12 @@ export interface AdapterHandle {
   readonly name: string;
   /** Name inside the PeftModel, or null for the base model. */
   readonly internal: string | null;
-  /** DoRA adapters cannot share a mixed batch (PEFT rejects it too); they decode in their own group. */
-  readonly dora: boolean;
+  /**
+   * Decodes in its own group (setAdapter + forward) instead of the shared mixed-adapter batch: DoRA
+   * (its norm is per adapter; PEFT rejects it in mixed batches too), adapters with `modules_to_save`
+   * copies, and LoRA on non-linear layers (embeddings), which mixed batches do not route per row.
+   */
+  readonly solo: boolean;
   release(): void;
 }
 
@@ -48,7 +53,7 @@ interface Entry {
   bytes: number;
   pins: number;
   lastUsed: number;
-  dora: boolean;
+  solo: boolean;
   /** Replaced by a newer version or unloaded: dropped when the last pin goes. */
   retired: boolean;
 }
@@ -148,7 +153,7 @@ export class AdapterStore {
    * folder, 429 cache full of pinned adapters).
    */
   async acquire(name: string): Promise<AdapterHandle> {
-    if (name === BASE_MODEL_NAME) return { name, internal: null, dora: false, release: () => {} };
+    if (name === BASE_MODEL_NAME) return { name, internal: null, solo: false, release: () => {} };
     const dir = await this.folderOf(name);
     const fp = await this.fingerprint(dir);
     let e = this.entries.get(name);
@@ -165,7 +170,7 @@ export class AdapterStore {
     return {
       name,
       internal: entry.internal,
-      dora: entry.dora,
+      solo: entry.solo,
       release: () => {
         if (released) return;
         released = true;
@@ -270,7 +275,7 @@ export class AdapterStore {
         bytes,
         pins: 0,
         lastUsed: ++this.clock,
-        dora: Boolean((config as { useDora?: boolean }).useDora),
+        solo: this.needsOwnGroup(internal, config),
         retired: false,
       };
       const old = this.entries.get(name);
@@ -284,6 +289,13 @@ export class AdapterStore {
     } finally {
       disposeAll(weights);
     }
+  }
+
+  private needsOwnGroup(internal: string, config: LoraConfig): boolean {
+    if (config.useDora || (config.modulesToSave ?? []).length > 0) return true;
+    return this.peft!.base_model.tunerLayers().some(
+      ([, l]) => l.adapterNames().includes(internal) && !(l instanceof LoraLinear),
+    );
   }
 
   /** Evicts unpinned adapters, least recently used first, until `bytes` more fit; else 429. */

@@ -78,9 +78,9 @@ interface Seq {
   done: boolean;
 }
 
-/** Rows of all LoRA adapters and the base share one group; each DoRA adapter decodes in its own. */
+/** Rows of all LoRA adapters and the base share one group; each "solo" adapter (DoRA, …) has its own. */
 function groupKey(h: AdapterHandle): string {
-  return h.dora ? `dora:${h.internal}` : 'mixed';
+  return h.solo ? `solo:${h.internal}` : 'mixed';
 }
 
 export class Engine {
@@ -150,19 +150,29 @@ export class Engine {
     this.wake = undefined;
   }
 
-  /** The forward of a group of rows: one mixed-adapter forward, or a DoRA adapter's own. */
+  /** The forward of a group of rows: one mixed-adapter forward, or a solo adapter's own. */
   private forwardFor(handles: AdapterHandle[]): ForwardFn {
     const peft = this.store.peft;
     if (!peft) return (inputs: ModelInputs) => this.store.base.forward(inputs);
-    const dora = handles[0]!.dora ? handles[0]!.internal! : null;
-    if (dora !== null) {
+    const solo = handles[0]!.solo ? handles[0]!.internal! : null;
+    if (solo !== null) {
       return (inputs) => {
-        peft.setAdapter(dora);
+        peft.setAdapter(solo);
         return peft.forward(inputs);
       };
     }
     const names = handles.map((h) => h.internal ?? BASE_ADAPTER);
-    return (inputs) => peft.forwardMixed(inputs, names);
+    return (inputs) => {
+      // modules_to_save copies follow the active adapter, not the rows: mixed rows use the originals
+      // (adapters with copies decode in their own group)
+      const wrappers = peft.base_model.wrappers();
+      wrappers.forEach(([, w]) => w.enableAdapters(false));
+      try {
+        return peft.forwardMixed(inputs, names);
+      } finally {
+        wrappers.forEach(([, w]) => w.enableAdapters(true));
+      }
+    };
   }
 
   private async loop(): Promise<void> {
