@@ -350,6 +350,10 @@ test('client disconnects mid-stream: its sequence is cancelled, nothing leaks, s
   for (let i = 0; i < 200 && server.engine.running > 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(server.engine.running, 0, 'the sequence was cancelled');
   assert.match(server.metrics.render(), /lowrank_cancelled_total\{reason="disconnect"\} 1/);
+  assert.match(
+    server.metrics.render(),
+    /lowrank_requests_total\{route="\/v1\/chat\/completions",status="client_closed"\} 1/,
+  );
   assert.equal(tf.memory().numTensors, tensors, 'its KV cache was freed');
   await assertHealthy();
 });

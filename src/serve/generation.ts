@@ -256,8 +256,9 @@ export async function handleGeneration(
             'cancelled',
           );
     if (reason === 'disconnect') {
-      if (req.stream) reply.raw.end();
-      return; // nobody to answer
+      if (!req.stream) reply.hijack(); // nobody to answer
+      reply.raw.destroy();
+      return;
     }
     if (req.stream) {
       writeEvent(err.body());

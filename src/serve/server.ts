@@ -155,6 +155,15 @@ export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
   let closing = false;
   const requests = metrics.counter('lowrank_requests_total', 'HTTP requests by route and status');
 
+  // counted when the socket side ends, so streamed (hijacked) and abandoned requests count too
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () =>
+      requests.inc({
+        route: request.routeOptions.url ?? 'unknown',
+        status: reply.raw.writableFinished ? String(reply.raw.statusCode) : 'client_closed',
+      }),
+    );
+  });
   app.addHook('onRequest', async (request) => {
     if (closing && request.url !== '/health')
       throw new ApiError(
@@ -176,9 +185,6 @@ export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
         'invalid_api_key',
       );
     }
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    requests.inc({ route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
   });
   app.setErrorHandler(async (error, request, reply) => {
     const e = error as Error & { statusCode?: number; code?: string; validation?: unknown };

@@ -76,7 +76,10 @@ export class TextAssembler {
   }
 }
 
-/** log softmax of one logits row at `ids`, and the `top` most likely tokens with theirs (float64). */
+/**
+ * log softmax of one logits row at `id`, and the `top` most likely tokens with theirs (float64).
+ * @example tokenLogprobs(Float32Array.of(2, 1, 0), 0, 2); // { logprob: -0.41, top: [{ id: 0, … }, { id: 1, … }] }
+ */
 export function tokenLogprobs(
   logits: ArrayLike<number>,
   id: number,
