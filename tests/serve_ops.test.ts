@@ -256,6 +256,13 @@ test('/v1/classify: labels and scores equal the library forward with the adapter
   }
 });
 
+test('createServer: an adapters path that is not a folder is a ConfigError naming the option', async () => {
+  await assert.rejects(
+    createServer({ model: world.model, adapters: path.join(world.dir, 'missing'), port: 0, logger: false }),
+    /createServer\.adapters: must be an existing folder/,
+  );
+});
+
 test('lowrank serve: usage errors exit 2; the command serves until SIGTERM, then exits 0', async () => {
   assert.equal((await cli('serve')).code, 2);
   let r = await cli('serve', '-m', world.model, '--port', '70000');

@@ -14,6 +14,8 @@
  * await server.close();
  */
 import { timingSafeEqual } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { ConfigError } from '../errors.js';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { PreTrainedModel } from '../models/base.js';
 import type { Tokenizer } from '../io/tokenizer.js';
@@ -101,6 +103,14 @@ function safeEqual(a: string, b: string): boolean {
  * Builds the server (model loaded, routes registered, not yet listening).
  */
 export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
+  if (opts.adapters !== undefined && !(await stat(opts.adapters).catch(() => null))?.isDirectory()) {
+    throw new ConfigError(
+      'createServer.adapters',
+      'must be an existing folder of adapter folders',
+      opts.adapters,
+      'create it or fix the path',
+    );
+  }
   const owned = typeof opts.model === 'string';
   const m =
     typeof opts.model === 'string'
