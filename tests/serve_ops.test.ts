@@ -61,16 +61,22 @@ const status = (p: Promise<unknown>) =>
     (e: unknown) => (e instanceof OpenAI.APIError ? (e.status ?? -1) : -2),
   );
 
-test('queue limit: requests beyond active + queued get 429 queue_full; the rest complete', async () => {
+test('queue limit: requests beyond active + queued get 429 queue_full (streams too, as a status); the rest complete', async () => {
   await withServer({ maxActive: 1, maxQueue: 1 }, async (s, c) => {
-    const codes = await Promise.all(
-      Array.from({ length: 5 }, () =>
-        status(c.completions.create({ model: 'lora_a', prompt: '1', max_tokens: 40, temperature: 0 })),
-      ),
-    );
-    assert.ok(codes.includes(429), `statuses ${codes}`);
+    const plain = () =>
+      status(c.completions.create({ model: 'lora_a', prompt: '1', max_tokens: 40, temperature: 0 }));
+    const streamed = () =>
+      status(
+        c.completions
+          .create({ model: 'lora_a', prompt: '1', max_tokens: 40, temperature: 0, stream: true })
+          .then(async (st) => {
+            for await (const _ of st);
+          }),
+      );
+    const codes = await Promise.all([plain(), plain(), plain(), plain(), plain(), streamed(), streamed()]);
     assert.ok(codes.filter((x) => x === 200).length >= 2, `statuses ${codes}`);
-    assert.deepEqual([...new Set(codes)].sort(), [200, 429]);
+    assert.deepEqual([...new Set(codes)].sort(), [200, 429], `statuses ${codes}`);
+    assert.equal(codes.at(-1), 429, 'the last stream is refused with an HTTP 429, not an event');
     assert.equal(s.engine.queued + s.engine.running, 0);
     assert.equal(
       (await c.completions.create({ model: 'base', prompt: '1', max_tokens: 2 })).choices.length,

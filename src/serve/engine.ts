@@ -115,28 +115,45 @@ export class Engine {
     return this.active.length;
   }
 
-  /** Queues a job; resolves with one result per choice. 429 when the queue is full, 503 when closing. */
-  submit(job: GenerationJob): Promise<ChoiceResult[]> {
-    if (this.closing) {
-      return Promise.reject(
-        new ApiError(503, 'the server is shutting down', 'service_unavailable_error', null, 'shutting_down'),
+  /**
+   * Whether jobs of these choice counts would be taken now, in order: the ApiError they would get
+   * (503 closing, 429 queue full), or null. A job that fits the free slots starts at the next loop
+   * turn; the others wait, at most `maxQueue` of them. Lets a streaming request get its 429 as an
+   * HTTP status before the event stream opens.
+   */
+  admissionError(ns: number[]): ApiError | null {
+    if (this.closing)
+      return new ApiError(
+        503,
+        'the server is shutting down',
+        'service_unavailable_error',
+        null,
+        'shutting_down',
       );
-    }
-    // a job that fits the free slots starts at the next loop turn; the others wait, at most maxQueue
-    const free = this.opts.maxActive - this.active.length - this.queue.reduce((s, q) => s + q.job.n, 0);
-    const waiting = this.queue.filter((q) => q.waits).length;
-    const waits = job.n > free;
-    if (waits && waiting >= this.opts.maxQueue) {
-      return Promise.reject(
-        new ApiError(
+    let free = this.opts.maxActive - this.active.length - this.queue.reduce((s, q) => s + q.job.n, 0);
+    let waiting = this.queue.filter((q) => q.waits).length;
+    for (const n of ns) {
+      if (n > free && waiting >= this.opts.maxQueue) {
+        return new ApiError(
           429,
           `too many requests waiting (queue limit ${this.opts.maxQueue}); retry later`,
           'rate_limit_error',
           null,
           'queue_full',
-        ),
-      );
+        );
+      }
+      if (n > free) waiting++;
+      free -= n;
     }
+    return null;
+  }
+
+  /** Queues a job; resolves with one result per choice. 429 when the queue is full, 503 when closing. */
+  submit(job: GenerationJob): Promise<ChoiceResult[]> {
+    const refused = this.admissionError([job.n]);
+    if (refused) return Promise.reject(refused);
+    const free = this.opts.maxActive - this.active.length - this.queue.reduce((s, q) => s + q.job.n, 0);
+    const waits = job.n > free;
     return new Promise((resolve, reject) => {
       const p: Pending = { job, resolve, reject, results: [], open: job.n, waits };
       this.queue.push(p);

@@ -166,6 +166,13 @@ export async function handleGeneration(
   const writeEvent = (obj: unknown) => {
     if (!reply.raw.destroyed) reply.raw.write(`data: ${JSON.stringify(obj)}\n\n`);
   };
+  const refused = ctx.engine.admissionError(prompts.map(() => req.n));
+  if (refused) {
+    clearTimeout(timer);
+    reply.raw.off('close', onClose);
+    handle.release();
+    throw refused;
+  }
   if (req.stream) {
     reply.hijack();
     reply.raw.writeHead(200, {
