@@ -181,11 +181,13 @@ export class GPT2Model extends Module {
       );
     }
     const mask = additivePaddingMask(inputs, start, where); // [B, 1, 1, past + T] or null
-    const positions = tf.tensor2d(
-      starts.flatMap((s) => Array.from({ length: t }, (_, i) => s + i)),
-      [starts.length, t],
-      'int32',
-    ); // int32 [1 or B, T]
+    const positions = inputs.positionOffsets
+      ? tf.tensor2d(
+          starts.flatMap((s) => Array.from({ length: t }, (_, i) => s + i)),
+          [b, t],
+          'int32',
+        ) // int32 [B, T]: each row from its own position (ragged caches)
+      : tf.range(start, start + t, 1, 'int32').reshape([1, t]); // int32 [1, T]
     const tok = this.wte.forward(inputs.inputIds); // [B, T, H]
     let x = this.drop.forward(tf.add(tok, this.wpe.forward(positions))); // [B, T, H]
     const keys: Tensor[] = [];
