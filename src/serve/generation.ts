@@ -220,6 +220,7 @@ export async function handleGeneration(
       ),
     );
   } catch (e) {
+    abort.abort('error'); // the request's other prompts stop too
     const err = toApiError(e);
     if (req.stream) {
       writeEvent(err.body());
