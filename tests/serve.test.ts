@@ -378,3 +378,23 @@ test('/metrics is Prometheus text with requests, tokens, queue, batch, adapter c
   for (const line of text.split('\n').filter((l) => l && !l.startsWith('#')))
     assert.match(line, /^[a-z_]+(\{[^}]*\})? [-+0-9.eInfNa]+$/, line);
 });
+
+test('a list of prompts × n: choice p·n + i answers prompt p; greedy choices equal the single-prompt answer', async () => {
+  const r = await client.completions.create({
+    model: 'lora_b',
+    prompt: ['1+1=', '22-9='],
+    n: 2,
+    max_tokens: 8,
+    temperature: 0,
+  });
+  assert.deepEqual(
+    r.choices.map((c) => c.index),
+    [0, 1, 2, 3],
+  );
+  for (const [p, prompt] of ['1+1=', '22-9='].entries()) {
+    const one = await client.completions.create({ model: 'lora_b', prompt, max_tokens: 8, temperature: 0 });
+    assert.equal(r.choices[2 * p]!.text, one.choices[0]!.text);
+    assert.equal(r.choices[2 * p + 1]!.text, one.choices[0]!.text);
+  }
+  assert.equal(r.usage!.completion_tokens, 32);
+});
