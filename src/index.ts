@@ -21,3 +21,12 @@ export {
 } from './tensor/backend.js';
 export { assertNoLeak, disposeAll } from './tensor/memory.js';
 export { readData, readScalar, readAll, readDataSync, isGpuBackend, forbidSyncReads } from './tensor/read.js';
+export {
+  createServer,
+  AdapterStore,
+  Engine,
+  ApiError,
+  BASE_MODEL_NAME,
+  type ServeOptions,
+  type LowrankServer,
+} from './serve/index.js';

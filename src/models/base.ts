@@ -32,6 +32,12 @@ export interface ModelInputs {
   /** Decoder KV cache from a previous call; the new keys/values are appended (returned in the output). */
   pastKeyValues?: KVCache;
   useCache?: boolean;
+  /**
+   * Absolute position of each row's first new token (B numbers), for batches whose rows hold caches
+   * of different real lengths, left-padded to one length and masked by `attentionMask` (continuous
+   * batching, models/ragged_cache.ts). Absent: every row starts at the cache length.
+   */
+  positionOffsets?: number[];
 }
 
 export interface ModelOutput {

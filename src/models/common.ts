@@ -102,6 +102,24 @@ export function additivePaddingMask(inputs: ModelInputs, past: number, where: st
   return paddingMask(m); // [B, 1, 1, past + T]
 }
 
+/**
+ * Validates `positionOffsets` (one non-negative integer per row) and says whether it is set.
+ * @example const rope = rowStarts(inputs, b, where) ? ropeTablesRows(…) : ropeTables(…);
+ */
+export function rowStarts(inputs: ModelInputs, batch: number, where: string): boolean {
+  const o = inputs.positionOffsets;
+  if (o === undefined) return false;
+  if (o.length !== batch || o.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new ShapeError(
+      `${where}.positionOffsets`,
+      `must hold one non-negative integer position per row (${batch} rows)`,
+      o,
+      "pass each row's count of real cached tokens",
+    );
+  }
+  return true;
+}
+
 /** Concatenates a layer's cached keys or values with the new ones along time. */
 export function appendCache(past: Tensor | undefined, current: Tensor): Tensor {
   return past ? tf.concat([past, current], 2) : current; // [B, nKv, past + T, d]

@@ -21,6 +21,7 @@ import {
   checkCache,
   mergeHeads,
   pastLength,
+  rowStarts,
   splitHeads,
 } from './common.js';
 
@@ -170,16 +171,23 @@ export class GPT2Model extends Module {
     const past = inputs.pastKeyValues;
     checkCache(past, this.dims.nLayers, b, where);
     const start = pastLength(past);
-    if (start + t > this.dims.maxPositions) {
+    const starts = rowStarts(inputs, b, where) ? inputs.positionOffsets! : [start];
+    if (Math.max(...starts) + t > this.dims.maxPositions) {
       throw new ShapeError(
         where,
-        `positions up to ${start + t} exceed n_positions`,
+        `positions up to ${Math.max(...starts) + t} exceed n_positions`,
         this.dims.maxPositions,
         'shorten the input',
       );
     }
     const mask = additivePaddingMask(inputs, start, where); // [B, 1, 1, past + T] or null
-    const positions = tf.range(start, start + t, 1, 'int32').reshape([1, t]); // int32 [1, T]
+    const positions = inputs.positionOffsets
+      ? tf.tensor2d(
+          starts.flatMap((s) => Array.from({ length: t }, (_, i) => s + i)),
+          [b, t],
+          'int32',
+        ) // int32 [B, T]: each row from its own position (ragged caches)
+      : tf.range(start, start + t, 1, 'int32').reshape([1, t]); // int32 [1, T]
     const tok = this.wte.forward(inputs.inputIds); // [B, T, H]
     let x = this.drop.forward(tf.add(tok, this.wpe.forward(positions))); // [B, T, H]
     const keys: Tensor[] = [];

@@ -16,3 +16,11 @@ export * from './mistral.js';
 export * from './gemma.js';
 export * from './phi3.js';
 export * from './deberta_v2.js';
+export {
+  prefillStep,
+  raggedDecodeStep,
+  cloneKVCache,
+  disposeKVCache,
+  cacheLength,
+  type ForwardFn,
+} from './ragged_cache.js';

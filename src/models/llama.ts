@@ -19,10 +19,11 @@ import {
   mergeHeads,
   pastLength,
   repeatKv,
+  rowStarts,
   splitHeads,
 } from './common.js';
 import { DecoderForCausalLM, DecoderForSequenceClassification, type DecoderOutput } from './decoder_heads.js';
-import { applyRope, ropeTables } from './rope.js';
+import { applyRope, ropeTables, ropeTablesRows } from './rope.js';
 
 export interface LlamaDims {
   vocabSize: number;
@@ -180,7 +181,9 @@ export class LlamaModel extends Module {
     checkCache(past, this.dims.nLayers, b, where);
     const start = pastLength(past);
     const mask = additivePaddingMask(inputs, start, where); // [B, 1, 1, past + T] or null
-    const rope = ropeTables(start, t, this.dims.headDim, this.dims.ropeTheta); // cos, sin [1, 1, T, headDim]
+    const rope = rowStarts(inputs, b, where)
+      ? ropeTablesRows(inputs.positionOffsets!, t, this.dims.headDim, this.dims.ropeTheta) // [B, 1, T, headDim]
+      : ropeTables(start, t, this.dims.headDim, this.dims.ropeTheta); // cos, sin [1, 1, T, headDim]
     let x = this.embed_tokens.forward(inputs.inputIds); // [B, T, H]
     const keys: Tensor[] = [];
     const values: Tensor[] = [];

@@ -47,3 +47,30 @@ export function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)); // [B, H, T, d]
   });
 }
+
+/**
+ * Per-row cos and sin tables [B, 1, T, d] for rows starting at absolute positions `starts[b]`, each row
+ * computed exactly as {@link ropeTables} computes it (ragged KV caches, models/ragged_cache.ts).
+ * Allocates two tensors.
+ *
+ * @example const { cos, sin } = ropeTablesRows([5, 9], 1, 64, 10000); // each [2, 1, 1, 64]
+ */
+export function ropeTablesRows(
+  starts: number[],
+  t: number,
+  headDim: number,
+  theta: number,
+): { cos: Tensor; sin: Tensor } {
+  return tf.tidy(() => {
+    const rows = starts.map((s) => ropeTables(s, t, headDim, theta));
+    const cos = tf.concat(
+      rows.map((r) => r.cos),
+      0,
+    ); // [B, 1, T, d]
+    const sin = tf.concat(
+      rows.map((r) => r.sin),
+      0,
+    ); // [B, 1, T, d]
+    return { cos, sin };
+  });
+}

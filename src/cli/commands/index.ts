@@ -5,6 +5,7 @@ import { recommendCommand } from './recommend.js';
 import { trainCommand } from './train.js';
 import { materializeCommand } from './materialize.js';
 import { experimentCommand } from './experiment.js';
+import { serveCommand } from './serve.js';
 import { demoCommand } from '../demo/demo.js';
 import {
   convertCommand,
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   trainCommand,
   evalCommand,
   generateCommand,
+  serveCommand,
   mergeCommand,
   materializeCommand,
   inspectCommand,
