@@ -112,6 +112,41 @@ export async function latestCheckpoint(outputDir: string): Promise<string | unde
   return undefined;
 }
 
+/** A checkpoint passed over by {@link findResumableCheckpoint}, and why. */
+export interface SkippedCheckpoint {
+  dir: string;
+  reason: string;
+}
+
+/**
+ * The newest checkpoint of a run folder that loads completely (state file parses, every tensor file is
+ * whole), newest first; each newer one that does not is listed in `skipped` with the reason, so a run
+ * whose last checkpoint was cut short (disk full, kill during a copy) resumes from the one before it.
+ * @example const { dir, skipped } = await findResumableCheckpoint('runs/sst2');
+ */
+export async function findResumableCheckpoint(
+  outputDir: string,
+): Promise<{ dir?: string; skipped: SkippedCheckpoint[] }> {
+  const root = joinPath(outputDir, 'checkpoints');
+  const skipped: SkippedCheckpoint[] = [];
+  if (!(await pathExists(root))) return { skipped };
+  const names = (await listDir(root)).filter((n) => /^step-\d+$/.test(n)).sort();
+  for (let i = names.length - 1; i >= 0; i--) {
+    const dir = joinPath(root, names[i]!);
+    if (!(await pathExists(joinPath(dir, STATE_FILE)))) {
+      skipped.push({ dir, reason: `incomplete (no ${STATE_FILE}: the write was interrupted)` });
+      continue;
+    }
+    try {
+      disposeCheckpoint(await loadCheckpoint(dir));
+      return { dir, skipped };
+    } catch (e) {
+      skipped.push({ dir, reason: (e as Error).message });
+    }
+  }
+  return { skipped };
+}
+
 /** Disposes every tensor of a loaded checkpoint. */
 export function disposeCheckpoint(c: CheckpointContent): void {
   tf.dispose([...c.trainable.values(), ...c.optimizer.values(), ...c.hook.values()]);

@@ -30,6 +30,8 @@ export interface Allocation {
  */
 export interface StepHook {
   afterOptimizerStep(step: number, grads: ReadonlyMap<string, Tensor>): Allocation | undefined;
+  /** The regulariser the model adds to its loss (AdaLoRA: orthRegWeight · R), on the current weights. */
+  regularizer?(): Promise<number>;
   /** Tensors to checkpoint (live references; the trainer does not dispose them). */
   stateTensors(): Map<string, Tensor>;
   /** JSON-able state to checkpoint. */
@@ -82,7 +84,10 @@ export interface TrainLog {
   type: 'train';
   step: number;
   epoch: number;
+  /** Task loss (the regulariser, if any, is in `regLoss`; their sum is what was minimised). */
   loss: number;
+  /** AdaLoRA: the orthogonal regulariser's weighted value at this step. */
+  regLoss?: number;
   lr: number;
   gradNorm: number;
   budget?: number;
