@@ -102,9 +102,7 @@ export function flagOf(where: string): string | undefined {
 
 /** Replaces API field names in a sentence by their flags (`lower targetR` → `lower --target-r`). */
 function speakFlags(text: string): string {
-  return text.replace(/\b([a-z][a-zA-Z]*[A-Z][a-zA-Z]*|r|lr)\b/g, (w) =>
-    FIELD_FLAGS[w] && w !== 'name' ? FIELD_FLAGS[w]! : w,
-  );
+  return text.replace(/(?<![-\w])[A-Za-z]+\b/g, (w) => (FIELD_FLAGS[w] && w !== 'name' ? FIELD_FLAGS[w]! : w));
 }
 
 /**
@@ -116,11 +114,29 @@ export function toCliError(e: unknown): unknown {
   if (e instanceof DataError && e.fix && /\bmaxLength\b/.test(e.fix))
     return new DataError(e.where, e.rule, e.got, speakFlags(e.fix));
   if (!(e instanceof ConfigError)) return e;
-  const flag = flagOf(e.where);
+  // `AdaLoraConfig.targetR` names its field; a rule across fields (`AdaLoraConfig`: "tinit must be
+  // smaller than totalStep − tfinal") is reported under the first field its sentence names
+  const flag =
+    flagOf(e.where) ??
+    (/^[A-Z]\w*Config$/.test(e.where)
+      ? e.rule
+          .split(/[^A-Za-z]+/)
+          .map((w) => (w !== 'name' ? FIELD_FLAGS[w] : undefined))
+          .find((f) => f !== undefined)
+      : undefined);
   if (!flag) return e;
-  const got = e.got === undefined ? '' : ` (got ${JSON.stringify(e.got)})`;
+  const g = e.got;
+  const got =
+    g === undefined
+      ? ''
+      : g !== null && typeof g === 'object' && !Array.isArray(g)
+        ? ` (got ${Object.entries(g)
+            .map(([k, x]) => `${FIELD_FLAGS[k] ?? k} ${JSON.stringify(x)}`)
+            .join(', ')})`
+        : ` (got ${JSON.stringify(g)})`;
   const fix = e.fix ? ` ${speakFlags(e.fix)}` : '';
-  return new UsageError(`${flag}: ${speakFlags(e.rule)}${got}.${fix}`);
+  const rule = speakFlags(e.rule).replace(new RegExp(`^${flag} `), '');
+  return new UsageError(`${flag}: ${rule}${got}.${fix}`);
 }
 
 /** True for errors the CLI reports without a stack (typed library errors and usage errors). */

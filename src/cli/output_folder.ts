@@ -27,7 +27,8 @@ function listOrUndefined(dir: string, flag: string): string[] | undefined {
   }
 }
 
-function preview(names: string[]): string {
+function preview(all: string[]): string {
+  const names = [...all].sort();
   const shown = names.slice(0, 3).join(', ');
   return names.length > 3 ? `${shown}, … (${names.length} entries)` : shown;
 }

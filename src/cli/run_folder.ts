@@ -99,7 +99,7 @@ export function checkRunFolder(dir: string, resume: boolean): void {
     if (fs.existsSync(dir)) {
       if (!fs.statSync(dir).isDirectory())
         throw new UsageError(`--output ${dir}: is a file, not a folder; choose a folder path`);
-      names = fs.readdirSync(dir);
+      names = fs.readdirSync(dir).sort();
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;

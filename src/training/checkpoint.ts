@@ -5,8 +5,9 @@
  * `trainer_state.json` goes last, so a folder without it is an interrupted write and is ignored.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, LowrankError } from '../errors.js';
 import {
+  baseName,
   joinPath,
   listDir,
   loadSafetensors,
@@ -141,7 +142,11 @@ export async function findResumableCheckpoint(
       disposeCheckpoint(await loadCheckpoint(dir));
       return { dir, skipped };
     } catch (e) {
-      skipped.push({ dir, reason: (e as Error).message });
+      // the file and what is wrong with it (the "regenerate the file" advice does not apply here:
+      // an older checkpoint is used instead)
+      const reason =
+        e instanceof LowrankError ? `${baseName(e.where)}: ${e.rule}` : (e as Error).message;
+      skipped.push({ dir, reason });
     }
   }
   return { skipped };

@@ -5,7 +5,7 @@ import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
-import { buildAdapter, type MethodName } from '../setup.js';
+import { adapterConfig, buildAdapter, type AdapterOptions, type MethodName } from '../setup.js';
 import {
   checkResumeOptions,
   checkRunFolder,
@@ -21,7 +21,6 @@ import { Progress } from '../progress.js';
 import type { TrainableModel, TrainSummary } from '../../training/types.js';
 import type { Module } from '../../nn/module.js';
 import type { ConditionDataSets, RowConditionModel } from '../hyperlora.js';
-import fs from 'node:fs';
 
 export interface TrainResult {
   summary: TrainSummary;
@@ -87,7 +86,9 @@ export async function runTraining(
     ['--eval-data', v['eval-data']],
   ] as const)
     if (typeof file === 'string') checkTextEncoding(file, flag, v.encoding as string);
-  if (resume) await checkResumeOptions(v, output);
+  if (resume) checkResumeOptions(v, output);
+  // the adapter config's own rules (e.g. AdaLoRA's schedule) before anything is loaded
+  if (!hyper) adapterConfig(adapterOptions(v, v.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS'));
 
   const { initBackend } = await import('../../tensor/backend.js');
   const backend = await initBackend(v.backend as string);
@@ -145,21 +146,7 @@ export async function runTraining(
     : undefined;
   const model: Module | RowConditionModel =
     hyperModel ??
-    buildAdapter(base, {
-      method: v.method as MethodName,
-      taskType,
-      r: v.r as number,
-      loraAlpha: v['lora-alpha'] as number | undefined,
-      loraDropout: v['lora-dropout'] as number,
-      targetModules: v['target-modules'] as string[] | undefined,
-      initR: v['init-r'] as number,
-      targetR: v['target-r'] as number,
-      tinit: v.tinit as number | undefined,
-      tfinal: v.tfinal as number | undefined,
-      deltaT: v['delta-t'] as number | undefined,
-      orthRegWeight: v['orth-reg-weight'] as number,
-      totalStep: maxSteps,
-    });
+    buildAdapter(base, adapterOptions(v, taskType));
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   // only now, with every option checked and the model built, does the run folder get written
   const run = openRunFolder(output, config, runFacts, resume);
@@ -273,6 +260,28 @@ export async function runTraining(
     trainer.dispose();
     tf.dispose(model.parameters());
   }
+}
+
+/** The adapter options of `lowrank train`'s values. */
+function adapterOptions(
+  v: Record<string, ParsedValue | undefined>,
+  taskType: 'SEQ_CLS' | 'CAUSAL_LM',
+): AdapterOptions {
+  return {
+    method: v.method as MethodName,
+    taskType,
+    r: v.r as number,
+    loraAlpha: v['lora-alpha'] as number | undefined,
+    loraDropout: v['lora-dropout'] as number,
+    targetModules: v['target-modules'] as string[] | undefined,
+    initR: v['init-r'] as number,
+    targetR: v['target-r'] as number,
+    tinit: v.tinit as number | undefined,
+    tfinal: v.tfinal as number | undefined,
+    deltaT: v['delta-t'] as number | undefined,
+    orthRegWeight: v['orth-reg-weight'] as number,
+    totalStep: v['max-steps'] as number,
+  };
 }
 
 function printResult(r: TrainResult, io: CliIO): void {
