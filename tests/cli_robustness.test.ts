@@ -50,7 +50,10 @@ test('robustness table: usage and range errors exit 2 naming the flag; nothing i
       /--target-r: must be below --init-r \(got --target-r 4, --init-r 4\).*lower --target-r or raise --init-r/,
     ],
     [['--lora-dropout', '1'], /--lora-dropout: must be in \[0, 1\) \(got 1\)/],
-    [['--max-length', '4096'], /--max-length: .*has 128 positions \(got 4096\); pass --max-length 128 or less/],
+    [
+      ['--max-length', '4096'],
+      /--max-length: .*has 128 positions \(got 4096\); pass --max-length 128 or less/,
+    ],
     [['--learning-rate', '0.1'], /unknown option --learning-rate .*did you mean --lr\?/],
     [['--lerning-rate', '0.1'], /did you mean --lr\?/],
     [['--epochs', '3'], /unknown option --epochs .*did you mean --max-steps\?/],
@@ -67,9 +70,24 @@ test('robustness table: usage and range errors exit 2 naming the flag; nothing i
     assertUnchanged(before, dir, `${extra.join(' ')} left something behind`);
   }
   // a rule only the library knows (AdaLoRA's schedule) is reported with the flags, before anything is read
-  const r = await cli(...base, '--method', 'adalora', '--init-r', '4', '--target-r', '2', '--tinit', '2', '--tfinal', '1');
+  const r = await cli(
+    ...base,
+    '--method',
+    'adalora',
+    '--init-r',
+    '4',
+    '--target-r',
+    '2',
+    '--tinit',
+    '2',
+    '--tfinal',
+    '1',
+  );
   assert.equal(r.code, 2, r.err);
-  assert.match(r.err, /^lowrank: --tinit: .*\(got --max-steps 2, --tinit 2, --tfinal 1\).*decrease --tinit or --tfinal, or increase --max-steps/);
+  assert.match(
+    r.err,
+    /^lowrank: --tinit: .*\(got --max-steps 2, --tinit 2, --tfinal 1\).*decrease --tinit or --tfinal, or increase --max-steps/,
+  );
   assertUnchanged(before, dir, 'library rule left something behind');
 });
 
@@ -93,7 +111,12 @@ test('robustness table: bad paths and data exit 1 with a typed message naming th
       /--model .*no-model: does not exist/,
       'missing model',
     ],
-    [train('--data', path.join(dir, 'nope.txt'), '-o', out), 1, /--data .*nope\.txt: does not exist/, 'missing data'],
+    [
+      train('--data', path.join(dir, 'nope.txt'), '-o', out),
+      1,
+      /--data .*nope\.txt: does not exist/,
+      'missing data',
+    ],
     [
       train('--data', latin1, '-o', out),
       1,
@@ -113,7 +136,12 @@ test('robustness table: bad paths and data exit 1 with a typed message naming th
       /--output .*a-file\/run: a part of the path is a file, not a folder/,
       'output under a file',
     ],
-    [train('--data', w.train, '-o', aFile), 2, /--output .*a-file: is a file, not a folder/, 'output is a file'],
+    [
+      train('--data', w.train, '-o', aFile),
+      2,
+      /--output .*a-file: is a file, not a folder/,
+      'output is a file',
+    ],
   ];
   const before = snapshot(dir);
   for (const [run, code, message, what] of cases) {
@@ -124,7 +152,18 @@ test('robustness table: bad paths and data exit 1 with a typed message naming th
     assertUnchanged(before, dir, `${what} left something behind`);
   }
   // --encoding latin1 says the Latin-1 file is meant: it trains
-  const ok = await train('--data', latin1, '--task', 'causal_lm', '--max-length', '16', '--encoding', 'latin1', '-o', out);
+  const ok = await train(
+    '--data',
+    latin1,
+    '--task',
+    'causal_lm',
+    '--max-length',
+    '16',
+    '--encoding',
+    'latin1',
+    '-o',
+    out,
+  );
   assert.equal(ok.code, 0, ok.err);
 });
 
@@ -153,7 +192,16 @@ test('robustness table: an existing run is refused before tokenising (no cache),
   assert.match(r.err, /--output .*user: the folder is not empty \(notes\.md\)/);
   assertUnchanged(before2, dir, 'refused non-empty');
   // trailing slash: paths printed without //
-  r = await cli('train', '-m', w.model, '--data', w.train, '-o', path.join(dir, 'fresh') + '/', ...TRAIN_TINY);
+  r = await cli(
+    'train',
+    '-m',
+    w.model,
+    '--data',
+    w.train,
+    '-o',
+    path.join(dir, 'fresh') + '/',
+    ...TRAIN_TINY,
+  );
   assert.equal(r.code, 0, r.err);
   assert.doesNotMatch(r.out + r.err, /\/\//);
 });
@@ -163,9 +211,37 @@ test('robustness table: resume skips a truncated newest checkpoint, names it, en
   const w = await tinyWorld(dir);
   const out = path.join(dir, 'run');
   const args = [
-    'train', '-m', w.model, '--data', w.train, '--eval-data', w.dev, '--method', 'adalora', '--init-r', '4',
-    '--target-r', '2', '--max-steps', '6', '--save-every', '2', '--keep-checkpoints', '2', '--eval-every', '0',
-    '--batch-size', '8', '--lr', '0.01', '--backend', 'cpu', '-q', '--no-report', '-o', out,
+    'train',
+    '-m',
+    w.model,
+    '--data',
+    w.train,
+    '--eval-data',
+    w.dev,
+    '--method',
+    'adalora',
+    '--init-r',
+    '4',
+    '--target-r',
+    '2',
+    '--max-steps',
+    '6',
+    '--save-every',
+    '2',
+    '--keep-checkpoints',
+    '2',
+    '--eval-every',
+    '0',
+    '--batch-size',
+    '8',
+    '--lr',
+    '0.01',
+    '--backend',
+    'cpu',
+    '-q',
+    '--no-report',
+    '-o',
+    out,
   ];
   let r = await cli(...args);
   assert.equal(r.code, 0, r.err);
@@ -203,7 +279,20 @@ test('robustness table: merge never writes into the base model folder or a non-e
   const dir = tmp();
   const w = await tinyWorld(dir);
   const run = path.join(dir, 'run');
-  let r = await cli('train', '-m', w.model, '--data', w.text, '--task', 'causal_lm', '--max-length', '16', '-o', run, ...TRAIN_TINY);
+  let r = await cli(
+    'train',
+    '-m',
+    w.model,
+    '--data',
+    w.text,
+    '--task',
+    'causal_lm',
+    '--max-length',
+    '16',
+    '-o',
+    run,
+    ...TRAIN_TINY,
+  );
   assert.equal(r.code, 0, r.err);
   const adapter = path.join(run, 'adapter');
   const user = path.join(dir, 'mine');
@@ -239,7 +328,10 @@ test('robustness table: demo -o a folder of user files refuses and leaves them b
   for (const o of [mine, mine + '/']) {
     const r = await cli('demo', '-o', o, '--quick', '--backend', 'cpu');
     assert.equal(r.code, 2);
-    assert.match(r.err, /--output .*thesis\/?: the folder already holds files the demo did not make \(notes\.md, thesis\.txt\)/);
+    assert.match(
+      r.err,
+      /--output .*thesis\/?: the folder already holds files the demo did not make \(notes\.md, thesis\.txt\)/,
+    );
     assertUnchanged(before, dir, `demo -o ${o}`);
   }
 });

@@ -102,7 +102,9 @@ export function flagOf(where: string): string | undefined {
 
 /** Replaces API field names in a sentence by their flags (`lower targetR` → `lower --target-r`). */
 function speakFlags(text: string): string {
-  return text.replace(/(?<![-\w])[A-Za-z]+\b/g, (w) => (FIELD_FLAGS[w] && w !== 'name' ? FIELD_FLAGS[w]! : w));
+  return text.replace(/(?<![-\w])[A-Za-z]+\b/g, (w) =>
+    FIELD_FLAGS[w] && w !== 'name' ? FIELD_FLAGS[w]! : w,
+  );
 }
 
 /**

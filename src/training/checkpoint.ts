@@ -144,8 +144,7 @@ export async function findResumableCheckpoint(
     } catch (e) {
       // the file and what is wrong with it (the "regenerate the file" advice does not apply here:
       // an older checkpoint is used instead)
-      const reason =
-        e instanceof LowrankError ? `${baseName(e.where)}: ${e.rule}` : (e as Error).message;
+      const reason = e instanceof LowrankError ? `${baseName(e.where)}: ${e.rule}` : (e as Error).message;
       skipped.push({ dir, reason });
     }
   }

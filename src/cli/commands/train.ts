@@ -144,9 +144,7 @@ export async function runTraining(
         names: conditionData.names,
       })
     : undefined;
-  const model: Module | RowConditionModel =
-    hyperModel ??
-    buildAdapter(base, adapterOptions(v, taskType));
+  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, adapterOptions(v, taskType));
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   // only now, with every option checked and the model built, does the run folder get written
   const run = openRunFolder(output, config, runFacts, resume);
