@@ -366,3 +366,19 @@ test('robustness table: help texts and small messages', async () => {
   const rec = await cli('recommend', '--memory-gb', '16', '--model-params', '7b');
   assert.match(rec.out, /fp32 weights take 28\.0 GB/);
 });
+
+test('robustness table: a safetensors header length of 2^64 − 1 is printed exactly', async () => {
+  const dir = tmp();
+  const a = path.join(dir, 'adapter');
+  fs.mkdirSync(a);
+  fs.writeFileSync(
+    path.join(a, 'adapter_config.json'),
+    JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj'] }),
+  );
+  fs.writeFileSync(path.join(a, 'adapter_model.safetensors'), Buffer.alloc(64, 0xff));
+  const before = snapshot(dir);
+  const r = await cli('inspect', a);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /18446744073709551615/);
+  assertUnchanged(before, dir, 'inspect');
+});
