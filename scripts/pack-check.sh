@@ -38,6 +38,9 @@ step "installed CLI: lowrank --help"
 npx --no-install lowrank --help | head -5
 step "installed CLI: lowrank info"
 npx --no-install lowrank info
+step "installed CLI without the native addon (LOWRANK_NATIVE=0): lowrank info"
+LOWRANK_NATIVE=0 npx --no-install lowrank info | tee info-wasm.txt
+grep -q "backend in use: wasm" info-wasm.txt
 step "installed CLI: a short lowrank demo"
 npx --no-install lowrank demo --quick -o demo-run
 test -f demo-run/lowrank-demo.json

@@ -304,7 +304,14 @@ export const mergeCommand: Command = {
     }
     const files = tokenizerFiles(tokPath);
     const { saveModel } = await import('../../models/load.js');
-    await saveModel(merged as never, out, { tokenizerFiles: files });
+    const created = !fs.existsSync(out);
+    try {
+      await saveModel(merged as never, out, { tokenizerFiles: files });
+    } catch (e) {
+      // a folder this run created goes again on failure (nothing half-written is left behind)
+      if (created) fs.rmSync(out, { recursive: true, force: true });
+      throw e;
+    }
     io.out(
       `merged model written to ${out}${Object.keys(files).length ? ` (with ${Object.keys(files).join(', ')})` : ''}`,
     );

@@ -84,8 +84,8 @@ export async function runDemo(o: DemoOptions, io: CliIO): Promise<DemoResult> {
   const dataDir = path.join(o.output, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const tok = charTokenizerFile(ALPHABET);
-  fs.writeFileSync(path.join(dataDir, 'tok.bin'), tok);
-  fs.writeFileSync(path.join(dataDir, 'pretrain.txt'), pretrainCorpus(600, o.seed + 1));
+  writeFileAtomicSync(path.join(dataDir, 'tok.bin'), tok);
+  writeFileAtomicSync(path.join(dataDir, 'pretrain.txt'), pretrainCorpus(600, o.seed + 1));
   io.err(`[demo] 1/5 made a character tokenizer and an arithmetic language in ${dataDir}`);
 
   // A fresh tiny Llama (random init) written as a Hugging Face folder with the tokenizer beside it.
@@ -158,8 +158,8 @@ export async function runDemo(o: DemoOptions, io: CliIO): Promise<DemoResult> {
   const seqs = await sampleSequences(teacher, PREFIX, seqLen, o.samples + devCount, allowed, o.seed + 11);
   const trainFile = path.join(dataDir, 'downstream-train.txt');
   const devFile = path.join(dataDir, 'downstream-dev.txt');
-  fs.writeFileSync(trainFile, seqs.slice(0, o.samples).map(toText).join('\n\n') + '\n');
-  fs.writeFileSync(devFile, seqs.slice(o.samples).map(toText).join('\n\n') + '\n');
+  writeFileAtomicSync(trainFile, seqs.slice(0, o.samples).map(toText).join('\n\n') + '\n');
+  writeFileAtomicSync(devFile, seqs.slice(o.samples).map(toText).join('\n\n') + '\n');
   // the dev loss of the pretrained model (where fine-tuning starts) and of the changed model (the floor)
   const devExamples = seqs.slice(o.samples).map((s) => ({ inputIds: [...PREFIX, ...s], label: -1 }));
   const { evaluate } = await import('../../training/evaluate.js');
@@ -406,5 +406,6 @@ export const demoCommand: Command = {
       },
       io,
     );
+    if (quick) io.out('(--quick: a smoke run of a few steps; its numbers show nothing about the methods)');
   },
 };
