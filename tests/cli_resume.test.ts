@@ -92,6 +92,16 @@ test(
       await killAt(trainArgs(w, out), out, step);
       const res = spawnSync(process.execPath, [...BIN, 'train', '-o', out, '--resume'], { encoding: 'utf8' });
       assert.equal(res.status, 0, res.stderr);
+      const temps: string[] = [];
+      const walk = (d: string) => {
+        for (const n of fs.readdirSync(d)) {
+          const p = path.join(d, n);
+          if (fs.statSync(p).isDirectory()) walk(p);
+          else if (n.endsWith('.tmp')) temps.push(p);
+        }
+      };
+      walk(out);
+      assert.deepEqual(temps, [], `temp files left after a kill at step ${step} and resume`);
       const got = fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
       assert.ok(got.equals(want), `adapter bytes differ after a kill at step ${step}`);
       assert.ok(
