@@ -15,6 +15,12 @@ import { modelFromConfig } from '../src/models/from_config.js';
 import { saveModel } from '../src/models/load.js';
 import { manualSeed } from '../src/nn/init.js';
 
+/**
+ * argv (after `node`) that runs the CLI from source in a child process, as `npm run lowrank` does
+ * inside a clone (no build needed); the installed package runs dist/ instead (scripts/pack-check.sh).
+ */
+export const CLI_ENTRY = ['--import', 'tsx', path.resolve('src/cli/bin.ts')];
+
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-cli-'));
 
 /** Runs `lowrank <argv>` in this process; returns exit code and captured stdout/stderr. */

@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { tinyWorld, tmp } from './cli_helpers.js';
+import { CLI_ENTRY, tinyWorld, tmp } from './cli_helpers.js';
 
-const BIN = path.resolve('bin/lowrank.js');
+const BIN = CLI_ENTRY;
 // Polling interval for the checkpoint marker; small against a training step, so the kill lands
 // at (or shortly after) the step we aimed for.
 const POLL_MS = 20;
 
 function trainArgs(w: { model: string; train: string; dev: string }, out: string): string[] {
   return [
-    BIN,
+    ...BIN,
     'train',
     '-m',
     w.model,
@@ -90,8 +90,18 @@ test(
     for (const step of [0, 4, 10]) {
       const out = path.join(dir, `killed-${step}`);
       await killAt(trainArgs(w, out), out, step);
-      const res = spawnSync(process.execPath, [BIN, 'train', '-o', out, '--resume'], { encoding: 'utf8' });
+      const res = spawnSync(process.execPath, [...BIN, 'train', '-o', out, '--resume'], { encoding: 'utf8' });
       assert.equal(res.status, 0, res.stderr);
+      const temps: string[] = [];
+      const walk = (d: string) => {
+        for (const n of fs.readdirSync(d)) {
+          const p = path.join(d, n);
+          if (fs.statSync(p).isDirectory()) walk(p);
+          else if (n.endsWith('.tmp')) temps.push(p);
+        }
+      };
+      walk(out);
+      assert.deepEqual(temps, [], `temp files left after a kill at step ${step} and resume`);
       const got = fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
       assert.ok(got.equals(want), `adapter bytes differ after a kill at step ${step}`);
       assert.ok(

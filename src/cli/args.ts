@@ -43,6 +43,68 @@ export interface Parsed {
   values: Record<string, ParsedValue | undefined>;
   positionals: string[];
   help: boolean;
+  /** Options given on the command line or in --config (the rest of `values` are defaults). */
+  given?: Set<string>;
+}
+
+/**
+ * Names users bring from other tools (Hugging Face `TrainingArguments`, PEFT, llama.cpp) → this
+ * CLI's option; suggested when the option exists in the command.
+ */
+export const SYNONYMS: Record<string, string> = {
+  'learning-rate': 'lr',
+  epochs: 'max-steps',
+  'num-epochs': 'max-steps',
+  'num-train-epochs': 'max-steps',
+  steps: 'max-steps',
+  'train-steps': 'max-steps',
+  'output-dir': 'output',
+  out: 'output',
+  outdir: 'output',
+  'model-path': 'model',
+  'model-name-or-path': 'model',
+  'train-file': 'data',
+  'train-data': 'data',
+  dataset: 'data',
+  'eval-file': 'eval-data',
+  'validation-file': 'eval-data',
+  'max-seq-length': 'max-length',
+  'block-size': 'max-length',
+  'seq-len': 'max-length',
+  'context-length': 'max-length',
+  rank: 'r',
+  'lora-r': 'r',
+  'lora-rank': 'r',
+  alpha: 'lora-alpha',
+  dropout: 'lora-dropout',
+  'target-rank': 'target-r',
+  'init-rank': 'init-r',
+  bs: 'batch-size',
+  batch: 'batch-size',
+  'per-device-train-batch-size': 'batch-size',
+  'gradient-accumulation-steps': 'grad-accum',
+  warmup: 'warmup-steps',
+  'lr-scheduler-type': 'schedule',
+  'lr-scheduler': 'schedule',
+  device: 'backend',
+  'max-tokens': 'max-new-tokens',
+  overwrite: 'force',
+  'overwrite-output-dir': 'force',
+};
+
+/**
+ * The option a mistyped or foreign name most likely means: a known synonym, else the nearest name
+ * by edit distance when it is close (at most a third of the word, min 2), else undefined.
+ * @example suggestOption('learning-rate', ['lr', 'eval-data']); // 'lr'
+ */
+export function suggestOption(word: string, names: string[]): string | undefined {
+  const k = kebab(word);
+  // synonyms known to this command count as candidates too, so a typo of one (`--lerning-rate`) works
+  const known = Object.keys(SYNONYMS).filter((w) => names.includes(SYNONYMS[w]!));
+  const near = nearest(k, [...names, ...known]);
+  if (near === undefined) return undefined;
+  if (editDistance(k, near) > Math.max(2, Math.floor(k.length / 3))) return undefined;
+  return names.includes(near) ? near : SYNONYMS[near];
 }
 
 /** Levenshtein distance (for "did you mean"). */
@@ -158,8 +220,8 @@ export function loadConfigFile(file: string, options: OptionSpec[]): Record<stri
   for (const [key, raw] of Object.entries(data as Record<string, unknown>)) {
     const spec = byName.get(kebab(key));
     if (!spec || spec.name === 'config') {
-      const near = nearest(
-        kebab(key),
+      const near = suggestOption(
+        key,
         [...byName.keys()].filter((n) => n !== 'config'),
       );
       throw new UsageError(
@@ -228,7 +290,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Parsed {
       opt = byShort.get(name);
     }
     if (!opt) {
-      const near = nearest(name, [...byName.keys()]);
+      const near = suggestOption(name, [...byName.keys()]);
       throw new UsageError(
         `unknown option ${arg} for "lowrank ${spec.name}"${near ? `; did you mean --${near}?` : ''} (see lowrank ${spec.name} --help)`,
       );
@@ -258,7 +320,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Parsed {
   const fromFile = typeof flags.config === 'string' ? loadConfigFile(flags.config, options) : {};
   const values: Record<string, ParsedValue | undefined> = {};
   for (const o of options) values[o.name] = flags[o.name] ?? fromFile[o.name] ?? o.default;
-  return { values, positionals, help };
+  const given = new Set([...Object.keys(flags), ...Object.keys(fromFile)]);
+  return { values, positionals, help, given };
 }
 
 /** The `--help` text of a command. */

@@ -8,6 +8,7 @@ import { processIO, type CliIO } from './io.js';
 import type { Command } from './command.js';
 import { LowrankError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
+import { toCliError } from './flags.js';
 
 function overview(): string {
   const lines = [
@@ -59,7 +60,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       return 0;
     }
     return (await cmd.run(parsed, io)) ?? 0;
-  } catch (e) {
+  } catch (thrown) {
+    const e = toCliError(thrown);
     if (e instanceof UsageError) {
       io.err(`lowrank: ${e.message}`);
       return 2;

@@ -40,7 +40,7 @@ export class Progress {
       l.budget !== undefined
         ? `  budget ${Math.round(l.budget)}${l.ranks ? ` (kept ${Object.values(l.ranks).reduce((a, b) => a + b, 0)})` : ''}`
         : '';
-    return `step ${String(l.step).padStart(String(this.total).length)}/${this.total} ${bar} ETA ${clock(eta)}  loss ${l.loss.toFixed(4)}  lr ${l.lr.toExponential(2)}${budget}`;
+    return `step ${String(l.step).padStart(String(this.total).length)}/${this.total} ${bar} ETA ${clock(eta)}  loss ${l.loss.toFixed(4)}${l.regLoss !== undefined ? `  reg ${l.regLoss.toFixed(4)}` : ''}  lr ${l.lr.toExponential(2)}${budget}`;
   }
 
   step(l: TrainLog): void {

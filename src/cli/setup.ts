@@ -41,11 +41,13 @@ export function adaloraSchedule(totalStep: number): { tinit: number; tfinal: num
 }
 
 /**
- * Wraps `model` for training; `full` returns the model itself with every parameter trainable.
- * @example const peft = buildAdapter(model, { method: 'adalora', ... });
+ * The PEFT config for `o` (validated by its constructor: a bad field throws the library's ConfigError,
+ * which the CLI maps to the flag), or undefined for full fine-tuning. Cheap: used to check the options
+ * before anything is loaded.
+ * @example adapterConfig({ method: 'lora', r: 8, ... }); // LoraConfig
  */
-export function buildAdapter(model: Module, o: AdapterOptions): Module {
-  if (o.method === 'full') return model.requiresGrad(true);
+export function adapterConfig(o: AdapterOptions): LoraConfig | AdaLoraConfig | undefined {
+  if (o.method === 'full') return undefined;
   const common = {
     taskType: o.taskType,
     loraAlpha: o.loraAlpha ?? (o.method === 'adalora' ? o.initR : o.r) * 2,
@@ -54,21 +56,27 @@ export function buildAdapter(model: Module, o: AdapterOptions): Module {
   };
   if (o.method === 'adalora') {
     const d = adaloraSchedule(o.totalStep);
-    if (o.targetR > o.initR)
-      throw new UsageError(`--target-r (${o.targetR}) must not exceed --init-r (${o.initR})`);
-    return getPeftModel(
-      model,
-      new AdaLoraConfig({
-        ...common,
-        initR: o.initR,
-        targetR: o.targetR,
-        totalStep: o.totalStep,
-        tinit: o.tinit ?? d.tinit,
-        tfinal: o.tfinal ?? d.tfinal,
-        deltaT: o.deltaT ?? d.deltaT,
-        orthRegWeight: o.orthRegWeight,
-      }),
-    );
+    if (o.targetR >= o.initR)
+      throw new UsageError(`--target-r (${o.targetR}) must be below --init-r (${o.initR})`);
+    return new AdaLoraConfig({
+      ...common,
+      initR: o.initR,
+      targetR: o.targetR,
+      totalStep: o.totalStep,
+      tinit: o.tinit ?? d.tinit,
+      tfinal: o.tfinal ?? d.tfinal,
+      deltaT: o.deltaT ?? d.deltaT,
+      orthRegWeight: o.orthRegWeight,
+    });
   }
-  return getPeftModel(model, new LoraConfig({ ...common, r: o.r, useDora: o.method === 'dora' }));
+  return new LoraConfig({ ...common, r: o.r, useDora: o.method === 'dora' });
+}
+
+/**
+ * Wraps `model` for training; `full` returns the model itself with every parameter trainable.
+ * @example const peft = buildAdapter(model, { method: 'adalora', ... });
+ */
+export function buildAdapter(model: Module, o: AdapterOptions): Module {
+  const config = adapterConfig(o);
+  return config ? getPeftModel(model, config) : model.requiresGrad(true);
 }

@@ -53,9 +53,11 @@ export function readHeaderLength(first8: Uint8Array, fileSize: number, file: str
     );
   }
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
-  const n = Number(view.getBigUint64(0, true));
+  const big = view.getBigUint64(0, true);
+  const n = Number(big);
   if (n > MAX_HEADER_SIZE) {
-    throw fault(file, `safetensors header length exceeds the ${MAX_HEADER_SIZE}-byte limit`, n);
+    // the bigint itself, so a length like 2^64 − 1 is printed exactly (Number() would round it)
+    throw fault(file, `safetensors header length exceeds the ${MAX_HEADER_SIZE}-byte limit`, big);
   }
   if (8 + n > fileSize) {
     throw fault(

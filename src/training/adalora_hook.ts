@@ -7,8 +7,10 @@
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { ConfigError } from '../errors.js';
+import { readScalar } from '../tensor/read.js';
 import { PeftModel } from '../tuners/peft_model.js';
 import type { AdaLoraConfig, AdaLoraModel } from '../tuners/adalora/index.js';
+import { orthRegularizer } from '../tuners/adalora/orth_reg.js';
 import type { StepHook } from './types.js';
 
 /** `model.layers.0.self_attn.q_proj.lora_E.default` → `model.layers.0.self_attn.q_proj`. */
@@ -41,6 +43,18 @@ export function adaloraHook(model: unknown): StepHook | undefined {
     avg_unc: alloc.allocator.expAvgUnc as Map<string, Tensor>,
   });
   return {
+    async regularizer() {
+      // the term AdaLoraModel.forward adds to the task loss (orthRegWeight · R, spec §4), on the
+      // current weights, so the trainer can report the task loss and the regulariser apart
+      const adapter = tuner.trainableAdapterName;
+      if (adapter === null) return 0;
+      const r = tf.tidy(() =>
+        tf.mul(orthRegularizer(tuner.model.namedParameters(), adapter), cfg.orthRegWeight),
+      );
+      const v = await readScalar(r);
+      r.dispose();
+      return v;
+    },
     async afterOptimizerStep(step, grads) {
       const r = await tuner.updateAndAllocateAsync(step, grads);
       const ranks = r.ranks

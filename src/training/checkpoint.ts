@@ -5,8 +5,9 @@
  * `trainer_state.json` goes last, so a folder without it is an interrupted write and is ignored.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, LowrankError } from '../errors.js';
 import {
+  baseName,
   joinPath,
   listDir,
   loadSafetensors,
@@ -110,6 +111,44 @@ export async function latestCheckpoint(outputDir: string): Promise<string | unde
     if (await pathExists(joinPath(dir, STATE_FILE))) return dir;
   }
   return undefined;
+}
+
+/** A checkpoint passed over by {@link findResumableCheckpoint}, and why. */
+export interface SkippedCheckpoint {
+  dir: string;
+  reason: string;
+}
+
+/**
+ * The newest checkpoint of a run folder that loads completely (state file parses, every tensor file is
+ * whole), newest first; each newer one that does not is listed in `skipped` with the reason, so a run
+ * whose last checkpoint was cut short (disk full, kill during a copy) resumes from the one before it.
+ * @example const { dir, skipped } = await findResumableCheckpoint('runs/sst2');
+ */
+export async function findResumableCheckpoint(
+  outputDir: string,
+): Promise<{ dir?: string; skipped: SkippedCheckpoint[] }> {
+  const root = joinPath(outputDir, 'checkpoints');
+  const skipped: SkippedCheckpoint[] = [];
+  if (!(await pathExists(root))) return { skipped };
+  const names = (await listDir(root)).filter((n) => /^step-\d+$/.test(n)).sort();
+  for (let i = names.length - 1; i >= 0; i--) {
+    const dir = joinPath(root, names[i]!);
+    if (!(await pathExists(joinPath(dir, STATE_FILE)))) {
+      skipped.push({ dir, reason: `incomplete (no ${STATE_FILE}: the write was interrupted)` });
+      continue;
+    }
+    try {
+      disposeCheckpoint(await loadCheckpoint(dir));
+      return { dir, skipped };
+    } catch (e) {
+      // the file and what is wrong with it (the "regenerate the file" advice does not apply here:
+      // an older checkpoint is used instead)
+      const reason = e instanceof LowrankError ? `${baseName(e.where)}: ${e.rule}` : (e as Error).message;
+      skipped.push({ dir, reason });
+    }
+  }
+  return { skipped };
 }
 
 /** Disposes every tensor of a loaded checkpoint. */

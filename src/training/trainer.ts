@@ -254,6 +254,8 @@ export class Trainer {
         grads = summed;
         gradNorm = await globalGradNorm(grads);
       }
+      // the regulariser on the weights the loss was computed with (before this step's update)
+      const regLoss = await this.stepHook?.regularizer?.();
       const named = new Map<string, Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(this.byVarName.get(vn) ?? vn, g);
       this.optimizer.step(named, lr);
@@ -264,12 +266,13 @@ export class Trainer {
       const alloc = await this.stepHook?.afterOptimizerStep(step, hookGrads);
       tf.dispose(Object.values(grads));
       this.step += 1;
-      this.lastLoss = lossSum / accSteps;
+      this.lastLoss = lossSum / accSteps - (regLoss ?? 0);
       const log: TrainLog = {
         type: 'train',
         step: this.step,
         epoch: this.loader.epoch,
         loss: this.lastLoss,
+        ...(regLoss !== undefined ? { regLoss } : {}),
         lr,
         gradNorm,
         elapsedMs: Date.now() - t0,

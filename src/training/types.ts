@@ -33,6 +33,8 @@ export interface StepHook {
     step: number,
     grads: ReadonlyMap<string, Tensor>,
   ): Allocation | undefined | Promise<Allocation | undefined>;
+  /** The regulariser the model adds to its loss (AdaLoRA: orthRegWeight · R), on the current weights. */
+  regularizer?(): Promise<number>;
   /** Tensors to checkpoint (live references; the trainer does not dispose them). */
   stateTensors(): Map<string, Tensor>;
   /** JSON-able state to checkpoint. */
@@ -85,7 +87,10 @@ export interface TrainLog {
   type: 'train';
   step: number;
   epoch: number;
+  /** Task loss (the regulariser, if any, is in `regLoss`; their sum is what was minimised). */
   loss: number;
+  /** AdaLoRA: the orthogonal regulariser's weighted value at this step. */
+  regLoss?: number;
   lr: number;
   gradNorm: number;
   budget?: number;

@@ -5,6 +5,10 @@ import { UsageError, type ParsedValue } from '../args.js';
 import { DATA_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles, tokenizerPathFor } from '../data.js';
 import { isHyperLoraFolder, loadHyperAsLora } from '../hyperlora.js';
+import { checkOutputFolder } from '../output_folder.js';
+import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
+import { checkRanges } from '../flags.js';
+import { trimSlash } from '../run_folder.js';
 
 export const BACKEND = {
   name: 'backend',
@@ -79,7 +83,14 @@ export const evalCommand: Command = {
       MODEL,
       ADAPTER,
       CONDITION,
-      ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data'),
+      ...DATA_OPTIONS.filter((o) => o.name !== 'eval-data').map((o) =>
+        o.name === 'data'
+          ? {
+              ...o,
+              description: 'evaluation data: .tsv/.csv/.jsonl table (GLUE layouts detected) or plain text',
+            }
+          : o,
+      ),
       {
         name: 'heldout',
         type: 'boolean',
@@ -100,13 +111,21 @@ export const evalCommand: Command = {
   },
   async run(p, io) {
     const v = p.values;
+    checkRanges(v);
+    checkInputPath(need(v, 'model', 'a model'), '--model');
+    if (typeof v.data === 'string') {
+      checkInputPath(v.data, '--data');
+      checkTextEncoding(v.data, '--data', v.encoding as string);
+    }
     const tok = await openTokenizer(need(v, 'model', 'a model'), v.tokenizer as string | undefined);
     // --heldout: the very examples `lowrank train` holds out of --data (same --seed and --eval-fraction),
     // so a base model and a trained adapter are compared on identical text
-    const data = await loadDataSets(
-      v.heldout ? { ...v, 'eval-data': undefined } : { ...v, 'eval-data': v.data },
-      tok.text,
-      undefined,
+    const data = await withEncoding(v, (w) =>
+      loadDataSets(
+        w.heldout ? { ...w, 'eval-data': undefined } : { ...w, 'eval-data': w.data },
+        tok.text,
+        undefined,
+      ),
     );
     const { model } = await loadWithAdapter(
       v,
@@ -168,6 +187,8 @@ export const generateCommand: Command = {
   },
   async run(p, io) {
     const v = p.values;
+    checkRanges(v);
+    checkInputPath(need(v, 'model', 'a causal LM'), '--model');
     const tok = await openTokenizer(need(v, 'model', 'a causal LM'), v.tokenizer as string | undefined);
     const { base, peft } = await loadWithAdapter(v, 'CAUSAL_LM');
     // The adapter is merged into the weights for decoding: the same function as the adapter forward
@@ -179,13 +200,28 @@ export const generateCommand: Command = {
       );
     const prompt = tok.raw.encode(v.prompt as string);
     const { generate } = await import('../../models/generate.js');
+    const asked = newTokenCount(
+      v.steps as number | undefined,
+      v['max-new-tokens'] as number,
+      prompt,
+      tok.raw.bosTokenId,
+    );
+    const positions = maxPositions(v.model as string);
+    let maxNewTokens = asked;
+    if (positions !== undefined) {
+      if (prompt.length >= positions)
+        throw new UsageError(
+          `--prompt: ${prompt.length} tokens fill the model's ${positions} positions; shorten the prompt`,
+        );
+      if (prompt.length + asked > positions) {
+        maxNewTokens = positions - prompt.length;
+        io.err(
+          `note: the model has ${positions} positions; generating ${maxNewTokens} tokens, not ${asked} (the prompt takes ${prompt.length})`,
+        );
+      }
+    }
     const ids = await generate(model, prompt, {
-      maxNewTokens: newTokenCount(
-        v.steps as number | undefined,
-        v['max-new-tokens'] as number,
-        prompt,
-        tok.raw.bosTokenId,
-      ),
+      maxNewTokens,
       temperature: v.temperature as number,
       topK: v['top-k'] as number,
       topP: v['top-p'] as number,
@@ -226,6 +262,13 @@ export const mergeCommand: Command = {
         choices: ['causal_lm', 'classification'],
       },
       { name: 'num-labels', type: 'int', description: 'classes (classification)', default: 2 },
+      {
+        name: 'force',
+        type: 'boolean',
+        description:
+          "write into a non-empty --output, replacing the files merge writes there (never the base model's folder)",
+        default: false,
+      },
       BACKEND,
     ],
     examples: [
@@ -235,8 +278,17 @@ export const mergeCommand: Command = {
   },
   async run(p, io) {
     const v = p.values;
-    const out = need(v, 'output', 'folder for the merged model');
-    need(v, 'adapter', 'the adapter to merge');
+    const out = trimSlash(need(v, 'output', 'folder for the merged model'));
+    const adapter = need(v, 'adapter', 'the adapter to merge');
+    const model = need(v, 'model', 'the base model the adapter was trained on');
+    checkInputPath(model, '--model');
+    checkInputPath(adapter, '--adapter');
+    // never into the base model's (or the adapter's) own folder; an existing folder only with --force
+    checkOutputFolder(out, '--output', Boolean(v.force), [
+      ['the base model (--model)', model],
+      ['the adapter (--adapter)', adapter],
+      ['the tokenizer (--tokenizer)', v.tokenizer as string | undefined],
+    ]);
     const task = v.task === 'classification' ? 'SEQ_CLS' : 'CAUSAL_LM';
     const { peft } = await loadWithAdapter(
       v,
@@ -252,7 +304,14 @@ export const mergeCommand: Command = {
     }
     const files = tokenizerFiles(tokPath);
     const { saveModel } = await import('../../models/load.js');
-    await saveModel(merged as never, out, { tokenizerFiles: files });
+    const created = !fs.existsSync(out);
+    try {
+      await saveModel(merged as never, out, { tokenizerFiles: files });
+    } catch (e) {
+      // a folder this run created goes again on failure (nothing half-written is left behind)
+      if (created) fs.rmSync(out, { recursive: true, force: true });
+      throw e;
+    }
     io.out(
       `merged model written to ${out}${Object.keys(files).length ? ` (with ${Object.keys(files).join(', ')})` : ''}`,
     );
@@ -275,8 +334,10 @@ export const convertCommand: Command = {
     examples: ['lowrank convert stories260K.bin --tokenizer tok512.bin -o stories260K-hf'],
   },
   async run(p, io) {
-    const out = need(p.values, 'output', 'the Hugging Face folder to write');
+    const out = trimSlash(need(p.values, 'output', 'the Hugging Face folder to write'));
     const bin = p.positionals[0]!;
+    checkInputPath(bin, '<checkpoint>');
+    checkOutputFolder(out, '--output', false, [['the checkpoint', bin]]);
     let tok = p.values.tokenizer as string | undefined;
     if (!tok) {
       try {

@@ -41,11 +41,12 @@ const ACTIVATION_OVERHEAD = 1.3;
 export function recommend(n: Needs): Recommendation {
   const reasons: string[] = [];
   if (n.memoryGb !== undefined && n.modelParams !== undefined) {
-    const needGb = (n.modelParams * BYTES_PER_PARAM_FP32 * ACTIVATION_OVERHEAD) / 1e9;
+    const weightsGb = (n.modelParams * BYTES_PER_PARAM_FP32) / 1e9;
+    const needGb = weightsGb * ACTIVATION_OVERHEAD;
     if (needGb > n.memoryGb) {
-      const q = (n.modelParams * 0.5 * ACTIVATION_OVERHEAD) / 1e9;
+      const q = (n.modelParams * 0.5) / 1e9;
       reasons.push(
-        `the frozen base needs ~${needGb.toFixed(1)} GB in fp32 but only ${n.memoryGb} GB is available; 4-bit NF4 weights need ~${q.toFixed(1)} GB`,
+        `the frozen base's fp32 weights take ${weightsGb.toFixed(1)} GB (~${needGb.toFixed(1)} GB with activations) but only ${n.memoryGb} GB is available; 4-bit NF4 weights take ${q.toFixed(1)} GB (~${(q * ACTIVATION_OVERHEAD).toFixed(1)} GB with activations)`,
       );
       const ada = n.compute !== 'low';
       reasons.push(
@@ -56,7 +57,7 @@ export function recommend(n: Needs): Recommendation {
       return { method: 'qlora', adapterOnQuantized: ada ? 'adalora' : 'lora', reasons };
     }
     reasons.push(
-      `the base fits in memory (~${needGb.toFixed(1)} GB of ${n.memoryGb} GB), so no quantisation is needed`,
+      `the base fits in memory (${weightsGb.toFixed(1)} GB of fp32 weights, ~${needGb.toFixed(1)} GB with activations, of ${n.memoryGb} GB), so no quantisation is needed`,
     );
   }
   if (n.tasks > 1 || n.dynamic) {

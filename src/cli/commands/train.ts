@@ -5,13 +5,22 @@ import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
-import { buildAdapter, type MethodName } from '../setup.js';
-import { openRunFolder, rotateCheckpoints } from '../run_folder.js';
+import { adapterConfig, buildAdapter, type AdapterOptions, type MethodName } from '../setup.js';
+import {
+  checkResumeOptions,
+  checkRunFolder,
+  cleanInterruptedWrites,
+  openRunFolder,
+  rotateCheckpoints,
+  trimSlash,
+  withSavedOptions,
+} from '../run_folder.js';
+import { checkRanges } from '../flags.js';
+import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
 import { Progress } from '../progress.js';
 import type { TrainableModel, TrainSummary } from '../../training/types.js';
 import type { Module } from '../../nn/module.js';
 import type { ConditionDataSets, RowConditionModel } from '../hyperlora.js';
-import fs from 'node:fs';
 
 export interface TrainResult {
   summary: TrainSummary;
@@ -19,6 +28,8 @@ export interface TrainResult {
   report?: string;
   heatmap?: string;
   trainableParams: number;
+  /** AdaLoRA: the weighted orthogonal regulariser at the last step (the train loss is the task loss alone). */
+  lastRegLoss?: number;
   /** HyperLoRA: held-out loss of each condition's set. */
   byCondition?: { name: string; loss: number; perplexity?: number }[];
 }
@@ -30,22 +41,11 @@ export interface TrainResult {
 export async function runTraining(
   v: Record<string, ParsedValue | undefined>,
   io: CliIO,
+  /** Options the user gave (the rest are defaults); a resume fills the rest from the run's config.json. */
+  given?: ReadonlySet<string>,
 ): Promise<TrainResult> {
-  if (v.resume && v.output && !v.model) {
-    // `lowrank train -o runs/x --resume`: the run's own config.json supplies every option
-    const saved = path.join(v.output as string, 'config.json');
-    if (!fs.existsSync(saved))
-      throw new UsageError(`--resume: ${saved} not found; pass the same options as the first run`);
-    const { loadConfigFile } = await import('../args.js');
-    v = {
-      ...loadConfigFile(saved, TRAIN_OPTIONS),
-      ...Object.fromEntries(
-        Object.entries(v).filter(
-          ([k, x]) => x !== undefined && (k === 'resume' || k === 'output' || k === 'quiet'),
-        ),
-      ),
-    };
-  }
+  const resume = Boolean(v.resume);
+  if (resume && v.output) v = withSavedOptions(v, v.output as string, given);
   const modelPath = v.model as string | undefined;
   if (!modelPath) throw new UsageError('missing --model (a Hugging Face folder or a llama2.c .bin)');
   const hyper = v.method === 'hyperlora';
@@ -58,23 +58,38 @@ export async function runTraining(
     throw new UsageError(
       '--quantize: a 4-bit base is frozen, so it needs an adapter method (use --method lora, adalora or dora)',
     );
-  const output =
+  // Everything the user can get wrong is checked before anything is read at length or written.
+  checkRanges(v);
+  if (v.method === 'adalora' && (v['target-r'] as number) >= (v['init-r'] as number))
+    throw new UsageError(
+      `--target-r: must be below --init-r (got --target-r ${v['target-r']}, --init-r ${v['init-r']}): AdaLoRA starts at --init-r and prunes down to --target-r; lower --target-r or raise --init-r`,
+    );
+  const output = trimSlash(
     (v.output as string | undefined) ??
-    path.join('runs', `${v.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  for (const k of [
-    'max-steps',
-    'batch-size',
-    'grad-accum',
-    'max-length',
-    'init-r',
-    'target-r',
-    'r',
-    'hyper-hidden',
-    'hyper-embedding',
-  ] as const) {
-    if (typeof v[k] === 'number' && (v[k] as number) < 1)
-      throw new UsageError(`--${k}: must be >= 1 (got ${v[k]})`);
-  }
+      path.join('runs', `${v.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+  );
+  checkRunFolder(output, resume);
+  checkInputPath(modelPath, '--model');
+  const positions = maxPositions(modelPath);
+  if (positions !== undefined && (v['max-length'] as number) > positions)
+    throw new UsageError(
+      `--max-length: ${modelPath} has ${positions} positions (got ${v['max-length']}); pass --max-length ${positions} or less`,
+    );
+  for (const [flag, file] of [
+    ['--data', v.data],
+    ['--eval-data', v['eval-data']],
+    ['--tokenizer', v.tokenizer],
+  ] as const)
+    if (typeof file === 'string') checkInputPath(file, flag);
+  for (const [flag, file] of [
+    ['--data', v.data],
+    ['--eval-data', v['eval-data']],
+  ] as const)
+    if (typeof file === 'string') checkTextEncoding(file, flag, v.encoding as string);
+  if (resume) checkResumeOptions(v, output);
+  // the adapter config's own rules (e.g. AdaLoRA's schedule) before anything is loaded
+  if (!hyper) adapterConfig(adapterOptions(v, v.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS'));
+
   const { initBackend } = await import('../../tensor/backend.js');
   const backend = await initBackend(v.backend as string);
   const { manualSeed } = await import('../../nn/init.js');
@@ -89,8 +104,7 @@ export async function runTraining(
     const { loadConditionSets } = await import('../hyperlora.js');
     conditionData = await loadConditionSets(v, tok.text, cacheRoot);
   }
-  const data = conditionData ?? (await loadDataSets(v, tok.text, cacheRoot));
-  const resume = Boolean(v.resume);
+  const data = conditionData ?? (await withEncoding(v, (w) => loadDataSets(w, tok.text, cacheRoot)));
   // config.json holds exactly the options (reusable with --config); derived facts go to run.json
   const config = {
     ...Object.fromEntries(
@@ -98,21 +112,13 @@ export async function runTraining(
     ),
     output,
   };
-  const run = openRunFolder(output, config, resume);
-  fs.writeFileSync(
-    path.join(output, 'run.json'),
-    JSON.stringify(
-      {
-        task: data.task,
-        labelNames: data.labelNames ?? null,
-        numLabels: data.numLabels,
-        backend: backend.backend,
-        tokenizer: tok.path,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  const runFacts = {
+    task: data.task,
+    labelNames: data.labelNames ?? null,
+    numLabels: data.numLabels,
+    backend: backend.backend,
+    tokenizer: tok.path,
+  };
 
   manualSeed(v.seed as number);
   const taskType = data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS';
@@ -138,24 +144,10 @@ export async function runTraining(
         names: conditionData.names,
       })
     : undefined;
-  const model: Module | RowConditionModel =
-    hyperModel ??
-    buildAdapter(base, {
-      method: v.method as MethodName,
-      taskType,
-      r: v.r as number,
-      loraAlpha: v['lora-alpha'] as number | undefined,
-      loraDropout: v['lora-dropout'] as number,
-      targetModules: v['target-modules'] as string[] | undefined,
-      initR: v['init-r'] as number,
-      targetR: v['target-r'] as number,
-      tinit: v.tinit as number | undefined,
-      tfinal: v.tfinal as number | undefined,
-      deltaT: v['delta-t'] as number | undefined,
-      orthRegWeight: v['orth-reg-weight'] as number,
-      totalStep: maxSteps,
-    });
+  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, adapterOptions(v, taskType));
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
+  // only now, with every option checked and the model built, does the run folder get written
+  const run = openRunFolder(output, config, runFacts, resume);
   const quiet = Boolean(v.quiet);
   if (!quiet) {
     io.err(
@@ -200,7 +192,10 @@ export async function runTraining(
     },
     {
       onLog: (l) => run.log.append(l),
-      onStep: (l) => progress.step(l),
+      onStep: (l) => {
+        lastRegLoss = l.regLoss;
+        progress.step(l);
+      },
       onEval: (l) => progress.eval(l),
       onSkip: (s) => io.err(`\nstep ${s.step}: skipped (${s.reason}; ${s.inARow} in a row)`),
       onCheckpoint: () => rotateCheckpoints(output, v['keep-checkpoints'] as number),
@@ -212,24 +207,30 @@ export async function runTraining(
     process.once('SIGINT', () => process.exit(130));
   };
   process.once('SIGINT', onSignal);
+  let resumeFrom: string | undefined;
+  let lastRegLoss: number | undefined;
   try {
     if (resume) {
-      const { latestCheckpoint, loadCheckpoint, disposeCheckpoint } =
+      const { findResumableCheckpoint, loadCheckpoint, disposeCheckpoint } =
         await import('../../training/checkpoint.js');
-      const dir = await latestCheckpoint(output);
-      if (dir) {
-        const c = await loadCheckpoint(dir);
+      cleanInterruptedWrites(output);
+      const found = await findResumableCheckpoint(output);
+      for (const s of found.skipped) io.err(`  skipped ${path.relative(output, s.dir)}: ${s.reason}`);
+      resumeFrom = found.dir;
+      if (found.dir) {
+        const c = await loadCheckpoint(found.dir);
         run.log.truncateAfter(c.state.step);
         disposeCheckpoint(c);
-        if (!quiet) io.err(`  resuming from ${dir}`);
+        if (!quiet || found.skipped.length) io.err(`  resuming from ${path.relative(output, found.dir)}`);
       } else {
         run.log.truncateAfter(0);
-        if (!quiet) io.err('  no checkpoint yet: starting from step 0');
+        if (!quiet || found.skipped.length)
+          io.err(`  no intact checkpoint${found.skipped.length ? '' : ' yet'}: starting from step 0`);
       }
     }
-    const summary = await trainer.train({ resume });
+    const summary = await trainer.train({ resume: resumeFrom ?? false });
     progress.done();
-    const result: TrainResult = { summary, output, trainableParams };
+    const result: TrainResult = { summary, output, trainableParams, lastRegLoss };
     if (conditionData && hyperModel && summary.steps >= maxSteps) {
       const { evalByCondition } = await import('../hyperlora.js');
       result.byCondition = await evalByCondition(
@@ -259,9 +260,34 @@ export async function runTraining(
   }
 }
 
+/** The adapter options of `lowrank train`'s values. */
+function adapterOptions(
+  v: Record<string, ParsedValue | undefined>,
+  taskType: 'SEQ_CLS' | 'CAUSAL_LM',
+): AdapterOptions {
+  return {
+    method: v.method as MethodName,
+    taskType,
+    r: v.r as number,
+    loraAlpha: v['lora-alpha'] as number | undefined,
+    loraDropout: v['lora-dropout'] as number,
+    targetModules: v['target-modules'] as string[] | undefined,
+    initR: v['init-r'] as number,
+    targetR: v['target-r'] as number,
+    tinit: v.tinit as number | undefined,
+    tfinal: v.tfinal as number | undefined,
+    deltaT: v['delta-t'] as number | undefined,
+    orthRegWeight: v['orth-reg-weight'] as number,
+    totalStep: v['max-steps'] as number,
+  };
+}
+
 function printResult(r: TrainResult, io: CliIO): void {
   const e = r.summary.lastEval;
-  io.out(`steps: ${r.summary.steps}   final train loss: ${r.summary.finalLoss.toFixed(4)}`);
+  const reg = r.lastRegLoss;
+  io.out(
+    `steps: ${r.summary.steps}   final train loss: ${r.summary.finalLoss.toFixed(4)}${reg !== undefined ? ` (task loss; + orthogonal regulariser ${reg.toFixed(4)})` : ''}`,
+  );
   if (e) {
     const m = Object.entries(e.metrics).map(([k, x]) => `${k} ${x.toFixed(4)}`);
     if (e.perplexity !== undefined) m.push(`perplexity ${e.perplexity.toFixed(3)}`);
@@ -299,6 +325,6 @@ export const trainCommand: Command = {
     ],
   },
   async run(p, io) {
-    printResult(await runTraining(p.values, io), io);
+    printResult(await runTraining(p.values, io, p.given), io);
   },
 };

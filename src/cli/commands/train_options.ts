@@ -2,6 +2,7 @@
 import type { OptionSpec } from '../args.js';
 import { METHODS } from '../setup.js';
 import { SCHEDULES } from '../../training/optim.js';
+import { ENCODINGS } from '../inputs.js';
 
 export const DATA_OPTIONS: OptionSpec[] = [
   {
@@ -63,9 +64,16 @@ export const DATA_OPTIONS: OptionSpec[] = [
       'tokenizer.json / tok*.bin / folder (default: the model folder, or tok*.bin beside a llama2.c file)',
   },
   {
+    name: 'encoding',
+    type: 'string',
+    description: 'text encoding of --data/--eval-data (other than UTF-8 or with binary bytes is refused)',
+    default: 'utf-8',
+    choices: ENCODINGS,
+  },
+  {
     name: 'no-cache',
     type: 'boolean',
-    description: 'do not cache tokenised data in <output>/../.cache',
+    description: 'do not cache tokenised data (the cache is .lowrank-cache/ beside the --output folder)',
     default: false,
   },
 ];

@@ -152,7 +152,7 @@ export function packText(text: string, tok: TextTokenizer, blockSize: number): E
       'packText',
       `corpus is shorter than one block of ${blockSize} tokens`,
       ids.length,
-      'lower --block-size or add text',
+      'lower maxLength (the block size) or add text',
     );
   return out;
 }
