@@ -100,13 +100,15 @@ test('sampled text re-tokenises to exactly the sampled ids; samplingLoss = the t
   const all = Array.from({ length: 259 + ALPHABET.length }, (_, i) => i);
   const free = await sampleSequences(m, [1], 10, 16, all, 5, 16);
   const floor = await samplingLoss(m, [1], free, all);
-  const ref = evaluate(
-    m,
-    free.map((s) => ({ inputIds: [1, ...s], label: -1 })),
-    'causal_lm',
-    'causal_lm',
-    16,
-    2,
+  const ref = (
+    await evaluate(
+      m,
+      free.map((s) => ({ inputIds: [1, ...s], label: -1 })),
+      'causal_lm',
+      'causal_lm',
+      16,
+      2,
+    )
   ).loss;
   assert.ok(Math.abs(floor - ref) < LOSS_TOL, `samplingLoss ${floor} vs evaluate ${ref}`);
   m.dispose();

@@ -122,6 +122,8 @@ test('lowrank train / eval / merge on tiny Qwen2, Mistral, Gemma, Gemma 2, Phi-3
         '3',
         '--batch-size',
         '8',
+        '--max-length',
+        '64',
         '--backend',
         'cpu',
         '-o',

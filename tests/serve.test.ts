@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { createServer, type LowrankServer } from '../src/serve/index.js';
@@ -60,7 +60,7 @@ async function assertHealthy(): Promise<void> {
   assert.equal(r.usage!.completion_tokens, 3);
 }
 
-async function rejects(p: Promise<unknown>, status: number, code: string | null): Promise<OpenAI.APIError> {
+async function rejects(p: Promise<unknown>, status: number, code: string | null): Promise<APIError> {
   try {
     await p;
   } catch (e) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { createServer, type LowrankServer, type ServeOptions } from '../src/serve/index.js';
@@ -91,7 +91,7 @@ test('per-request timeout: 504 (an error event when streaming); sequences freed;
       .create({ model: 'lora_a', prompt: '1', max_tokens: 240, temperature: 0 })
       .catch((x: unknown) => x);
     assert.ok(e instanceof OpenAI.APIError && e.status === 504, String(e));
-    assert.equal((e as OpenAI.APIError).code, 'timeout');
+    assert.equal((e as APIError).code, 'timeout');
     const stream = await c.completions.create({
       model: 'lora_a',
       prompt: '1',

@@ -72,7 +72,7 @@ test('all adapters in one continuous batch (ragged prompts): same ids as each al
     prompt: `${i}+${'7'.repeat(i)}=`,
     n: 10 + 2 * i,
   }));
-  const want = [];
+  const want: Awaited<ReturnType<typeof libraryGreedy>>[] = [];
   for (const j of jobs) want.push(await libraryGreedy(world, j.a === 'base' ? null : j.a, j.prompt, j.n));
   const multi = () => {
     const text = server.metrics.render();

@@ -164,7 +164,7 @@ export async function runDemo(o: DemoOptions, io: CliIO): Promise<DemoResult> {
   const devExamples = seqs.slice(o.samples).map((s) => ({ inputIds: [...PREFIX, ...s], label: -1 }));
   const { evaluate } = await import('../../training/evaluate.js');
   const devLoss = async (m: typeof teacher) =>
-    (await Promise.resolve(evaluate(m, devExamples, 'causal_lm', 'causal_lm', 64, 2))).loss;
+    (await evaluate(m, devExamples, 'causal_lm', 'causal_lm', 64, 2)).loss;
   const plantedLoss = await samplingLoss(teacher, PREFIX, seqs.slice(o.samples), allowed);
   teacher.dispose();
   const base = await loadModel(baseDir, { task: 'CAUSAL_LM' });
