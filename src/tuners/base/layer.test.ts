@@ -52,7 +52,7 @@ const CASES: Case[] = [
     name: 'LoRA Linear',
     make: () => new LoraLinear(new Linear(4, 3), 'default', { r: 2, loraAlpha: 4 }),
     input: () => xs(4),
-    weight: (l) => (l as LoraLinear).base_layer.weight,
+    weight: (l) => (l.base_layer as Linear).weight,
     poison: (l) => fillAll([(l as LoraLinear).lora_B.get('default')!.weight], (v) => tf.fill(v.shape, NaN)),
     perturb: randomise,
   },
@@ -65,7 +65,7 @@ const CASES: Case[] = [
         loraBias: true,
       }),
     input: () => xs(4),
-    weight: (l) => (l as LoraLinear).base_layer.weight,
+    weight: (l) => (l.base_layer as Linear).weight,
     // only the bias goes non-finite: the bias merge is checked too, before anything is written
     poison: (l) =>
       fillAll([(l as LoraLinear).lora_B.get('default')!.bias!], (v) => tf.fill(v.shape, Infinity)),
@@ -75,7 +75,7 @@ const CASES: Case[] = [
     name: 'DoRA Linear',
     make: () => new LoraLinear(new Linear(4, 3), 'default', { r: 2, loraAlpha: 4, useDora: true }),
     input: () => xs(4),
-    weight: (l) => (l as LoraLinear).base_layer.weight,
+    weight: (l) => (l.base_layer as Linear).weight,
     poison: (l) => fillAll([(l as LoraLinear).lora_B.get('default')!.weight], (v) => tf.fill(v.shape, NaN)),
     perturb: randomise,
   },
@@ -83,7 +83,7 @@ const CASES: Case[] = [
     name: 'LoRA Embedding',
     make: () => new LoraEmbedding(new Embedding(6, 4), 'default', { r: 2, loraAlpha: 4 }),
     input: ids,
-    weight: (l) => (l as LoraEmbedding).base_layer.weight,
+    weight: (l) => (l.base_layer as Embedding).weight,
     poison: (l) =>
       fillAll([(l as LoraEmbedding).lora_embedding_A.get('default')!], (v) => tf.fill(v.shape, NaN)),
     perturb: randomise,
@@ -98,7 +98,7 @@ const CASES: Case[] = [
         initLoraWeights: true,
       }),
     input: () => xs(4),
-    weight: (l) => (l as SVDLinear).base_layer.weight,
+    weight: (l) => (l.base_layer as Linear).weight,
     poison: (l) => fillAll([(l as SVDLinear).lora_E.get('default')!], (v) => tf.fill(v.shape, NaN)),
     perturb: randomise,
   },
@@ -114,7 +114,10 @@ for (const c of CASES) {
     const w0 = Array.from(c.weight(layer).dataSync());
     const b0 = bias ? Array.from(bias.dataSync()) : [];
     await assertNoLeak(() =>
-      assert.throws(() => layer.merge({ safeMerge: true }), CheckpointError, /NaN or Inf.*"default"/),
+      assert.throws(
+        () => layer.merge({ safeMerge: true }),
+        (e: unknown) => e instanceof CheckpointError && /NaN or Inf.*"default"/.test(e.message),
+      ),
     );
     assert.deepEqual(Array.from(c.weight(layer).dataSync()), w0, 'base weight untouched');
     if (bias) assert.deepEqual(Array.from(bias.dataSync()), b0, 'base bias untouched');
