@@ -15,68 +15,60 @@
  * cfg.peftType; // 'ADALORA'
  */
 import { ConfigError } from '../../errors.js';
-import { field, type FieldSpec } from '../base/config.js';
+import { F, fieldSpecs, type FieldSpec, type OptionsOf, type ValuesOf } from '../base/config.js';
 import { collectWarnings, tunerWarn } from '../base/warnings.js';
 import { LoraConfig, type LoraConfigOptions } from '../lora/config.js';
 import type { ImportanceMetric, RankPattern } from './rank_allocator.js';
 
-export interface AdaLoraConfigOptions extends Omit<LoraConfigOptions, 'rankPattern'> {
+/** AdaLoRA's own fields, declared once (appended to LoRA's; `rankPattern` replaces LoRA's). */
+export const ADALORA_FIELDS = {
   /** Target *average* rank per adapted matrix (default 8). */
-  targetR?: number;
+  targetR: F.int(8),
   /** Initial rank of every adapted matrix (default 12); `r` is ignored. */
-  initR?: number;
+  initR: F.int(12),
   /** Warm-up steps without pruning (default 0). */
-  tinit?: number;
+  tinit: F.int(0),
   /** Final steps with a frozen rank pattern, counted from the end (default 0). */
-  tfinal?: number;
+  tfinal: F.int(0),
   /** Pruning interval during the budgeting phase (default 1). */
-  deltaT?: number;
+  deltaT: F.int(1, { snake: 'deltaT' }),
   /** EMA coefficient of the sensitivity (default 0.85). */
-  beta1?: number;
+  beta1: F.float(0.85),
   /** EMA coefficient of the uncertainty (default 0.85). */
-  beta2?: number;
+  beta2: F.float(0.85),
   /** Weight of the orthogonal regulariser added to the model's loss (default 0.5). */
-  orthRegWeight?: number;
+  orthRegWeight: F.float(0.5),
   /** Total optimizer steps of the run: required, > 0. */
-  totalStep?: number | null;
-  /** `{ lora_E param name: kept flags }`, written by the allocator (default null). */
-  rankPattern?: RankPattern | null;
+  totalStep: F.int<number>(null as unknown as number),
+  /**
+   * `{ lora_E param name: kept flags }`, written by the allocator (default null). PEFT overrides LoRA's
+   * `rank_pattern` (dict of ints, default {}) with `Optional[dict]` = None.
+   */
+  rankPattern: F.json<RankPattern | null>(null),
   /** lowrank-only ablation switch, not saved (default 'sensitivity-uncertainty', PEFT's). */
-  importanceMetric?: ImportanceMetric;
-}
+  importanceMetric: F.str<ImportanceMetric>('sensitivity-uncertainty', { saved: false }),
+};
+
+/** Options of {@link AdaLoraConfig}. */
+export type AdaLoraConfigOptions = Omit<LoraConfigOptions, 'rankPattern'> &
+  Omit<OptionsOf<typeof ADALORA_FIELDS>, 'totalStep'> & { totalStep?: number | null };
 
 const IMPORTANCE: readonly ImportanceMetric[] = ['sensitivity-uncertainty', 'sensitivity', 'magnitude'];
 
+/** Instance fields of {@link AdaLoraConfig} (`rankPattern` stays LoRA-typed on the class, see below). */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface AdaLoraConfig extends Omit<ValuesOf<typeof ADALORA_FIELDS>, 'rankPattern'> {}
+
 /** AdaLoRA configuration (PEFT `AdaLoraConfig`). */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class AdaLoraConfig extends LoraConfig {
   static override readonly fields: readonly FieldSpec[] = [
     ...LoraConfig.fields.filter((f) => f.camel !== 'rankPattern'),
-    field('targetR', 'target_r', 'int', 8),
-    field('initR', 'init_r', 'int', 12),
-    field('tinit', 'tinit', 'int', 0),
-    field('tfinal', 'tfinal', 'int', 0),
-    field('deltaT', 'deltaT', 'int', 1),
-    field('beta1', 'beta1', 'float', 0.85),
-    field('beta2', 'beta2', 'float', 0.85),
-    field('orthRegWeight', 'orth_reg_weight', 'float', 0.5),
-    field('totalStep', 'total_step', 'int', null),
-    // PEFT overrides LoRA's `rank_pattern` (dict of ints, default {}) with `Optional[dict]` = None.
-    field('rankPattern', 'rank_pattern', 'json', null),
-    field('importanceMetric', 'importance_metric', 'str', 'sensitivity-uncertainty', false),
+    ...fieldSpecs(ADALORA_FIELDS),
   ];
 
-  declare targetR: number;
-  declare initR: number;
-  declare tinit: number;
-  declare tfinal: number;
-  declare deltaT: number;
-  declare beta1: number;
-  declare beta2: number;
-  declare orthRegWeight: number;
-  declare totalStep: number;
   /** Typed `RankPattern | null` (see {@link AdaLoraConfig.pattern}); `any` only because LoRA's field is a rank dict. */
   declare rankPattern: any;
-  declare importanceMetric: ImportanceMetric;
 
   constructor(options: AdaLoraConfigOptions = {}) {
     super(options as LoraConfigOptions);

@@ -10,9 +10,11 @@
  *   f32(ranknum + 1e-5): `result += ((drop(x) @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5)`.
  * - init (any truthy `initLoraWeights`): E = 0, A, B ~ N(0, 0.02²), so a fresh adapter is the identity;
  *   `false`: all three ~ N(0, 1).
+ * - the gate, merge/unmerge (safe merge: `CheckpointError`; unmerge with nothing merged warns) and the
+ *   fan-in-fan-out handling are `BaseTunerLayer`'s, shared with LoRA (PEFT derives AdaLoraLayer from
+ *   LoraLayer); this layer supplies its forward delta, `getDeltaWeight` and base weight access.
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
-import { readDataSync } from '../../tensor/read.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../../errors.js';
 import { Dropout, Embedding } from '../../nn/layers.js';
@@ -20,8 +22,7 @@ import { ModuleDict, ParameterDict } from '../../nn/module_dict.js';
 import { isLinearLike, type LinearLike } from '../../nn/linear_like.js';
 import type { Module } from '../../nn/module.js';
 import { normal } from '../../nn/init.js';
-import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
-import { tunerWarn } from '../base/warnings.js';
+import { BaseTunerLayer, reconcileFanInFanOut, transposeIf } from '../base/layer.js';
 
 /** PEFT adds this to `ranknum` before dividing (spec §2.2); f32(12 + 1e-5) = 12.000009536743164. */
 export const RANKNUM_EPS = 1e-5;
@@ -137,30 +138,22 @@ export class SVDLinear extends BaseTunerLayer {
     return tf.add(this.ranknum.get(adapter)!, tf.scalar(RANKNUM_EPS));
   }
 
-  /** Spec §2.3 forward. */
-  forward(x: Tensor): Tensor {
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return this.base_layer.forward(x);
-    }
-    if (this.merged) return this.base_layer.forward(x);
-    return tf.tidy(() => {
-      let result = this.base_layer.forward(x);
-      for (const adapter of this.activeAdapterNames) {
-        if (!this.lora_A.has(adapter) || this.r.get(adapter) === 0) continue; // rank 0 adds exactly nothing
-        const a = this.lora_A.get(adapter)!;
-        const e = this.lora_E.get(adapter)!;
-        const b = this.lora_B.get(adapter)!;
-        const xd = this.lora_dropout.get(adapter)!.forward(x);
-        // ((x @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5), the scale folded into B (ops/lora.ts)
-        const delta = loraDelta(xd, a, b, this.scaling.get(adapter)!, {
-          e,
-          ranknum: this.ranknum.get(adapter)!,
-        });
-        result = tf.add(result, delta);
-      }
-      return result;
-    });
+  /** Spec §2.3: one adapter's `((drop(x) @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5)`. */
+  protected override adapterForward(adapter: string, x: Tensor, result: Tensor): Tensor {
+    if (this.r.get(adapter) === 0) return result; // rank 0 adds exactly nothing
+    const xd = this.lora_dropout.get(adapter)!.forward(x);
+    // the scale folded into B (ops/lora.ts)
+    const delta = loraDelta(
+      xd,
+      this.lora_A.get(adapter)!,
+      this.lora_B.get(adapter)!,
+      this.scaling.get(adapter)!,
+      {
+        e: this.lora_E.get(adapter)!,
+        ranknum: this.ranknum.get(adapter)!,
+      },
+    );
+    return tf.add(result, delta);
   }
 
   /**
@@ -178,61 +171,17 @@ export class SVDLinear extends BaseTunerLayer {
           `known: ${this.adapterNames().join(', ')}`,
         );
       const ba = tf.matMul(this.lora_B.get(adapter)!, tf.mul(a, this.lora_E.get(adapter)!)); // [out, in]
-      const oriented = this.base_layer.fanInFanOut ? ba.transpose() : ba;
+      const oriented = transposeIf(ba, this.base_layer.fanInFanOut);
       return tf.div(tf.mul(oriented, tf.scalar(this.scaling.get(adapter)!)), this.ranknumPlusEps(adapter));
     });
   }
 
-  /** `W += Δ` for each adapter (spec §2.4); `safeMerge` refuses a non-finite result. */
-  merge(opts: MergeOptions = {}): void {
-    for (const adapter of this.adaptersToMerge(opts.adapterNames)) {
-      const next = tf.tidy(() => {
-        const w = this.base_layer.denseWeight();
-        const delta = this.getDeltaWeight(adapter);
-        return tf.add(w, delta);
-      });
-      try {
-        if (
-          opts.safeMerge &&
-          !tf.tidy(
-            () =>
-              readDataSync(
-                tf.all(tf.isFinite(next)),
-                'AdaLoRA merge (safeMerge)',
-                'merge on a CPU backend',
-              )[0],
-          )
-        ) {
-          throw new ConfigError(
-            'SVDLinear.merge',
-            'merged weights contain NaN or Inf; the adapter seems to be broken',
-            adapter,
-            'check the adapter tensors (lora_A/lora_B/lora_E) before merging',
-          );
-        }
-        this.base_layer.setDenseWeight(next);
-      } finally {
-        next.dispose();
-      }
-      this.mergedAdapters.push(adapter);
-    }
+  protected override readBaseWeight(): Tensor {
+    return this.base_layer.denseWeight();
   }
 
-  /** Subtracts merged adapters in reverse order. */
-  unmerge(): void {
-    if (!this.merged) {
-      tunerWarn('Already unmerged. Nothing to do.');
-      return;
-    }
-    while (this.mergedAdapters.length > 0) {
-      const adapter = this.mergedAdapters.pop()!;
-      const next = tf.tidy(() => {
-        const w = this.base_layer.denseWeight();
-        return tf.sub(w, this.getDeltaWeight(adapter));
-      });
-      this.base_layer.setDenseWeight(next);
-      next.dispose();
-    }
+  protected override writeBaseWeight(w: Tensor): void {
+    this.base_layer.setDenseWeight(w);
   }
 
   /**
@@ -320,12 +269,7 @@ export function createSvdModule(
       'remove it from targetModules',
     );
   }
-  if (base.fanInFanOut !== configFanInFanOut) {
-    // PEFT warns and flips the config flag (spec §2.1); the layer follows the module's real layout.
-    const kind = base.fanInFanOut ? 'Conv1D' : 'torch.nn.Linear';
-    tunerWarn(
-      `fanInFanOut is ${configFanInFanOut} but the target module "${name}" is a ${kind}-style layer. Setting fanInFanOut to ${base.fanInFanOut}.`,
-    );
-  }
-  return { layer: new SVDLinear(base, adapter, opts), fanInFanOut: base.fanInFanOut };
+  // PEFT warns and flips the config flag (spec §2.1); the layer follows the module's real layout.
+  const fanInFanOut = reconcileFanInFanOut(configFanInFanOut, base, name);
+  return { layer: new SVDLinear(base, adapter, opts), fanInFanOut };
 }

@@ -3,20 +3,29 @@
  * maps camelCase fields in memory to PEFT's snake_case keys on disk (DESIGN.md §1: only adapter-file
  * code converts).
  *
+ * A config is declared once, as a table of typed fields ({@link F}); the options type
+ * ({@link OptionsOf}), the instance fields ({@link ValuesOf}, merged into the class by an interface of
+ * the same name), the on-disk schema (`static fields`, from {@link fieldSpecs}) and the
+ * unsupported-field check ({@link rejectUnsupported}) all come from that table.
+ *
  * EXTENSION POINT — a tuner config is a subclass that
- *  1. declares its fields with `declare` (so the base constructor's assignment is not overwritten),
- *  2. sets `static override readonly fields = [...Parent.fields, ...own]` (order does not matter on disk:
- *     keys are sorted when written),
+ *  1. writes its field table: `const MY_FIELDS = { rank: F.int(4), … }` (the JSON key is the camelCase
+ *     name in snake_case unless `{ snake }` says otherwise),
+ *  2. sets `static override readonly fields = [...Parent.fields, ...fieldSpecs(MY_FIELDS)]` (order does
+ *     not matter on disk: keys are sorted when written) and merges the values into the class with
+ *     `interface MyConfig extends ValuesOf<typeof MY_FIELDS> {}`,
  *  3. overrides `postInit()` calling `super.postInit()` first, then its own checks (PEFT's
  *     `__post_init__` chain: AdaLoRA runs LoRA's checks, then sets `peftType = 'ADALORA'`, …).
  *
  * @example
- * class MyConfig extends PeftConfig {
- *   static override readonly fields = [...PeftConfig.fields, intField('rank', 'rank', 4)];
- *   declare rank: number;
+ * const MY_FIELDS = { rank: F.int(4) };
+ * export type MyConfigOptions = PeftConfigOptions & OptionsOf<typeof MY_FIELDS>;
+ * export interface MyConfig extends ValuesOf<typeof MY_FIELDS> {}
+ * export class MyConfig extends PeftConfig {
+ *   static override readonly fields = [...PeftConfig.fields, ...fieldSpecs(MY_FIELDS)];
  * }
  */
-import { ConfigError } from '../../errors.js';
+import { ConfigError, NotSupportedError } from '../../errors.js';
 import { setWarningHandler } from './warnings.js';
 import { PyFloat, applyFloats, pyJsonDumps, pyJsonParse, splitFloats, type PyJson } from './py_json.js';
 
@@ -40,11 +49,98 @@ export interface FieldSpec {
   default: unknown;
   /** Written to disk? (`runtime_config` is not, PEFT-SPEC §5.2.) */
   saved?: boolean;
+  /** A PEFT field this library does not implement: a truthy value is rejected, never ignored. */
+  unsupported?: boolean;
 }
 
-/** @example field('loraAlpha', 'lora_alpha', 'number', 8) */
-export function field(camel: string, snake: string, kind: FieldKind, dflt: unknown, saved = true): FieldSpec {
-  return { camel, snake, kind, default: dflt, saved };
+/** Options of a field beyond its kind and default. */
+export interface FieldOptions {
+  /** Key on disk when it is not the camelCase name in snake_case (AdaLoRA's `deltaT`). */
+  snake?: string;
+  /** False for in-memory-only fields (`runtime_config`, lowrank-only switches). */
+  saved?: boolean;
+  /** PEFT has it, lowrank does not implement it: a truthy value throws `NotSupportedError`. */
+  unsupported?: boolean;
+}
+
+/** One typed field of a config table: `T` is its type in memory. */
+export interface FieldDef<T> extends FieldOptions {
+  kind: FieldKind;
+  default: T;
+  /** Type carrier only (never set). */
+  readonly type?: T;
+}
+
+const def =
+  (kind: FieldKind) =>
+  <T>(dflt: T, opts: FieldOptions = {}): FieldDef<T> => ({ kind, default: dflt, ...opts });
+
+/**
+ * Field builders by on-disk kind; the type parameter is the field's type in memory.
+ * @example const FIELDS = { r: F.int(8), targetModules: F.strset<string[] | string | null>(null) };
+ */
+export const F = {
+  int: def('int') as <T = number>(dflt: T, opts?: FieldOptions) => FieldDef<T>,
+  float: def('float') as <T = number>(dflt: T, opts?: FieldOptions) => FieldDef<T>,
+  number: def('number') as <T = number>(dflt: T, opts?: FieldOptions) => FieldDef<T>,
+  bool: def('bool') as <T = boolean>(dflt: T, opts?: FieldOptions) => FieldDef<T>,
+  str: def('str') as <T = string>(dflt: T, opts?: FieldOptions) => FieldDef<T>,
+  strset: def('strset'),
+  json: def('json'),
+};
+
+/** A config's field table: camelCase name → typed field. */
+export type FieldTable = { readonly [camel: string]: FieldDef<unknown> };
+/** The instance fields a table declares (merge into the class with an interface). */
+export type ValuesOf<T extends FieldTable> = {
+  -readonly [K in keyof T]: T[K] extends FieldDef<infer V> ? V : never;
+};
+/** The constructor options a table accepts: every field optional. */
+export type OptionsOf<T extends FieldTable> = { [K in keyof T]?: ValuesOf<T>[K] };
+
+/** `loraAlpha` → `lora_alpha` (PEFT's key names are the snake_case of ours). */
+function snakeCase(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/**
+ * The on-disk schema of a field table, in table order.
+ * @example fieldSpecs({ loraAlpha: F.number(8) }); // [{ camel: 'loraAlpha', snake: 'lora_alpha', kind: 'number', default: 8, saved: true }]
+ */
+export function fieldSpecs(table: FieldTable): FieldSpec[] {
+  return Object.entries(table).map(([camel, d]) => ({
+    camel,
+    snake: d.snake ?? snakeCase(camel),
+    kind: d.kind,
+    default: d.default,
+    saved: d.saved ?? true,
+    ...(d.unsupported ? { unsupported: true } : {}),
+  }));
+}
+
+/**
+ * Throws `NotSupportedError` for the first `unsupported` field holding a truthy value (PEFT features
+ * lowrank does not implement are an error, never a silent no-op).
+ * @example rejectUnsupported(config, 'LoraConfig'); // throws if e.g. layerReplication is set
+ */
+export function rejectUnsupported(config: PeftConfig, where: string): void {
+  for (const f of config.fieldSpecs) {
+    if (f.unsupported && isTruthy((config as unknown as Record<string, unknown>)[f.camel])) {
+      throw new NotSupportedError(
+        `${where}.${f.camel}`,
+        `PEFT's ${f.snake}`,
+        `remove ${f.camel} (or set it to null)`,
+      );
+    }
+  }
+}
+
+/** Python truthiness of a config value (empty list/dict, 0, '' and null are false). */
+export function isTruthy(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === 0 || v === '') return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v).length > 0;
+  return true;
 }
 
 /** PEFT's `TaskType` values (config.py); `null` means none. */
@@ -64,38 +160,32 @@ export type PeftTaskType = (typeof TASK_TYPES)[number];
  */
 export const PEFT_COMPAT_VERSION = '0.20.0';
 
-export interface PeftConfigOptions {
-  taskType?: PeftTaskType | null;
-  inferenceMode?: boolean;
-  baseModelNameOrPath?: string | null;
-  revision?: string | null;
-  autoMapping?: Record<string, unknown> | null;
-  peftVersion?: string | null;
-}
+/** The fields every tuner config shares (PEFT `PeftConfig`). */
+const PEFT_FIELDS = {
+  peftType: F.str<string>(null as unknown as string),
+  taskType: F.str<PeftTaskType | null>(null),
+  inferenceMode: F.bool(false),
+  baseModelNameOrPath: F.str<string | null>(null),
+  revision: F.str<string | null>(null),
+  autoMapping: F.json<Record<string, unknown> | null>(null),
+  peftVersion: F.str<string | null>(null),
+};
+
+/** Options every config accepts (`peftType` is set by the config class). */
+export type PeftConfigOptions = Omit<OptionsOf<typeof PEFT_FIELDS>, 'peftType'>;
 
 function cloneDefault(v: unknown): unknown {
   return v !== null && typeof v === 'object' ? structuredClone(v) : v;
 }
 
-/** Base of every tuner config (PEFT `PeftConfig`). */
-export abstract class PeftConfig {
-  static readonly fields: readonly FieldSpec[] = [
-    field('peftType', 'peft_type', 'str', null),
-    field('taskType', 'task_type', 'str', null),
-    field('inferenceMode', 'inference_mode', 'bool', false),
-    field('baseModelNameOrPath', 'base_model_name_or_path', 'str', null),
-    field('revision', 'revision', 'str', null),
-    field('autoMapping', 'auto_mapping', 'json', null),
-    field('peftVersion', 'peft_version', 'str', null),
-  ];
+/** Instance fields of every config, from {@link PEFT_FIELDS}. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface PeftConfig extends ValuesOf<typeof PEFT_FIELDS> {}
 
-  declare peftType: string;
-  declare taskType: PeftTaskType | null;
-  declare inferenceMode: boolean;
-  declare baseModelNameOrPath: string | null;
-  declare revision: string | null;
-  declare autoMapping: Record<string, unknown> | null;
-  declare peftVersion: string | null;
+/** Base of every tuner config (PEFT `PeftConfig`). */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export abstract class PeftConfig {
+  static readonly fields: readonly FieldSpec[] = fieldSpecs(PEFT_FIELDS);
   /**
    * snake_case dotted paths (`lora_alpha`, `alpha_pattern.v_proj`) whose integer-valued numbers are
    * written as Python floats (`32.0`). Filled when a config is read from disk so a file round-trips

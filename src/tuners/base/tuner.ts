@@ -286,7 +286,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
       }
     } catch (e) {
       for (const [l, before] of done.reverse()) {
-        l.unmerge();
+        if (l.merged) l.unmerge();
         if (before.length > 0) l.merge({ adapterNames: before });
       }
       throw e;
@@ -300,7 +300,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
       tunerWarn('Already unmerged. Nothing to do.'); // PEFT's warning, once per model instead of per layer
       return;
     }
-    for (const [, l] of layers) l.unmerge();
+    for (const [, l] of layers) if (l.merged) l.unmerge();
   }
 
   /**

@@ -22,6 +22,7 @@ import type { Dropout, Linear } from '../../nn/layers.js';
 import { ConfigError, internal } from '../../errors.js';
 import type { LoraLayer, LoraLinear } from '../lora/layer.js';
 import type { LoraVariant } from '../lora/variant.js';
+import { transposeIf } from '../base/layer.js';
 
 /** Name of the dict child holding the magnitude vectors (PEFT `lora_magnitude_vector`). */
 export const MAGNITUDE_DICT = 'lora_magnitude_vector';
@@ -63,8 +64,7 @@ function magnitudeOf(layer: LoraLayer, adapter: string): DoraMagnitude {
 /** Base weight as [out, in] (dequantised if the base is 4-bit; transposed from fan-in-fan-out). */
 function baseWeightOutIn(layer: LoraLinear): Tensor {
   return tf.tidy(() => {
-    const w = layer.base_layer.denseWeight();
-    return layer.fanInFanOut ? w.transpose() : w;
+    return transposeIf(layer.base_layer.denseWeight(), layer.fanInFanOut);
   });
 }
 
@@ -133,7 +133,7 @@ export const doraLinearVariant: LoraVariant = {
     const lin = asLinear(layer, 'DoRA.merge');
     const delta = lin.getDeltaWeight(adapter); // storage layout, scaling included
     const sum = tf.add(weight, delta);
-    const sumOutIn = lin.fanInFanOut ? sum.transpose() : sum;
+    const sumOutIn = transposeIf(sum, lin.fanInFanOut);
     const norm = sumOutIn.square().sum(1).sqrt(); // [out]
     const mag = magnitudeOf(lin, adapter);
     mag.mergedNorm = Float32Array.from(

@@ -6,6 +6,7 @@
  * new HyperLoraConfig({ targetModules: ['q_proj', 'v_proj'], r: 4, numConditions: 3 });
  */
 import { ConfigError } from '../../errors.js';
+import { F, fieldSpecs, type OptionsOf, type ValuesOf } from '../base/config.js';
 
 export type ConditionType = 'id' | 'vector';
 /**
@@ -15,33 +16,37 @@ export type ConditionType = 'id' | 'vector';
  */
 export type Conditioning = 'concat' | 'film';
 
-export interface HyperLoraConfigOptions {
+/**
+ * Every HyperLoRA field, declared once: the options type, the instance fields and the
+ * `hyperlora_config.json` keys (snake_case, in this order) come from this table.
+ */
+export const HYPERLORA_FIELDS = {
   /** Leaf names of the linear layers to adapt (`q_proj` matches `model.layers.3.self_attn.q_proj`). */
-  targetModules: string[];
+  targetModules: F.json<string[]>([]),
   /** Rank of the generated factors (default 4). */
-  r?: number;
+  r: F.int(4),
   /** Scaling numerator as in LoRA: scaling = loraAlpha / r (default 2·r, i.e. scaling 2). */
-  loraAlpha?: number;
+  loraAlpha: F.number<number>(null as unknown as number),
   /** Dropout on the adapter input (default 0). */
-  loraDropout?: number;
+  loraDropout: F.float(0),
   /** 'id': a learned embedding per condition id (task, language, user); 'vector': a given vector per row. */
-  conditionType?: ConditionType;
+  conditionType: F.str<ConditionType>('id'),
   /** Number of condition ids (conditionType 'id'). */
-  numConditions?: number;
+  numConditions: F.int(0),
   /** Optional names of the condition ids in id order (e.g. task names; the CLI's `--condition`). */
-  conditionNames?: string[];
+  conditionNames: F.json<string[] | undefined>(undefined),
   /** Length of a condition vector (conditionType 'vector'). */
-  conditionDim?: number;
+  conditionDim: F.int(0),
   /** Size of the condition embedding (default 16). */
-  embeddingDim?: number;
+  embeddingDim: F.int(16),
   /** Size of the learned layer-index embedding (default 8). */
-  layerEmbeddingDim?: number;
+  layerEmbeddingDim: F.int(8),
   /** Size of the learned module-type embedding (default 8). */
-  moduleEmbeddingDim?: number;
+  moduleEmbeddingDim: F.int(8),
   /** Width of the hypernetwork's hidden layer (default 32). */
-  hiddenDim?: number;
+  hiddenDim: F.int(32),
   /** 'concat' (default) or 'film' (see {@link Conditioning}). */
-  conditioning?: Conditioning;
+  conditioning: F.str<Conditioning>('concat'),
   /**
    * When true, each target's A is a learned [r, in] matrix shared by every condition and only B is
    * generated (default false: both generated). LoRA's two factors are not symmetric: B carries most of
@@ -49,26 +54,14 @@ export interface HyperLoraConfigOptions {
    * Adapters of Foundation Models"; HydraLoRA, Tian et al. 2024, shares one A across task-specific B's),
    * so the hypernetwork spends its width on B alone.
    */
-  sharedA?: boolean;
-}
+  sharedA: F.bool(false),
+};
 
-/** Field names in memory (camelCase) and on disk (snake_case). */
-const FIELDS: [keyof HyperLoraConfigOptions, string][] = [
-  ['targetModules', 'target_modules'],
-  ['r', 'r'],
-  ['loraAlpha', 'lora_alpha'],
-  ['loraDropout', 'lora_dropout'],
-  ['conditionType', 'condition_type'],
-  ['numConditions', 'num_conditions'],
-  ['conditionNames', 'condition_names'],
-  ['conditionDim', 'condition_dim'],
-  ['embeddingDim', 'embedding_dim'],
-  ['layerEmbeddingDim', 'layer_embedding_dim'],
-  ['moduleEmbeddingDim', 'module_embedding_dim'],
-  ['hiddenDim', 'hidden_dim'],
-  ['conditioning', 'conditioning'],
-  ['sharedA', 'shared_a'],
-];
+/** Options of {@link HyperLoraConfig}: `targetModules` is required. */
+export type HyperLoraConfigOptions = OptionsOf<typeof HYPERLORA_FIELDS> & { targetModules: string[] };
+
+/** Field names in memory (camelCase) and on disk (snake_case), in file order. */
+const FIELDS = fieldSpecs(HYPERLORA_FIELDS);
 
 const W = 'HyperLoraConfig';
 
@@ -76,22 +69,13 @@ function positiveInt(name: string, v: number): void {
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${W}.${name}`, 'must be a positive integer', v);
 }
 
+/** Instance fields of {@link HyperLoraConfig}, from {@link HYPERLORA_FIELDS}. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface HyperLoraConfig extends Readonly<ValuesOf<typeof HYPERLORA_FIELDS>> {}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class HyperLoraConfig {
   readonly peftType = 'HYPERLORA';
-  readonly targetModules: string[];
-  readonly r: number;
-  readonly loraAlpha: number;
-  readonly loraDropout: number;
-  readonly conditionType: ConditionType;
-  readonly numConditions: number;
-  readonly conditionNames: string[] | undefined;
-  readonly conditionDim: number;
-  readonly embeddingDim: number;
-  readonly layerEmbeddingDim: number;
-  readonly moduleEmbeddingDim: number;
-  readonly hiddenDim: number;
-  readonly conditioning: Conditioning;
-  readonly sharedA: boolean;
 
   constructor(o: HyperLoraConfigOptions) {
     if (!Array.isArray(o.targetModules) || o.targetModules.length === 0) {
@@ -102,21 +86,13 @@ export class HyperLoraConfig {
         "e.g. ['q_proj', 'v_proj']",
       );
     }
-    this.targetModules = [...new Set(o.targetModules)];
-    this.r = o.r ?? 4;
-    this.loraAlpha = o.loraAlpha ?? 2 * this.r;
-    this.loraDropout = o.loraDropout ?? 0;
-    this.conditionType = o.conditionType ?? 'id';
-    this.numConditions = o.numConditions ?? 0;
-    this.conditionDim = o.conditionDim ?? 0;
-    this.embeddingDim = o.embeddingDim ?? 16;
-    this.layerEmbeddingDim = o.layerEmbeddingDim ?? 8;
-    this.moduleEmbeddingDim = o.moduleEmbeddingDim ?? 8;
-    this.hiddenDim = o.hiddenDim ?? 32;
-    this.conditioning = o.conditioning ?? 'concat';
+    const self = this as unknown as Record<string, unknown>;
+    for (const f of FIELDS) self[f.camel] = (o as Record<string, unknown>)[f.camel] ?? f.default;
+    self.targetModules = [...new Set(o.targetModules)];
+    self.loraAlpha = o.loraAlpha ?? 2 * this.r;
     if (this.conditioning !== 'concat' && this.conditioning !== 'film')
       throw new ConfigError(`${W}.conditioning`, "must be 'concat' or 'film'", this.conditioning);
-    this.sharedA = o.sharedA ?? false;
+
     if (typeof this.sharedA !== 'boolean')
       throw new ConfigError(`${W}.sharedA`, 'must be true or false', this.sharedA);
     for (const k of ['r', 'embeddingDim', 'layerEmbeddingDim', 'moduleEmbeddingDim', 'hiddenDim'] as const)
@@ -126,7 +102,7 @@ export class HyperLoraConfig {
     if (this.conditionType === 'id') positiveInt('numConditions', this.numConditions);
     else if (this.conditionType === 'vector') positiveInt('conditionDim', this.conditionDim);
     else throw new ConfigError(`${W}.conditionType`, "must be 'id' or 'vector'", this.conditionType);
-    this.conditionNames = o.conditionNames ? [...o.conditionNames] : undefined;
+    self.conditionNames = o.conditionNames ? [...o.conditionNames] : undefined;
     const names = this.conditionNames;
     if (names) {
       if (this.conditionType !== 'id')
@@ -171,14 +147,17 @@ export class HyperLoraConfig {
   /** The snake_case JSON object written to `hyperlora_config.json`. */
   toJson(): Record<string, unknown> {
     const out: Record<string, unknown> = { peft_type: this.peftType };
-    for (const [camel, snake] of FIELDS) if (this[camel] !== undefined) out[snake] = this[camel];
+    for (const { camel, snake } of FIELDS) {
+      const v = (this as unknown as Record<string, unknown>)[camel];
+      if (v !== undefined) out[snake] = v;
+    }
     return out;
   }
 
   /** Inverse of {@link toJson}; unknown keys are rejected. */
   static fromJson(json: Record<string, unknown>): HyperLoraConfig {
     const opts: Record<string, unknown> = {};
-    const known = new Map(FIELDS.map(([c, s]) => [s, c]));
+    const known = new Map(FIELDS.map((f) => [f.snake, f.camel]));
     for (const [k, v] of Object.entries(json)) {
       if (k === 'peft_type') {
         if (v !== 'HYPERLORA') throw new ConfigError(`${W}.peft_type`, 'must be "HYPERLORA"', v);

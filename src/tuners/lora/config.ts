@@ -5,6 +5,7 @@
  * rejected instead of silently ignored).
  *
  * EXTENSION POINTS:
+ *  - the fields are declared once in `LORA_FIELDS` (tuners/base/config.ts explains the builder).
  *  - `AdaLoraConfig extends LoraConfig` (PEFT-SPEC §1): append to `static fields`, override `postInit()`
  *    (call `super.postInit()` first, then set `peftType = 'ADALORA'`), and override
  *    `validateRank()` (AdaLoRA ignores `r`, so its check differs).
@@ -16,7 +17,17 @@
  * cfg.peftType; // 'LORA'
  */
 import { ConfigError, NotSupportedError } from '../../errors.js';
-import { PeftConfig, field, type FieldSpec, type PeftConfigOptions } from '../base/config.js';
+import {
+  F,
+  PeftConfig,
+  fieldSpecs,
+  isTruthy,
+  rejectUnsupported,
+  type FieldSpec,
+  type OptionsOf,
+  type PeftConfigOptions,
+  type ValuesOf,
+} from '../base/config.js';
 import { tunerWarn } from '../base/warnings.js';
 
 /** `init_lora_weights` values this library implements (PEFT-SPEC §6 "Init"). */
@@ -27,138 +38,59 @@ const SUPPORTED_INITS: readonly unknown[] = [true, false, 'gaussian', 'pissa', '
 /** PEFT init values we know but do not implement: rejected with NotSupportedError, never ignored. */
 const KNOWN_UNSUPPORTED_INITS = ['eva', 'corda', 'orthogonal', 'lora_ga'];
 
-export interface LoraConfigOptions extends PeftConfigOptions {
-  r?: number;
-  targetModules?: string[] | string | null;
-  excludeModules?: string[] | string | null;
-  loraAlpha?: number;
-  loraDropout?: number;
-  fanInFanOut?: boolean;
-  bias?: LoraBias;
-  useRslora?: boolean;
-  modulesToSave?: string[] | null;
+/** Every LoRA field, declared once: options type, instance fields, JSON schema, unsupported checks. */
+export const LORA_FIELDS = {
+  r: F.int(8),
+  targetModules: F.strset<string[] | string | null>(null),
+  excludeModules: F.strset<string[] | string | null>(null),
+  loraAlpha: F.number(8),
+  loraDropout: F.float(0),
+  fanInFanOut: F.bool(false),
+  bias: F.str<LoraBias>('none'),
+  useRslora: F.bool(false),
+  modulesToSave: F.json<string[] | null>(null),
   /** PEFT's init_lora_weights; 'loftq' needs `loftqConfig` and an f32 base (see `loftqInit`). */
-  initLoraWeights?: LoraInit;
-  layersToTransform?: number | number[] | null;
-  layersPattern?: string | string[] | null;
-  rankPattern?: Record<string, number>;
-  alphaPattern?: Record<string, number>;
-  useDora?: boolean;
-  loraBias?: boolean;
+  initLoraWeights: F.json<LoraInit>(true),
+  layersToTransform: F.json<number | number[] | null>(null),
+  layersPattern: F.json<string | string[] | null>(null),
+  rankPattern: F.json<Record<string, number>>({}),
+  alphaPattern: F.json<Record<string, number>>({}),
+  useDora: F.bool(false),
+  loraBias: F.bool(false),
   /** PEFT's LoftQConfig as on disk: `{ loftq_bits: 4, loftq_iter: 1 }` (only 4 bits here). */
-  loftqConfig?: Record<string, unknown>;
-  layerReplication?: [number, number][] | null;
-  targetParameters?: string[] | null;
-  trainableTokenIndices?: unknown;
-  megatronConfig?: Record<string, unknown> | null;
-  megatronCore?: string | null;
-  useQalora?: boolean;
-  qaloraGroupSize?: number;
-  ensureWeightTying?: boolean;
-  aloraInvocationTokens?: number[] | null;
-  evaConfig?: unknown;
-  cordaConfig?: unknown;
-  loraGaConfig?: unknown;
-  veloraConfig?: unknown;
-  montecloraConfig?: unknown;
-  arrowConfig?: unknown;
-  kasaConfig?: unknown;
-  useBdlora?: unknown;
-}
+  loftqConfig: F.json<Record<string, unknown>>({}),
+  // PEFT fields this library does not implement: setting them is an error, not a no-op.
+  layerReplication: F.json<[number, number][] | null>(null, { unsupported: true }),
+  targetParameters: F.json<string[] | null>(null, { unsupported: true }),
+  trainableTokenIndices: F.json<unknown>(null, { unsupported: true }),
+  megatronConfig: F.json<Record<string, unknown> | null>(null, { unsupported: true }),
+  megatronCore: F.str<string | null>('megatron.core'),
+  useQalora: F.bool(false),
+  qaloraGroupSize: F.int(16),
+  ensureWeightTying: F.bool(false),
+  aloraInvocationTokens: F.json<number[] | null>(null, { unsupported: true }),
+  evaConfig: F.json<unknown>(null, { unsupported: true }),
+  cordaConfig: F.json<unknown>(null, { unsupported: true }),
+  loraGaConfig: F.json<unknown>(null, { unsupported: true }),
+  veloraConfig: F.json<unknown>(null, { unsupported: true }),
+  montecloraConfig: F.json<unknown>(null, { unsupported: true }),
+  arrowConfig: F.json<unknown>(null, { unsupported: true }),
+  kasaConfig: F.json<unknown>(null, { unsupported: true }),
+  useBdlora: F.json<unknown>(null, { unsupported: true }),
+  runtimeConfig: F.json<unknown>(null, { saved: false }),
+};
 
-/** Fields PEFT has that this library does not implement: setting them is an error, not a no-op. */
-const UNSUPPORTED_NULLABLE: [keyof LoraConfigOptions, string][] = [
-  ['layerReplication', 'layer_replication'],
-  ['targetParameters', 'target_parameters'],
-  ['trainableTokenIndices', 'trainable_token_indices'],
-  ['megatronConfig', 'megatron_config'],
-  ['aloraInvocationTokens', 'alora_invocation_tokens'],
-  ['evaConfig', 'eva_config'],
-  ['cordaConfig', 'corda_config'],
-  ['loraGaConfig', 'lora_ga_config'],
-  ['veloraConfig', 'velora_config'],
-  ['montecloraConfig', 'monteclora_config'],
-  ['arrowConfig', 'arrow_config'],
-  ['kasaConfig', 'kasa_config'],
-  ['useBdlora', 'use_bdlora'],
-];
+/** Options of {@link LoraConfig} (`runtimeConfig` is set by the library, not by callers). */
+export type LoraConfigOptions = PeftConfigOptions & Omit<OptionsOf<typeof LORA_FIELDS>, 'runtimeConfig'>;
+
+/** Instance fields of {@link LoraConfig}, from {@link LORA_FIELDS}. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface LoraConfig extends ValuesOf<typeof LORA_FIELDS> {}
 
 /** LoRA configuration (PEFT `LoraConfig`). */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class LoraConfig extends PeftConfig {
-  static override readonly fields: readonly FieldSpec[] = [
-    ...PeftConfig.fields,
-    field('r', 'r', 'int', 8),
-    field('targetModules', 'target_modules', 'strset', null),
-    field('excludeModules', 'exclude_modules', 'strset', null),
-    field('loraAlpha', 'lora_alpha', 'number', 8),
-    field('loraDropout', 'lora_dropout', 'float', 0),
-    field('fanInFanOut', 'fan_in_fan_out', 'bool', false),
-    field('bias', 'bias', 'str', 'none'),
-    field('useRslora', 'use_rslora', 'bool', false),
-    field('modulesToSave', 'modules_to_save', 'json', null),
-    field('initLoraWeights', 'init_lora_weights', 'json', true),
-    field('layersToTransform', 'layers_to_transform', 'json', null),
-    field('layersPattern', 'layers_pattern', 'json', null),
-    field('rankPattern', 'rank_pattern', 'json', {}),
-    field('alphaPattern', 'alpha_pattern', 'json', {}),
-    field('useDora', 'use_dora', 'bool', false),
-    field('loraBias', 'lora_bias', 'bool', false),
-    field('loftqConfig', 'loftq_config', 'json', {}),
-    field('layerReplication', 'layer_replication', 'json', null),
-    field('targetParameters', 'target_parameters', 'json', null),
-    field('trainableTokenIndices', 'trainable_token_indices', 'json', null),
-    field('megatronConfig', 'megatron_config', 'json', null),
-    field('megatronCore', 'megatron_core', 'str', 'megatron.core'),
-    field('useQalora', 'use_qalora', 'bool', false),
-    field('qaloraGroupSize', 'qalora_group_size', 'int', 16),
-    field('ensureWeightTying', 'ensure_weight_tying', 'bool', false),
-    field('aloraInvocationTokens', 'alora_invocation_tokens', 'json', null),
-    field('evaConfig', 'eva_config', 'json', null),
-    field('cordaConfig', 'corda_config', 'json', null),
-    field('loraGaConfig', 'lora_ga_config', 'json', null),
-    field('veloraConfig', 'velora_config', 'json', null),
-    field('montecloraConfig', 'monteclora_config', 'json', null),
-    field('arrowConfig', 'arrow_config', 'json', null),
-    field('kasaConfig', 'kasa_config', 'json', null),
-    field('useBdlora', 'use_bdlora', 'json', null),
-    field('runtimeConfig', 'runtime_config', 'json', null, false),
-  ];
-
-  declare r: number;
-  declare targetModules: string[] | string | null;
-  declare excludeModules: string[] | string | null;
-  declare loraAlpha: number;
-  declare loraDropout: number;
-  declare fanInFanOut: boolean;
-  declare bias: LoraBias;
-  declare useRslora: boolean;
-  declare modulesToSave: string[] | null;
-  declare initLoraWeights: LoraInit;
-  declare layersToTransform: number | number[] | null;
-  declare layersPattern: string | string[] | null;
-  declare rankPattern: Record<string, number>;
-  declare alphaPattern: Record<string, number>;
-  declare useDora: boolean;
-  declare loraBias: boolean;
-  declare loftqConfig: Record<string, unknown>;
-  declare layerReplication: [number, number][] | null;
-  declare targetParameters: string[] | null;
-  declare trainableTokenIndices: unknown;
-  declare megatronConfig: Record<string, unknown> | null;
-  declare megatronCore: string | null;
-  declare useQalora: boolean;
-  declare qaloraGroupSize: number;
-  declare ensureWeightTying: boolean;
-  declare aloraInvocationTokens: number[] | null;
-  declare evaConfig: unknown;
-  declare cordaConfig: unknown;
-  declare loraGaConfig: unknown;
-  declare veloraConfig: unknown;
-  declare montecloraConfig: unknown;
-  declare arrowConfig: unknown;
-  declare kasaConfig: unknown;
-  declare useBdlora: unknown;
-  declare runtimeConfig: unknown;
+  static override readonly fields: readonly FieldSpec[] = [...PeftConfig.fields, ...fieldSpecs(LORA_FIELDS)];
 
   constructor(options: LoraConfigOptions = {}) {
     super(options);
@@ -310,15 +242,7 @@ export class LoraConfig extends PeftConfig {
         'use e.g. [0, 2]',
       );
     }
-    for (const [camel, snake] of UNSUPPORTED_NULLABLE) {
-      if (isTruthy((this as Record<string, unknown>)[camel])) {
-        throw new NotSupportedError(
-          `${W}.${camel}`,
-          `PEFT's ${snake}`,
-          `remove ${camel} (or set it to null)`,
-        );
-      }
-    }
+    rejectUnsupported(this, W);
     if (this.useQalora) throw new NotSupportedError(`${W}.useQalora`, 'QA-LoRA', 'set useQalora: false');
   }
 
@@ -333,13 +257,6 @@ export class LoraConfig extends PeftConfig {
       );
     }
   }
-}
-
-function isTruthy(v: unknown): boolean {
-  if (v === null || v === undefined || v === false || v === 0 || v === '') return false;
-  if (Array.isArray(v)) return v.length > 0;
-  if (typeof v === 'object') return Object.keys(v).length > 0;
-  return true;
 }
 
 /** PEFT's `LoftQConfig` (utils/loftq_utils.py): bits of the quantiser and alternating rounds. */

@@ -14,7 +14,7 @@ import type { Module } from '../../nn/module.js';
 import { normal } from '../../nn/init.js';
 import { NotSupportedError } from '../../errors.js';
 import type { LoraInit } from './config.js';
-import { LoraLayer, checkFinite, type LoraLayerOptions } from './layer.js';
+import { LoraLayer, type LoraLayerOptions } from './layer.js';
 
 /** What LoRA needs from an embedding base: the [num, dim] table and a lookup. */
 export interface EmbeddingLike extends Module {
@@ -83,31 +83,14 @@ export class LoraEmbedding extends LoraLayer {
     b.dispose();
   }
 
-  override forward(ids: Tensor): Tensor {
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return this.base_layer.forward(ids);
-    }
-    if (this.merged) return this.base_layer.forward(ids);
-    return tf.tidy(() => {
-      let result = this.base_layer.forward(ids); // [.., dim]
-      const flat = ids.reshape([-1]).toInt();
-      for (const a of this.activeAdapterNames) {
-        const A = this.lora_embedding_A.get(a);
-        if (!A) continue;
-        const variant = this.variants.get(a);
-        if (variant) {
-          result = variant.forward(this, a, ids, result);
-          continue;
-        }
-        const r = this.r.get(a)!;
-        const afterA = tf.gather(A.transpose(), flat).reshape([...ids.shape, r]); // [.., r]
-        const B = this.lora_embedding_B.get(a)!;
-        const out = tf.matMul(afterA.reshape([-1, r]), B, false, true); // [N, dim]
-        result = tf.add(result, tf.mul(out.reshape(result.shape), this.scaling.get(a)!));
-      }
-      return result;
-    });
+  protected override loraForward(a: string, ids: Tensor, result: Tensor): Tensor {
+    const flat = ids.reshape([-1]).toInt();
+    const r = this.r.get(a)!;
+    const A = this.lora_embedding_A.get(a)!;
+    const afterA = tf.gather(A.transpose(), flat).reshape([...ids.shape, r]); // [.., r]
+    const B = this.lora_embedding_B.get(a)!;
+    const out = tf.matMul(afterA.reshape([-1, r]), B, false, true); // [N, dim]
+    return tf.add(result, tf.mul(out.reshape(result.shape), this.scaling.get(a)!));
   }
 
   /** `(B·A)ᵀ·scaling`, shaped like the table [num, dim]. Caller disposes. */
@@ -118,16 +101,11 @@ export class LoraEmbedding extends LoraLayer {
     });
   }
 
-  protected override applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void {
-    const w = this.base_layer.weight;
-    const variant = this.variants.get(adapter);
-    tf.tidy(() => {
-      let next: Tensor;
-      if (variant) next = sign > 0 ? variant.merge(this, adapter, w) : variant.unmerge(this, adapter, w);
-      else
-        next = sign > 0 ? tf.add(w, this.getDeltaWeight(adapter)) : tf.sub(w, this.getDeltaWeight(adapter));
-      if (safe) checkFinite(next, adapter);
-      w.assign(next);
-    });
+  protected override readBaseWeight(): Tensor {
+    return this.base_layer.weight;
+  }
+
+  protected override writeBaseWeight(w: Tensor): void {
+    this.base_layer.weight.assign(w);
   }
 }

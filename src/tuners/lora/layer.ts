@@ -7,26 +7,27 @@
  * `<path>.lora_B.<adapter>.weight` (out×r, + `.bias` with `loraBias`).
  *
  * EXTENSION POINTS:
+ *  - the gate, merge/unmerge driver and safe-merge check are `BaseTunerLayer`'s template
+ *    (tuners/base/layer.ts); a layer kind supplies `loraForward`, `getDeltaWeight` and its base weight.
  *  - variants (DoRA): `updateLayer` resolves `useDora` through `variant.ts` and calls the variant's
- *    `init`; `forward`/`merge`/`unmerge` delegate the adapter's part to it.
+ *    `init`; `adapterForward`/`mergedWeight` delegate the adapter's part to it.
  *  - QLoRA: any base implementing `LinearLike` works; merge goes through `denseWeight()/setDenseWeight()`.
  *  - AdaLoRA's SVD layer extends `BaseTunerLayer` (tuners/base/layer.ts) directly: its tensors and
- *    scaling differ, and it reuses the dict/adapter bookkeeping there.
+ *    scaling differ, and it reuses the same template and dict/adapter bookkeeping there.
  *
  * @example
  * const layer = new LoraLinear(new Linear(16, 8), 'default', { r: 4, loraAlpha: 8 });
  * layer.forward(x); // base(x) + B(A(x))·(8/4); equals base(x) at init (B = 0)
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
-import { readDataSync } from '../../tensor/read.js';
 import { Linear, Dropout } from '../../nn/layers.js';
 import { ModuleDict } from '../../nn/module_dict.js';
 import type { Module } from '../../nn/module.js';
 import type { LinearLike } from '../../nn/linear_like.js';
 import { normal } from '../../nn/init.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
-import { CheckpointError, ConfigError } from '../../errors.js';
-import { BaseTunerLayer, type MergeOptions } from '../base/layer.js';
+import { ConfigError } from '../../errors.js';
+import { BaseTunerLayer, transposeIf } from '../base/layer.js';
 import { loftqOptions, type LoftqOptions, type LoraInit } from './config.js';
 import { resolveLoraVariant, type LoraLayerKind, type LoraVariant } from './variant.js';
 import { loftqInit, oloraInit, pissaInit } from './init.js';
@@ -135,40 +136,20 @@ export abstract class LoraLayer extends BaseTunerLayer {
     if (drop?.has(adapter)) drop.delete(adapter);
   }
 
-  override merge(opts: MergeOptions = {}): void {
-    for (const a of this.adaptersToMerge(opts.adapterNames)) {
-      this.applyMerge(a, opts.safeMerge ?? false, +1);
-      this.mergedAdapters.push(a);
-    }
+  /** Variant adapters (DoRA) contribute through the variant, plain ones through `loraForward`. */
+  protected override adapterForward(adapter: string, x: Tensor, result: Tensor): Tensor {
+    const variant = this.variants.get(adapter);
+    return variant ? variant.forward(this, adapter, x, result) : this.loraForward(adapter, x, result);
   }
 
-  override unmerge(): void {
-    if (!this.merged) {
-      // PEFT warns "Already unmerged. Nothing to do." (PEFT-SPEC §2.4)
-      return;
-    }
-    while (this.mergedAdapters.length > 0) {
-      const a = this.mergedAdapters.pop()!;
-      this.applyMerge(a, false, -1);
-    }
-  }
+  /** `result` plus the plain LoRA contribution of one adapter (inside `forward`'s tidy). */
+  protected abstract loraForward(adapter: string, x: Tensor, result: Tensor): Tensor;
 
-  /** Adds (sign +1) or removes (−1) one adapter in the base weight. */
-  protected abstract applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void;
-}
-
-/** Throws when a merged weight holds NaN/Inf (PEFT `safe_merge`, PEFT-SPEC §2.4). */
-export function checkFinite(w: Tensor, adapter: string): void {
-  const ok = tf.tidy(
-    () => readDataSync(tf.all(tf.isFinite(w)), 'LoRA merge (safeMerge)', 'merge on a CPU backend')[0],
-  );
-  if (!ok) {
-    throw new CheckpointError(
-      `merge adapter "${adapter}"`,
-      'the merged weights contain NaN or Inf, so the adapter is broken',
-      adapter,
-      'check the adapter weights and the training loss; the base weights were left unchanged',
-    );
+  /** A variant (DoRA) merges its own way; plain LoRA is `W ± ΔW`. */
+  protected override mergedWeight(adapter: string, w: Tensor, sign: 1 | -1): Tensor {
+    const variant = this.variants.get(adapter);
+    if (!variant) return super.mergedWeight(adapter, w, sign);
+    return sign > 0 ? variant.merge(this, adapter, w) : variant.unmerge(this, adapter, w);
   }
 }
 
@@ -228,71 +209,54 @@ export class LoraLinear extends LoraLayer {
     });
   }
 
-  override forward(x: Tensor): Tensor {
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return this.base_layer.forward(x);
+  protected override loraForward(a: string, x: Tensor, result: Tensor): Tensor {
+    const A = this.lora_A.get(a)!;
+    const B = this.lora_B.get(a)!;
+    const xd = this.lora_dropout.get(a)!.forward(x);
+    if (B.bias) {
+      // lora_bias: B's bias is scaled too (PEFT), so keep the [.., out]-sized scale pass
+      return tf.add(result, tf.mul(B.forward(A.forward(xd)), this.scaling.get(a)!));
     }
-    if (this.merged) return this.base_layer.forward(x);
-    return tf.tidy(() => {
-      let result = this.base_layer.forward(x);
-      for (const a of this.activeAdapterNames) {
-        const A = this.lora_A.get(a);
-        if (!A) continue;
-        const variant = this.variants.get(a);
-        if (variant) {
-          result = variant.forward(this, a, x, result);
-          continue;
-        }
-        const B = this.lora_B.get(a)!;
-        const xd = this.lora_dropout.get(a)!.forward(x);
-        if (B.bias) {
-          // lora_bias: B's bias is scaled too (PEFT), so keep the [.., out]-sized scale pass
-          result = tf.add(result, tf.mul(B.forward(A.forward(xd)), this.scaling.get(a)!));
-        } else {
-          // x·Aᵀ·(B·s)ᵀ: the scale folded into B instead of the [.., out] output (ops/lora.ts)
-          result = tf.add(result, loraDelta(xd, A.weight, B.weight, this.scaling.get(a)!));
-        }
-      }
-      return result;
-    });
+    // x·Aᵀ·(B·s)ᵀ: the scale folded into B instead of the [.., out] output (ops/lora.ts)
+    return tf.add(result, loraDelta(xd, A.weight, B.weight, this.scaling.get(a)!));
   }
 
   /** `transpose(B·A, fanInFanOut)·scaling` in the base weight's layout (PEFT-SPEC §6 "Delta"). Caller disposes. */
   override getDeltaWeight(adapter: string): Tensor {
     return tf.tidy(() => {
       const ba = tf.matMul(this.lora_B.get(adapter)!.weight, this.lora_A.get(adapter)!.weight); // [out, in]
-      return tf.mul(this.fanInFanOut ? ba.transpose() : ba, this.scalingOf(adapter));
+      return tf.mul(transposeIf(ba, this.fanInFanOut), this.scalingOf(adapter));
     });
   }
 
-  protected override applyMerge(adapter: string, safe: boolean, sign: 1 | -1): void {
-    const base = this.base_layer;
-    const variant = this.variants.get(adapter);
-    tf.tidy(() => {
-      const w = base.denseWeight();
-      let next: Tensor;
-      if (variant) next = sign > 0 ? variant.merge(this, adapter, w) : variant.unmerge(this, adapter, w);
-      else
-        next = sign > 0 ? tf.add(w, this.getDeltaWeight(adapter)) : tf.sub(w, this.getDeltaWeight(adapter));
-      if (safe) checkFinite(next, adapter);
-      const Bb = this.lora_B.get(adapter)!.bias;
-      let nextBias: Tensor | null = null;
-      if (this.loraBias.get(adapter) && Bb) {
-        if (!base.bias) {
-          throw new ConfigError(
-            'LoraConfig.loraBias',
-            'needs a base layer with a bias to merge into',
-            adapter,
-            'set loraBias: false for layers without bias',
-          );
-        }
-        nextBias = tf.add(base.bias, tf.mul(Bb, sign * this.scaling.get(adapter)!));
-        if (safe) checkFinite(nextBias, adapter);
-      }
-      base.setDenseWeight(next);
-      if (nextBias && base.bias) base.bias.assign(nextBias);
-    });
+  protected override readBaseWeight(): Tensor {
+    return this.base_layer.denseWeight();
+  }
+
+  protected override writeBaseWeight(w: Tensor): void {
+    this.base_layer.setDenseWeight(w);
+  }
+
+  /** With `loraBias`, B's bias (scaled) merges into the base bias (PEFT `lora_bias`). */
+  protected override mergedBias(
+    adapter: string,
+    sign: 1 | -1,
+  ): { next: Tensor; write(b: Tensor): void } | null {
+    const Bb = this.lora_B.get(adapter)!.bias;
+    if (!this.loraBias.get(adapter) || !Bb) return null;
+    const baseBias = this.base_layer.bias;
+    if (!baseBias) {
+      throw new ConfigError(
+        'LoraConfig.loraBias',
+        'needs a base layer with a bias to merge into',
+        adapter,
+        'set loraBias: false for layers without bias',
+      );
+    }
+    return {
+      next: tf.add(baseBias, tf.mul(Bb, sign * this.scaling.get(adapter)!)),
+      write: (b) => baseBias.assign(b),
+    };
   }
 }
 

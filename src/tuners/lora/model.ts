@@ -16,10 +16,9 @@ import type { Module } from '../../nn/module.js';
 import { isLinearLike } from '../../nn/linear_like.js';
 import { ConfigError } from '../../errors.js';
 import { BaseTuner } from '../base/tuner.js';
-import { BaseTunerLayer } from '../base/layer.js';
+import { BaseTunerLayer, reconcileFanInFanOut } from '../base/layer.js';
 import { pyRegex } from '../base/matching.js';
 import { adapterKeyMap, type AdapterKeyMap } from '../base/state_dict.js';
-import { tunerWarn } from '../base/warnings.js';
 import { loftqOptions, type LoraConfig } from './config.js';
 import { LoraLayer, LoraLinear, type LoraLayerOptions } from './layer.js';
 import { LoraEmbedding, isEmbeddingLike } from './embedding.js';
@@ -98,13 +97,8 @@ export class LoraModel<C extends LoraConfig = LoraConfig> extends BaseTuner<C> {
   protected createNewModule(config: C, adapter: string, target: Module, key: string): BaseTunerLayer {
     const opts = this.layerOptions(config, key);
     if (isLinearLike(target)) {
-      if (config.fanInFanOut !== target.fanInFanOut) {
-        // PEFT warns and mutates the shared config, so the saved adapter_config.json says what was used.
-        tunerWarn(
-          `fanInFanOut is ${config.fanInFanOut} but "${key}" stores its weight as ${target.fanInFanOut ? '[in, out] (Conv1D)' : '[out, in] (Linear)'}; using fanInFanOut=${target.fanInFanOut}.`,
-        );
-        config.fanInFanOut = target.fanInFanOut;
-      }
+      // PEFT warns and mutates the shared config, so the saved adapter_config.json says what was used.
+      config.fanInFanOut = reconcileFanInFanOut(config.fanInFanOut, target, key);
       return new LoraLinear(target, adapter, opts);
     }
     if (isEmbeddingLike(target)) return new LoraEmbedding(target, adapter, opts);
