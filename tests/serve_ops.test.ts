@@ -23,7 +23,7 @@ import { getPeftModel, PeftModel } from '../src/tuners/index.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { perturbAdapter } from '../src/testing/tuner_matrix.js';
 import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
-import { cli } from './cli_helpers.js';
+import { CLI_ENTRY, cli } from './cli_helpers.js';
 import { serveWorld, tmp, type World } from './serve_helpers.js';
 
 /** Softmax scores through the server vs the library forward: same kernels, float32. */
@@ -280,7 +280,7 @@ test('lowrank serve: usage errors exit 2; the command serves until SIGTERM, then
   const child = spawn(
     process.execPath,
     [
-      'bin/lowrank.js',
+      ...CLI_ENTRY,
       'serve',
       '-m',
       world.model,
