@@ -1,0 +1,298 @@
+/**
+ * The native decode engine (issue 17, item 1): when the `native` tfjs backend and its addon are loaded
+ * and the model is a supported Llama-family decoder, `generate` hands the token loop to one addon call
+ * per token (native/src/decode.cc) instead of hundreds of tfjs kernels. Weights are read in place from
+ * the backend's arrays (no copy); the KV cache lives in the addon. Unmerged adapters run unmerged:
+ * LoRA as `s·B(A x)` terms, AdaLoRA with Λ folded into A (`(A∘E)`, scale `α / (ranknum + 1e-5)`, PEFT
+ * `SVDLinear`), DoRA as the per-row factor `m / ‖W + s·BA‖` (paper §4.3: the norm is a constant at
+ * inference) applied before the bias. Anything else (4-bit bases, lora_bias, Gemma 2 soft-caps,
+ * sliding windows shorter than the run, fused Phi-3 projections, other backends) returns null from
+ * {@link openNativeDecoder}, and `generate` keeps the tfjs path — which is also the reference the tests
+ * compare against (native_decode.test.ts).
+ *
+ * Tuner layers are read by their PEFT field names (`base_layer`, `lora_A`, `lora_B`, `lora_E`,
+ * `ranknum`, `lora_magnitude_vector`) rather than imported: models/ never depends on tuners/.
+ */
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { tf, type Tensor } from '../tensor/tf.js';
+import { loadAddon } from '../tensor/native/addon.js';
+import { NATIVE_BACKEND } from '../tensor/native/register.js';
+import type { Module, TensorLayer } from '../nn/module.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { ConfigError } from '../errors.js';
+import type { PreTrainedModel } from './base.js';
+import { DecoderForCausalLM } from './decoder_heads.js';
+import { LlamaDecoderLayer, LlamaModel } from './llama.js';
+import { OffsetRMSNorm, RopeDecoderLayer, RopeDecoderModel } from './rope_decoder.js';
+
+/** AdaLoRA's ε in `ranknum + ε` (PEFT `SVDLinear.forward`). */
+const RANKNUM_EPS = 1e-5;
+
+/** The addon's `Decoder` instance (native/src/decode.cc). */
+export interface NativeDecoderHandle {
+  /** Runs `token` at the next position; writes the logits [vocab] when `logits` is given. */
+  step(token: number, logits: Float32Array | null): void;
+  reset(): void;
+  readonly position: number;
+}
+
+/** Constructor of the addon's `Decoder`: dims (see decode.cc), [embed, norm, lmHead], layers. */
+export type NativeDecoderCtor = new (
+  dims: Float64Array,
+  weights: (Float32Array | null)[],
+  layers: unknown[],
+) => NativeDecoderHandle;
+
+type Proj = [Float32Array, Float32Array | null, Float32Array | null, number, number, unknown[]];
+
+/** What a decode run needs: the handle, the vocabulary size and the tensors it made (disposed at the end). */
+export interface NativeDecoder {
+  readonly handle: NativeDecoderHandle;
+  readonly vocabSize: number;
+  /**
+   * Feeds `tokens` in order (the prompt, then each new token) and returns the last one's logits
+   * (a fresh array owned by the caller).
+   */
+  feed(tokens: number[]): Float32Array;
+  /** Disposes the tensors derived for adapters (DoRA factors, AdaLoRA's A∘E). */
+  dispose(): void;
+}
+
+class Unsupported extends Error {}
+
+function backendArrays(): MathBackendCPU {
+  return tf.backend() as unknown as MathBackendCPU;
+}
+
+/** The float32 array behind `t` on the native backend (never copied). */
+function arr(t: Tensor): Float32Array {
+  const v = backendArrays().data.get(t.dataId).values;
+  if (t.dtype !== 'float32' || !(v instanceof Float32Array)) throw new Unsupported('non-f32 weight');
+  return v;
+}
+
+function field<T>(m: object, name: string): T | undefined {
+  return (m as Record<string, unknown>)[name] as T | undefined;
+}
+
+/** A plain `Linear` [out, in] (no fan-in-fan-out) as a projection without adapter terms. */
+function plain(m: unknown): Proj {
+  if (!(m instanceof Linear) || m.fanInFanOut) throw new Unsupported('projection is not a plain Linear');
+  return [arr(m.weight), m.bias ? arr(m.bias) : null, null, m.outFeatures, m.inFeatures, []];
+}
+
+interface AdapterDict {
+  get(name: string): unknown;
+}
+
+/** A LoRA / DoRA / AdaLoRA layer's active, unmerged adapters as terms of one projection. */
+function adapted(m: Module, keep: Tensor[]): Proj {
+  const base = field<Module>(m, 'base_layer')!;
+  const merged = field<boolean>(m, 'merged') ?? false;
+  if (field<boolean>(m, 'disableAdapters')) {
+    if (merged) throw new Unsupported('adapters disabled on a merged layer');
+    return plain(base);
+  }
+  const proj = plain(base);
+  if (merged) return proj;
+  const active = field<string[]>(m, 'activeAdapterNames') ?? [];
+  const A = field<AdapterDict>(m, 'lora_A');
+  const B = field<AdapterDict>(m, 'lora_B');
+  const E = field<{ get(n: string): Tensor | undefined }>(m, 'lora_E');
+  const ranknum = field<{ get(n: string): Tensor | undefined }>(m, 'ranknum');
+  const magnitudes = field<AdapterDict>(m, 'lora_magnitude_vector');
+  const scaling = field<Map<string, number>>(m, 'scaling');
+  if (!A || !B || !scaling) throw new Unsupported('unknown adapter layer');
+  const present = active.filter((a) => A.get(a) !== undefined);
+  for (const name of present) {
+    const a = A.get(name) as Linear | Tensor;
+    const b = B.get(name) as Linear | Tensor;
+    const s = scaling.get(name)!;
+    if (E) {
+      // AdaLoRA: lora_A/lora_B/lora_E are parameters [r, in], [out, r], [r, 1]
+      const e = E.get(name)!;
+      const rank = arr(ranknum!.get(name)!)[0]!;
+      const folded = tf.mul(a as Tensor, e);
+      keep.push(folded);
+      const scale = Math.fround(s / Math.fround(rank + RANKNUM_EPS));
+      if ((a as Tensor).shape[0] === 0) continue; // a fully pruned layer (PEFT #1539) adds nothing
+      proj[5].push([arr(folded), arr(b as Tensor), (a as Tensor).shape[0]!, scale]);
+      continue;
+    }
+    const la = a as Linear;
+    const lb = b as Linear;
+    if (lb.bias) throw new Unsupported('lora_bias');
+    proj[5].push([arr(la.weight), arr(lb.weight), la.outFeatures, s]);
+    const mag = magnitudes?.get(name) as { weight: Tensor } | undefined;
+    if (mag) {
+      // DoRA rescales the sum of everything before it: only a lone DoRA adapter maps to one factor.
+      if (present.length !== 1) throw new Unsupported('DoRA with several active adapters');
+      const f = tf.tidy(() => {
+        const w = tf.add((base as Linear).weight, tf.mul(tf.matMul(lb.weight, la.weight), s));
+        return tf.div(mag.weight, w.square().sum(1).sqrt()); // [out] = m / ‖W + s·BA‖
+      });
+      keep.push(f);
+      proj[2] = arr(f);
+    }
+  }
+  return proj;
+}
+
+function projection(m: TensorLayer, keep: Tensor[]): Proj {
+  if (m instanceof Linear) return plain(m);
+  if (field(m, 'base_layer') !== undefined) return adapted(m as unknown as Module, keep);
+  throw new Unsupported('unknown projection layer');
+}
+
+function normWeight(m: TensorLayer, offset: boolean): Float32Array {
+  if (offset ? !(m instanceof OffsetRMSNorm) : !(m instanceof RMSNorm) || m instanceof OffsetRMSNorm)
+    throw new Unsupported('norm');
+  return arr((m as RMSNorm).weight);
+}
+
+const ACTIVATIONS: Record<string, number> = {
+  silu: 0,
+  swish: 0,
+  gelu_pytorch_tanh: 1,
+  gelu_new: 1,
+  gelu_fast: 1,
+};
+
+interface TrunkDims {
+  hidden: number;
+  intermediate: number;
+  nLayers: number;
+  nHead: number;
+  nKvHead: number;
+  headDim: number;
+  vocabSize: number;
+  eps: number;
+  ropeTheta: number;
+  act: string;
+  normOffset: boolean;
+  embedScale: number;
+  scoreScale: number;
+}
+
+/** The trunk's dims when it is Llama, or a rope_decoder trunk the native kernel covers for `maxSeq`. */
+function trunkDims(trunk: Module, maxSeq: number): TrunkDims {
+  if (trunk instanceof LlamaModel) {
+    const d = trunk.dims;
+    return { ...d, normOffset: false, embedScale: 1, scoreScale: 1 / Math.sqrt(d.headDim) };
+  }
+  if (trunk instanceof RopeDecoderModel) {
+    const d = trunk.dims;
+    if (d.attnSoftcap !== null || d.finalSoftcap !== null) throw new Unsupported('soft-capping');
+    if (d.windows.some((w) => w !== null && w < maxSeq)) throw new Unsupported('sliding window');
+    return { ...d, embedScale: d.embedScale ?? 1 };
+  }
+  throw new Unsupported('trunk');
+}
+
+function layerArrays(layer: Module, dims: TrunkDims, keep: Tensor[]): unknown[] {
+  if (!(layer instanceof LlamaDecoderLayer) && layer.constructor !== RopeDecoderLayer)
+    throw new Unsupported('layer');
+  const l = layer as LlamaDecoderLayer;
+  const { self_attn: at, mlp } = l;
+  return [
+    normWeight(l.input_layernorm, dims.normOffset),
+    normWeight(l.post_attention_layernorm, dims.normOffset),
+    ...[at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj].map((p) =>
+      projection(p, keep),
+    ),
+  ];
+}
+
+/**
+ * A native decoder for `model` with room for `maxSeq` positions, or null when the native path does
+ * not apply (another backend, no addon, `LOWRANK_NATIVE_DECODE=0`, or a model/adapter it does not
+ * cover); {@link nativeDecodeSupport} says why.
+ *
+ * @example
+ * const dec = openNativeDecoder(model, prompt.length + 64);
+ * if (dec) try { const logits = dec.feed(prompt); } finally { dec.dispose(); }
+ */
+export function openNativeDecoder(model: PreTrainedModel, maxSeq: number): NativeDecoder | null {
+  const r = build(model, maxSeq);
+  return typeof r === 'string' ? null : r;
+}
+
+/**
+ * Null when {@link openNativeDecoder} would run `model` natively, else the reason it would not.
+ * @example nativeDecodeSupport(model) // null, or e.g. 'tfjs backend is cpu, not native'
+ */
+export function nativeDecodeSupport(model: PreTrainedModel, maxSeq = 1): string | null {
+  const r = build(model, maxSeq);
+  if (typeof r === 'string') return r;
+  r.dispose();
+  return null;
+}
+
+function build(model: PreTrainedModel, maxSeq: number): NativeDecoder | string {
+  if (process.env.LOWRANK_NATIVE_DECODE === '0') return 'disabled by LOWRANK_NATIVE_DECODE=0';
+  if (tf.getBackend() !== NATIVE_BACKEND) return `tfjs backend is ${tf.getBackend()}, not ${NATIVE_BACKEND}`;
+  const Ctor = (loadAddon() as unknown as { Decoder?: NativeDecoderCtor } | null)?.Decoder;
+  if (!Ctor) return 'the native addon has no Decoder (rebuild it: npm rebuild lowrank)';
+  const keep: Tensor[] = [];
+  try {
+    if (!(model instanceof DecoderForCausalLM)) throw new Unsupported(`${model.architecture}`);
+    const trunk = field<Module>(model, 'model');
+    if (!trunk) throw new Unsupported('trunk');
+    const dims = trunkDims(trunk, maxSeq);
+    const act = ACTIVATIONS[dims.act];
+    if (act === undefined) throw new Unsupported(`activation ${dims.act}`);
+    const t = trunk as LlamaModel;
+    if (!(t.embed_tokens instanceof Embedding)) throw new Unsupported('embedding layer');
+    const head = model.lm_head;
+    if (!(head instanceof Linear) || head.bias || head.fanInFanOut) throw new Unsupported('lm_head');
+    const layers = t.layers.namedChildren().map(([, l]) => layerArrays(l, dims, keep));
+    const d = dims;
+    const vec = new Float64Array([
+      d.hidden,
+      d.intermediate,
+      d.nLayers,
+      d.nHead,
+      d.nKvHead,
+      d.headDim,
+      d.vocabSize,
+      maxSeq,
+      d.eps,
+      d.ropeTheta,
+      act,
+      d.normOffset ? 1 : 0,
+      Math.fround(d.embedScale),
+      d.scoreScale,
+    ]);
+    const weights = [arr(t.embed_tokens.weight), normWeight(t.norm, d.normOffset), arr(head.weight)];
+    const handle = new Ctor(vec, weights, layers);
+    return session(handle, d.vocabSize, keep);
+  } catch (e) {
+    tf.dispose(keep);
+    if (e instanceof Unsupported) return `not covered natively: ${e.message}`;
+    throw e;
+  }
+}
+
+function session(handle: NativeDecoderHandle, vocabSize: number, keep: Tensor[]): NativeDecoder {
+  return {
+    handle,
+    vocabSize,
+    feed(tokens: number[]): Float32Array {
+      const logits = new Float32Array(vocabSize);
+      tokens.forEach((id, i) => {
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+          const fix = 'use ids from the model’s own tokenizer';
+          throw new ConfigError(
+            'generate.inputIds',
+            `token ids must be integers in [0, ${vocabSize})`,
+            id,
+            fix,
+          );
+        }
+        handle.step(id, i === tokens.length - 1 ? logits : null);
+      });
+      return logits;
+    },
+    dispose: () => tf.dispose(keep),
+  };
+}
