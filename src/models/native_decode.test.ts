@@ -82,7 +82,7 @@ async function checkAgainstTfjs(what: string, model: PreTrainedModel): Promise<v
       const d = maxDiff(got, want[t]!);
       assert.ok(d < NATIVE_LOGIT_ATOL, `${what} position ${t}: max |Δlogit| ${d}`);
     });
-    assert.equal(dec.handle.position, IDS.length);
+    assert.equal(dec.position(), IDS.length);
   } finally {
     dec.dispose();
   }
