@@ -18,6 +18,8 @@ import { AdaLoraConfig } from '../tuners/adalora/config.js';
 import type { HFConfig, PreTrainedModel } from './base.js';
 import { modelFromConfig } from './from_config.js';
 import { generate } from './generate.js';
+import { generateBatch } from './generate_batch.js';
+import { NotSupportedError } from '../errors.js';
 import { nativeDecodeSupport, openNativeDecoder } from './native_decode.js';
 import { TINY_DECODERS } from '../testing/tiny_decoders.js';
 
@@ -181,3 +183,55 @@ test('native decode: an out-of-vocabulary token id is a ConfigError naming the f
   await assert.rejects(generate(model, [1, 99], { maxNewTokens: 2 }), /generate\.inputIds.*\[0, 30\)/);
   model.dispose();
 });
+
+test(
+  'generateBatch: ragged rows with different adapters each equal their own tfjs generate',
+  { skip },
+  async () => {
+    await tf.setBackend('native');
+    const base = build(TINY_LLAMA); // same seed: the base weights of `model` below
+    const model = build(TINY_LLAMA);
+    const peft = getPeftModel(
+      model,
+      new LoraConfig({ r: 4, loraAlpha: 8, targetModules: TARGETS, initLoraWeights: false }),
+      'a',
+    );
+    peft.addAdapter(
+      'b',
+      new LoraConfig({ r: 2, loraAlpha: 4, targetModules: ['v_proj', 'up_proj'], initLoraWeights: false }),
+    );
+    peft.addAdapter(
+      'c',
+      new LoraConfig({ r: 2, loraAlpha: 4, targetModules: TARGETS, useDora: true, initLoraWeights: false }),
+    );
+    perturb(model, 'lora_magnitude_vector', 1);
+    const requests = [
+      { inputIds: [1, 5, 9, 3, 17], adapters: ['a'] },
+      { inputIds: [2, 8], adapters: ['b'] },
+      { inputIds: [7], adapters: [] },
+      { inputIds: [4, 4, 6], adapters: ['c'] },
+      { inputIds: [3, 11, 2], adapters: ['a', 'b'] },
+    ];
+    const before = tf.memory().numTensors;
+    const got = await generateBatch(model, requests, { maxNewTokens: 8 });
+    assert.equal(tf.memory().numTensors, before, 'generateBatch leaves no tensors behind');
+    for (const [i, r] of requests.entries()) {
+      let want: number[];
+      if (r.adapters.length === 0)
+        want = await generate(base, r.inputIds, { maxNewTokens: 8, native: false });
+      else {
+        peft.setAdapter(r.adapters);
+        want = await generate(model, r.inputIds, { maxNewTokens: 8, native: false });
+      }
+      assert.deepEqual(got[i], want, `row ${i} (adapters ${JSON.stringify(r.adapters)})`);
+    }
+    const eos = got[0]![2]!;
+    const upToEos = (ids: number[]) => (ids.includes(eos) ? ids.slice(0, ids.indexOf(eos) + 1) : ids);
+    const eosStop = await generateBatch(model, requests.slice(0, 2), { maxNewTokens: 8, eosTokenId: eos });
+    assert.deepEqual(eosStop, [upToEos(got[0]!), upToEos(got[1]!)], 'each row stops at its own EOS');
+    await tf.setBackend('cpu');
+    await assert.rejects(generateBatch(model, requests, { maxNewTokens: 2 }), NotSupportedError);
+    await tf.setBackend('native');
+    [base, model].forEach((m) => m.dispose());
+  },
+);
