@@ -32,10 +32,21 @@ struct Slot {
   std::vector<LowRank> terms;
 };
 
+// A 4-bit weight (QLoRA, NF4/FP4): packed codes (high nibble first), the 16-entry code book and
+// one absmax per block of `blocksize` elements of the flattened [out, in] weight (double
+// quantisation already decoded by the caller, with the same f32 operations as dequant.cc).
+struct Quant4 {
+  const uint8_t* packed = nullptr;
+  const float* code = nullptr;
+  const float* absmax = nullptr;
+  int64_t blocksize = 0;
+};
+
 // One projection, per token i: y_i = f_s ⊙ (W x_i + Σ_{terms of s} s·B(A x_i)) + bias with s = slot[i]
 // (a slot outside the list, e.g. −1, is the base layer alone). W [out, in] row-major.
 struct Proj {
-  const float* w = nullptr;
+  const float* w = nullptr;  // f32 weight, or null when `q4` holds it
+  Quant4 q4;
   const float* bias = nullptr;
   int64_t out = 0, in = 0;
   std::vector<Slot> slots;
@@ -63,11 +74,41 @@ void rmsNorm(const float* x, const float* w, float* out, int64_t n, float eps, b
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * r * (offset ? 1.0f + w[i] : w[i]);
 }
 
+// Y [n, out] = X [n, in] · Wᵀ with W 4-bit: each block is decoded once into a 16-entry table
+// (code[k] · absmax, the same f32 products as dequant.cc) and a row buffer, then dotted with every
+// token's input, so the weight is read at 4 bits per element and never held in f32.
+void gemv4(const Quant4& q, int64_t out, int64_t in, const float* X, float* Y, int64_t n, float* row) {
+  for (int64_t j = 0; j < out; j++) {
+    const int64_t base = j * in;
+    for (int64_t c = 0; c < in;) {
+      const int64_t b = (base + c) / q.blocksize;
+      const int64_t end = std::min(in, (b + 1) * q.blocksize - base);
+      float lut[16];
+      const float a = q.absmax[b];
+      for (int k = 0; k < 16; k++) lut[k] = q.code[k] * a;
+      for (int64_t e = c; e < end; e++) {
+        const int64_t idx = base + e;
+        const uint8_t byte = q.packed[idx >> 1];
+        row[e] = lut[(idx & 1) ? (byte & 0x0f) : (byte >> 4)];
+      }
+      c = end;
+    }
+    for (int64_t i = 0; i < n; i++) {
+      const float* x = X + i * in;
+      float acc = 0.0f;
+      for (int64_t e = 0; e < in; e++) acc += row[e] * x[e];
+      Y[i * out + j] = acc;
+    }
+  }
+}
+
 // Y [n, out] = rows of X [n, in] through the projection, each with its own adapter slot; `tmp` holds
 // at least max r floats. One token: sgemv; several: one sgemm for the shared base weight.
-void project(const Proj& p, const float* X, float* Y, int64_t n, const int32_t* slots, float* tmp) {
+void project(const Proj& p, const float* X, float* Y, int64_t n, const int32_t* slots, float* tmp, float* row) {
   const int out = static_cast<int>(p.out), in = static_cast<int>(p.in);
-  if (n == 1)
+  if (!p.w)
+    gemv4(p.q4, p.out, p.in, X, Y, n, row);
+  else if (n == 1)
     cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, p.w, in, X, 1, 0.0f, Y, 1);
   else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), out, in, 1.0f, X, in, p.w, in, 0.0f,
@@ -162,6 +203,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     hb2_.resize(size_t(B * inter_));
     scores_.resize(size_t(maxSeq_));
     tmp_.resize(size_t(maxR));
+    row_.resize(size_t(std::max(std::max(hidden_, inter_), qDim)));
     cos_.resize(size_t(B * headDim_ / 2));
     sin_.resize(size_t(B * headDim_ / 2));
   }
@@ -175,9 +217,16 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
 
   static int64_t int_(Napi::Value v) { return int64_t(v.As<Napi::Number>().DoubleValue()); }
 
-  // [w, bias|null, out, in, slots: [[rowScale|null, terms: [[a, b, r, scale], …]], …]]
+  // [w|null, bias|null, out, in, slots: [[rowScale|null, terms: [[a, b, r, scale], …]], …],
+  //  q4: [packed u8, code f32[16], absmax f32, blocksize] | null]
   void readProj(Napi::Array a, Proj& p) {
     p.w = hold(a.Get(0u));
+    if (!p.w) {
+      Napi::Array q = a.Get(5u).As<Napi::Array>();
+      Napi::Value packed = q.Get(0u);
+      keep_.Value().Set(keep_.Value().Length(), packed);
+      p.q4 = Quant4{u8(packed), hold(q.Get(1u)), hold(q.Get(2u)), int_(q.Get(3u))};
+    }
     p.bias = hold(a.Get(1u));
     p.out = int_(a.Get(2u));
     p.in = int_(a.Get(3u));
@@ -246,10 +295,11 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   void layerStep(const Layer& L, int64_t li, int64_t n, const int32_t* rows, const int32_t* slots) {
     const int64_t kvDim = nKv_ * headDim_, half = headDim_ / 2, H = hidden_;
     float* tmp = tmp_.data();
+    float* wbuf = row_.data();
     for (int64_t i = 0; i < n; i++) rmsNorm(&x_[size_t(i * H)], L.ln1, &xb_[size_t(i * H)], H, eps_, normOffset_);
-    project(L.q, xb_.data(), q_.data(), n, slots, tmp);
-    project(L.k, xb_.data(), k_.data(), n, slots, tmp);
-    project(L.v, xb_.data(), v_.data(), n, slots, tmp);
+    project(L.q, xb_.data(), q_.data(), n, slots, tmp, wbuf);
+    project(L.k, xb_.data(), k_.data(), n, slots, tmp, wbuf);
+    project(L.v, xb_.data(), v_.data(), n, slots, tmp, wbuf);
     for (int64_t i = 0; i < n; i++) {
       const int64_t row = rows[i], pos = pos_[size_t(row)];
       const float* c = &cos_[size_t(i * half)];
@@ -260,17 +310,17 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       std::copy_n(&v_[size_t(i * kvDim)], kvDim, cacheRow(vCache_, row, li) + pos * kvDim);
       attend(i, row, li, pos);
     }
-    project(L.o, att_.data(), xb2_.data(), n, slots, tmp);
+    project(L.o, att_.data(), xb2_.data(), n, slots, tmp, wbuf);
     for (int64_t i = 0; i < n * H; i++) x_[size_t(i)] += xb2_[size_t(i)];
     for (int64_t i = 0; i < n; i++) rmsNorm(&x_[size_t(i * H)], L.ln2, &xb_[size_t(i * H)], H, eps_, normOffset_);
-    project(L.gate, xb_.data(), hb_.data(), n, slots, tmp);
-    project(L.up, xb_.data(), hb2_.data(), n, slots, tmp);
+    project(L.gate, xb_.data(), hb_.data(), n, slots, tmp, wbuf);
+    project(L.up, xb_.data(), hb2_.data(), n, slots, tmp, wbuf);
     const int64_t m = n * inter_;
     if (act_ == kSilu)
       for (int64_t i = 0; i < m; i++) hb_[size_t(i)] = silu(hb_[size_t(i)]) * hb2_[size_t(i)];
     else
       for (int64_t i = 0; i < m; i++) hb_[size_t(i)] = geluTanh(hb_[size_t(i)]) * hb2_[size_t(i)];
-    project(L.down, hb_.data(), xb2_.data(), n, slots, tmp);
+    project(L.down, hb_.data(), xb2_.data(), n, slots, tmp, wbuf);
     for (int64_t i = 0; i < n * H; i++) x_[size_t(i)] += xb2_[size_t(i)];
   }
 
@@ -350,7 +400,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   const float* finalNorm_ = nullptr;
   const float* lmHead_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> kCache_, vCache_, x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, cos_, sin_;
+  std::vector<float> kCache_, vCache_, x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, row_, cos_, sin_;
   std::vector<int64_t> pos_;
 };
 

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { tf, type Variable } from '../tensor/tf.js';
 import { manualSeed, normal } from '../nn/init.js';
 import { nativeAvailable } from '../tensor/native/testing.js';
+import { quantizeModel } from '../nn/linear4bit.js';
 import '../tuners/index.js'; // registers the tuners
 import { getPeftModel } from '../tuners/peft_model.js';
 import { LoraConfig } from '../tuners/lora/config.js';
@@ -235,3 +236,37 @@ test(
     [base, model].forEach((m) => m.dispose());
   },
 );
+
+for (const [quantType, doubleQuant] of [
+  ['nf4', true],
+  ['fp4', false],
+] as const) {
+  test(
+    `native decode equals tfjs on a 4-bit (${quantType}${doubleQuant ? ', double quant' : ''}) base with LoRA and DoRA`,
+    { skip },
+    async () => {
+      const lora = build(TINY_LLAMA);
+      quantizeModel(lora, { quantType, doubleQuant }); // blocks of 64 straddle the 16-wide rows
+      getPeftModel(
+        lora,
+        new LoraConfig({
+          r: 4,
+          loraAlpha: 8,
+          targetModules: ['q_proj', 'down_proj'],
+          initLoraWeights: false,
+        }),
+      );
+      await checkAgainstTfjs(`QLoRA ${quantType}`, lora);
+      lora.dispose();
+      const dora = build(TINY_LLAMA);
+      quantizeModel(dora, { quantType, doubleQuant });
+      getPeftModel(
+        dora,
+        new LoraConfig({ r: 4, loraAlpha: 8, targetModules: TARGETS, useDora: true, initLoraWeights: false }),
+      );
+      perturb(dora, 'lora_magnitude_vector', 1);
+      await checkAgainstTfjs(`QDoRA ${quantType}`, dora);
+      dora.dispose();
+    },
+  );
+}

@@ -5,7 +5,8 @@
  * the backend's arrays (no copy); the KV cache lives in the addon. Unmerged adapters run unmerged:
  * LoRA as `s·B(A x)` terms, AdaLoRA with Λ folded into A (`(A∘E)`, scale `α / (ranknum + 1e-5)`, PEFT
  * `SVDLinear`), DoRA as the per-row factor `m / ‖W + s·BA‖` (paper §4.3: the norm is a constant at
- * inference) applied before the bias. Anything else (4-bit bases, lora_bias, Gemma 2 soft-caps,
+ * inference) applied before the bias. 4-bit (QLoRA) base weights stay 4-bit: the kernel decodes
+ * each block as it multiplies. Anything else (lora_bias, Gemma 2 soft-caps,
  * sliding windows shorter than the run, fused Phi-3 projections, other backends) returns null from
  * {@link openNativeDecoder}, and `generate` keeps the tfjs path — which is also the reference the tests
  * compare against (native_decode.test.ts).
@@ -19,6 +20,9 @@ import { loadAddon } from '../tensor/native/addon.js';
 import { NATIVE_BACKEND } from '../tensor/native/register.js';
 import type { Module, TensorLayer } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Linear4bit } from '../nn/linear4bit.js';
+import type { LinearLike } from '../nn/linear_like.js';
+import { absmaxOf } from '../tensor/quant/blockwise.js';
 import { ConfigError } from '../errors.js';
 import type { PreTrainedModel } from './base.js';
 import { DecoderForCausalLM } from './decoder_heads.js';
@@ -49,8 +53,10 @@ export type NativeDecoderCtor = new (
 type Term = [Float32Array, Float32Array, number, number];
 /** [DoRA row factor | null, terms]. */
 type Slot = [Float32Array | null, Term[]];
-/** [W, bias | null, out, in, slots]. */
-type Proj = [Float32Array, Float32Array | null, number, number, Slot[]];
+/** A 4-bit weight: [packed codes, code book, absmax per block, blocksize]. */
+type Quant4 = [Uint8Array, Float32Array, Float32Array, number];
+/** [W | null (4-bit), bias | null, out, in, slots, 4-bit weight | null]. */
+type Proj = [Float32Array | null, Float32Array | null, number, number, Slot[], Quant4 | null];
 /** Adapters per slot: null = what the layer's forward runs now, else these adapter names, unmerged. */
 type SlotSpec = readonly (readonly string[] | null)[];
 
@@ -89,10 +95,19 @@ function field<T>(m: object, name: string): T | undefined {
   return (m as Record<string, unknown>)[name] as T | undefined;
 }
 
-/** A plain `Linear` [out, in] (no fan-in-fan-out) as a projection without adapter terms. */
+/**
+ * A plain `Linear` [out, in] (no fan-in-fan-out) or a 4-bit `Linear4bit` (QLoRA: its codes are
+ * decoded blockwise inside the kernel; double-quantised absmax decoded once here) as a projection
+ * without adapter terms.
+ */
 function plain(m: unknown): Proj {
+  if (m instanceof Linear4bit) {
+    const q = m.quant;
+    const quant: Quant4 = [q.packed, q.code, absmaxOf(q), q.blocksize];
+    return [null, m.bias ? arr(m.bias) : null, m.outFeatures, m.inFeatures, [], quant];
+  }
   if (!(m instanceof Linear) || m.fanInFanOut) throw new Unsupported('projection is not a plain Linear');
-  return [arr(m.weight), m.bias ? arr(m.bias) : null, m.outFeatures, m.inFeatures, []];
+  return [arr(m.weight), m.bias ? arr(m.bias) : null, m.outFeatures, m.inFeatures, [], null];
 }
 
 interface AdapterDict {
@@ -133,7 +148,8 @@ function slotOf(m: Module, base: Module, names: readonly string[], keep: Tensor[
       // DoRA rescales the sum of everything before it: only a lone DoRA adapter maps to one factor.
       if (present.length !== 1) throw new Unsupported('DoRA with several active adapters');
       const f = tf.tidy(() => {
-        const w = tf.add((base as Linear).weight, tf.mul(tf.matMul(lb.weight, la.weight), s));
+        const dense = (base as unknown as LinearLike).denseWeight(); // [out, in], dequantised if 4-bit
+        const w = tf.add(dense, tf.mul(tf.matMul(lb.weight, la.weight), s));
         return tf.div(mag.weight, w.square().sum(1).sqrt()); // [out] = m / ‖W + s·BA‖
       });
       keep.push(f);
@@ -162,7 +178,7 @@ function adapted(m: Module, slots: SlotSpec, keep: Tensor[]): Proj {
 }
 
 function projection(m: TensorLayer, slots: SlotSpec, keep: Tensor[]): Proj {
-  if (m instanceof Linear) return plain(m);
+  if (m instanceof Linear || m instanceof Linear4bit) return plain(m);
   if (field(m, 'base_layer') !== undefined) return adapted(m as unknown as Module, slots, keep);
   throw new Unsupported('unknown projection layer');
 }
