@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/decode.ts [--runc <llama2.c folder or run.c>] [--steps 256] [--reps 3]
- *  [--shapes 260K,15M,42M,110M] [--tfjs-steps 32] [--json <file>]`
+ *  [--shapes 260K,15M,42M,110M] [--variants lora16,nf4] [--tfjs-steps 32] [--json <file>]`
  *
  * Decode benchmark (issue 17): greedy tokens/s of lowrank's native decode engine at llama2.c shapes —
  * stories260K from ../shared/data/models/stories260K and random-weight 15M/42M/110M-shaped
@@ -10,7 +10,9 @@
  * tokens/s counts the steps after the first, as run.c reports it; each side runs --reps times,
  * alternated, and the best of each is kept (other processes' load hits both alike). Every configuration also runs its
  * parity check: the native engine's greedy ids against the tfjs path's (first --tfjs-steps tokens,
- * whose speed is the "tfjs path" column) and against the anchor's ids.
+ * whose speed is the "tfjs path" column) and against the anchor's ids. --variants adds lowrank-only
+ * rows per shape: `lora16` (unmerged LoRA r 16 on q_proj, v_proj) and `nf4` (4-bit double-quant
+ * base weights decoded inside the kernel).
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -31,6 +33,9 @@ import { loadModel } from '../src/models/load.js';
 import { generate } from '../src/models/generate.js';
 import { nativeDecodeSupport } from '../src/models/native_decode.js';
 import { Rng } from '../src/util/rng.js';
+import '../src/tuners/index.js'; // registers the tuners
+import { getPeftModel } from '../src/tuners/peft_model.js';
+import { LoraConfig } from '../src/tuners/lora/config.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt?: string) => {
@@ -40,6 +45,8 @@ const opt = (name: string, dflt?: string) => {
 const STEPS = Number(opt('steps', '256')); // run.c's -n: BOS + STEPS − 1 generated tokens
 const TFJS_STEPS = Number(opt('tfjs-steps', '32'));
 const REPS = Number(opt('reps', '3'));
+/** Extra lowrank-only rows per shape: unmerged LoRA r16 on q,v; NF4 (double-quant) base weights. */
+const VARIANTS = opt('variants', 'lora16,nf4')!.split(',').filter(Boolean);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const STORIES = join(HERE, '..', '..', 'shared', 'data', 'models', 'stories260K');
 
@@ -203,6 +210,33 @@ async function main() {
       });
       model.dispose();
       console.log(JSON.stringify(rows.at(-1)));
+      for (const variant of VARIANTS) {
+        const m = await loadModel(modelPath, variant === 'nf4' ? { quantize: 'nf4', doubleQuant: true } : {});
+        if (variant === 'lora16') {
+          const cfg = { r: 16, loraAlpha: 32, targetModules: ['q_proj', 'v_proj'], initLoraWeights: false };
+          getPeftModel(m, new LoraConfig(cfg));
+        }
+        const whyNot = nativeDecodeSupport(m);
+        if (whyNot) throw new Error(`${shape} ${variant}: native decode not available: ${whyNot}`);
+        let best = await lowrank(m, STEPS - 1, true);
+        for (let rep = 1; rep < REPS; rep++) {
+          const n = await lowrank(m, STEPS - 1, true);
+          if (n.tokS > best.tokS) best = n;
+        }
+        const ref = await lowrank(m, TFJS_STEPS, false);
+        rows.push({
+          shape: `${shape} ${variant}`,
+          anchor: '—',
+          anchorTokS: NaN,
+          nativeTokS: best.tokS,
+          ratio: NaN,
+          tfjsTokS: ref.tokS,
+          tfjsAgree: `${leadingAgreement(best.ids, ref.ids)}/${ref.ids.length}`,
+          anchorAgree: 'n/a',
+        });
+        m.dispose();
+        console.log(JSON.stringify(rows.at(-1)));
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -217,9 +251,9 @@ async function main() {
   );
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    const f = (x: unknown, d = 0) => (x as number).toFixed(d);
+    const f = (x: unknown, d = 0) => (Number.isNaN(x) ? '—' : (x as number).toFixed(d));
     console.log(
-      `| ${String(r.shape)} | ${String(r.anchor)} | ${f(r.anchorTokS)} | ${f(r.nativeTokS)} | ${f(r.ratio, 2)}× | ${f(r.tfjsTokS)} | ${String(r.tfjsAgree)} | ${String(r.anchorAgree)} |`,
+      `| ${String(r.shape)} | ${String(r.anchor)} | ${f(r.anchorTokS)} | ${f(r.nativeTokS)} | ${f(r.ratio, 2)}${Number.isNaN(r.ratio) ? '' : '×'} | ${f(r.tfjsTokS)} | ${String(r.tfjsAgree)} | ${String(r.anchorAgree)} |`,
     );
   }
   const json = opt('json');

@@ -86,16 +86,23 @@ void gemv4(const Quant4& q, int64_t out, int64_t in, const float* X, float* Y, i
       float lut[16];
       const float a = q.absmax[b];
       for (int k = 0; k < 16; k++) lut[k] = q.code[k] * a;
-      for (int64_t e = c; e < end; e++) {
-        const int64_t idx = base + e;
-        const uint8_t byte = q.packed[idx >> 1];
-        row[e] = lut[(idx & 1) ? (byte & 0x0f) : (byte >> 4)];
+      int64_t e = c;
+      if ((base + e) & 1) {  // a block starting on a low nibble (odd row width): one element first
+        row[e] = lut[q.packed[(base + e) >> 1] & 0x0f];
+        e++;
       }
+      const uint8_t* bytes = q.packed + ((base + e) >> 1);
+      for (; e + 1 < end; e += 2, bytes++) {  // whole bytes: high nibble, then low nibble
+        row[e] = lut[*bytes >> 4];
+        row[e + 1] = lut[*bytes & 0x0f];
+      }
+      if (e < end) row[e] = lut[*bytes >> 4];
       c = end;
     }
     for (int64_t i = 0; i < n; i++) {
       const float* x = X + i * in;
       float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)  // lanes of partial sums (strict FP would keep one chain)
       for (int64_t e = 0; e < in; e++) acc += row[e] * x[e];
       Y[i * out + j] = acc;
     }
@@ -274,6 +281,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       for (int64_t t = 0; t <= pos; t++) {
         const float* k = kBase + t * kvDim + kvOff;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < headDim_; j++) s += q[j] * k[j];
         s *= scoreScale_;
         scores_[size_t(t)] = s;
