@@ -257,7 +257,8 @@ export interface NativeDecodeOptions {
 /**
  * A native decoder for `model` with room for `maxSeq` positions per row, or null when the native
  * path does not apply (another backend, no addon, `LOWRANK_NATIVE_DECODE=0`, or a model/adapter it
- * does not cover); {@link nativeDecodeSupport} says why.
+ * does not cover); {@link nativeDecodeSupport} says why. The decoder reads the model's weights in
+ * place, so the model must not be trained, changed or disposed while it is open; `dispose()` it first.
  *
  * @example
  * const dec = openNativeDecoder(model, prompt.length + 64);
