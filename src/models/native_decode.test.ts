@@ -171,6 +171,12 @@ test(
     assert.match(nativeDecodeSupport(phi3) ?? '', /not covered natively/);
     const ids = await generate(mistral, IDS.slice(0, 3), { maxNewTokens: 4 }); // tfjs path, window applies
     assert.deepEqual(ids, await generate(mistral, IDS.slice(0, 3), { maxNewTokens: 4, native: false }));
+    process.env.LOWRANK_NATIVE_DECODE = '0';
+    try {
+      assert.match(nativeDecodeSupport(mistral, 3) ?? '', /LOWRANK_NATIVE_DECODE=0/);
+    } finally {
+      delete process.env.LOWRANK_NATIVE_DECODE;
+    }
     await tf.setBackend('cpu');
     assert.match(nativeDecodeSupport(mistral, 3) ?? '', /backend is cpu/);
     await tf.setBackend('native');

@@ -291,8 +291,9 @@ export function nativeDecodeSupport(
 }
 
 function build(model: PreTrainedModel, maxSeq: number, opts: NativeDecodeOptions): NativeDecoder | string {
-  if (process.env.LOWRANK_NATIVE_DECODE === '0') return 'disabled by LOWRANK_NATIVE_DECODE=0';
+  // The backend first: in a browser it is never native, and `process` may not exist there.
   if (tf.getBackend() !== NATIVE_BACKEND) return `tfjs backend is ${tf.getBackend()}, not ${NATIVE_BACKEND}`;
+  if (process.env.LOWRANK_NATIVE_DECODE === '0') return 'disabled by LOWRANK_NATIVE_DECODE=0';
   const Ctor = (loadAddon() as unknown as { Decoder?: NativeDecoderCtor } | null)?.Decoder;
   if (!Ctor) return 'the native addon has no Decoder (rebuild it: npm rebuild lowrank)';
   const rows = opts.rows ?? 1;
