@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { tf, type Variable } from '../tensor/tf.js';
 import { manualSeed, normal } from '../nn/init.js';
 import { nativeAvailable } from '../tensor/native/testing.js';
+import { loadAddon } from '../tensor/native/addon.js';
 import { quantizeModel } from '../nn/linear4bit.js';
 import '../tuners/index.js'; // registers the tuners
 import { getPeftModel } from '../tuners/peft_model.js';
@@ -31,7 +32,12 @@ import { TINY_DECODERS } from '../testing/tiny_decoders.js';
  */
 const NATIVE_LOGIT_ATOL = 2e-5;
 
-const skip = nativeAvailable() ? false : 'native addon not built';
+const hasDecoder = (loadAddon() as { Decoder?: unknown } | null)?.Decoder !== undefined;
+const skip = !nativeAvailable()
+  ? 'native addon not built'
+  : hasDecoder
+    ? false
+    : 'native addon built before decode.cc (rebuild: node scripts/install-native.mjs)';
 const IDS = [5, 9, 3, 17, 22, 8, 11, 4, 27, 6];
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
