@@ -10,7 +10,8 @@
         "src/layout.cc",
         "src/fused.cc",
         "src/dequant.cc",
-        "src/random.cc"
+        "src/random.cc",
+        "src/decode.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

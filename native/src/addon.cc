@@ -31,6 +31,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
 
 void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA 4-bit weights)
 void registerRandom(Napi::Env env, Napi::Object exports);   // random.cc (dropout)
+void registerDecode(Napi::Env env, Napi::Object exports);   // decode.cc (native token decoding)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
@@ -46,6 +47,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerFused(env, exports);
   registerDequant(env, exports);
   registerRandom(env, exports);
+  registerDecode(env, exports);
   return exports;
 }
 

@@ -7,6 +7,7 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { ConfigError } from '../errors.js';
 import { Rng } from '../util/rng.js';
 import type { KVCache, PreTrainedModel } from './base.js';
+import { openNativeDecoder, type NativeDecoder } from './native_decode.js';
 
 export interface GenerateOptions {
   /** Number of tokens to produce (fewer if an EOS token comes first). */
@@ -23,6 +24,11 @@ export interface GenerateOptions {
   eosTokenId?: number | number[];
   /** Called with each new token id and its index among the new tokens, as soon as it is chosen. */
   onToken?: (id: number, index: number) => void;
+  /**
+   * Use the native decode engine when the native backend can run this model (default true);
+   * false forces the tfjs path (the reference the native one is tested against).
+   */
+  native?: boolean;
 }
 
 function checkOptions(opts: GenerateOptions): void {
@@ -136,6 +142,9 @@ export async function generate(
   checkOptions(opts);
   const eos = new Set(opts.eosTokenId === undefined ? [] : [opts.eosTokenId].flat());
   const rng = new Rng(opts.seed ?? 0);
+  // Native decode engine (native_decode.ts): one addon call per token; null → the tfjs loop below.
+  const native = opts.native === false ? null : openNativeDecoder(model, inputIds.length + opts.maxNewTokens);
+  if (native) return generateNative(native, inputIds, opts, (logits) => sampleToken(logits, opts, rng), eos);
   const wasTraining = model.training;
   model.eval();
   const generated: number[] = [];
@@ -154,6 +163,30 @@ export async function generate(
   } finally {
     disposeCache(cache);
     model.train(wasTraining);
+  }
+  return generated;
+}
+
+/** The token loop of {@link generate} on a native decoder (same sampling, EOS and callbacks). */
+function generateNative(
+  native: NativeDecoder,
+  inputIds: number[],
+  opts: GenerateOptions,
+  pick: (logits: Float32Array) => number,
+  eos: Set<number>,
+): number[] {
+  const generated: number[] = [];
+  try {
+    let feed = inputIds;
+    while (generated.length < opts.maxNewTokens) {
+      const id = pick(native.feed(feed));
+      generated.push(id);
+      opts.onToken?.(id, generated.length - 1);
+      if (eos.has(id)) break;
+      feed = [id];
+    }
+  } finally {
+    native.dispose();
   }
   return generated;
 }

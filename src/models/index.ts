@@ -10,6 +10,13 @@ export { loadWeights, type WeightLoadReport, type LoadWeightsOptions } from './w
 export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
 export { loadModel, loadModelWithReport, saveModel, type LoadModelOptions, type LoadReport } from './load.js';
 export { generate, sampleToken, argmax, type GenerateOptions } from './generate.js';
+export { generateBatch, type BatchRequest, type BatchGenerateOptions } from './generate_batch.js';
+export {
+  openNativeDecoder,
+  nativeDecodeSupport,
+  type NativeDecoder,
+  type NativeDecodeOptions,
+} from './native_decode.js';
 export * from './rope_decoder.js';
 export * from './qwen2.js';
 export * from './mistral.js';

@@ -15,6 +15,8 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { PreTrainedModel } from './base.js';
 import { loadModel, loadModelWithReport } from './load.js';
 import { generate } from './generate.js';
+import { nativeDecodeSupport } from './native_decode.js';
+import { loadAddon } from '../tensor/native/addon.js';
 
 /** The oracle's own note: "treat logits as ~1e-4 tolerance" (float32 vs its float32/float64 numpy). */
 const ORACLE_LOGIT_ATOL = 1e-4;
@@ -61,9 +63,19 @@ async function checkGreedy(model: PreTrainedModel, o: Oracle, prompt: number[]):
   const want = o.greedy_256_steps_token_ids_from_BOS; // BOS + 256 greedy tokens
   assert.deepEqual(want.slice(0, prompt.length), prompt, 'the prompt is the oracle’s own greedy start');
   const before = tf.memory().numTensors;
-  const got = await generate(model, prompt, { maxNewTokens: want.length - prompt.length, temperature: 0 });
-  assert.equal(tf.memory().numTensors, before, 'generate leaves no tensors behind');
-  assert.deepEqual(got, want.slice(prompt.length));
+  // On the native backend `generate` takes the native decode engine; `native: false` is the tfjs path.
+  const haveDecoder = (loadAddon() as { Decoder?: unknown } | null)?.Decoder !== undefined; // stale builds lack it
+  if (tf.getBackend() === 'native' && haveDecoder)
+    assert.equal(nativeDecodeSupport(model), null, 'stories260K decodes natively');
+  for (const native of [true, false]) {
+    const got = await generate(model, prompt, {
+      maxNewTokens: want.length - prompt.length,
+      temperature: 0,
+      native,
+    });
+    assert.equal(tf.memory().numTensors, before, 'generate leaves no tensors behind');
+    assert.deepEqual(got, want.slice(prompt.length), native ? 'native engine' : 'tfjs path');
+  }
 }
 
 test(
