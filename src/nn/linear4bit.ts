@@ -188,10 +188,26 @@ export interface QuantizeModelReport {
  * report.quantized; // ['model.layers.0.self_attn.q_proj', …] (lm_head skipped)
  */
 export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
+  const { targets, skipped } = quantizeTargets(model, opts);
+  for (const [path, m] of targets) quantizeChild(model, path, m, opts);
+  return { quantized: targets.map(([p]) => p), skipped };
+}
+
+/**
+ * The layers {@link quantizeModel} would replace (`targets`, dense linear layers outside adapters and
+ * heads) and the heads it leaves dense (`skipped`), without changing anything. A ConfigError when
+ * there is no linear layer at all.
+ *
+ * @example
+ * const { targets } = quantizeTargets(llama); // [['model.layers.0.self_attn.q_proj', Linear], …]
+ */
+export function quantizeTargets(
+  model: Module,
+  opts: QuantizeModelOptions = {},
+): { targets: [string, LinearLike][]; skipped: string[] } {
   const heads = (model as Partial<{ outputModuleNames(): string[] }>).outputModuleNames;
   const skip = opts.skipModules ?? (typeof heads === 'function' ? heads.call(model) : []);
   const isSkipped = (path: string) => skip.some((s) => path === s || path.endsWith(`.${s}`));
-  const report: QuantizeModelReport = { quantized: [], skipped: [] };
   const modules = model.namedModules();
   // tuner layers (LoRA, AdaLoRA, …) hold their frozen weight as `base_layer`: only that child is base
   // model; their adapter factors (`lora_A.default`, …) are trainable f32 layers and stay as they are
@@ -201,7 +217,7 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
       const prefix = w === '' ? '' : `${w}.`;
       return path.startsWith(prefix) && path !== `${prefix}base_layer`;
     });
-  const targets = modules.filter(
+  const linear = modules.filter(
     ([path, m]) =>
       path !== '' &&
       isLinearLike(m) &&
@@ -209,7 +225,7 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
       !hasLinearLikeChild(m) &&
       !isAdapterPart(path),
   );
-  if (targets.length === 0) {
+  if (linear.length === 0) {
     throw new ConfigError(
       'quantizeModel',
       'found no linear layer to quantise',
@@ -217,16 +233,41 @@ export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Q
       'pass a model with Linear layers',
     );
   }
-  for (const [path, m] of targets) {
-    if (isSkipped(path)) {
-      report.skipped.push(path);
-      continue;
-    }
-    model.replaceChild(path, Linear4bit.fromLinear(m as LinearLike, opts));
-    disposeReplacedWeight(model, m as LinearLike);
-    report.quantized.push(path);
+  const targets: [string, LinearLike][] = [];
+  const skipped: string[] = [];
+  for (const [path, m] of linear) {
+    if (isSkipped(path)) skipped.push(path);
+    else targets.push([path, m as LinearLike]);
   }
-  return report;
+  return { targets, skipped };
+}
+
+/**
+ * Replaces the dense layer `m` at `path` by its 4-bit form and frees the dense weight (unless tied).
+ * With `values` (its weight as [out, in] f32, e.g. straight from a checkpoint) the layer's own weight
+ * is never read, so a placeholder weight that was never written stays untouched.
+ *
+ * @example quantizeChild(model, 'model.layers.0.mlp.up_proj', layer, { quantType: 'nf4' });
+ */
+export function quantizeChild(
+  model: Module,
+  path: string,
+  m: LinearLike,
+  opts: QuantizeOptions = {},
+  values?: Float32Array,
+): Linear4bit {
+  const q =
+    values === undefined
+      ? Linear4bit.fromLinear(m, opts)
+      : new Linear4bit(
+          m.inFeatures,
+          m.outFeatures,
+          quantize4bit(values, [m.outFeatures, m.inFeatures], toQuantOptions(opts)),
+          m.bias ?? null,
+        );
+  model.replaceChild(path, q);
+  disposeReplacedWeight(model, m);
+  return q;
 }
 
 /** Tuner layers wrap a linear layer (`base_layer`); only plain layers are quantised here. */
