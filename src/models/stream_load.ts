@@ -1,9 +1,10 @@
 /**
  * Streaming weight load: a model built with deferred init (nn/init.ts `deferInit`, zero placeholders
  * that take no memory until written) receives the checkpoint one tensor at a time. Each tensor is
- * read by byte range into one reused buffer and then either quantised straight into a `Linear4bit`
- * (QLoRA: the f32 weight never exists as a tensor) or copied into its parameter, before the next is
- * read. Peak memory is the final model plus about two of the largest tensor, instead of the
+ * read by byte range and either quantised straight into a `Linear4bit` from one reused buffer (QLoRA:
+ * the f32 weight never exists as a tensor) or read into a fresh array that becomes its parameter's
+ * data, before the next is read. Peak memory is the final model plus about one of the largest
+ * quantised tensor, instead of the
  * checkpoint + a randomly initialised model + (for QLoRA) the f32 model before quantisation.
  */
 import { tf, type Variable } from '../tensor/tf.js';
@@ -84,15 +85,22 @@ export async function streamWeights(
   const targets = opts.quantize ? quantizeTargets(model, opts.quantize).targets : [];
   const streamable = streamableTargets(model, targets, plan.sources);
   const done = new Set<string>();
-  const buffer = new Uint8Array(folder.maxTensorBytes); // the one read buffer, reused for every tensor
+  // One buffer, reused, for the tensors quantised as they are read; every other tensor is read
+  // straight into a fresh array that becomes its parameter's data (no copy at all).
+  const reused = new Uint8Array(
+    folder.entries.reduce(
+      (m, e) => (streamable.has(e.name) ? Math.max(m, e.info.dataOffsets[1] - e.info.dataOffsets[0]) : m),
+      0,
+    ),
+  );
   for (const entry of folder.entries) {
     const key = targetOf.get(entry.name);
     if (key === undefined) continue; // ignored checkpoint entry: never read
-    const raw = await folder.read(entry, buffer);
     const where = `${entry.reader.path}: tensor "${entry.name}"`;
     const q = streamable.get(entry.name);
     if (q) {
-      // a view on the read buffer when aligned F32; widened F16/BF16 are one fresh array
+      const raw = await folder.read(entry, reused);
+      // a view on the read buffer for F32; widened F16/BF16 are one fresh array
       const values = bytesToTypedArray(raw.dtype, raw.bytes, where, true);
       if (values instanceof Float32Array) {
         quantizeChild(model, q[0], q[1], opts.quantize, values);
@@ -100,7 +108,9 @@ export async function streamWeights(
         continue;
       }
     }
-    const t = rawToTensor(raw, where, false); // a copy: the buffer is overwritten by the next read
+    const size = entry.info.dataOffsets[1] - entry.info.dataOffsets[0];
+    const raw = await folder.read(entry, new Uint8Array(size));
+    const t = rawToTensor(raw, where, true); // F32/I32 data become the tensor's own (a view, no copy)
     try {
       assignInto(model, key, t);
     } finally {
