@@ -36,14 +36,22 @@ function snapshot(rng: Rng): Rng {
 }
 
 /**
+ * Zeros shared by every placeholder of one {@link deferInit}: each placeholder is a view on the front
+ * of this buffer (grown when a larger one is needed), so a whole model's placeholders take at most
+ * about two of its largest tensor, whatever the allocator does with fresh memory.
+ */
+let sharedZeros = new Float32Array(0);
+
+/**
  * A zero placeholder of `shape` whose real values (`draw(rng)`) are recorded for later; `rng` is moved
- * past the `uniformDraws` 32-bit draws the values would take, so the stream stays exactly as an eager
- * init leaves it. The zeros come from fresh (calloc'ed) pages: until written they take no RSS.
+ * past the draws the values would take, so the stream stays exactly as an eager init leaves it.
  */
 function placeholder(shape: number[], rng: Rng, skip: () => void, draw: (r: Rng) => Float32Array): Tensor {
   const at = snapshot(rng);
   skip();
-  const t = tf.zeros(shape, 'float32');
+  const n = sized(shape);
+  if (sharedZeros.length < n) sharedZeros = new Float32Array(n);
+  const t = tf.tensor(sharedZeros.subarray(0, n), shape, 'float32'); // read-only: assign replaces, never writes
   deferred!.set(t.dataId, () => tf.tensor(draw(at), shape, 'float32'));
   return t;
 }
@@ -102,7 +110,7 @@ export class PendingInit {
 
 /**
  * Runs `build` (a model constructor) with deferred random init: every `uniform`/`normal` tensor is a
- * lazily backed zero placeholder, and the generator advances exactly as if the values had been drawn.
+ * zero placeholder (views on one shared buffer), and the generator advances exactly as if the values had been drawn.
  * A loader then writes the checkpoint's tensors over the placeholders and calls
  * `pending.materialize(v)` for parameters the checkpoint lacks, which get the very values an eager
  * build gives them. So a model is never initialised in full only to be overwritten (PyTorch's
@@ -120,6 +128,7 @@ export function deferInit<T>(build: () => T): { value: T; pending: PendingInit }
     return { value: build(), pending: new PendingInit(draws) };
   } finally {
     deferred = null;
+    sharedZeros = new Float32Array(0); // placeholders keep their views; the next deferInit starts afresh
   }
 }
 
