@@ -14,6 +14,7 @@ import { getPeftModel, LoraConfig } from '../src/tuners/index.js';
 import { AdamW } from '../src/training/optim.js';
 import { Rng } from '../src/util/rng.js';
 import { processMemory, resetPeakRss } from '../src/util/process_memory.js';
+import { releaseMemory } from '../src/tensor/memory.js';
 
 interface Cell {
   path: string;
@@ -80,6 +81,9 @@ if (cell.steps) {
     seq,
     stepSeconds,
     stepPeakMb: mb(processMemory().peakRss),
+    afterStepMb: mb(processMemory().rss),
+    poolFreedMb: mb(releaseMemory()),
+    afterReleaseMb: mb(processMemory().rss),
     loss,
     tensors: tf.memory().numTensors,
   });
