@@ -24,6 +24,15 @@ interface Cell {
   steps?: number;
 }
 
+/** RSS after a GC and the background sweep that frees ArrayBuffer memory (needs --expose-gc). */
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc?.();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return processMemory().rss;
+}
+
 const cell = JSON.parse(process.argv[2] ?? '{}') as Cell;
 const MB = 2 ** 20;
 const mb = (b: number) => Math.round(b / MB);
@@ -83,7 +92,8 @@ if (cell.steps) {
     stepPeakMb: mb(processMemory().peakRss),
     afterStepMb: mb(processMemory().rss),
     poolFreedMb: mb(releaseMemory()),
-    afterReleaseMb: mb(processMemory().rss),
+    // V8 frees ArrayBuffer backing stores on a background sweep after the GC: give it a moment
+    afterReleaseMb: mb(await settledRss()),
     loss,
     tensors: tf.memory().numTensors,
   });
