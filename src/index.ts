@@ -19,4 +19,5 @@ export {
   type BackendReport,
   type BackendInfo,
 } from './tensor/backend.js';
-export { assertNoLeak, disposeAll } from './tensor/memory.js';
+export { assertNoLeak, disposeAll, releaseMemory } from './tensor/memory.js';
+export { processMemory, resetPeakRss, type ProcessMemory } from './util/process_memory.js';
