@@ -19,7 +19,8 @@ export {
   type BackendReport,
   type BackendInfo,
 } from './tensor/backend.js';
-export { assertNoLeak, disposeAll } from './tensor/memory.js';
+export { assertNoLeak, disposeAll, releaseMemory } from './tensor/memory.js';
+export { processMemory, resetPeakRss, type ProcessMemory } from './util/process_memory.js';
 export { readData, readScalar, readAll, readDataSync, isGpuBackend, forbidSyncReads } from './tensor/read.js';
 export {
   createServer,

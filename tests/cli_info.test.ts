@@ -60,6 +60,8 @@ test('info --model --quantize nf4: memory by category, 4-bit bytes ≤ 0.135× t
     assert.equal(m.parameters, plain.model.parameters, '4-bit weights still count as parameters');
     assert.equal(m.memory.trainable + m.memory.frozenDense + fp32, total, 'the rest stays f32');
     assert.equal(m.quantizedRatio, q4 / fp32);
+    assert.equal(m.process.heldBytes, m.memory.trainable + m.memory.frozenDense + q4);
+    assert.ok(m.process.rss >= m.process.heldBytes && m.process.peakRss >= m.process.rss, 'RSS reported');
     if (doubleQuant)
       assert.ok(m.quantizedRatio <= 0.135, `${m.quantizedRatio}`); // issue 5 budget
     else assert.equal(m.quantizedRatio, 4.5 / 32); // 4 bits + one f32 per 64 weights
@@ -71,6 +73,7 @@ test('info --model --quantize nf4: memory by category, 4-bit bytes ≤ 0.135× t
   assert.match(text.out, /quantised: 14 linear layers to FP4 \+ double quantisation .*kept f32: lm_head/);
   assert.match(text.out, /frozen 4-bit \(packed\) +[\d,]+ B .*as f32 [\d,]+ B .*ratio 0\.129\d/);
   assert.match(text.out, /total held +[\d,]+ B/);
+  assert.match(text.out, /process RSS: [\d,]+ B .*\(peak [\d,]+ B .*tensors held: [\d,]+ B/);
 });
 
 test('info --quantize without --model is a usage error', async () => {

@@ -35,7 +35,8 @@ const CONVERT_FIX =
   'convert it to safetensors in Python: `from transformers import AutoModel; ' +
   'AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)` (lowrank never unpickles: a pickle can run code)';
 
-async function readConfig(dir: string): Promise<HFConfigJson> {
+/** Reads and checks `config.json` of a model folder (shared with hf_stream.ts). */
+export async function readConfig(dir: string): Promise<HFConfigJson> {
   const file = joinPath(dir, 'config.json');
   if (!(await pathExists(file))) {
     throw new CheckpointError(
@@ -52,7 +53,8 @@ async function readConfig(dir: string): Promise<HFConfigJson> {
   return config as HFConfigJson;
 }
 
-function parseIndex(json: unknown, file: string): Map<string, string> {
+/** Parses `model.safetensors.index.json` into tensor name → shard file. */
+export function parseIndex(json: unknown, file: string): Map<string, string> {
   const weightMap = (json as { weight_map?: unknown } | null)?.weight_map;
   if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
     throw new CheckpointError(
@@ -114,7 +116,8 @@ async function readSharded(
   return { weights, metadata };
 }
 
-function refuseOrMissing(dir: string, files: string[]): never {
+/** The error for a folder with no safetensors weights (a pickle is named as such). */
+export function refuseOrMissing(dir: string, files: string[]): never {
   const pickle = files.find((f) => PICKLE_FILES.includes(f));
   if (pickle) {
     throw new CheckpointError(

@@ -14,3 +14,4 @@ export * from './safetensors.js';
 export * from './hf_folder.js';
 export * from './tokenizer.js';
 export * from './llama2c.js';
+export * from './hf_stream.js';

@@ -265,6 +265,25 @@ export class SafetensorsReader {
     };
   }
 
+  /**
+   * Reads one tensor's raw bytes into the front of `buffer` (reused across tensors by a streaming
+   * loader); the returned bytes are a view on `buffer`, valid until its next use.
+   */
+  async readRawInto(name: string, buffer: Uint8Array): Promise<RawTensor> {
+    const info = this.info(name);
+    const [b, e] = info.dataOffsets;
+    return {
+      dtype: info.dtype,
+      shape: info.shape,
+      bytes: await this.file.readInto(this.header.dataStart + b, e - b, buffer),
+    };
+  }
+
+  /** The file this reader reads (for error messages). */
+  get path(): string {
+    return this.file.path;
+  }
+
   /** Reads one tensor as a tfjs tensor (caller owns it). */
   async readTensor(name: string): Promise<Tensor> {
     return rawToTensor(await this.readRaw(name), `${this.file.path}: tensor "${name}"`, true);

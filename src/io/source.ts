@@ -201,6 +201,11 @@ export interface RandomAccessFile {
   readonly size: number;
   /** Reads exactly `length` bytes starting at `offset`; a short read is a CheckpointError. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Like {@link read}, into the front of `target` (a buffer reused across reads, so streaming a
+   * checkpoint allocates no memory per tensor); returns the filled view `target[0, length)`.
+   */
+  readInto(offset: number, length: number, target: Uint8Array): Promise<Uint8Array>;
   /** Releases the file handle. */
   close(): Promise<void>;
 }
@@ -222,10 +227,14 @@ export async function openRandomAccess(path: string): Promise<RandomAccessFile> 
   } catch (err) {
     throw fsError(path, 'open file', err);
   }
-  return {
+  const file: RandomAccessFile = {
     path,
     size,
     async read(offset: number, length: number): Promise<Uint8Array> {
+      const inRange = offset >= 0 && length >= 0 && offset + length <= size; // else readInto names the range
+      return file.readInto(offset, length, new Uint8Array(inRange ? length : 0));
+    },
+    async readInto(offset: number, length: number, target: Uint8Array): Promise<Uint8Array> {
       if (offset < 0 || length < 0 || offset + length > size) {
         throw new CheckpointError(
           path,
@@ -234,7 +243,10 @@ export async function openRandomAccess(path: string): Promise<RandomAccessFile> 
           'the file is truncated or corrupt; re-download or regenerate it',
         );
       }
-      const out = new Uint8Array(length);
+      if (target.byteLength < length) {
+        throw new CheckpointError(path, `read buffer of ${target.byteLength} bytes is too small`, length);
+      }
+      const out = target.subarray(0, length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await handle.read(out, done, length - done, offset + done);
@@ -254,6 +266,7 @@ export async function openRandomAccess(path: string): Promise<RandomAccessFile> 
       await handle.close();
     },
   };
+  return file;
 }
 
 /**

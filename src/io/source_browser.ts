@@ -200,6 +200,7 @@ export interface RandomAccessFile {
   readonly path: string;
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  readInto(offset: number, length: number, target: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -207,7 +208,7 @@ export interface RandomAccessFile {
 export async function openRandomAccess(path: string): Promise<RandomAccessFile> {
   const data = getFile(path, 'open file');
   const size = data.byteLength;
-  return {
+  const file: RandomAccessFile = {
     path,
     size,
     async read(offset: number, length: number): Promise<Uint8Array> {
@@ -221,8 +222,17 @@ export async function openRandomAccess(path: string): Promise<RandomAccessFile> 
       }
       return data.subarray(offset, offset + length);
     },
+    async readInto(offset: number, length: number, target: Uint8Array): Promise<Uint8Array> {
+      const view = await file.read(offset, length);
+      if (target.byteLength < length) {
+        throw new CheckpointError(path, `read buffer of ${target.byteLength} bytes is too small`, length);
+      }
+      target.set(view);
+      return target.subarray(0, length);
+    },
     async close(): Promise<void> {},
   };
+  return file;
 }
 
 /** Size of a file in bytes. */

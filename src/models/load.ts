@@ -4,16 +4,18 @@
  * (from_config.ts) and copies the weights in (weights.ts).
  */
 import { CheckpointError, ConfigError, NotSupportedError } from '../errors.js';
-import { Linear4bit, quantizeModel } from '../nn/linear4bit.js';
+import { Linear4bit, quantizeModel, type QuantizeOptions } from '../nn/linear4bit.js';
 import { initBackend, type BackendName } from '../tensor/backend.js';
-import { manualSeed } from '../nn/init.js';
-import { readHFFolder, writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
+import { deferInit, manualSeed } from '../nn/init.js';
+import { writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
+import { openHFFolderStream } from '../io/hf_stream.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { baseName, isDirectory, pathExists } from '../io/source.js';
 import type { Tensor } from '../tensor/tf.js';
 import type { HFConfig, PreTrainedModel, TaskType } from './base.js';
 import { modelFromConfig, type FromConfigOptions } from './from_config.js';
 import { loadWeights, type WeightLoadReport } from './weights.js';
+import { streamWeights, type StreamWeightsOptions } from './stream_load.js';
 
 export { modelFromConfig, modelTypeOf, taskOf, type FromConfigOptions } from './from_config.js';
 
@@ -51,13 +53,10 @@ export interface LoadReport extends WeightLoadReport {
 /** Checkpoint formats that are pickles: never unpickled (DESIGN.md §1, io/). */
 const PICKLE_NAME = /^(pytorch_model.*\.bin|.*\.(pt|pth|ckpt))$/;
 
+/** Reads a non-folder checkpoint whole (llama2.c `.bin`; folders stream instead). */
 async function readCheckpoint(
   path: string,
 ): Promise<{ config: HFConfig; weights: Map<string, Tensor>; format: LoadReport['format'] }> {
-  if (await isDirectory(path)) {
-    const { config, weights } = await readHFFolder(path);
-    return { config, weights, format: 'hf-folder' };
-  }
   if (!(await pathExists(path))) {
     throw new CheckpointError(
       path,
@@ -97,29 +96,46 @@ export async function loadModelWithReport(
     throw new NotSupportedError('loadModel.dtype', `dtype "${opts.dtype}"`, 'use float32 (the default)');
   }
   const backend = opts.backend ? (await initBackend(opts.backend)).backend : undefined;
+  const fromConfig: FromConfigOptions = {};
+  if (opts.task !== undefined) fromConfig.task = opts.task;
+  if (opts.numLabels !== undefined) fromConfig.numLabels = opts.numLabels;
+  if (opts.padTokenId !== undefined) fromConfig.padTokenId = opts.padTokenId;
+  const quantize: QuantizeOptions | undefined =
+    opts.quantize === undefined
+      ? undefined
+      : { quantType: opts.quantize, doubleQuant: opts.doubleQuant ?? false };
+  const finish = (model: PreTrainedModel, loaded: WeightLoadReport, format: LoadReport['format']) => {
+    model.eval();
+    const report: LoadReport = { ...loaded, format, architecture: model.architecture };
+    if (backend !== undefined) report.backend = backend;
+    return { model, report };
+  };
+  if (await isDirectory(path)) {
+    // a Hugging Face folder streams: deferred init, then one tensor at a time (stream_load.ts)
+    const folder = await openHFFolderStream(path);
+    try {
+      if (opts.seed !== undefined) manualSeed(opts.seed);
+      const { value: model, pending } = deferInit(() => modelFromConfig(folder.config, fromConfig));
+      try {
+        const streamOpts: StreamWeightsOptions = { pending, allowNew: allowedNew(model) };
+        if (quantize) streamOpts.quantize = quantize;
+        return finish(model, await streamWeights(model, folder, streamOpts), 'hf-folder');
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
+    } finally {
+      await folder.close();
+    }
+  }
   const { config, weights, format } = await readCheckpoint(path);
   try {
     if (opts.seed !== undefined) manualSeed(opts.seed);
-    const fromConfig: FromConfigOptions = {};
-    if (opts.task !== undefined) fromConfig.task = opts.task;
-    if (opts.numLabels !== undefined) fromConfig.numLabels = opts.numLabels;
-    if (opts.padTokenId !== undefined) fromConfig.padTokenId = opts.padTokenId;
     const model = modelFromConfig(config, fromConfig);
     try {
-      // a fresh head is expected when a checkpoint is loaded for another task; a bare encoder may lack a pooler
-      const allowNew =
-        model.taskType === 'SEQ_CLS'
-          ? [...model.outputModuleNames(), 'pooler'] // DeBERTa's top-level pooler is new on a bare encoder
-          : model.taskType === 'FEATURE_EXTRACTION'
-            ? ['pooler']
-            : [];
-      const loaded = loadWeights(model, weights, { allowNew });
-      model.eval();
-      if (opts.quantize !== undefined)
-        quantizeModel(model, { quantType: opts.quantize, doubleQuant: opts.doubleQuant ?? false });
-      const report: LoadReport = { ...loaded, format, architecture: model.architecture };
-      if (backend !== undefined) report.backend = backend;
-      return { model, report };
+      const loaded = loadWeights(model, weights, { allowNew: allowedNew(model) });
+      if (quantize) quantizeModel(model, quantize);
+      return finish(model, loaded, format);
     } catch (err) {
       model.dispose();
       throw err;
@@ -127,6 +143,12 @@ export async function loadModelWithReport(
   } finally {
     weights.forEach((t) => t.dispose());
   }
+}
+
+/** A fresh head is expected when a checkpoint is loaded for another task; a bare encoder may lack a pooler. */
+function allowedNew(model: PreTrainedModel): string[] {
+  if (model.taskType === 'SEQ_CLS') return [...model.outputModuleNames(), 'pooler']; // DeBERTa's top-level pooler is new on a bare encoder
+  return model.taskType === 'FEATURE_EXTRACTION' ? ['pooler'] : [];
 }
 
 /**

@@ -36,13 +36,12 @@ export interface LoadWeightsOptions {
   allowNew?: string[];
 }
 
-/** The checkpoint keys renamed to this model's paths (prefix and legacy-name fixes). */
-function renameKeys(model: PreTrainedModel, weights: Map<string, Tensor>): Map<string, Tensor> {
+/** The checkpoint keys renamed to this model's paths (prefix and legacy-name fixes): own → checkpoint key. */
+function renameKeys(model: PreTrainedModel, keys: string[]): Map<string, string> {
   const prefix = BASE_PREFIXES.find((p) => model.hasChild(p));
   const own = new Set(model.stateDict().keys());
   const legacy = (k: string) =>
     k.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
-  const keys = [...weights.keys()];
   let rename = (k: string) => legacy(k);
   if (prefix && !keys.some((k) => k.startsWith(`${prefix}.`))) {
     // a bare-model checkpoint (e.g. GPT-2's `h.0…`) loaded under a head: add the prefix to trunk keys
@@ -53,7 +52,71 @@ function renameKeys(model: PreTrainedModel, weights: Map<string, Tensor>): Map<s
     const found = direct ? undefined : BASE_PREFIXES.find((p) => keys.some((k) => k.startsWith(`${p}.`)));
     if (found) rename = (k: string) => legacy(k.startsWith(`${found}.`) ? k.slice(found.length + 1) : k);
   }
-  return new Map(keys.map((k) => [rename(k), weights.get(k)!]));
+  return new Map(keys.map((k) => [rename(k), k]));
+}
+
+/** Which checkpoint tensor goes where: see {@link planWeights}. */
+export interface WeightPlan extends WeightLoadReport {
+  /** Model key → checkpoint key, for every checkpoint tensor the model takes. */
+  sources: Map<string, string>;
+}
+
+/**
+ * Matches checkpoint keys (with their shapes) to `model`'s state dict, before any tensor is read:
+ * renames, tied aliases and `allowNew` as {@link loadWeights}; a missing key or a shape mismatch throws
+ * the same `CheckpointError`s.
+ *
+ * @example
+ * const plan = planWeights(model, new Map([['model.embed_tokens.weight', [32000, 2048]], …]));
+ * plan.sources.get('lm_head.weight'); // 'lm_head.weight'
+ */
+export function planWeights(
+  model: PreTrainedModel,
+  shapes: Map<string, number[]>,
+  opts: LoadWeightsOptions = {},
+): WeightPlan {
+  const renamed = renameKeys(model, [...shapes.keys()]);
+  const own = model.stateDict();
+  const aliases = new Set(model.tiedParameterNames().map(([, alias]) => alias));
+  const ignoredKeys: string[] = [];
+  const sources = new Map<string, string>();
+  for (const [k, ck] of renamed) {
+    if (own.has(k)) sources.set(k, ck);
+    else ignoredKeys.push(k);
+  }
+  const allowNew = opts.allowNew ?? [];
+  const isNew = (k: string) => allowNew.some((m) => k === m || k.startsWith(`${m}.`));
+  const missing = [...own.keys()].filter((k) => !sources.has(k) && !aliases.has(k));
+  const unexplained = missing.filter((k) => !isNew(k));
+  if (unexplained.length > 0) {
+    throw new CheckpointError(
+      `loadWeights(${model.architecture})`,
+      `${unexplained.length} model weight(s) are missing from the checkpoint`,
+      unexplained.slice(0, 10),
+      'check that the checkpoint matches the architecture in config.json',
+    );
+  }
+  const mismatched: string[] = [];
+  for (const [k, ck] of sources) {
+    const have = own.get(k)!.shape;
+    const got = shapes.get(ck)!;
+    if (have.length !== got.length || have.some((d, i) => d !== got[i])) {
+      mismatched.push(`${k}: checkpoint [${got}] vs model [${have}]`);
+    }
+  }
+  if (mismatched.length > 0) {
+    throw new CheckpointError(
+      'loadStateDict',
+      'tensor shapes differ from the model',
+      mismatched,
+      'load a checkpoint made for this model configuration',
+    );
+  }
+  return {
+    sources,
+    newKeys: missing,
+    ignoredKeys: ignoredKeys.filter((k) => !BUFFER_KEYS.some((re) => re.test(k))),
+  };
 }
 
 /**
@@ -70,27 +133,8 @@ export function loadWeights(
   weights: Map<string, Tensor>,
   opts: LoadWeightsOptions = {},
 ): WeightLoadReport {
-  const renamed = renameKeys(model, weights);
-  const own = model.stateDict();
-  const aliases = new Set(model.tiedParameterNames().map(([, alias]) => alias));
-  const ignoredKeys: string[] = [];
-  const state = new Map<string, Tensor>();
-  for (const [k, t] of renamed) {
-    if (own.has(k)) state.set(k, t);
-    else ignoredKeys.push(k);
-  }
-  const allowNew = opts.allowNew ?? [];
-  const isNew = (k: string) => allowNew.some((m) => k === m || k.startsWith(`${m}.`));
-  const missing = [...own.keys()].filter((k) => !state.has(k) && !aliases.has(k));
-  const unexplained = missing.filter((k) => !isNew(k));
-  if (unexplained.length > 0) {
-    throw new CheckpointError(
-      `loadWeights(${model.architecture})`,
-      `${unexplained.length} model weight(s) are missing from the checkpoint`,
-      unexplained.slice(0, 10),
-      'check that the checkpoint matches the architecture in config.json',
-    );
-  }
+  const plan = planWeights(model, new Map([...weights].map(([k, t]) => [k, t.shape])), opts);
+  const state = new Map([...plan.sources].map(([k, ck]) => [k, weights.get(ck)!]));
   model.loadStateDict(state, false);
-  return { newKeys: missing, ignoredKeys: ignoredKeys.filter((k) => !BUFFER_KEYS.some((re) => re.test(k))) };
+  return { newKeys: plan.newKeys, ignoredKeys: plan.ignoredKeys };
 }

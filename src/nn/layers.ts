@@ -5,7 +5,7 @@ import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { dropout, linear, layerNorm, rmsNorm } from '../tensor/ops/index.js';
 import { ConfigError } from '../errors.js';
 import { Module } from './module.js';
-import { defaultRng, kaimingUniformLinear, normal, uniform } from './init.js';
+import { defaultRng, kaimingUniformLinear, kaimingUniformLinearTransposed, normal, uniform } from './init.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -29,8 +29,11 @@ export class Linear extends Module {
   ) {
     super();
     this.fanInFanOut = opts.fanInFanOut ?? false;
-    const init = () => kaimingUniformLinear([outFeatures, inFeatures]);
-    this.registerInitialised('weight', this.fanInFanOut ? tf.tidy(() => init().transpose()) : init());
+    const shape: [number, number] = [outFeatures, inFeatures];
+    this.registerInitialised(
+      'weight',
+      this.fanInFanOut ? kaimingUniformLinearTransposed(shape) : kaimingUniformLinear(shape),
+    );
     if (opts.bias ?? true) {
       const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
       this.registerInitialised('bias', uniform([outFeatures], -bound, bound));

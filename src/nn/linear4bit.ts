@@ -213,13 +213,9 @@ export interface QuantizeModelReport {
  * report.quantized; // ['model.layers.0.self_attn.q_proj', …] (lm_head skipped)
  */
 export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
-  const report: QuantizeModelReport = { quantized: [], skipped: [] };
-  for (const [path, m] of quantizeTargets(model, opts, report)) {
-    model.replaceChild(path, Linear4bit.fromLinear(m, opts));
-    disposeReplacedWeight(model, m);
-    report.quantized.push(path);
-  }
-  return report;
+  const { targets, skipped } = quantizeTargets(model, opts);
+  for (const [path, m] of targets) quantizeChild(model, path, m, opts);
+  return { quantized: targets.map(([p]) => p), skipped };
 }
 
 /**
@@ -233,21 +229,26 @@ export async function quantizeModelAsync(
   model: Module,
   opts: QuantizeModelOptions = {},
 ): Promise<QuantizeModelReport> {
-  const report: QuantizeModelReport = { quantized: [], skipped: [] };
-  for (const [path, m] of quantizeTargets(model, opts, report)) {
+  const { targets, skipped } = quantizeTargets(model, opts);
+  for (const [path, m] of targets) {
     model.replaceChild(path, await Linear4bit.fromLinearAsync(m, opts));
     disposeReplacedWeight(model, m);
-    report.quantized.push(path);
   }
-  return report;
+  return { quantized: targets.map(([p]) => p), skipped };
 }
 
-/** The layers {@link quantizeModel} replaces (skipped ones are recorded in `report`). */
-function quantizeTargets(
+/**
+ * The layers {@link quantizeModel} would replace (`targets`, dense linear layers outside adapters and
+ * heads) and the heads it leaves dense (`skipped`), without changing anything. A ConfigError when
+ * there is no linear layer at all.
+ *
+ * @example
+ * const { targets } = quantizeTargets(llama); // [['model.layers.0.self_attn.q_proj', Linear], …]
+ */
+export function quantizeTargets(
   model: Module,
-  opts: QuantizeModelOptions,
-  report: QuantizeModelReport,
-): [string, LinearLike][] {
+  opts: QuantizeModelOptions = {},
+): { targets: [string, LinearLike][]; skipped: string[] } {
   const heads = (model as Partial<{ outputModuleNames(): string[] }>).outputModuleNames;
   const skip = opts.skipModules ?? (typeof heads === 'function' ? heads.call(model) : []);
   const isSkipped = (path: string) => skip.some((s) => path === s || path.endsWith(`.${s}`));
@@ -260,7 +261,7 @@ function quantizeTargets(
       const prefix = w === '' ? '' : `${w}.`;
       return path.startsWith(prefix) && path !== `${prefix}base_layer`;
     });
-  const targets = modules.filter(
+  const linear = modules.filter(
     ([path, m]) =>
       path !== '' &&
       isLinearLike(m) &&
@@ -268,7 +269,7 @@ function quantizeTargets(
       !hasLinearLikeChild(m) &&
       !isAdapterPart(path),
   );
-  if (targets.length === 0) {
+  if (linear.length === 0) {
     throw new ConfigError(
       'quantizeModel',
       'found no linear layer to quantise',
@@ -276,12 +277,41 @@ function quantizeTargets(
       'pass a model with Linear layers',
     );
   }
-  const out: [string, LinearLike][] = [];
-  for (const [path, m] of targets) {
-    if (isSkipped(path)) report.skipped.push(path);
-    else out.push([path, m as LinearLike]);
+  const targets: [string, LinearLike][] = [];
+  const skipped: string[] = [];
+  for (const [path, m] of linear) {
+    if (isSkipped(path)) skipped.push(path);
+    else targets.push([path, m as LinearLike]);
   }
-  return out;
+  return { targets, skipped };
+}
+
+/**
+ * Replaces the dense layer `m` at `path` by its 4-bit form and frees the dense weight (unless tied).
+ * With `values` (its weight as [out, in] f32, e.g. straight from a checkpoint) the layer's own weight
+ * is never read, so a placeholder weight that was never written stays untouched.
+ *
+ * @example quantizeChild(model, 'model.layers.0.mlp.up_proj', layer, { quantType: 'nf4' });
+ */
+export function quantizeChild(
+  model: Module,
+  path: string,
+  m: LinearLike,
+  opts: QuantizeOptions = {},
+  values?: Float32Array,
+): Linear4bit {
+  const q =
+    values === undefined
+      ? Linear4bit.fromLinear(m, opts)
+      : new Linear4bit(
+          m.inFeatures,
+          m.outFeatures,
+          quantize4bit(values, [m.outFeatures, m.inFeatures], toQuantOptions(opts)),
+          m.bias ?? null,
+        );
+  model.replaceChild(path, q);
+  disposeReplacedWeight(model, m);
+  return q;
 }
 
 /** The layer's dense weight as [out, in] (transposed when it is fan-in-fan-out). Caller disposes. */

@@ -1,7 +1,8 @@
 /**
  * `lowrank info`: version, compute backend in use (and why faster ones were passed over), addon, BLAS,
  * threads; with `--model`, the model's parameters and the bytes its tensors hold by category, and with
- * `--quantize` what a 4-bit (QLoRA) base holds against its f32 size (docs/qlora.md).
+ * `--quantize` what a 4-bit (QLoRA) base holds against its f32 size (docs/qlora.md), and the process RSS
+ * beside the tensor bytes (a folder loads streaming, so RSS stays near what the tensors hold).
  */
 import type { Command } from '../command.js';
 import { UsageError } from '../args.js';
@@ -91,6 +92,11 @@ interface ModelInfo {
   memory: MemoryByCategory;
   /** Packed 4-bit bytes / their f32 size, or null without 4-bit layers. */
   quantizedRatio: number | null;
+  /**
+   * This process's resident memory (bytes) with the model loaded: `rss` now, `peakRss` the most it
+   * held (load included), next to `heldBytes`, what the model's tensors take.
+   */
+  process: { rss: number; peakRss: number; heldBytes: number };
 }
 
 async function inspectModel(
@@ -99,24 +105,30 @@ async function inspectModel(
   doubleQuant: boolean,
 ): Promise<ModelInfo> {
   const { loadModel } = await import('../../models/load.js');
-  const { Linear4bit, memoryByCategory, quantizeModel } = await import('../../nn/linear4bit.js');
-  const model = await loadModel(path);
+  const { Linear4bit, memoryByCategory, totalBytes } = await import('../../nn/linear4bit.js');
+  const { isLinearLike } = await import('../../nn/linear_like.js');
+  const { processMemory } = await import('../../util/process_memory.js');
+  // a folder streams tensor by tensor and quantises each as it is read (models/stream_load.ts)
+  const model = await loadModel(path, quantType ? { quantize: quantType, doubleQuant } : {});
   try {
-    const q = quantType ? quantizeModel(model, { quantType, doubleQuant }) : null;
+    const modules = model.namedModules();
+    const quantized = modules.filter(([, m]) => m instanceof Linear4bit).length;
+    const skipped = modules
+      .filter(([p, m]) => p !== '' && isLinearLike(m) && !(m instanceof Linear4bit))
+      .filter(([, m]) => !m.namedChildren().some(([, c]) => isLinearLike(c)))
+      .map(([p]) => p);
     let parameters = model.numParameters();
-    for (const [, m] of model.namedModules())
-      if (m instanceof Linear4bit) parameters += m.inFeatures * m.outFeatures;
+    for (const [, m] of modules) if (m instanceof Linear4bit) parameters += m.inFeatures * m.outFeatures;
     const memory = memoryByCategory(model);
     return {
       path,
       architecture: model.architecture,
       parameters,
-      quantize: q
-        ? { quantType: quantType!, doubleQuant, quantized: q.quantized.length, skipped: q.skipped }
-        : null,
+      quantize: quantType ? { quantType, doubleQuant, quantized, skipped } : null,
       memory,
       quantizedRatio:
         memory.frozenQuantizedFp32 > 0 ? memory.frozenQuantized / memory.frozenQuantizedFp32 : null,
+      process: { ...processMemory(), heldBytes: totalBytes(memory) },
     };
   } finally {
     model.dispose();
@@ -136,4 +148,9 @@ async function printModel(m: ModelInfo, io: CliIO): Promise<void> {
   }
   io.out('memory by category (bare model: every parameter trains until an adapter freezes the base):');
   io.out(table(['category', 'bytes'], memoryRows(m.memory)));
+  const { formatBytes } = await import('../../nn/linear4bit.js');
+  io.out(
+    `process RSS: ${formatBytes(m.process.rss)} (peak ${formatBytes(m.process.peakRss)}); ` +
+      `tensors held: ${formatBytes(m.process.heldBytes)}`,
+  );
 }

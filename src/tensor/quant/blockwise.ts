@@ -115,6 +115,37 @@ function blockIndices(
 }
 
 /**
+ * {@link blockIndices} + packing for an ascending code (NF4), fused: the nearest-code search is inlined
+ * and two indices go straight into each byte (first element in the high nibble), with no per-element
+ * index array. The same arithmetic as `blockIndices` with `nearestIndex`, so the same bits (checked
+ * against bitsandbytes' fixtures by the quant tests).
+ */
+function packNearest(
+  values: Float32Array,
+  absmax: Float32Array,
+  blocksize: number,
+  mids: Float32Array,
+  packed: Uint8Array,
+): void {
+  const top = mids.length;
+  for (let b = 0; b < absmax.length; b++) {
+    const recip = f32(1 / absmax[b]!);
+    const end = Math.min(values.length, (b + 1) * blocksize);
+    for (let i = b * blocksize; i < end; i++) {
+      const s = Math.min(1, Math.max(-1, f32(values[i]! * recip)));
+      let lo = 0;
+      let hi = top;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (s > mids[mid]!) lo = mid + 1;
+        else hi = mid;
+      }
+      packed[i >> 1] |= (i & 1) === 0 ? lo << 4 : lo;
+    }
+  }
+}
+
+/**
  * 8-bit blockwise quantisation with an ascending 256-entry code (`quantize_blockwise`): per block
  * `absmax = max|x|`, index = nearest code of `x·f32(1/absmax)` (ties to the lower index).
  *
@@ -181,10 +212,13 @@ export function quantize4bit(
   }
   const code = code4bit(quantType);
   const absmax = blockAbsmax(values, blocksize);
-  const idx = new Uint8Array(numel);
-  blockIndices(values, absmax, blocksize, indexer4bit(quantType), idx);
   const packed = new Uint8Array(Math.ceil(numel / 2));
-  for (let i = 0; i < numel; i += 2) packed[i >> 1] = (idx[i]! << 4) | (i + 1 < numel ? idx[i + 1]! : 0);
+  if (quantType === 'nf4') packNearest(values, absmax, blocksize, midpoints(code), packed);
+  else {
+    const idx = new Uint8Array(numel);
+    blockIndices(values, absmax, blocksize, indexer4bit(quantType), idx);
+    for (let i = 0; i < numel; i += 2) packed[i >> 1] = (idx[i]! << 4) | (i + 1 < numel ? idx[i + 1]! : 0);
+  }
   const doubleQuant = opts.doubleQuant ?? false;
   return {
     quantType,

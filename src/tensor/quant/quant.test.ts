@@ -178,3 +178,22 @@ test('linear4bit: forward and gradients equal a dense linear over the dequantise
   x.dispose();
   b.dispose();
 });
+
+test('NF4 quantisation (fused search + pack) == the spec rule element by element: odd sizes, zero and NaN blocks, midpoints', () => {
+  const mids = midpoints(NF4_CODE);
+  for (const n of [1, 63, 64, 65, 1000, 4097]) {
+    const v = lcgValues(n, n);
+    if (n > 200) v.fill(0, 64, 128); // an all-zero block: 0·∞ = NaN → index 0, as the CUDA tree
+    if (n > 1000) for (let i = 0; i < 15; i++) v[200 + i] = mids[i]! * 3; // exactly on a bucket edge
+    const q = quantize4bit(v, [n], { quantType: 'nf4' });
+    const idx = unpackIndices(q);
+    const absmax = absmaxOf(q);
+    for (let i = 0; i < n; i++) {
+      const s = Math.min(1, Math.max(-1, Math.fround(v[i]! * Math.fround(1 / absmax[Math.floor(i / 64)]!))));
+      let want = 0; // the number of midpoints strictly below s (ties go to the lower code)
+      for (const m of mids) if (s > m) want++;
+      assert.equal(idx[i], want, `element ${i} of ${n}`);
+    }
+    if (n % 2 === 1) assert.equal(q.packed.at(-1)! & 0x0f, 0, 'the padding nibble is zero');
+  }
+});

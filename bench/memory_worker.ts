@@ -1,0 +1,101 @@
+/**
+ * One cell of the QLoRA memory benchmark (bench/memory.ts), in its own process so its peak RSS is its
+ * own. Loads a Hugging Face folder (f32 or NF4 + double quantisation, streaming), then optionally runs
+ * LoRA steps (r 16, alpha 32, q_proj + v_proj, AdamW, causal-LM loss on random ids) and prints one
+ * JSON line: load seconds, RSS before/peak/after the load, tensor bytes held, and per step its
+ * seconds and the peak RSS of the steps.
+ *   node --import tsx --expose-gc bench/memory_worker.ts '{"path":"/tmp/m","quantize":"nf4","batch":1,"seq":256,"steps":1}'
+ */
+import { tf } from '../src/tensor/tf.js';
+import { initBackend } from '../src/tensor/backend.js';
+import { loadModel } from '../src/models/load.js';
+import { memoryByCategory, totalBytes } from '../src/nn/linear4bit.js';
+import { getPeftModel, LoraConfig } from '../src/tuners/index.js';
+import { AdamW } from '../src/training/optim.js';
+import { Rng } from '../src/util/rng.js';
+import { processMemory, resetPeakRss } from '../src/util/process_memory.js';
+import { releaseMemory } from '../src/tensor/memory.js';
+
+interface Cell {
+  path: string;
+  quantize?: 'nf4';
+  batch?: number;
+  seq?: number;
+  steps?: number;
+}
+
+/** RSS after a GC and the background sweep that frees ArrayBuffer memory (needs --expose-gc). */
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc?.();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return processMemory().rss;
+}
+
+const cell = JSON.parse(process.argv[2] ?? '{}') as Cell;
+const MB = 2 ** 20;
+const mb = (b: number) => Math.round(b / MB);
+await initBackend(process.env.LOWRANK_BACKEND ?? 'native');
+globalThis.gc?.();
+const before = processMemory().rss;
+resetPeakRss();
+let t0 = performance.now();
+const base = await loadModel(cell.path, cell.quantize ? { quantize: 'nf4', doubleQuant: true } : {});
+const loadSeconds = (performance.now() - t0) / 1000;
+const afterLoad = processMemory();
+const held = totalBytes(memoryByCategory(base));
+const out: Record<string, unknown> = {
+  quantize: cell.quantize ?? 'f32',
+  loadSeconds,
+  rssBeforeMb: mb(before),
+  loadPeakMb: mb(afterLoad.peakRss),
+  afterLoadMb: mb(afterLoad.rss),
+  heldMb: mb(held),
+};
+if (cell.steps) {
+  const [batch, seq] = [cell.batch ?? 1, cell.seq ?? 256];
+  const model = getPeftModel(
+    base,
+    new LoraConfig({ r: 16, loraAlpha: 32, targetModules: ['q_proj', 'v_proj'], taskType: 'CAUSAL_LM' }),
+  );
+  model.train();
+  const named = model.trainableParameters();
+  const vars = named.map(([, v]) => v);
+  const opt = new AdamW(named, { lr: 1e-4 });
+  const rng = new Rng(1);
+  const vocab = base.config.vocab_size as number;
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: batch * seq }, () => rng.int(vocab)),
+    [batch, seq],
+    'int32',
+  );
+  resetPeakRss();
+  const stepSeconds: number[] = [];
+  let loss = 0;
+  for (let i = 0; i < cell.steps; i++) {
+    t0 = performance.now();
+    const { value, grads } = tf.variableGrads(() => {
+      const o = model.forward({ inputIds: ids, labels: ids });
+      tf.dispose(o.logits);
+      return o.loss as tf.Scalar;
+    }, vars);
+    opt.step(grads);
+    loss = (await value.data())[0]!;
+    tf.dispose([value, ...Object.values(grads)]);
+    stepSeconds.push((performance.now() - t0) / 1000);
+  }
+  Object.assign(out, {
+    batch,
+    seq,
+    stepSeconds,
+    stepPeakMb: mb(processMemory().peakRss),
+    afterStepMb: mb(processMemory().rss),
+    poolFreedMb: mb(releaseMemory()),
+    // V8 frees ArrayBuffer backing stores on a background sweep after the GC: give it a moment
+    afterReleaseMb: mb(await settledRss()),
+    loss,
+    tensors: tf.memory().numTensors,
+  });
+}
+console.log(JSON.stringify(out));
