@@ -87,6 +87,7 @@ const FIELD_FLAGS: Record<string, string> = {
   topP: '--top-p',
   temperature: '--temperature',
   name: '--schedule',
+  tokenizerPath: '--tokenizer',
 };
 
 /**

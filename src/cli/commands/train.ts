@@ -5,7 +5,7 @@ import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
-import { adapterConfig, buildAdapter, type AdapterOptions, type MethodName } from '../setup.js';
+import { buildAdapter, methodConfig, type AdapterMethod, type MethodSpec } from '../../run/methods.js';
 import {
   checkResumeOptions,
   checkRunFolder,
@@ -88,7 +88,10 @@ export async function runTraining(
     if (typeof file === 'string') checkTextEncoding(file, flag, v.encoding as string);
   if (resume) checkResumeOptions(v, output);
   // the adapter config's own rules (e.g. AdaLoRA's schedule) before anything is loaded
-  if (!hyper) adapterConfig(adapterOptions(v, v.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS'));
+  const spec = (taskType: 'SEQ_CLS' | 'CAUSAL_LM') =>
+    v.method === 'full' ? 'full' : methodSpec(v, taskType);
+  if (!hyper && v.method !== 'full')
+    methodConfig(methodSpec(v, v.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS'));
 
   const { initBackend } = await import('../../tensor/backend.js');
   const backend = await initBackend(v.backend as string);
@@ -144,7 +147,7 @@ export async function runTraining(
         names: conditionData.names,
       })
     : undefined;
-  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, adapterOptions(v, taskType));
+  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, spec(taskType)).model;
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   // only now, with every option checked and the model built, does the run folder get written
   const run = openRunFolder(output, config, runFacts, resume);
@@ -260,25 +263,28 @@ export async function runTraining(
   }
 }
 
-/** The adapter options of `lowrank train`'s values. */
-function adapterOptions(
+/** The method spec of `lowrank train`'s values (`--r` is AdaLoRA's `--target-r`'s sibling). */
+function methodSpec(
   v: Record<string, ParsedValue | undefined>,
   taskType: 'SEQ_CLS' | 'CAUSAL_LM',
-): AdapterOptions {
+): MethodSpec {
+  const method = v.method as AdapterMethod;
+  const adalora = method === 'adalora';
   return {
-    method: v.method as MethodName,
+    method,
     taskType,
-    r: v.r as number,
+    r: (adalora ? v['target-r'] : v.r) as number,
+    ...(adalora ? { initR: v['init-r'] as number } : {}),
     loraAlpha: v['lora-alpha'] as number | undefined,
     loraDropout: v['lora-dropout'] as number,
     targetModules: v['target-modules'] as string[] | undefined,
-    initR: v['init-r'] as number,
-    targetR: v['target-r'] as number,
-    tinit: v.tinit as number | undefined,
-    tfinal: v.tfinal as number | undefined,
-    deltaT: v['delta-t'] as number | undefined,
-    orthRegWeight: v['orth-reg-weight'] as number,
     totalStep: v['max-steps'] as number,
+    schedule: {
+      tinit: v.tinit as number | undefined,
+      tfinal: v.tfinal as number | undefined,
+      deltaT: v['delta-t'] as number | undefined,
+    },
+    orthRegWeight: v['orth-reg-weight'] as number,
   };
 }
 
