@@ -23,7 +23,7 @@ import { generate } from '../src/models/generate.js';
 import type { PreTrainedModel } from '../src/models/base.js';
 import { manualSeed } from '../src/nn/init.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { tokenizerPathFor } from '../src/cli/data.js';
+import { tokenizerPathFor } from '../src/run/data.js';
 import { getPeftModel, PeftModel } from '../src/tuners/index.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { perturbAdapter } from '../src/testing/tuner_matrix.js';

@@ -87,6 +87,7 @@ const FIELD_FLAGS: Record<string, string> = {
   topP: '--top-p',
   temperature: '--temperature',
   name: '--schedule',
+  tokenizerPath: '--tokenizer',
 };
 
 /**
@@ -115,6 +116,8 @@ function speakFlags(text: string): string {
 export function toCliError(e: unknown): unknown {
   if (e instanceof DataError && e.fix && /\bmaxLength\b/.test(e.fix))
     return new DataError(e.where, e.rule, e.got, speakFlags(e.fix));
+  // HyperLoRA's condition sets are named as the user gave them (`conditions y=b.tsv`)
+  if (e instanceof DataError && e.where.startsWith('conditions ')) return new UsageError(`--${e.message}`);
   if (!(e instanceof ConfigError)) return e;
   // `AdaLoraConfig.targetR` names its field; a rule across fields (`AdaLoraConfig`: "tinit must be
   // smaller than totalStep − tfinal") is reported under the first field its sentence names

@@ -1,34 +1,13 @@
 /**
- * `lowrank train --method hyperlora`: one hypernetwork trained on several causal-LM text sets at once,
- * each set a named condition (`--conditions shakespeare=input.txt,stories=stories.txt`), and the
- * inference side (`eval` / `generate --condition <name>`) that pins a saved hypernetwork to one
- * condition as a plain LoRA (docs/hyperlora.md).
- *
- * How the condition of each row reaches the model: the shared Trainer collates `Example`s into
- * tensors and carries no per-example side information except `tokenTypeIds`, which it copies row by
- * row (and `evaluate` passes on). So each example's token-type ids are offset by
- * `CONDITION_STRIDE · (condition + 1)`; `RowConditionModel` decodes the condition of every row from
- * its first position, restores the original ids, and calls `HyperLoraModel.forward(inputs, ids)`.
- * Batches therefore mix conditions freely, as the shuffled loader draws them.
+ * HyperLoRA in the CLI: `--conditions name=path,…` of `lowrank train --method hyperlora` (the training
+ * glue lives in `src/run/hyperlora.ts`), and `--condition` of eval / generate / merge / materialize,
+ * which pins a saved hypernetwork to one condition as a plain LoRA.
  */
-import type { Variable } from '../tensor/tf.js';
-import { internal } from '../errors.js';
-import type { ModelInputs, ModelOutput } from '../models/base.js';
+import type { ConditionSet } from '../run/hyperlora.js';
+import { UsageError } from './args.js';
+
 import type { Module } from '../nn/module.js';
-import type { Example } from '../training/data/dataset.js';
-import type { TextTokenizer } from '../training/data/tokenizer.js';
-import type { HyperLoraModel } from '../tuners/hyperlora/model.js';
 import type { PeftModel } from '../tuners/peft_model.js';
-import { UsageError, type ParsedValue } from './args.js';
-import { loadDataSets, type DataSets } from './data.js';
-
-/** Token-type ids are far below this (BERT: 2); a row's condition k is stored as + STRIDE·(k+1). */
-export const CONDITION_STRIDE = 1024;
-
-export interface ConditionSet {
-  name: string;
-  path: string;
-}
 
 /**
  * Parses `--conditions name=path,name=path`.
@@ -53,130 +32,6 @@ export function parseConditions(list: string[] | undefined): ConditionSet[] {
       `--conditions: one condition is plain LoRA; give two or more name=path sets (got ${sets.length}), or use --method lora`,
     );
   return sets;
-}
-
-/** Offsets every example's token-type ids by the condition (see the file comment). */
-export function tagCondition(examples: Example[], condition: number): Example[] {
-  const off = CONDITION_STRIDE * (condition + 1);
-  return examples.map((e) => ({
-    ...e,
-    tokenTypeIds: (e.tokenTypeIds ?? e.inputIds.map(() => 0)).map((t) => t + off),
-  }));
-}
-
-export interface ConditionDataSets extends DataSets {
-  names: string[];
-  /** Each condition's held-out examples (tagged), in `names` order. */
-  evalByCondition: Example[][];
-}
-
-/**
- * Loads every `--conditions` set like `--data` (same tokenizer, --max-length, --eval-fraction split)
- * and merges them into one tagged train set and one tagged eval set.
- */
-export async function loadConditionSets(
-  v: Record<string, ParsedValue | undefined>,
-  tok: TextTokenizer,
-  cacheRoot: string | undefined,
-): Promise<ConditionDataSets> {
-  const sets = parseConditions(v.conditions as string[] | undefined);
-  if (v.data !== undefined || v['eval-data'] !== undefined)
-    throw new UsageError(
-      `--${v.data !== undefined ? 'data' : 'eval-data'}: --method hyperlora reads its training sets from --conditions name=path,… (each split by --eval-fraction)`,
-    );
-  const train: Example[] = [];
-  const evalByCondition: Example[][] = [];
-  for (const [k, s] of sets.entries()) {
-    const d = await loadDataSets({ ...v, data: s.path }, tok, cacheRoot);
-    if (d.task !== 'causal_lm')
-      throw new UsageError(
-        `--conditions ${s.name}=${s.path}: HyperLoRA in the CLI trains causal LMs on text (got task ${d.task}); a classifier would need a trained head, which HyperLoRA does not have yet`,
-      );
-    train.push(...tagCondition(d.train, k));
-    evalByCondition.push(tagCondition(d.eval, k));
-  }
-  return {
-    task: 'causal_lm',
-    train,
-    eval: evalByCondition.flat(),
-    numLabels: 0,
-    names: sets.map((s) => s.name),
-    evalByCondition,
-  };
-}
-
-/**
- * The Trainer's view of a HyperLoRA model: decodes each row's condition from the tagged token-type
- * ids. Its forward runs under the caller's tidy scope (the Trainer's `variableGrads`, `evaluate`'s
- * `tf.tidy`), which also owns the restored token-type tensor.
- */
-export class RowConditionModel {
-  constructor(readonly hyper: HyperLoraModel) {}
-
-  forward(inputs: ModelInputs): ModelOutput {
-    const tt = inputs.tokenTypeIds;
-    if (!tt || tt.rank !== 2) internal('a HyperLoRA batch carries no condition (untagged examples)');
-    const [n, t] = tt!.shape as [number, number];
-    const data = tt!.dataSync();
-    const conditions = Array.from({ length: n }, (_, b) => Math.floor(data[b * t]! / CONDITION_STRIDE) - 1);
-    // the text sets are plain text, so their original token-type ids were all zero: drop them
-    const { tokenTypeIds: _dropped, ...rest } = inputs;
-    void _dropped;
-    return this.hyper.forward(rest, conditions);
-  }
-  trainableParameters(): [string, Variable][] {
-    return this.hyper.trainableParameters();
-  }
-  parameters(): Variable[] {
-    return this.hyper.parameters();
-  }
-  get training(): boolean {
-    return this.hyper.training;
-  }
-  train(mode = true): this {
-    this.hyper.train(mode);
-    return this;
-  }
-  eval(): this {
-    this.hyper.eval();
-    return this;
-  }
-  savePretrained(dir: string): Promise<void> {
-    return this.hyper.savePretrained(dir);
-  }
-}
-
-export interface HyperTrainOptions {
-  r: number;
-  loraAlpha?: number;
-  loraDropout: number;
-  targetModules?: string[];
-  hiddenDim?: number;
-  embeddingDim?: number;
-  names: string[];
-}
-
-/** Wraps `base` with a fresh hypernetwork for the named conditions (targets default as LoRA's). */
-export async function buildHyperLora(base: Module, o: HyperTrainOptions): Promise<RowConditionModel> {
-  const { HyperLoraConfig, HyperLoraModel } = await import('../tuners/hyperlora/index.js');
-  const { DEFAULT_TARGET_MODULES } = await import('../tuners/base/matching.js');
-  const modelType = (base as { config?: { model_type?: string } }).config?.model_type ?? '';
-  const targets = o.targetModules ?? DEFAULT_TARGET_MODULES[modelType];
-  if (!targets)
-    throw new UsageError(
-      `--target-modules: no default for model type "${modelType}"; list the modules to adapt`,
-    );
-  const config = new HyperLoraConfig({
-    targetModules: [...targets],
-    r: o.r,
-    loraAlpha: o.loraAlpha ?? 2 * o.r,
-    loraDropout: o.loraDropout,
-    numConditions: o.names.length,
-    conditionNames: o.names,
-    ...(o.hiddenDim !== undefined ? { hiddenDim: o.hiddenDim } : {}),
-    ...(o.embeddingDim !== undefined ? { embeddingDim: o.embeddingDim } : {}),
-  });
-  return new RowConditionModel(new HyperLoraModel(base, config));
 }
 
 /** Whether `dir` holds a saved hypernetwork (rather than a PEFT adapter). */
@@ -210,20 +65,4 @@ export async function loadHyperAsLora(
     throw new UsageError(`--condition: ${(e as Error).message}`);
   }
   return { peft: hyperToLora(hyper, id), condition: id, names };
-}
-
-/** Per-condition held-out loss (and perplexity) of a trained HyperLoRA model. */
-export async function evalByCondition(
-  model: RowConditionModel,
-  data: ConditionDataSets,
-  batchSize: number,
-  padId: number,
-): Promise<{ name: string; loss: number; perplexity?: number }[]> {
-  const { evaluate } = await import('../training/evaluate.js');
-  const out: { name: string; loss: number; perplexity?: number }[] = [];
-  for (const [k, name] of data.names.entries()) {
-    const r = await evaluate(model, data.evalByCondition[k]!, 'causal_lm', 'causal_lm', batchSize, padId);
-    out.push({ name, loss: r.loss, perplexity: r.perplexity });
-  }
-  return out;
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './args.js';
 import { FileError } from './fs_errors.js';
+import { writeFileAtomicSync } from '../run/files.js';
 
 /** The demo's marker file: a folder holding it was made by `lowrank demo`. */
 export const DEMO_MARKER = 'lowrank-demo.json';
@@ -90,24 +91,4 @@ export function checkOutputFolder(
     );
 }
 
-/**
- * Writes a file atomically: a temp file in the same folder, fsync, rename (a reader never sees half a
- * file; a failure leaves the old file, and no temp file, behind).
- * @example writeFileAtomicSync('runs/a/config.json', '{}');
- */
-export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
+export { writeFileAtomicSync };

@@ -1,7 +1,7 @@
 /**
  * Builds the model (and the per-step hook) for one method at one budget, using only the library's
- * public pieces: `getPeftModel` with `LoraConfig` / `AdaLoraConfig`, `useDora`, `quantizeModel` (NF4),
- * the CLI's AdaLoRA trainer hook, and the Prune-LoRA hook of this folder.
+ * public pieces: the run floor's method builder (`src/run/methods.ts`: config, schedule defaults,
+ * AdaLoRA's trainer hook), `quantizeModel` (NF4), and the Prune-LoRA hook of this folder.
  *
  * | method              | what it is                                                              |
  * |---------------------|-------------------------------------------------------------------------|
@@ -23,13 +23,9 @@
 import type { Module } from '../nn/module.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { getPeftModel } from '../tuners/peft_model.js';
-import { LoraConfig } from '../tuners/lora/index.js';
-import { AdaLoraConfig } from '../tuners/adalora/index.js';
 import { quantizeModel } from '../tuners/qlora/index.js';
-// registers the DoRA LoRA variant (useDora: true finds no variant otherwise; the library entry does the same)
-import '../tuners/dora/index.js';
-import { adaloraHook } from '../training/adalora_hook.js';
 import type { StepHook } from '../training/types.js';
+import { adaloraSchedule, buildAdapter, methodConfig } from '../run/methods.js';
 import { chooseRank, costFamily, targetShapes, type RankChoice } from './budget.js';
 import { PruneLoraHook } from './prune_lora.js';
 import type { MethodName, TrainingSpec } from './suite.js';
@@ -59,13 +55,12 @@ export function scheduleFor(t: TrainingSpec): {
   deltaT: number;
   totalStep: number;
 } {
-  const T = t.maxSteps;
-  return {
-    tinit: Math.round((t.tinitFraction ?? 0.1) * T),
-    tfinal: Math.round((t.tfinalFraction ?? 0.3) * T),
-    deltaT: Math.max(1, Math.round((t.deltaTFraction ?? 0.01) * T)),
-    totalStep: T,
-  };
+  const s = adaloraSchedule(t.maxSteps, {
+    tinit: t.tinitFraction ?? 0.1,
+    tfinal: t.tfinalFraction ?? 0.3,
+    deltaT: t.deltaTFraction ?? 0.01,
+  });
+  return { ...s, totalStep: t.maxSteps };
 }
 
 /**
@@ -112,16 +107,16 @@ export function buildMethod(
 
   if (method === 'lora-all' || method === 'lora-qv' || method === 'dora' || method === 'qlora') {
     if (method === 'qlora') quantizeModel(base, { quantType: 'nf4', blocksize: 64 });
-    const cfg = new LoraConfig({
+    const built = buildAdapter(base, {
       ...common,
+      method: method === 'dora' ? 'dora' : 'lora',
       r: choice.r,
-      loraAlpha: 2 * choice.r,
-      useDora: method === 'dora',
+      totalStep: t.maxSteps,
     });
-    return { ...info, model: getPeftModel(base, cfg) };
+    return { ...info, model: built.model };
   }
   if (method === 'prune-lora') {
-    const model = getPeftModel(base, new LoraConfig({ ...common, r: initR, loraAlpha: 2 * initR }));
+    const model = buildAdapter(base, { ...common, method: 'lora', r: initR, totalStep: t.maxSteps }).model;
     return {
       ...info,
       model,
@@ -130,26 +125,26 @@ export function buildMethod(
     };
   }
   if (method === 'svd-lora') {
-    const cfg = new AdaLoraConfig({
+    const cfg = methodConfig({
       ...common,
+      method: 'adalora',
       initR: choice.r,
-      targetR: choice.r - 1, // never used: no allocation hook runs (see the file comment)
-      loraAlpha: 2 * choice.r,
+      r: choice.r - 1, // never used: no allocation hook runs (see the file comment)
       totalStep: t.maxSteps,
+      // AdaLoraConfig's own defaults: no schedule runs
+      schedule: { tinit: 0, tfinal: 0, deltaT: 1 },
       orthRegWeight: t.orthRegWeight ?? 0.5,
     });
     return { ...info, initR: choice.r, model: getPeftModel(base, cfg), hook: null };
   }
   // AdaLoRA and its importance / regulariser ablations
-  const cfg = new AdaLoraConfig({
+  const { model, hook } = buildAdapter(base, {
     ...common,
+    method: 'adalora',
     initR,
-    targetR: choice.r,
-    loraAlpha: 2 * initR,
+    r: choice.r,
     totalStep: sched.totalStep,
-    tinit: sched.tinit,
-    tfinal: sched.tfinal,
-    deltaT: sched.deltaT,
+    schedule: sched,
     orthRegWeight: method === 'adalora-no-orth' ? 0 : (t.orthRegWeight ?? 0.5),
     importanceMetric:
       method === 'adalora-sensitivity'
@@ -158,8 +153,6 @@ export function buildMethod(
           ? 'magnitude'
           : 'sensitivity-uncertainty',
   });
-  const model = getPeftModel(base, cfg);
-  const hook = adaloraHook(model);
   if (!hook) throw new Error('internal: AdaLoRA model without an allocation hook');
   return { ...info, model, schedule: sched, hook };
 }

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../tensor/backend.js';
 import { loadModel } from '../models/load.js';
-import { openTokenizer } from '../cli/data.js';
+import { openTokenizer } from '../run/data.js';
 import { evaluate } from '../training/evaluate.js';
 import { tf } from '../tensor/tf.js';
 import { ConfigError } from '../errors.js';

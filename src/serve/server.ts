@@ -87,7 +87,7 @@ async function loadFromPath(o: ServeOptions & { model: string }) {
   await initBackend(o.backend ?? 'auto');
   const { loadModel } = await import('../models/load.js');
   const { loadTokenizer } = await import('../io/tokenizer.js');
-  const { tokenizerPathFor } = await import('../cli/data.js');
+  const { tokenizerPathFor } = await import('../run/data.js');
   const tokenizer = await loadTokenizer(tokenizerPathFor(o.model, o.tokenizer));
   const model = await loadModel(o.model, { seed: 0 });
   return { model, tokenizer, chatTemplate: await readChatTemplate(o.model), id: o.model };

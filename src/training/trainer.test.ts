@@ -208,3 +208,40 @@ test('AdaLoRA models get updateAndAllocate after every step without a hook being
   t2.dispose();
   plain.dispose();
 });
+
+test('betweenSteps: awaited after every step with the step count; a pause holds the loop; false stops with a checkpoint', async () => {
+  manualSeed(0);
+  const dir = tmp();
+  const model = new ToyModel(16, 8, 2);
+  const seen: number[] = [];
+  let release: () => void = () => {};
+  let paused = false;
+  const trainer = new Trainer(
+    model,
+    { ...base, maxSteps: 10, outputDir: dir, saveEvery: 0 },
+    {
+      betweenSteps: async (step) => {
+        seen.push(step);
+        if (step === 2) {
+          paused = true;
+          await new Promise<void>((r) => (release = r));
+          paused = false;
+        }
+        return step < 4;
+      },
+    },
+  );
+  const run = trainer.train();
+  // while paused at step 2 no further step runs
+  while (!paused) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(seen, [1, 2]);
+  release();
+  const s = await run;
+  assert.equal(s.steps, 4);
+  assert.deepEqual(seen, [1, 2, 3, 4]);
+  // the stop wrote the step's checkpoint, so the run can resume from it
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), ['step-000004']);
+  trainer.dispose();
+  tf.dispose(model.parameters());
+});

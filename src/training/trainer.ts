@@ -43,6 +43,12 @@ export class TrainingError extends LowrankError {}
 
 const DEFAULT_MAX_NON_FINITE = 5;
 
+/** One turn of the event loop: `setImmediate` in Node, a zero timeout where it is absent (browsers). */
+function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+  return new Promise<void>((r) => (immediate ? immediate(r) : setTimeout(r, 0)));
+}
+
 /**
  * Trains a model (adapter or full fine-tuning) on encoded examples.
  *
@@ -283,6 +289,8 @@ export class Trainer {
       }
       this.callbacks.onStep?.(log);
       this.callbacks.onLog?.(log);
+      if (this.callbacks.betweenSteps && (await this.callbacks.betweenSteps(this.step)) === false)
+        this.stopRequested = true;
       const last = this.step === this.opts.maxSteps;
       if (
         this.opts.eval &&
@@ -295,7 +303,7 @@ export class Trainer {
         ((saveEvery > 0 && this.step % saveEvery === 0) || last || this.stopRequested)
       )
         await this.checkpoint();
-      await new Promise<void>((r) => setImmediate(r)); // let signals, progress output and the web page in
+      await yieldToEventLoop(); // let signals, progress output and the web page in
     }
     const summary: TrainSummary = {
       steps: this.step,

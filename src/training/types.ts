@@ -131,4 +131,10 @@ export interface TrainerCallbacks {
   onLog?(log: LogRecord): void;
   onCheckpoint?(dir: string, step: number): void;
   onEnd?(summary: TrainSummary): void;
+  /**
+   * Awaited after each optimizer step (after `onStep`, before that step's eval and checkpoint), with
+   * every tensor intact: a page can pause here (resolve later) or stop (resolve `false`: the step's
+   * checkpoint is written and `train` returns, as after `requestStop`).
+   */
+  betweenSteps?(step: number): Promise<boolean | void>;
 }

@@ -2,41 +2,39 @@
  * From the page's method form to a PEFT config, and from an AdaLoRA model to the heatmap's
  * layer × module rank table.
  */
-// Importing the AdaLoRA entry registers its tuner (peftType "ADALORA").
-import { AdaLoraConfig, modulePathOfPatternKey } from '../../src/tuners/adalora/index.js';
-import { LoraConfig, type PeftConfig, type PeftModel } from '../../src/tuners/index.js';
+import { modulePathOfPatternKey, type AdaLoraConfig } from '../../src/tuners/adalora/index.js';
+import type { PeftConfig, PeftModel } from '../../src/tuners/index.js';
+import { methodConfig } from '../../src/run/methods.js';
 import type { RankSnapshot, TrainSpec } from '../protocol.js';
 
 /**
- * The PEFT config for a training run. Empty `targetModules` means the model's default targets
- * (PEFT's per-architecture table). QLoRA is LoRA over the 4-bit base (the caller quantises the base).
+ * The PEFT config for a training run, from the library's one method builder (`src/run/methods.ts`).
+ * Empty `targetModules` means the model's default targets (PEFT's per-architecture table). QLoRA is
+ * LoRA over the 4-bit base (the caller quantises the base).
  *
  * @example
  * buildAdapter(spec, 'CAUSAL_LM'); // AdaLoraConfig { initR: 8, targetR: 4, totalStep: 40, ... }
  */
 export function buildAdapter(spec: TrainSpec, taskType: 'CAUSAL_LM' | 'SEQ_CLS'): PeftConfig {
   const m = spec.method;
-  const common = {
+  return methodConfig({
+    method: m.method,
     taskType,
+    r: m.r,
     loraAlpha: m.alpha,
     loraDropout: m.dropout,
     ...(m.targetModules.length > 0 ? { targetModules: m.targetModules } : {}),
-  };
-  if (m.method === 'adalora') {
-    return new AdaLoraConfig({
-      ...common,
-      initR: m.initR,
-      targetR: m.r,
-      tinit: m.tinit,
-      tfinal: m.tfinal,
-      deltaT: m.deltaT,
-      beta1: m.beta1,
-      beta2: m.beta2,
-      orthRegWeight: m.orthRegWeight,
-      totalStep: spec.steps,
-    });
-  }
-  return new LoraConfig({ ...common, r: m.r, useDora: m.method === 'dora' });
+    totalStep: spec.steps,
+    ...(m.method === 'adalora'
+      ? {
+          initR: m.initR,
+          schedule: { tinit: m.tinit, tfinal: m.tfinal, deltaT: m.deltaT },
+          beta1: m.beta1,
+          beta2: m.beta2,
+          orthRegWeight: m.orthRegWeight,
+        }
+      : {}),
+  });
 }
 
 /** `model.layers.3.self_attn.q_proj` → [3, 'q_proj']; null for modules outside numbered layers. */

@@ -7,25 +7,8 @@ import { DataError } from '../../src/errors.js';
 import type { Tokenizer } from '../../src/io/tokenizer.js';
 import { encodeTable, packText, type Example } from '../../src/training/data/dataset.js';
 import { parseTable } from '../../src/training/data/readers.js';
-import type { TextTokenizer } from '../../src/training/data/tokenizer.js';
+import { toTextTokenizer } from '../../src/run/tokenizer.js';
 import type { DataSpec } from '../protocol.js';
-
-/** The data pipeline's view of an io tokenizer. */
-export function asTextTokenizer(tok: Tokenizer, fingerprint: string): TextTokenizer {
-  const pad = tok.padTokenId ?? tok.eosTokenId ?? 0;
-  return {
-    encode(text: string, pair?: string) {
-      if (pair === undefined) return { ids: tok.encode(text) };
-      const enc = tok.encodePair(text, pair);
-      return { ids: enc.ids, typeIds: enc.typeIds };
-    },
-    decode: (ids: number[]) => tok.decode(ids),
-    padTokenId: pad,
-    ...(tok.eosTokenId !== undefined ? { eosTokenId: tok.eosTokenId } : {}),
-    ...(tok.bosTokenId !== undefined ? { bosTokenId: tok.bosTokenId } : {}),
-    fingerprint,
-  };
-}
 
 export interface PreparedData {
   examples: Example[];
@@ -45,7 +28,7 @@ export function prepareData(
   seqLen: number,
   tokenizerName: string,
 ): PreparedData {
-  const text = asTextTokenizer(tok, tokenizerName);
+  const text = toTextTokenizer(tok, tokenizerName);
   const source = spec.format === 'text' ? 'pasted text' : `data (${spec.format.toUpperCase()})`;
   if (spec.content.trim().length === 0)
     throw new DataError(source, 'is empty', undefined, 'paste text or drop a file in step 2');

@@ -4,35 +4,18 @@ import type { Command } from '../command.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import type { CliIO } from '../io.js';
 import { TRAIN_OPTIONS } from './train_options.js';
-import { loadDataSets, openTokenizer, tokenizerFiles } from '../data.js';
-import { adapterConfig, buildAdapter, type AdapterOptions, type MethodName } from '../setup.js';
-import {
-  checkResumeOptions,
-  checkRunFolder,
-  cleanInterruptedWrites,
-  openRunFolder,
-  rotateCheckpoints,
-  trimSlash,
-  withSavedOptions,
-} from '../run_folder.js';
+import { dataOptions } from '../data.js';
+import type { AdapterMethod, MethodSpec } from '../../run/methods.js';
+import type { TrainingJob, TrainResult } from '../../run/train_job.js';
+import { checkResumeOptions, checkRunFolder, trimSlash, withSavedOptions } from '../run_folder.js';
 import { checkRanges } from '../flags.js';
+import { parseConditions } from '../hyperlora.js';
 import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
 import { Progress } from '../progress.js';
-import type { TrainableModel, TrainSummary } from '../../training/types.js';
-import type { Module } from '../../nn/module.js';
-import type { ConditionDataSets, RowConditionModel } from '../hyperlora.js';
+import type { MetricTask } from '../../training/metrics.js';
+import type { ScheduleName } from '../../training/optim.js';
 
-export interface TrainResult {
-  summary: TrainSummary;
-  output: string;
-  report?: string;
-  heatmap?: string;
-  trainableParams: number;
-  /** AdaLoRA: the weighted orthogonal regulariser at the last step (the train loss is the task loss alone). */
-  lastRegLoss?: number;
-  /** HyperLoRA: held-out loss of each condition's set. */
-  byCondition?: { name: string; loss: number; perplexity?: number }[];
-}
+export type { TrainResult } from '../../run/train_job.js';
 
 /**
  * The whole `lowrank train` flow on parsed option values (the demo calls it too).
@@ -87,198 +70,150 @@ export async function runTraining(
   ] as const)
     if (typeof file === 'string') checkTextEncoding(file, flag, v.encoding as string);
   if (resume) checkResumeOptions(v, output);
-  // the adapter config's own rules (e.g. AdaLoRA's schedule) before anything is loaded
-  if (!hyper) adapterConfig(adapterOptions(v, v.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS'));
-
-  const { initBackend } = await import('../../tensor/backend.js');
-  const backend = await initBackend(v.backend as string);
-  const { manualSeed } = await import('../../nn/init.js');
-  const { loadModel } = await import('../../models/load.js');
-  const { Trainer } = await import('../../training/trainer.js');
-  const { tf } = await import('../../tensor/tf.js');
-
-  const tok = await openTokenizer(modelPath, v.tokenizer as string | undefined);
-  const cacheRoot = path.join(path.dirname(path.resolve(output)), '.lowrank-cache');
-  let conditionData: ConditionDataSets | undefined;
   if (hyper) {
-    const { loadConditionSets } = await import('../hyperlora.js');
-    conditionData = await loadConditionSets(v, tok.text, cacheRoot);
+    parseConditions(v.conditions as string[] | undefined);
+    if (v.data !== undefined || v['eval-data'] !== undefined)
+      throw new UsageError(
+        `--${v.data !== undefined ? 'data' : 'eval-data'}: --method hyperlora reads its training sets from --conditions name=path,… (each split by --eval-fraction)`,
+      );
   }
-  const data = conditionData ?? (await withEncoding(v, (w) => loadDataSets(w, tok.text, cacheRoot)));
-  // config.json holds exactly the options (reusable with --config); derived facts go to run.json
-  const config = {
-    ...Object.fromEntries(
-      Object.entries(v).filter(([k, x]) => x !== undefined && k !== 'resume' && k !== 'config'),
-    ),
-    output,
-  };
-  const runFacts = {
-    task: data.task,
-    labelNames: data.labelNames ?? null,
-    numLabels: data.numLabels,
-    backend: backend.backend,
-    tokenizer: tok.path,
-  };
-
-  manualSeed(v.seed as number);
-  const taskType = data.task === 'causal_lm' ? 'CAUSAL_LM' : 'SEQ_CLS';
-  const quantize = v.quantize as 'nf4' | 'fp4' | undefined;
-  const base = await loadModel(modelPath, {
-    task: taskType,
-    // the collator pads with the tokenizer's id; a decoder classifier must look for the same id
-    ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels, padTokenId: tok.text.padTokenId } : {}),
-    ...(quantize ? { quantize, doubleQuant: Boolean(v['double-quant']) } : {}),
-    seed: v.seed as number,
-  });
   const maxSteps = v['max-steps'] as number;
-  const hyperModel = conditionData
-    ? await (
-        await import('../hyperlora.js')
-      ).buildHyperLora(base, {
-        r: v.r as number,
-        loraAlpha: v['lora-alpha'] as number | undefined,
-        loraDropout: v['lora-dropout'] as number,
-        targetModules: v['target-modules'] as string[] | undefined,
-        hiddenDim: v['hyper-hidden'] as number | undefined,
-        embeddingDim: v['hyper-embedding'] as number | undefined,
-        names: conditionData.names,
-      })
-    : undefined;
-  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, adapterOptions(v, taskType));
-  const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
-  // only now, with every option checked and the model built, does the run folder get written
-  const run = openRunFolder(output, config, runFacts, resume);
   const quiet = Boolean(v.quiet);
-  if (!quiet) {
-    io.err(
-      `lowrank train: ${v.method} on ${path.basename(modelPath)} (${data.task}), backend ${backend.backend}`,
-    );
-    io.err(
-      `  ${data.train.length} train / ${data.eval.length} eval examples; trainable parameters ${trainableParams.toLocaleString('en-US')}; run folder ${output}`,
-    );
-  }
   const progress = new Progress(io, maxSteps, Math.max(1, Math.round(maxSteps / 20)), quiet);
-  const saveAdapter = async (dir: string) => {
-    const m = model as unknown as { savePretrained?: (d: string) => Promise<void> };
-    if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
-    // full fine-tuning: the result is a complete Hugging Face folder, tokenizer included
-    const { saveModel } = await import('../../models/load.js');
-    const files = tokenizerFiles(tok.path);
-    await saveModel(base, dir, { tokenizerFiles: files });
-  };
-  const trainer = new Trainer(
-    model as unknown as TrainableModel,
-    {
-      task: data.task,
-      metricTask: v.metric as never,
-      train: data.train,
-      eval: data.eval,
-      padTokenId: tok.text.padTokenId,
-      lr: v.lr as number,
-      weightDecay: v['weight-decay'] as number,
-      schedule: v.schedule as never,
-      warmupSteps: v['warmup-steps'] as number,
-      maxSteps,
-      batchSize: v['batch-size'] as number,
-      evalBatchSize: v['eval-batch-size'] as number | undefined,
-      gradientAccumulationSteps: v['grad-accum'] as number,
-      maxGradNorm: v['max-grad-norm'] as number,
-      evalEvery: v['eval-every'] as number,
-      saveEvery: v['save-every'] as number,
-      seed: v.seed as number,
-      maxNonFinite: v['max-non-finite'] as number,
-      outputDir: output,
-      saveAdapter,
-    },
-    {
-      onLog: (l) => run.log.append(l),
-      onStep: (l) => {
-        lastRegLoss = l.regLoss;
-        progress.step(l);
-      },
-      onEval: (l) => progress.eval(l),
-      onSkip: (s) => io.err(`\nstep ${s.step}: skipped (${s.reason}; ${s.inARow} in a row)`),
-      onCheckpoint: () => rotateCheckpoints(output, v['keep-checkpoints'] as number),
-    },
-  );
+  const stop = new AbortController();
   const onSignal = () => {
     io.err('\ninterrupted: finishing this step and writing a checkpoint (press Ctrl-C again to abort)');
-    trainer.requestStop();
+    stop.abort();
     process.once('SIGINT', () => process.exit(130));
   };
   process.once('SIGINT', onSignal);
-  let resumeFrom: string | undefined;
-  let lastRegLoss: number | undefined;
+  const { runTrainingJob } = await import('../../run/train_job.js');
   try {
-    if (resume) {
-      const { findResumableCheckpoint, loadCheckpoint, disposeCheckpoint } =
-        await import('../../training/checkpoint.js');
-      cleanInterruptedWrites(output);
-      const found = await findResumableCheckpoint(output);
-      for (const s of found.skipped) io.err(`  skipped ${path.relative(output, s.dir)}: ${s.reason}`);
-      resumeFrom = found.dir;
-      if (found.dir) {
-        const c = await loadCheckpoint(found.dir);
-        run.log.truncateAfter(c.state.step);
-        disposeCheckpoint(c);
-        if (!quiet || found.skipped.length) io.err(`  resuming from ${path.relative(output, found.dir)}`);
-      } else {
-        run.log.truncateAfter(0);
-        if (!quiet || found.skipped.length)
-          io.err(`  no intact checkpoint${found.skipped.length ? '' : ' yet'}: starting from step 0`);
-      }
-    }
-    const summary = await trainer.train({ resume: resumeFrom ?? false });
+    const result = await withEncoding(v, (w) =>
+      runTrainingJob(trainingJob(v, w, output, stop.signal), {
+        onStart: (s) => {
+          if (quiet) return;
+          io.err(
+            `lowrank train: ${v.method} on ${path.basename(modelPath)} (${s.task}), backend ${s.backend}`,
+          );
+          io.err(
+            `  ${s.train} train / ${s.eval} eval examples; trainable parameters ${s.trainableParams.toLocaleString('en-US')}; run folder ${output}`,
+          );
+        },
+        onStep: (l) => progress.step(l),
+        onEval: (l) => progress.eval(l),
+        onSkip: (s) => io.err(`\nstep ${s.step}: skipped (${s.reason}; ${s.inARow} in a row)`),
+        onResume: (r) => {
+          for (const s of r.skipped) io.err(`  skipped ${path.relative(output, s.dir)}: ${s.reason}`);
+          if (quiet && !r.skipped.length) return;
+          if (r.from) io.err(`  resuming from ${path.relative(output, r.from)}`);
+          else io.err(`  no intact checkpoint${r.skipped.length ? '' : ' yet'}: starting from step 0`);
+        },
+      }),
+    );
     progress.done();
-    const result: TrainResult = { summary, output, trainableParams, lastRegLoss };
-    if (conditionData && hyperModel && summary.steps >= maxSteps) {
-      const { evalByCondition } = await import('../hyperlora.js');
-      result.byCondition = await evalByCondition(
-        hyperModel,
-        conditionData,
-        (v['eval-batch-size'] as number | undefined) ?? (v['batch-size'] as number),
-        tok.text.padTokenId,
-      );
-    }
-    if (summary.steps < maxSteps) {
+    if (result.summary.steps < maxSteps)
       io.err(
-        `stopped at step ${summary.steps}/${maxSteps}; continue with: lowrank train --output ${output} --resume (same options)`,
+        `stopped at step ${result.summary.steps}/${maxSteps}; continue with: lowrank train --output ${output} --resume (same options)`,
       );
-      return result;
-    }
-    if (!v['no-report']) {
-      const { writeReport } = await import('../../report/report.js');
-      const r = await writeReport(output);
-      result.report = r.html;
-      result.heatmap = r.heatmapPng;
-    }
     return result;
   } finally {
     process.removeListener('SIGINT', onSignal);
-    trainer.dispose();
-    tf.dispose(model.parameters());
   }
 }
 
-/** The adapter options of `lowrank train`'s values. */
-function adapterOptions(
+/** The typed job of `lowrank train`'s checked values. */
+function trainingJob(
   v: Record<string, ParsedValue | undefined>,
-  taskType: 'SEQ_CLS' | 'CAUSAL_LM',
-): AdapterOptions {
+  /** `v` with --data / --eval-data transcoded to UTF-8 (see withEncoding) */
+  w: Record<string, ParsedValue | undefined>,
+  output: string,
+  signal: AbortSignal,
+): TrainingJob {
+  const num = (k: string) => v[k] as number;
+  const opt = (k: string) => v[k] as number | undefined;
+  const method: TrainingJob['method'] =
+    v.method === 'full'
+      ? 'full'
+      : v.method === 'hyperlora'
+        ? {
+            hyper: {
+              conditions: parseConditions(v.conditions as string[] | undefined),
+              r: num('r'),
+              loraAlpha: opt('lora-alpha'),
+              loraDropout: num('lora-dropout'),
+              targetModules: v['target-modules'] as string[] | undefined,
+              hiddenDim: opt('hyper-hidden'),
+              embeddingDim: opt('hyper-embedding'),
+            },
+          }
+        : methodFields(v);
   return {
-    method: v.method as MethodName,
-    taskType,
-    r: v.r as number,
+    model: v.model as string,
+    tokenizer: v.tokenizer as string | undefined,
+    method,
+    ...(v.quantize !== undefined
+      ? { quantize: { quantType: v.quantize as 'nf4' | 'fp4', doubleQuant: Boolean(v['double-quant']) } }
+      : {}),
+    data: dataFields(w),
+    trainer: {
+      lr: num('lr'),
+      weightDecay: num('weight-decay'),
+      schedule: v.schedule as ScheduleName,
+      warmupSteps: num('warmup-steps'),
+      maxSteps: num('max-steps'),
+      batchSize: num('batch-size'),
+      evalBatchSize: opt('eval-batch-size'),
+      gradientAccumulationSteps: num('grad-accum'),
+      maxGradNorm: num('max-grad-norm'),
+      evalEvery: num('eval-every'),
+      saveEvery: num('save-every'),
+      maxNonFinite: num('max-non-finite'),
+      metricTask: v.metric as MetricTask | undefined,
+    },
+    seed: num('seed'),
+    backend: v.backend as string,
+    output,
+    resume: Boolean(v.resume),
+    keepCheckpoints: num('keep-checkpoints'),
+    report: !v['no-report'],
+    // config.json holds exactly the options (reusable with --config); derived facts go to run.json
+    config: {
+      ...Object.fromEntries(
+        Object.entries(v).filter(([k, x]) => x !== undefined && k !== 'resume' && k !== 'config'),
+      ),
+      output,
+    },
+    signal,
+    outputLabel: '--output',
+  };
+}
+
+/** The data fields of `lowrank train`'s values (with --encoding, the file read is a UTF-8 copy). */
+function dataFields(v: Record<string, ParsedValue | undefined>): TrainingJob['data'] {
+  const { seed: _seed, cacheDir: _cache, ...rest } = dataOptions({ ...v, data: v.data ?? '-' }, undefined);
+  return { ...rest, data: v.data as string | undefined, cache: !v['no-cache'] };
+}
+
+/** The adapter fields of `lowrank train`'s values (`--r` is LoRA's rank, `--target-r` AdaLoRA's). */
+function methodFields(
+  v: Record<string, ParsedValue | undefined>,
+): Omit<MethodSpec, 'taskType' | 'totalStep'> {
+  const method = v.method as AdapterMethod;
+  const adalora = method === 'adalora';
+  return {
+    method,
+    r: (adalora ? v['target-r'] : v.r) as number,
+    ...(adalora ? { initR: v['init-r'] as number } : {}),
     loraAlpha: v['lora-alpha'] as number | undefined,
     loraDropout: v['lora-dropout'] as number,
     targetModules: v['target-modules'] as string[] | undefined,
-    initR: v['init-r'] as number,
-    targetR: v['target-r'] as number,
-    tinit: v.tinit as number | undefined,
-    tfinal: v.tfinal as number | undefined,
-    deltaT: v['delta-t'] as number | undefined,
+    schedule: {
+      tinit: v.tinit as number | undefined,
+      tfinal: v.tfinal as number | undefined,
+      deltaT: v['delta-t'] as number | undefined,
+    },
     orthRegWeight: v['orth-reg-weight'] as number,
-    totalStep: v['max-steps'] as number,
   };
 }
 

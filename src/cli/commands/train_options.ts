@@ -1,6 +1,6 @@
 /** The options of `lowrank train` (also accepted as keys of a --config JSON/YAML file). */
 import type { OptionSpec } from '../args.js';
-import { METHODS } from '../setup.js';
+import { METHODS } from '../../run/methods.js';
 import { SCHEDULES } from '../../training/optim.js';
 import { ENCODINGS } from '../inputs.js';
 
@@ -91,7 +91,8 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
     type: 'string',
     description: 'fine-tuning method (hyperlora: one hypernetwork over the --conditions sets)',
     default: 'adalora',
-    choices: [...METHODS, 'hyperlora'],
+    // QLoRA is `--quantize nf4` with an adapter method
+    choices: METHODS.filter((m) => m !== 'qlora'),
   },
   {
     name: 'conditions',

@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { floorOf, importsOf } from '../src/run/floors.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+function sources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules' && e.name !== 'dist') out.push(...sources(p));
+    } else if (/\.ts$/.test(e.name) && !/\.(test|d)\.ts$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/** Every relative import of library and front-end code, as [from, to, typeOnly] repo-relative paths. */
+function edges(): [string, string, boolean][] {
+  const out: [string, string, boolean][] = [];
+  for (const file of [...sources(path.join(ROOT, 'src')), ...sources(path.join(ROOT, 'web'))]) {
+    const from = path.relative(ROOT, file).split(path.sep).join('/');
+    for (const { spec, typeOnly } of importsOf(fs.readFileSync(file, 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
+      const to = path
+        .relative(ROOT, path.resolve(path.dirname(file), spec))
+        .split(path.sep)
+        .join('/');
+      out.push([from, to.replace(/\.js$/, '.ts'), typeOnly]);
+    }
+  }
+  return out;
+}
+
+test('importsOf finds static, type-only, side-effect, re-export and dynamic imports', () => {
+  const src = [
+    "import { a } from './a.js';",
+    "import type { B } from '../b.js';",
+    "import './c.js';",
+    "export * from './d.js';",
+    "export { e, type E } from './e.js';",
+    "const { f } = await import('../f.js');",
+    'const s = \'import x from "./not-a-line-start.js"\';',
+  ].join('\n');
+  assert.deepEqual(importsOf(src), [
+    { spec: './a.js', typeOnly: false },
+    { spec: '../b.js', typeOnly: true },
+    { spec: './c.js', typeOnly: false },
+    { spec: './d.js', typeOnly: false },
+    { spec: './e.js', typeOnly: false },
+    { spec: '../f.js', typeOnly: false },
+  ]);
+});
+
+test('floorOf places each folder on its floor', () => {
+  assert.deepEqual(
+    ['src/tensor/tf.ts', 'src/io/source.ts', 'src/nn/linear.ts', 'src/tuners/lora/layer.ts'].map(floorOf),
+    [0, 1, 2, 3],
+  );
+  assert.deepEqual(
+    ['src/training/trainer.ts', 'src/run/methods.ts', 'src/cli/main.ts', 'web/engine/session.ts'].map(
+      floorOf,
+    ),
+    [4, 5, 6, 6],
+  );
+});
+
+/** The upward edges of `all` (and the paths on no floor), as readable lines. */
+function upwardOf(all: [string, string, boolean][]): { upward: string[]; unplaced: string[] } {
+  const unplaced = new Set<string>();
+  const upward: string[] = [];
+  for (const [from, to, typeOnly] of all) {
+    const a = floorOf(from);
+    const b = floorOf(to);
+    if (a === undefined) unplaced.add(from);
+    if (b === undefined) unplaced.add(to);
+    if (a !== undefined && b !== undefined && b > a)
+      upward.push(`${from} (floor ${a}) → ${to} (floor ${b})${typeOnly ? ' [type]' : ''}`);
+  }
+  return { upward, unplaced: [...unplaced].filter((p) => p.startsWith('src/') || p.startsWith('web/')) };
+}
+
+test('upwardOf reports an import from a lower floor to a higher one, type-only ones too', () => {
+  const r = upwardOf([
+    ['src/training/trainer.ts', 'src/cli/args.ts', false],
+    ['src/nn/module.ts', 'src/tuners/lora/layer.ts', true],
+    ['src/cli/main.ts', 'src/tensor/tf.ts', false],
+    ['src/tuners/x.ts', 'src/models/base.ts', false],
+    ['src/nope/x.ts', 'src/tensor/tf.ts', false],
+  ]);
+  assert.deepEqual(r.upward, [
+    'src/training/trainer.ts (floor 4) → src/cli/args.ts (floor 6)',
+    'src/nn/module.ts (floor 2) → src/tuners/lora/layer.ts (floor 3) [type]',
+  ]);
+  assert.deepEqual(r.unplaced, ['src/nope/x.ts']);
+});
+
+test('no import under src/ or web/ runs back up a floor (tensor → io → nn → models/tuners → training → run → front ends)', () => {
+  const all = edges();
+  assert.ok(all.length > 300, `expected the whole code base, found ${all.length} imports`);
+  const { upward, unplaced } = upwardOf(all);
+  assert.deepEqual(unplaced, []);
+  assert.deepEqual(upward, []);
+});
+
+test('front ends hold no method building, tokenizer adaptation or import of another front end', () => {
+  const frontEnds = ['src/cli/', 'src/serve/', 'src/experiments/', 'web/'];
+  const sideways = edges().filter(
+    ([from, to]) =>
+      frontEnds.some((f) => from.startsWith(f)) &&
+      frontEnds.some((f) => to.startsWith(f) && !from.startsWith(f)),
+  );
+  // `lowrank serve` and `lowrank experiment` are CLI commands that call the server and the harness
+  assert.deepEqual(
+    sideways.filter(([from, to]) => !(from.startsWith('src/cli/') && /^src\/(serve|experiments)\//.test(to))),
+    [],
+  );
+  // the server's AdaLoRA → LoRA rewrite of a saved folder is serving, not method building
+  for (const dir of ['src/cli/', 'src/experiments/', 'web/']) {
+    for (const file of sources(path.join(ROOT, dir))) {
+      const text = fs.readFileSync(file, 'utf8');
+      const rel = path.relative(ROOT, file);
+      assert.ok(
+        !/new (Lora|AdaLora)Config\(/.test(text),
+        `${rel} builds a method config (use src/run/methods.ts)`,
+      );
+      assert.ok(!/encodePair\(/.test(text), `${rel} adapts a tokenizer (use src/run/tokenizer.ts)`);
+    }
+  }
+});
