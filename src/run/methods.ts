@@ -77,7 +77,10 @@ export interface MethodSpec {
   /** Scaling numerator (default 2 × the starting rank: r, or initR for AdaLoRA). */
   loraAlpha?: number;
   loraDropout?: number;
-  /** Modules to adapt (default: the architecture's default targets). */
+  /**
+   * Modules to adapt (default: the architecture's default targets). A list holding only
+   * `'all-linear'` is PEFT's all-linear shorthand (PEFT only expands the bare string).
+   */
   targetModules?: string[];
   /** Optimizer steps of the run (AdaLoRA's `totalStep`). */
   totalStep: number;
@@ -87,6 +90,15 @@ export interface MethodSpec {
   beta1?: number;
   beta2?: number;
   importanceMetric?: ImportanceMetric;
+}
+
+/**
+ * `['all-linear']` (a front end's one-item list) → `'all-linear'`, the string PEFT expands to every
+ * linear layer but the output head; any other list is a list of module names.
+ * @example allLinearShorthand(['all-linear']); // 'all-linear'
+ */
+export function allLinearShorthand(targets: string[] | undefined): string[] | string | undefined {
+  return targets?.length === 1 && targets[0]!.toLowerCase() === 'all-linear' ? 'all-linear' : targets;
 }
 
 /** `{ a: 1, b: undefined }` → `{ a: 1 }`, so a config's own defaults apply to fields not given. */
@@ -114,7 +126,7 @@ export function methodConfig(spec: MethodSpec): LoraConfig | AdaLoraConfig {
     taskType: spec.taskType,
     loraAlpha: spec.loraAlpha ?? 2 * startR,
     loraDropout: spec.loraDropout,
-    targetModules: spec.targetModules,
+    targetModules: allLinearShorthand(spec.targetModules),
   });
   if (spec.method === 'adalora') {
     const d = adaloraSchedule(spec.totalStep);
