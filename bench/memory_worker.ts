@@ -9,7 +9,7 @@
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { loadModel } from '../src/models/load.js';
-import { memoryByCategory, totalBytes } from '../src/nn/linear4bit.js';
+import { memoryByCategory, totalBytes } from '../src/nn/memory_report.js';
 import { getPeftModel, LoraConfig } from '../src/tuners/index.js';
 import { AdamW } from '../src/training/optim.js';
 import { Rng } from '../src/util/rng.js';

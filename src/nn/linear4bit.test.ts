@@ -7,7 +7,8 @@ import { Module } from './module.js';
 import { Linear } from './layers.js';
 import { manualSeed } from './init.js';
 import { isLinearLike } from './linear_like.js';
-import { Linear4bit, memoryByCategory, quantizeModel } from './linear4bit.js';
+import { Linear4bit, quantizeModel } from './linear4bit.js';
+import { memoryByCategory } from './memory_report.js';
 import { dequantize4bit } from '../tensor/quant/index.js';
 
 // Same dequantised weight through two matmul paths (fused vs plain): summation order only.

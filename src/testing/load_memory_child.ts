@@ -7,7 +7,7 @@
  */
 import { initBackend } from '../tensor/backend.js';
 import { loadModel } from '../models/load.js';
-import { memoryByCategory, totalBytes } from '../nn/linear4bit.js';
+import { memoryByCategory, totalBytes } from '../nn/memory_report.js';
 import { processMemory, resetPeakRss } from '../util/process_memory.js';
 
 interface Args {

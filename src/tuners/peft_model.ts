@@ -15,7 +15,7 @@
  */
 import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
-import { memoryByCategory, memoryRows, type MemoryByCategory } from '../nn/linear4bit.js';
+import { memoryByCategory, memoryRows, type MemoryByCategory } from '../nn/memory_report.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import type { ModelInputs, ModelOutput } from '../models/base.js';
 import { CheckpointError, ConfigError } from '../errors.js';

@@ -8,7 +8,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../args.js';
 import { table } from '../io.js';
 import type { CliIO } from '../io.js';
-import type { MemoryByCategory } from '../../nn/linear4bit.js';
+import type { MemoryByCategory } from '../../nn/memory_report.js';
 
 export const infoCommand: Command = {
   spec: {
@@ -105,7 +105,8 @@ async function inspectModel(
   doubleQuant: boolean,
 ): Promise<ModelInfo> {
   const { loadModel } = await import('../../models/load.js');
-  const { Linear4bit, memoryByCategory, totalBytes } = await import('../../nn/linear4bit.js');
+  const { Linear4bit } = await import('../../nn/linear4bit.js');
+  const { memoryByCategory, totalBytes } = await import('../../nn/memory_report.js');
   const { isLinearLike } = await import('../../nn/linear_like.js');
   const { processMemory } = await import('../../util/process_memory.js');
   // a folder streams tensor by tensor and quantises each as it is read (models/stream_load.ts)
@@ -136,7 +137,7 @@ async function inspectModel(
 }
 
 async function printModel(m: ModelInfo, io: CliIO): Promise<void> {
-  const { memoryRows } = await import('../../nn/linear4bit.js');
+  const { memoryRows, formatBytes } = await import('../../nn/memory_report.js');
   io.out('');
   io.out(`model: ${m.path} (${m.architecture}), ${m.parameters.toLocaleString('en-US')} parameters`);
   if (m.quantize) {
@@ -148,7 +149,6 @@ async function printModel(m: ModelInfo, io: CliIO): Promise<void> {
   }
   io.out('memory by category (bare model: every parameter trains until an adapter freezes the base):');
   io.out(table(['category', 'bytes'], memoryRows(m.memory)));
-  const { formatBytes } = await import('../../nn/linear4bit.js');
   io.out(
     `process RSS: ${formatBytes(m.process.rss)} (peak ${formatBytes(m.process.peakRss)}); ` +
       `tensors held: ${formatBytes(m.process.heldBytes)}`,

@@ -20,12 +20,7 @@ export const REQUANTIZE_WARNING =
 
 onRequantize(() => tunerWarn(REQUANTIZE_WARNING));
 
-export {
-  Linear4bit,
-  quantizeModel,
-  quantizeModelAsync,
-  memoryByCategory,
-  onRequantize,
-} from '../../nn/linear4bit.js';
-export type { QuantizeModelOptions, QuantizeModelReport, MemoryByCategory } from '../../nn/linear4bit.js';
+export { Linear4bit, quantizeModel, quantizeModelAsync, onRequantize } from '../../nn/linear4bit.js';
+export { memoryByCategory, type MemoryByCategory } from '../../nn/memory_report.js';
+export type { QuantizeModelOptions, QuantizeModelReport } from '../../nn/linear4bit.js';
 export * from './report.js';
