@@ -79,6 +79,28 @@ export function parseIndex(json: unknown, file: string): Map<string, string> {
 }
 
 /**
+ * Throws a CheckpointError naming the shard when a tensor the index places in it is not there
+ * (`has` says which names were found in their shard).
+ * @example assertIndexCovered(dir, weightMap, (name) => loaded.has(name));
+ */
+export function assertIndexCovered(
+  dir: string,
+  weightMap: ReadonlyMap<string, string>,
+  has: (name: string) => boolean,
+): void {
+  for (const [name, shard] of weightMap) {
+    if (!has(name)) {
+      throw new CheckpointError(
+        joinPath(dir, shard),
+        `lacks tensor "${name}" that ${SAFETENSORS_INDEX} places there`,
+        undefined,
+        'the shard and the index disagree; re-save the model',
+      );
+    }
+  }
+}
+
+/**
  * Loads the tensors of a sharded checkpoint; every tensor the index lists must be in its shard.
  * Tensors a shard holds but the index does not list are ignored, as transformers does.
  */
@@ -99,16 +121,7 @@ async function readSharded(
         else t.dispose();
       }
     }
-    for (const [name, shard] of weightMap) {
-      if (!weights.has(name)) {
-        throw new CheckpointError(
-          joinPath(dir, shard),
-          `lacks tensor "${name}" that ${SAFETENSORS_INDEX} places there`,
-          undefined,
-          'the shard and the index disagree; re-save the model',
-        );
-      }
-    }
+    assertIndexCovered(dir, weightMap, (name) => weights.has(name));
   } catch (err) {
     weights.forEach((t) => t.dispose());
     throw err;

@@ -8,6 +8,7 @@ import { CheckpointError } from '../errors.js';
 import { SafetensorsReader, type RawTensor } from './safetensors.js';
 import type { SafeTensorInfo } from './safetensors_header.js';
 import {
+  assertIndexCovered,
   SAFETENSORS_INDEX,
   SAFETENSORS_WEIGHTS,
   parseIndex,
@@ -72,16 +73,7 @@ function shardedEntries(
     }
   }
   const found = new Set(entries.map((e) => e.name));
-  for (const [name, shard] of weightMap) {
-    if (!found.has(name)) {
-      throw new CheckpointError(
-        joinPath(dir, shard),
-        `lacks tensor "${name}" that ${SAFETENSORS_INDEX} places there`,
-        undefined,
-        'the shard and the index disagree; re-save the model',
-      );
-    }
-  }
+  assertIndexCovered(dir, weightMap, (name) => found.has(name));
   return entries;
 }
 

@@ -15,6 +15,7 @@ import { table } from '../io.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import { TRAIN_OPTIONS } from '../commands/train_options.js';
 import { runTraining, type TrainResult } from '../commands/train.js';
+import { BACKEND } from '../commands/model_commands.js';
 import { ALPHABET, charTokenizerFile, demoModelConfig, pretrainCorpus } from './language.js';
 import { inputSubspace, plantChange, sampleSequences, samplingLoss, type PlantedMatrix } from './planted.js';
 import { rankGrid, readAdapterSummary } from '../../report/ranks.js';
@@ -340,13 +341,7 @@ export const demoCommand: Command = {
         description: 'a new or empty folder for everything the demo makes (or one an earlier demo made)',
         default: 'runs/demo',
       },
-      {
-        name: 'backend',
-        type: 'string',
-        description: 'compute backend',
-        default: 'auto',
-        choices: ['auto', 'native', 'wasm', 'cpu'],
-      },
+      BACKEND,
       { name: 'pretrain-steps', type: 'int', description: 'pretraining steps', default: 120 },
       { name: 'finetune-steps', type: 'int', description: 'fine-tuning steps per method', default: 120 },
       { name: 'r', type: 'int', description: 'LoRA rank = AdaLoRA average target rank', default: 2 },
