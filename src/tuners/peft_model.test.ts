@@ -101,6 +101,11 @@ test('several adapters: add inactive, switch, delete; only the active one trains
   assert.deepEqual(peft.activeAdapters, ['default']);
   assert.equal(maxDiff(out(peft), yDefault), SAME);
   assert.ok(!(peft.getBaseModel().getSubmodule('fc2') as LoraLinear).adapterNames().includes('b'));
+  // once every adapter is deleted, a new one of the same type can be added (it used to be refused)
+  peft.deleteAdapter('default');
+  assert.equal(peft.peftConfig.size, 0);
+  peft.addAdapter('again', new LoraConfig({ r: 2, targetModules: ['fc1'] }));
+  assert.deepEqual(fc1.adapterNames(), ['again']);
   peft.dispose();
 });
 

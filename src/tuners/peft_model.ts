@@ -153,7 +153,9 @@ export class PeftModel extends Module {
 
   /** Adds another adapter (inactive until `setAdapter`). */
   addAdapter(adapterName: string, config: PeftConfig): void {
-    if (config.peftType !== this.peftConfig.values().next().value?.peftType) {
+    // the first config's type, if any adapter is left (PEFT allows adding again after deleting all)
+    const existing = this.peftConfig.values().next().value;
+    if (existing !== undefined && config.peftType !== existing.peftType) {
       throw new ConfigError(
         'addAdapter',
         'all adapters of one PeftModel must have the same peftType',
