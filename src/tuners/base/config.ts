@@ -154,12 +154,6 @@ export const TASK_TYPES = [
 ] as const;
 export type PeftTaskType = (typeof TASK_TYPES)[number];
 
-/**
- * The PEFT version whose `adapter_config.json` field set we write (PEFT-SPEC §5.2 example, v0.20.0).
- * Python PEFT compares it with its own version only to warn about newer files.
- */
-export const PEFT_COMPAT_VERSION = '0.20.0';
-
 /** The fields every tuner config shares (PEFT `PeftConfig`). */
 const PEFT_FIELDS = {
   peftType: F.str<string>(null as unknown as string),
