@@ -117,7 +117,7 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
     assert.equal(x.code, 2, `${argv.join(' ')}: ${x.err}`);
     assert.match(x.err, re);
   };
-  await bad(/missing --condition: .*pick one of plain, reversed/, ...evalArgs(b), '--adapter', hyperDir);
+  await bad(/--condition: is required: .*pick one of plain, reversed/, ...evalArgs(b), '--adapter', hyperDir);
   await bad(
     /--condition: .*"nope".*use one of plain, reversed/,
     ...evalArgs(b),
@@ -159,7 +159,7 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
     path.join(dir, 'x'),
   );
   await bad(
-    /missing --condition/,
+    /--condition: is required/,
     'materialize',
     '-m',
     w.model,
@@ -168,7 +168,16 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
     '-o',
     path.join(dir, 'y'),
   );
-  await bad(/missing --condition/, 'merge', '-m', w.model, '--adapter', hyperDir, '-o', path.join(dir, 'z'));
+  await bad(
+    /--condition: is required/,
+    'merge',
+    '-m',
+    w.model,
+    '--adapter',
+    hyperDir,
+    '-o',
+    path.join(dir, 'z'),
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -191,7 +200,7 @@ test('train --method hyperlora: bad --conditions and conflicting flags are usage
     assert.equal(r.code, 2, `${extra.join(' ')}: ${r.err}`);
     assert.match(r.err, re);
   };
-  await train(/--conditions: --method hyperlora needs at least two/, '--method', 'hyperlora');
+  await train(/--conditions: HyperLoRA needs at least two training sets/, '--method', 'hyperlora');
   await train(/--conditions: one condition is plain LoRA/, '--method', 'hyperlora', '--conditions', `x=${a}`);
   await train(
     /--conditions: each entry must be name=path \(got "x"\)/,
@@ -201,7 +210,7 @@ test('train --method hyperlora: bad --conditions and conflicting flags are usage
     `x,y=${b}`,
   );
   await train(
-    /--conditions: condition name "x" appears twice/,
+    /--conditions: a condition name appears twice \(got "x"\)/,
     '--method',
     'hyperlora',
     '--conditions',

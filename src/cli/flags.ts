@@ -118,6 +118,9 @@ export function toCliError(e: unknown): unknown {
     return new DataError(e.where, e.rule, e.got, speakFlags(e.fix));
   // HyperLoRA's condition sets are named as the user gave them (`conditions y=b.tsv`)
   if (e instanceof DataError && e.where.startsWith('conditions ')) return new UsageError(`--${e.message}`);
+  // HyperLoRA's `conditions` (the sets) and `condition` (the one to use) are flags of the same name
+  if (e instanceof ConfigError && (e.where === 'conditions' || e.where === 'condition'))
+    return new UsageError(`--${e.message}`);
   if (!(e instanceof ConfigError)) return e;
   // `AdaLoraConfig.targetR` names its field; a rule across fields (`AdaLoraConfig`: "tinit must be
   // smaller than totalStep − tfinal") is reported under the first field its sentence names

@@ -38,6 +38,12 @@ export interface ModelInputs {
    * batching, models/ragged_cache.ts). Absent: every row starts at the cache length.
    */
   positionOffsets?: number[];
+  /**
+   * The condition of each row for a conditioned tuner (HyperLoRA): int32 [B] condition ids or float32
+   * [B, conditionDim] condition vectors; the collator fills it from `Example.condition`. Models ignore
+   * it; the tuner reads it (docs/hyperlora.md).
+   */
+  condition?: Tensor;
 }
 
 export interface ModelOutput {

@@ -1,51 +1,82 @@
 /**
- * HyperLoRA training glue (`lowrank train --method hyperlora`): one hypernetwork trained on several causal-LM text sets at once,
- * each set a named condition (`--conditions shakespeare=input.txt,stories=stories.txt`), and the
- * inference side (`eval` / `generate --condition <name>`) that pins a saved hypernetwork to one
- * condition as a plain LoRA (docs/hyperlora.md).
+ * HyperLoRA jobs (docs/hyperlora.md): one hypernetwork trained on several causal-LM text sets at once,
+ * each set a named condition (`lowrank train --method hyperlora --conditions a=a.txt,b=b.txt`), and
+ * the inference side (`eval` / `generate` / `materialize --condition <name>`) that pins a saved
+ * hypernetwork to one condition as a plain LoRA.
  *
- * How the condition of each row reaches the model: the shared Trainer collates `Example`s into
- * tensors and carries no per-example side information except `tokenTypeIds`, which it copies row by
- * row (and `evaluate` passes on). So each example's token-type ids are offset by
- * `CONDITION_STRIDE · (condition + 1)`; `RowConditionModel` decodes the condition of every row from
- * its first position, restores the original ids, and calls `HyperLoraModel.forward(inputs, ids)`.
- * Batches therefore mix conditions freely, as the shuffled loader draws them.
+ * How the condition of each row reaches the model: every example carries its set's index in
+ * `Example.condition`; the collator batches it as `ModelInputs.condition` (int32 [B]) and
+ * `HyperLoraModel.forward` gathers the condition embeddings from it on the device. So the Trainer,
+ * `evaluate`, checkpoints and resume handle HyperLoRA like any other model, and a batch mixes
+ * conditions as the shuffled loader draws them.
  */
-import type { Variable } from '../tensor/tf.js';
-import { ConfigError, DataError, internal } from '../errors.js';
-import type { ModelInputs, ModelOutput } from '../models/base.js';
+import { ConfigError, DataError } from '../errors.js';
+import { joinPath, pathExists } from '../io/source.js';
+import { PreTrainedModel } from '../models/base.js';
 import type { Module } from '../nn/module.js';
 import type { Example } from '../training/data/dataset.js';
 import type { TextTokenizer } from '../training/data/tokenizer.js';
-import type { HyperLoraModel } from '../tuners/hyperlora/model.js';
+import { evaluate } from '../training/evaluate.js';
+import { DEFAULT_TARGET_MODULES } from '../tuners/base/matching.js';
+import { HyperLoraConfig } from '../tuners/hyperlora/config.js';
+import { HYPER_CONFIG_NAME, HyperLoraModel } from '../tuners/hyperlora/model.js';
+import { hyperToLora } from '../tuners/hyperlora/to_lora.js';
+import type { PeftModel } from '../tuners/peft_model.js';
 import { loadDataSets, type DataOptions, type DataSets } from './data.js';
 
-/** Token-type ids are far below this (BERT: 2); a row's condition k is stored as + STRIDE·(k+1). */
-export const CONDITION_STRIDE = 1024;
-
+/** One named training set of a HyperLoRA job: its name becomes the condition's name. */
 export interface ConditionSet {
   name: string;
   path: string;
 }
 
-/** Offsets every example's token-type ids by the condition (see the file comment). */
-export function tagCondition(examples: Example[], condition: number): Example[] {
-  const off = CONDITION_STRIDE * (condition + 1);
-  return examples.map((e) => ({
-    ...e,
-    tokenTypeIds: (e.tokenTypeIds ?? e.inputIds.map(() => 0)).map((t) => t + off),
-  }));
+/**
+ * Parses `name=path` entries (two or more, distinct names) into condition sets.
+ * @example parseConditions(['a=x.txt', 'b=y.txt']); // [{ name: 'a', path: 'x.txt' }, …]
+ */
+export function parseConditions(list: readonly string[] | undefined): ConditionSet[] {
+  const bad = (rule: string, got: unknown, fix: string) => new ConfigError('conditions', rule, got, fix);
+  if (!list || list.length === 0)
+    throw bad(
+      'HyperLoRA needs at least two training sets',
+      undefined,
+      'give them as name=path,name=path (they replace a single data file)',
+    );
+  const sets = list.map((item) => {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1)
+      throw bad('each entry must be name=path', item, 'e.g. shakespeare=input.txt');
+    return { name: item.slice(0, eq).trim(), path: item.slice(eq + 1).trim() };
+  });
+  const names = sets.map((s) => s.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw bad('a condition name appears twice', dup, 'give each set its own name');
+  if (sets.length < 2)
+    throw bad(
+      'one condition is plain LoRA: HyperLoRA needs two or more name=path sets',
+      sets.length,
+      'add a set, or train LoRA on the one file',
+    );
+  return sets;
+}
+
+/**
+ * Sets every example's condition to `condition` (copies; the inputs are not changed).
+ * @example withCondition(trainSet, 1)[0].condition; // 1
+ */
+export function withCondition(examples: readonly Example[], condition: number): Example[] {
+  return examples.map((e) => ({ ...e, condition }));
 }
 
 export interface ConditionDataSets extends DataSets {
   names: string[];
-  /** Each condition's held-out examples (tagged), in `names` order. */
+  /** Each condition's held-out examples (with their condition), in `names` order. */
   evalByCondition: Example[][];
 }
 
 /**
  * Loads every condition's text set like a single data set (same tokenizer, `maxLength`, `evalFraction`
- * split) and merges them into one tagged train set and one tagged eval set.
+ * split) and merges them into one train set and one eval set whose examples carry their condition.
  * @example await loadConditionSets([{ name: 'a', path: 'a.txt' }, { name: 'b', path: 'b.txt' }], opts, tok);
  */
 export async function loadConditionSets(
@@ -64,8 +95,8 @@ export async function loadConditionSets(
         undefined,
         'give text files: a classifier would need a trained head, which HyperLoRA does not have yet',
       );
-    train.push(...tagCondition(d.train, k));
-    evalByCondition.push(tagCondition(d.eval, k));
+    train.push(...withCondition(d.train, k));
+    evalByCondition.push(withCondition(d.eval, k));
   }
   return {
     task: 'causal_lm',
@@ -77,62 +108,26 @@ export async function loadConditionSets(
   };
 }
 
-/**
- * The Trainer's view of a HyperLoRA model: decodes each row's condition from the tagged token-type
- * ids. Its forward runs under the caller's tidy scope (the Trainer's `variableGrads`, `evaluate`'s
- * `tf.tidy`), which also owns the restored token-type tensor.
- */
-export class RowConditionModel {
-  constructor(readonly hyper: HyperLoraModel) {}
-
-  forward(inputs: ModelInputs): ModelOutput {
-    const tt = inputs.tokenTypeIds;
-    if (!tt || tt.rank !== 2) internal('a HyperLoRA batch carries no condition (untagged examples)');
-    const [n, t] = tt!.shape as [number, number];
-    const data = tt!.dataSync();
-    const conditions = Array.from({ length: n }, (_, b) => Math.floor(data[b * t]! / CONDITION_STRIDE) - 1);
-    // the text sets are plain text, so their original token-type ids were all zero: drop them
-    const { tokenTypeIds: _dropped, ...rest } = inputs;
-    void _dropped;
-    return this.hyper.forward(rest, conditions);
-  }
-  trainableParameters(): [string, Variable][] {
-    return this.hyper.trainableParameters();
-  }
-  parameters(): Variable[] {
-    return this.hyper.parameters();
-  }
-  get training(): boolean {
-    return this.hyper.training;
-  }
-  train(mode = true): this {
-    this.hyper.train(mode);
-    return this;
-  }
-  eval(): this {
-    this.hyper.eval();
-    return this;
-  }
-  savePretrained(dir: string): Promise<void> {
-    return this.hyper.savePretrained(dir);
-  }
-}
-
 export interface HyperTrainOptions {
   r: number;
   loraAlpha?: number;
   loraDropout: number;
-  targetModules?: string[];
+  /** Leaf names, or one regex (PEFT's `target_modules`); default: the architecture's LoRA targets. */
+  targetModules?: string[] | string;
+  excludeModules?: string[] | string;
+  layersToTransform?: number[];
+  layersPattern?: string[] | string;
   hiddenDim?: number;
   embeddingDim?: number;
   names: string[];
 }
 
-/** Wraps `base` with a fresh hypernetwork for the named conditions (targets default as LoRA's). */
-export async function buildHyperLora(base: Module, o: HyperTrainOptions): Promise<RowConditionModel> {
-  const { HyperLoraConfig, HyperLoraModel } = await import('../tuners/hyperlora/index.js');
-  const { DEFAULT_TARGET_MODULES } = await import('../tuners/base/matching.js');
-  const modelType = (base as { config?: { model_type?: string } }).config?.model_type ?? '';
+/**
+ * Wraps `base` with a fresh hypernetwork for the named conditions (targets default as LoRA's).
+ * @example const hyper = buildHyperLora(base, { r: 4, loraDropout: 0, names: ['a', 'b'] });
+ */
+export function buildHyperLora(base: Module, o: HyperTrainOptions): HyperLoraModel {
+  const modelType = base instanceof PreTrainedModel ? base.modelType : '';
   const targets = o.targetModules ?? DEFAULT_TARGET_MODULES[modelType];
   if (!targets)
     throw new ConfigError(
@@ -142,30 +137,72 @@ export async function buildHyperLora(base: Module, o: HyperTrainOptions): Promis
       'list the modules to adapt',
     );
   const config = new HyperLoraConfig({
-    targetModules: [...targets],
+    targetModules: typeof targets === 'string' ? targets : [...targets],
     r: o.r,
     loraAlpha: o.loraAlpha ?? 2 * o.r,
     loraDropout: o.loraDropout,
     numConditions: o.names.length,
     conditionNames: o.names,
+    ...(o.excludeModules !== undefined ? { excludeModules: o.excludeModules } : {}),
+    ...(o.layersToTransform !== undefined ? { layersToTransform: o.layersToTransform } : {}),
+    ...(o.layersPattern !== undefined ? { layersPattern: o.layersPattern } : {}),
     ...(o.hiddenDim !== undefined ? { hiddenDim: o.hiddenDim } : {}),
     ...(o.embeddingDim !== undefined ? { embeddingDim: o.embeddingDim } : {}),
   });
-  return new RowConditionModel(new HyperLoraModel(base, config));
+  return new HyperLoraModel(base, config);
 }
 
-/** Per-condition held-out loss (and perplexity) of a trained HyperLoRA model. */
+/**
+ * Per-condition held-out loss (and perplexity) of a trained HyperLoRA model.
+ * @example await evalByCondition(hyper, data, 16, tok.padTokenId); // [{ name: 'a', loss: 3.1, … }, …]
+ */
 export async function evalByCondition(
-  model: RowConditionModel,
+  model: HyperLoraModel,
   data: ConditionDataSets,
   batchSize: number,
   padId: number,
 ): Promise<{ name: string; loss: number; perplexity?: number }[]> {
-  const { evaluate } = await import('../training/evaluate.js');
   const out: { name: string; loss: number; perplexity?: number }[] = [];
   for (const [k, name] of data.names.entries()) {
     const r = await evaluate(model, data.evalByCondition[k]!, 'causal_lm', 'causal_lm', batchSize, padId);
     out.push({ name, loss: r.loss, perplexity: r.perplexity });
   }
   return out;
+}
+
+/**
+ * Whether `dir` holds a saved hypernetwork (rather than a PEFT adapter).
+ * @example if (await isHyperLoraFolder('runs/hyper/adapter')) { … }
+ */
+export function isHyperLoraFolder(dir: string): Promise<boolean> {
+  return pathExists(joinPath(dir, HYPER_CONFIG_NAME));
+}
+
+/**
+ * Loads the hypernetwork in `dir` onto `base` and pins it to `condition` (a name or an id) as a plain
+ * LoRA; a missing or unknown condition is a `ConfigError` on the field `condition` naming the choices.
+ * @example const { peft } = await loadHyperAsLora(base, 'runs/hyper/adapter', 'shakespeare');
+ */
+export async function loadHyperAsLora(
+  base: Module,
+  dir: string,
+  condition: string | undefined,
+): Promise<{ peft: PeftModel; condition: number; names: string[] | undefined }> {
+  const hyper = await HyperLoraModel.fromPretrained(base, dir);
+  const names = hyper.config.conditionNames;
+  let id: number;
+  try {
+    if (condition === undefined || condition === '')
+      throw new ConfigError(
+        'condition',
+        `is required: ${dir} is a HyperLoRA hypernetwork`,
+        undefined,
+        `pick one of ${names ? names.join(', ') : `the ids 0…${hyper.config.numConditions - 1}`} (materialize exports one as a PEFT LoRA folder)`,
+      );
+    id = hyper.config.conditionId(condition);
+  } catch (e) {
+    hyper.dispose();
+    throw e;
+  }
+  return { peft: hyperToLora(hyper, id), condition: id, names };
 }

@@ -18,17 +18,12 @@ import { findResumableCheckpoint, loadCheckpoint, disposeCheckpoint } from '../t
 import { buildAdapter, methodConfig, type MethodSpec } from './methods.js';
 import { loadDataSets, openTokenizer, tokenizerFiles, type DataOptions } from './data.js';
 import { cleanInterruptedWrites, openRunFolder, rotateCheckpoints } from './run_folder.js';
-import type { ConditionDataSets, ConditionSet, RowConditionModel } from './hyperlora.js';
+import type { ConditionDataSets, ConditionSet, HyperTrainOptions } from './hyperlora.js';
+import type { HyperLoraModel } from '../tuners/hyperlora/model.js';
 
-/** HyperLoRA: one hypernetwork over named text sets (replaces `data.data`). */
-export interface HyperJob {
+/** HyperLoRA: one hypernetwork over named text sets (replaces `data.data`); the set names name the conditions. */
+export interface HyperJob extends Omit<HyperTrainOptions, 'names'> {
   conditions: ConditionSet[];
-  r: number;
-  loraAlpha?: number;
-  loraDropout: number;
-  targetModules?: string[];
-  hiddenDim?: number;
-  embeddingDim?: number;
 }
 
 /** Everything a training run needs, typed (the CLI builds it from its flags). */
@@ -155,9 +150,9 @@ export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): 
   const maxSteps = job.trainer.maxSteps;
   const hyperModel =
     conditionData && hyper
-      ? await (await import('./hyperlora.js')).buildHyperLora(base, { ...hyper, names: conditionData.names })
+      ? (await import('./hyperlora.js')).buildHyperLora(base, { ...hyper, names: conditionData.names })
       : undefined;
-  const model: Module | RowConditionModel = hyperModel ?? buildAdapter(base, specOf(job, taskType)).model;
+  const model: Module | HyperLoraModel = hyperModel ?? buildAdapter(base, specOf(job, taskType)).model;
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   // only now, with every option checked and the model built, does the run folder get written
   const run = openRunFolder(output, job.config, runFacts, job.resume, job.outputLabel);

@@ -68,6 +68,7 @@ export async function evaluate(
             inputIds: batch.inputIds,
             attentionMask: batch.attentionMask,
             tokenTypeIds: batch.tokenTypeIds,
+            condition: batch.condition,
           });
           const lossT = taskLoss(out.logits, batch.labels, task);
           const p =

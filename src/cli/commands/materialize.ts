@@ -39,7 +39,7 @@ export const materializeCommand: Command = {
     const v = p.values;
     const out = need(v, 'output', 'folder for the PEFT LoRA adapter');
     const dir = need(v, 'adapter', 'the HyperLoRA hypernetwork folder');
-    const { isHyperLoraFolder, loadHyperAsLora } = await import('../hyperlora.js');
+    const { isHyperLoraFolder, loadHyperAsLora } = await import('../../run/hyperlora.js');
     if (!fs.existsSync(dir)) throw new UsageError(`--adapter: ${dir} does not exist`);
     if (!(await isHyperLoraFolder(dir)))
       throw new UsageError(

@@ -4,7 +4,7 @@ import type { Command } from '../command.js';
 import { UsageError, type ParsedValue } from '../args.js';
 import { DATA_OPTIONS } from './train_options.js';
 import { loadDataSets, openTokenizer, tokenizerFiles, tokenizerPathFor } from '../data.js';
-import { isHyperLoraFolder, loadHyperAsLora } from '../hyperlora.js';
+import { isHyperLoraFolder, loadHyperAsLora } from '../../run/hyperlora.js';
 import { checkOutputFolder } from '../output_folder.js';
 import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
 import { checkRanges } from '../flags.js';

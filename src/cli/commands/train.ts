@@ -9,7 +9,7 @@ import type { AdapterMethod, MethodSpec } from '../../run/methods.js';
 import type { TrainingJob, TrainResult } from '../../run/train_job.js';
 import { checkResumeOptions, checkRunFolder, trimSlash, withSavedOptions } from '../run_folder.js';
 import { checkRanges } from '../flags.js';
-import { parseConditions } from '../hyperlora.js';
+import { parseConditions } from '../../run/hyperlora.js';
 import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
 import { Progress } from '../progress.js';
 import type { MetricTask } from '../../training/metrics.js';

@@ -16,6 +16,11 @@ export interface Example {
   tokenTypeIds?: number[];
   /** Class id, regression target, or -1 for causal LM (labels come from inputIds). */
   label: number;
+  /**
+   * The example's condition for a conditioned tuner (HyperLoRA): a condition id, or a condition
+   * vector. The collator batches it as `ModelInputs.condition`.
+   */
+  condition?: number | number[];
 }
 
 export interface ColumnMap {

@@ -3,7 +3,7 @@
  * position, RNG state at the start of the epoch) is plain JSON so a checkpoint can resume mid-epoch.
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, DataError } from '../../errors.js';
 import { Rng, type RngState } from '../../util/rng.js';
 import type { DataTask, Example } from './dataset.js';
 
@@ -12,15 +12,56 @@ export interface Batch {
   attentionMask: Tensor;
   tokenTypeIds?: Tensor;
   labels: Tensor;
+  /** Conditioned tuners (HyperLoRA): int32 [B] condition ids or float32 [B, dim] condition vectors. */
+  condition?: Tensor;
+}
+
+/**
+ * The examples' conditions as one tensor: int32 [B] when each is an id, float32 [B, dim] when each is
+ * a vector; undefined when no example has one. A batch must be all ids or all vectors of one length.
+ *
+ * @example collateConditions([{ inputIds: [1], label: -1, condition: 2 }, { inputIds: [3], label: -1, condition: 0 }]); // int32 [2]
+ */
+export function collateConditions(examples: Example[]): Tensor | undefined {
+  const conds = examples.map((e) => e.condition);
+  const given = conds.filter((c) => c !== undefined).length;
+  if (given === 0) return undefined;
+  const bad = (rule: string, got: unknown, fix: string) => new DataError('Example.condition', rule, got, fix);
+  if (given !== conds.length)
+    throw bad(
+      'is set on some examples of a batch and not on others',
+      `${given} of ${conds.length}`,
+      'give every example a condition (one id or vector per example) or none',
+    );
+  if (conds.every((c) => typeof c === 'number')) {
+    const ids = conds as number[];
+    const wrong = ids.filter((c) => !Number.isInteger(c) || c < 0 || c > 0x7fffffff);
+    if (wrong.length > 0)
+      throw bad('must be a non-negative integer condition id', wrong, 'number the conditions 0, 1, …');
+    return tf.tensor1d(ids, 'int32'); // [B]
+  }
+  const dim = Array.isArray(conds[0]) ? conds[0].length : 0;
+  const vecs = conds.filter((c): c is number[] => Array.isArray(c) && c.length === dim && dim > 0);
+  if (vecs.length !== conds.length)
+    throw bad(
+      'must be all condition ids or all condition vectors of one length in a batch',
+      conds.map((c) => (Array.isArray(c) ? `vector[${c.length}]` : typeof c)),
+      'use one kind of condition for the whole data set',
+    );
+  if (vecs.some((v) => v.some((x) => !Number.isFinite(x))))
+    throw bad('vectors must hold finite numbers', 'NaN or Infinity', 'fix the condition vectors');
+  return tf.tensor2d(vecs, [vecs.length, dim], 'float32'); // [B, dim]
 }
 
 /**
  * Pads a list of examples to the longest one (right padding) and builds tensors; causal-LM labels are
- * the input ids with -100 at padding. The caller owns (and disposes) the returned tensors.
+ * the input ids with -100 at padding; examples' conditions become `condition` ({@link collateConditions}).
+ * The caller owns (and disposes) the returned tensors.
  *
  * @example const b = collate(examples.slice(0, 8), 'classification', tok.padTokenId); tf.dispose(Object.values(b));
  */
 export function collate(examples: Example[], task: DataTask, padId: number): Batch {
+  const condition = collateConditions(examples); // first: the one check that can throw
   const B = examples.length;
   const T = Math.max(...examples.map((e) => e.inputIds.length));
   const ids = new Int32Array(B * T).fill(padId);
@@ -51,6 +92,7 @@ export function collate(examples: Example[], task: DataTask, padId: number): Bat
           ),
   };
   if (types) batch.tokenTypeIds = tf.tensor2d(types, [B, T], 'int32');
+  if (condition) batch.condition = condition;
   return batch;
 }
 

@@ -5,7 +5,7 @@
  * @example
  * new HyperLoraConfig({ targetModules: ['q_proj', 'v_proj'], r: 4, numConditions: 3 });
  */
-import { ConfigError } from '../../errors.js';
+import { ConfigError, NotSupportedError } from '../../errors.js';
 import { F, fieldSpecs, type OptionsOf, type ValuesOf } from '../base/config.js';
 
 export type ConditionType = 'id' | 'vector';
@@ -21,8 +21,18 @@ export type Conditioning = 'concat' | 'film';
  * `hyperlora_config.json` keys (snake_case, in this order) come from this table.
  */
 export const HYPERLORA_FIELDS = {
-  /** Leaf names of the linear layers to adapt (`q_proj` matches `model.layers.3.self_attn.q_proj`). */
-  targetModules: F.json<string[]>([]),
+  /**
+   * The linear layers to adapt, matched as PEFT's LoRA matches them (`tuners/base/matching.ts`): a list
+   * of names (a key matches when it is a name or ends with `.name`: `q_proj` matches
+   * `model.layers.3.self_attn.q_proj`) or one regex string that must match the whole module path.
+   */
+  targetModules: F.json<string[] | string>([]),
+  /** Modules never adapted: a list of names (as targetModules) or a regex (PEFT's `exclude_modules`). */
+  excludeModules: F.json<string[] | string | undefined>(undefined),
+  /** Only these layer indices (list targets only; PEFT's `layers_to_transform`). */
+  layersToTransform: F.json<number | number[] | undefined>(undefined),
+  /** Name of the layer list the index follows (e.g. `layers`, `h`; PEFT's `layers_pattern`). */
+  layersPattern: F.json<string | string[] | undefined>(undefined),
   /** Rank of the generated factors (default 4). */
   r: F.int(4),
   /** Scaling numerator as in LoRA: scaling = loraAlpha / r (default 2·r, i.e. scaling 2). */
@@ -58,7 +68,9 @@ export const HYPERLORA_FIELDS = {
 };
 
 /** Options of {@link HyperLoraConfig}: `targetModules` is required. */
-export type HyperLoraConfigOptions = OptionsOf<typeof HYPERLORA_FIELDS> & { targetModules: string[] };
+export type HyperLoraConfigOptions = OptionsOf<typeof HYPERLORA_FIELDS> & {
+  targetModules: string[] | string;
+};
 
 /** Field names in memory (camelCase) and on disk (snake_case), in file order. */
 const FIELDS = fieldSpecs(HYPERLORA_FIELDS);
@@ -67,6 +79,52 @@ const W = 'HyperLoraConfig';
 
 function positiveInt(name: string, v: number): void {
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${W}.${name}`, 'must be a positive integer', v);
+}
+
+/** The target-matching rules LoRA's config checks (PEFT's `LoraConfig.__post_init__`), with null = unset. */
+function checkTargetFields(c: HyperLoraConfig): void {
+  const regex = typeof c.targetModules === 'string';
+  const ltt = c.layersToTransform ?? null;
+  const pattern = c.layersPattern ?? null;
+  if (regex && ltt !== null)
+    throw new ConfigError(
+      `${W}.layersToTransform`,
+      'cannot be combined with a regex string targetModules (PEFT applies layer filters only to list targets)',
+      ltt,
+      'give targetModules as a list of names, or encode the layer indices in the regex',
+    );
+  if (regex && pattern !== null)
+    throw new ConfigError(
+      `${W}.layersPattern`,
+      'cannot be combined with a regex string targetModules',
+      pattern,
+      'give targetModules as a list of names, or encode the layer pattern in the regex',
+    );
+  if (pattern !== null && (Array.isArray(pattern) ? pattern.length > 0 : pattern !== '') && ltt === null)
+    throw new ConfigError(
+      `${W}.layersPattern`,
+      'needs layersToTransform (the pattern only says where layer indices are)',
+      pattern,
+      'set layersToTransform to the layer indices to adapt, e.g. [0, 1]',
+    );
+  if (ltt !== null && !(Array.isArray(ltt) ? ltt : [ltt]).every((i) => Number.isInteger(i) && i >= 0))
+    throw new ConfigError(
+      `${W}.layersToTransform`,
+      'must be a layer index or a list of layer indices',
+      ltt,
+      'use e.g. [0, 2]',
+    );
+  const ex = c.excludeModules ?? null;
+  if (
+    ex !== null &&
+    !(typeof ex === 'string' || (Array.isArray(ex) && ex.every((n) => typeof n === 'string')))
+  )
+    throw new ConfigError(
+      `${W}.excludeModules`,
+      'must be a list of module names or one regex',
+      ex,
+      "e.g. ['lm_head']",
+    );
 }
 
 /** Instance fields of {@link HyperLoraConfig}, from {@link HYPERLORA_FIELDS}. */
@@ -78,18 +136,30 @@ export class HyperLoraConfig {
   readonly peftType = 'HYPERLORA';
 
   constructor(o: HyperLoraConfigOptions) {
-    if (!Array.isArray(o.targetModules) || o.targetModules.length === 0) {
+    const t = o.targetModules;
+    if (
+      !(Array.isArray(t)
+        ? t.length > 0 && t.every((n) => typeof n === 'string')
+        : typeof t === 'string' && t !== '')
+    ) {
       throw new ConfigError(
         `${W}.targetModules`,
-        'must list at least one module name',
-        o.targetModules,
-        "e.g. ['q_proj', 'v_proj']",
+        'must list at least one module name, or be one regex',
+        t,
+        "e.g. ['q_proj', 'v_proj'] or '.*\\.(q|v)_proj'",
       );
     }
+    if (typeof t === 'string' && t.toLowerCase() === 'all-linear')
+      throw new NotSupportedError(
+        `${W}.targetModules`,
+        "'all-linear' for HyperLoRA",
+        'list the module names',
+      );
     const self = this as unknown as Record<string, unknown>;
     for (const f of FIELDS) self[f.camel] = (o as Record<string, unknown>)[f.camel] ?? f.default;
-    self.targetModules = [...new Set(o.targetModules)];
+    self.targetModules = typeof t === 'string' ? t : [...new Set(t)];
     self.loraAlpha = o.loraAlpha ?? 2 * this.r;
+    checkTargetFields(this);
     if (this.conditioning !== 'concat' && this.conditioning !== 'film')
       throw new ConfigError(`${W}.conditioning`, "must be 'concat' or 'film'", this.conditioning);
 
@@ -121,7 +191,8 @@ export class HyperLoraConfig {
   }
 
   /**
-   * The condition id of a name in `conditionNames`, or of a decimal id.
+   * The condition id of a name in `conditionNames`, or of a decimal id; anything else is a
+   * `ConfigError` on the field `condition` listing the choices.
    * @example config.conditionId('shakespeare'); // 0
    */
   conditionId(nameOrId: string): number {
@@ -130,7 +201,7 @@ export class HyperLoraConfig {
     const id = /^\d+$/.test(nameOrId) ? Number(nameOrId) : NaN;
     if (this.conditionType === 'id' && id < this.numConditions) return id;
     throw new ConfigError(
-      'HyperLoRA condition',
+      'condition',
       'is not a condition of this hypernetwork',
       nameOrId,
       this.conditionNames

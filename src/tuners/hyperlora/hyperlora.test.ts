@@ -173,7 +173,7 @@ test('HyperLoRA with condition vectors; config and condition errors', () => {
   );
   const byId = new HyperLoraModel(base(), config());
   assert.throws(() => byId.forward({ inputIds: x }, [0, 1, 3]), /ids must be integers/);
-  assert.throws(() => byId.forward({ inputIds: x }, [0, 1]), /condition rows/);
+  assert.throws(() => byId.forward({ inputIds: x }, [0, 1]), /one condition per batch row/);
   byId.dispose();
   hyper.dispose();
   v.dispose();

@@ -106,19 +106,25 @@ export class HyperNetwork extends Module {
   }
 
   /**
-   * Condition embeddings, one row per batch row: `ids` (int, conditionType 'id') or `vectors`
-   * ([N, conditionDim], conditionType 'vector'). Caller disposes.
+   * Condition embeddings, one row per batch row: ids (conditionType 'id': a number array, or an int32
+   * [N] tensor such as the collator's `condition`, gathered on the device) or vectors ([N, conditionDim],
+   * conditionType 'vector'). Id arrays are range-checked here; an id tensor is not (that would need a
+   * read back from the device), so its producer checks it (the collator, `run/hyperlora.ts`).
+   * Caller disposes.
    */
   embedCondition(condition: number[] | Tensor): Tensor {
     const c = this.config;
     if (c.conditionType === 'id') {
-      if (!Array.isArray(condition))
-        throw new ConfigError(
-          'HyperLoRA condition',
-          'must be an array of condition ids',
-          'a tensor',
-          'pass one id per batch row',
-        );
+      if (!Array.isArray(condition)) {
+        if (condition.rank !== 1 || condition.dtype !== 'int32')
+          throw new ShapeError(
+            'HyperLoRA condition',
+            'must be an int32 [N] tensor of condition ids (or an array of ids)',
+            `${condition.dtype} [${condition.shape.join(', ')}]`,
+            'pass one id per batch row',
+          );
+        return this.condition_embedding!.forward(condition); // [N, dc]
+      }
       const bad = condition.filter((i) => !Number.isInteger(i) || i < 0 || i >= c.numConditions);
       if (bad.length > 0)
         throw new ConfigError('HyperLoRA condition', `ids must be integers in [0, ${c.numConditions})`, bad);

@@ -17,13 +17,14 @@ import { tf, type Tensor } from '../../tensor/tf.js';
 import { Module } from '../../nn/module.js';
 import { isLinearLike, type LinearLike } from '../../nn/linear_like.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../../models/base.js';
-import { CheckpointError, ConfigError } from '../../errors.js';
+import { CheckpointError, ConfigError, ShapeError } from '../../errors.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { joinPath, makeDir, readText, writeFileAtomic } from '../../io/source.js';
 import { LoraConfig } from '../lora/config.js';
 import { writeAdapterFolder } from '../base/adapter_files.js';
 import { adapterConfigText } from '../base/save_config.js';
 import { SAVED_KEY_PREFIX } from '../base/state_dict.js';
+import { matchTarget, type TargetSpec } from '../base/matching.js';
 import { HyperLoraConfig } from './config.js';
 import { HyperNetwork, type ModuleShape } from './hypernet.js';
 import { HyperLoraLinear, type HyperContext } from './layer.js';
@@ -40,19 +41,46 @@ export interface HyperTarget {
   outFeatures: number;
 }
 
-/** A condition: ids (one per batch row) or vectors [N, conditionDim]. */
+/** A condition: ids (one per batch row, an array or an int32 [N] tensor) or vectors [N, conditionDim]. */
 export type HyperCondition = number[] | Tensor;
 
+/** The config's target rules in the shape the shared matcher reads (unset = null; no modules_to_save). */
+function targetSpec(config: HyperLoraConfig): TargetSpec {
+  return {
+    targetModules: config.targetModules,
+    excludeModules: config.excludeModules ?? null,
+    layersToTransform: config.layersToTransform ?? null,
+    layersPattern: config.layersPattern ?? null,
+    modulesToSave: null,
+  };
+}
+
+/**
+ * The layers to wrap, matched by LoRA's rules (`matchTarget`: names or a regex, exclusions, layer
+ * filters). A matched module that is not linear is refused, as LoRA refuses what it cannot adapt: the
+ * materialised LoRA, whose config carries the same rules, must adapt exactly these layers.
+ */
 function findTargets(model: Module, config: HyperLoraConfig): HyperTarget[] {
+  const spec = targetSpec(config);
   const targets: HyperTarget[] = [];
+  let excluded = 0;
   for (const [path, m] of model.namedModules()) {
-    const leaf = path.slice(path.lastIndexOf('.') + 1);
-    if (!config.targetModules.includes(leaf) || !isLinearLike(m)) continue;
+    if (path === '') continue;
+    const r = matchTarget(spec, path);
+    if (r === 'excluded') excluded++;
+    if (r !== 'target') continue;
+    if (!isLinearLike(m))
+      throw new ConfigError(
+        'HyperLoraConfig.targetModules',
+        `module "${path}" (${m.constructor.name}) cannot take a HyperLoRA adapter: only linear layers can`,
+        path,
+        'target linear modules only, or add it to excludeModules',
+      );
     const idx = /\.(\d+)\./.exec(path);
     targets.push({
       path,
       layer: idx ? Number(idx[1]) : 0,
-      type: leaf,
+      type: path.slice(path.lastIndexOf('.') + 1),
       inFeatures: m.inFeatures,
       outFeatures: m.outFeatures,
     });
@@ -60,9 +88,9 @@ function findTargets(model: Module, config: HyperLoraConfig): HyperTarget[] {
   if (targets.length === 0) {
     throw new ConfigError(
       'HyperLoraConfig.targetModules',
-      'matched no linear layer of the model',
+      `matched no linear layer of the model${excluded ? ` (${excluded} excluded by excludeModules)` : ''}`,
       config.targetModules,
-      'use leaf names such as q_proj',
+      'use leaf names such as q_proj, or a regex matching whole module paths',
     );
   }
   return targets;
@@ -110,13 +138,35 @@ export class HyperLoraModel extends Module {
     }
   }
 
-  /** Runs the model with the factors generated for `condition` (one id or vector per batch row). */
-  forward(inputs: ModelInputs, condition: HyperCondition): ModelOutput {
-    const run = () => (this.model as unknown as { forward(i: ModelInputs): ModelOutput }).forward(inputs);
-    const emb = this.hypernet.embedCondition(condition);
+  /**
+   * Runs the model with the factors generated for each row's condition: `condition` when given, else
+   * `inputs.condition` (what the collator batches from `Example.condition`, so the Trainer and
+   * `evaluate` drive this model like any other). Ids: a number array or an int32 [N] tensor; vectors:
+   * [N, conditionDim]. The condition never reaches the base model.
+   * @example hyper.forward({ inputIds, labels, condition: tf.tensor1d([0, 2], 'int32') });
+   */
+  forward(inputs: ModelInputs, condition?: HyperCondition): ModelOutput {
+    const { condition: fromInputs, ...rest } = inputs;
+    const cond = condition ?? fromInputs;
+    if (cond === undefined)
+      throw new ConfigError(
+        'HyperLoraModel.forward',
+        'needs the condition of every batch row',
+        undefined,
+        "set inputs.condition (Example.condition in a data set) or pass it as forward's second argument",
+      );
+    const rows = Array.isArray(cond) ? cond.length : cond.shape[0];
+    if (rows !== inputs.inputIds.shape[0])
+      throw new ShapeError(
+        'HyperLoraModel.forward',
+        `needs one condition per batch row (${inputs.inputIds.shape[0]} rows)`,
+        rows,
+        'pass one condition id or vector per row',
+      );
+    const emb = this.hypernet.embedCondition(cond);
     this.context.condEmb = emb;
     try {
-      return run();
+      return (this.model as unknown as { forward(i: ModelInputs): ModelOutput }).forward(rest);
     } finally {
       this.context.condEmb = null;
       emb.dispose();
@@ -165,11 +215,16 @@ export class HyperLoraModel extends Module {
     } finally {
       emb.dispose();
     }
+    const c = this.config;
     const config = new LoraConfig({
-      r: this.config.r,
-      loraAlpha: this.config.loraAlpha,
-      loraDropout: this.config.loraDropout,
-      targetModules: [...this.config.targetModules].sort(),
+      r: c.r,
+      loraAlpha: c.loraAlpha,
+      loraDropout: c.loraDropout,
+      // the same target rules, so PEFT's LoRA adapts exactly the layers the hypernetwork wraps
+      targetModules: typeof c.targetModules === 'string' ? c.targetModules : [...c.targetModules].sort(),
+      excludeModules: c.excludeModules ?? null,
+      layersToTransform: c.layersToTransform ?? null,
+      layersPattern: c.layersPattern ?? null,
       // GPT-2's Conv1D stores [in, out]: PEFT's config says so (fan_in_fan_out), the factors do not change
       fanInFanOut: this.layers().some((l) => l.base_layer.fanInFanOut),
     });
