@@ -4,6 +4,7 @@
  */
 import { opCases } from './ops.js';
 import { trainingCases } from './training.js';
+import { hyperloraCases } from './hyperlora.js';
 import type { ConformanceCase } from './types.js';
 
 export * from './types.js';
@@ -11,5 +12,5 @@ export { compareOutputs, referenceOutputs, runOnBackend } from './runner.js';
 
 /** Every case: ops first, then whole training runs. */
 export function conformanceCases(): ConformanceCase[] {
-  return [...opCases(), ...trainingCases()];
+  return [...opCases(), ...trainingCases(), ...hyperloraCases()];
 }

@@ -18,6 +18,7 @@ import { collate, collateConditions } from '../../training/data/loader.js';
 import type { Example } from '../../training/data/dataset.js';
 import { evaluate } from '../../training/evaluate.js';
 import { Trainer } from '../../training/trainer.js';
+import { forbidSyncReads } from '../../tensor/read.js';
 import { HyperLoraConfig, HyperLoraModel } from './index.js';
 
 const LLAMA: HFConfig = {
@@ -283,4 +284,40 @@ test('token-type ids reach a BERT base model next to the condition (the old path
   assert.ok(maxDiff(viaBatch, withoutTypes) > 1e-4, 'segment ids change BERT outputs: they were used');
   tf.dispose(Object.values(b));
   hyper.dispose();
+});
+
+test('HyperLoRA training, evaluation and save never read a tensor synchronously (GPU backends)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-hyper-sync-'));
+  const hyper = hyperOn(llama());
+  const losses: number[] = [];
+  const trainer = new Trainer(
+    hyper,
+    {
+      task: 'causal_lm',
+      train: lmExamples(),
+      eval: lmExamples().slice(0, 5),
+      padTokenId: 0,
+      lr: 0.01,
+      maxSteps: 4,
+      batchSize: 4,
+      seed: 2,
+      maxGradNorm: 0.5,
+      evalEvery: 2,
+      outputDir: dir,
+      saveAdapter: (d) => hyper.savePretrained(d),
+    },
+    { onStep: (l) => losses.push(l.loss) },
+  );
+  const restore = forbidSyncReads();
+  try {
+    await trainer.train();
+  } finally {
+    restore();
+    trainer.dispose();
+  }
+  assert.equal(losses.length, 4);
+  assert.ok(losses.every(Number.isFinite));
+  assert.ok(fs.existsSync(path.join(dir, 'adapter', 'hyperlora_model.safetensors')));
+  hyper.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
