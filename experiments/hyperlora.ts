@@ -1,41 +1,46 @@
 /**
- * HyperLoRA vs separate per-task LoRAs of the same total size (issue 5, docs/hyperlora.md).
+ * HyperLoRA vs separate per-task LoRAs of the same total size (issue 5, docs/hyperlora.md), trained by
+ * the library's Trainer (no loop of its own: issue 14).
  *
  * Base: stories260K (frozen). Three causal-LM "tasks" with distinct text styles: 0 tiny-shakespeare,
  * 1 TinyStories, 2 SST-2 movie-review sentences. Targets: q_proj and v_proj of all 5 layers, r = 4.
- *  - per-task LoRA: one LoRA adapter per task, trained on that task only (B windows per step);
- *  - HyperLoRA: one hypernetwork for all three (condition = task id), each step a mixed batch with the
- *    same B windows of every task (one window stream per task, restarted for every arm and learning
- *    rate, so both arms see exactly the same examples in the same order).
+ * Every task's training set is the same STEPS × B windows of 64 tokens (one window stream per task),
+ * so both arms see exactly the same windows, each once (one epoch, shuffled by the Trainer's seed):
+ *  - per-task LoRA: one LoRA adapter per task, trained on that task's windows, B per step;
+ *  - HyperLoRA: one hypernetwork for all three, trained on the union with each window's task as its
+ *    `Example.condition` (the collator batches it), 3·B windows per step, tasks mixed by the shuffle.
  * The hypernetwork's hidden width is chosen so its parameter count just reaches the three LoRAs' total.
- * Both arms run the same learning-rate grid (--lrs); each arm's rate is picked by its mean loss on a
- * validation split, and the test split (disjoint, after it) is reported at that rate, with the whole
- * grid in the JSON. HyperLoRA is also evaluated materialised to PEFT LoRA folders.
+ * Both arms run the same learning-rate grid (AdamW, constant rate, no weight decay, no clipping);
+ * each arm's rate is picked by its mean loss on a validation split, and the test split (disjoint,
+ * after it) is reported at that rate, with the whole grid in the JSON. HyperLoRA is also evaluated
+ * materialised to PEFT LoRA folders.
  *
  *   npx tsx experiments/hyperlora.ts [--steps 80] [--seed 0] [--lrs 1e-3,3e-3,1e-2]
- *     [--conditioning concat|film] [--head-a-std 0.04] [--hidden 32] [--head-lr-mult 0.2] [--arms lora,hyper]
- * writes results/hyperlora_[film_][headA<σ>_][hidden<n>_][steps<n>_]seed<seed>.json (the plain name for
- * concat, the default init, the budget-matched width and 80 steps). --hidden overrides the matched width:
- * a diagnostic beyond the equal budget, not a fair comparison. --head-lr-mult m trains the output heads
- * at m × lr (a hypernetwork-only knob: a generated factor moves by about lr × Σ|h| per Adam step through
- * its head, and by lr through a LoRA factor; the LoRAs get no such knob here). The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA
- * variant may skip it (--arms hyper) and be compared with the plain file of the same seed and steps.
- * --head-a-std σ re-initialises the A heads after construction (bias 0, weight N(0, σ²)) so every
- * (layer, condition) starts from its own A, as independent LoRAs do, instead of a shared A (the bias)
- * plus a small per-row part (the default init).
+ *     [--conditioning concat|film] [--shared-a] [--head-a-std 0.04] [--hidden 32] [--arms lora,hyper]
+ * writes results/hyperlora_trainer_[film_][sharedA_][headA<σ>_][hidden<n>_][steps<n>_][pertask_]seed<seed>.json.
+ * --hidden overrides the matched width: a diagnostic beyond the equal budget, not a fair comparison.
+ * The per-task LoRA arm depends only on steps, seed and grid, so a HyperLoRA variant may skip it
+ * (--arms hyper). --head-a-std σ re-initialises the A heads after construction (bias 0, weight
+ * N(0, σ²)) so every (layer, condition) starts from its own A, as independent LoRAs do.
+ * --arms hyper-per-task trains one single-condition hypernetwork per task (a third of the budget each).
+ * The older `--head-lr-mult` diagnostic needed two learning rates, which the Trainer does not have;
+ * its results (results/hyperlora_headlr0.2_seed*.json) came from the earlier script.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf, type Variable } from '../src/tensor/tf.js';
+import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { manualSeed } from '../src/nn/init.js';
-import { AdamW } from '../src/training/optim.js';
+import { Trainer } from '../src/training/trainer.js';
+import { evaluate } from '../src/training/evaluate.js';
+import type { TrainableModel } from '../src/training/types.js';
+import type { Example } from '../src/training/data/dataset.js';
 import { getPeftModel, PeftModel } from '../src/tuners/peft_model.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { HyperLoraConfig, HyperLoraModel, HyperNetwork } from '../src/tuners/hyperlora/index.js';
-import { corpusIds, windowedLoss } from '../src/tuners/qlora/report.js';
+import { corpusIds } from '../src/tuners/qlora/report.js';
 
 const DATA = path.resolve(import.meta.dirname, '../../shared/data');
 const MODEL = `${DATA}/models/stories260K/stories260K.bin`;
@@ -50,7 +55,6 @@ const LRS = (args.includes('--lrs') ? args[args.indexOf('--lrs') + 1]! : '1e-3,3
 const CONDITIONING = (
   args.includes('--conditioning') ? args[args.indexOf('--conditioning') + 1] : 'concat'
 ) as 'concat' | 'film';
-const HEAD_LR_MULT = args.includes('--head-lr-mult') ? Number(args[args.indexOf('--head-lr-mult') + 1]) : 1;
 const HIDDEN = args.includes('--hidden') ? Number(args[args.indexOf('--hidden') + 1]) : 0;
 const HEAD_A_STD = args.includes('--head-a-std') ? Number(args[args.indexOf('--head-a-std') + 1]) : 0;
 const SHARED_A = args.includes('--shared-a');
@@ -88,59 +92,80 @@ const tasks = texts.map((t) => {
 });
 if (tasks.some((t) => t.test.length < 32 * T)) throw new Error('not enough held-out text');
 
-/** One window stream per task (an LCG), restarted by `resetWindows` before every training run. */
-let rng: number[] = [];
-const resetWindows = () => (rng = tasks.map((_, k) => 1234 + 97 * k + SEED));
+/** One window stream per task (an LCG): task k's first `n` windows of 64 tokens of its training text. */
 function windows(task: number, n: number): number[][] {
   const src = tasks[task]!.train;
+  let state = 1234 + 97 * task + SEED;
   const out: number[][] = [];
   for (let i = 0; i < n; i++) {
-    rng[task] = (Math.imul(rng[task]!, 1103515245) + 12345) & 0x7fffffff;
-    const s = rng[task]! % (src.length - T);
+    state = (Math.imul(state, 1103515245) + 12345) & 0x7fffffff;
+    const s = state % (src.length - T);
     out.push(src.slice(s, s + T));
   }
   return out;
 }
+/** Task k's training examples: the same STEPS·B windows for both arms (`condition` for HyperLoRA). */
+const trainSet = (k: number, condition?: number): Example[] =>
+  windows(k, STEPS * B).map((inputIds) => ({
+    inputIds,
+    label: -1,
+    ...(condition !== undefined ? { condition } : {}),
+  }));
+/** Consecutive windows of a held-out split as examples. */
+const heldOut = (ids: number[], condition?: number): Example[] =>
+  Array.from({ length: Math.floor(ids.length / T) }, (_, i) => ({
+    inputIds: ids.slice(i * T, (i + 1) * T),
+    label: -1,
+    ...(condition !== undefined ? { condition } : {}),
+  }));
 
-/** AdamW over `vars`; `lrMult(name)` scales the rate of some parameters (one optimizer per multiplier). */
-function trainSteps(
-  vars: [string, Variable][],
+/** One epoch of `train` with the library's Trainer: AdamW at a constant rate, no decay, no clipping. */
+async function trainOnce(
+  model: TrainableModel,
+  train: Example[],
   lr: number,
-  loss: (step: number) => tf.Scalar,
-  lrMult: (name: string) => number = () => 1,
-): number {
-  resetWindows();
-  const groups = new Map<number, [string, Variable][]>();
-  for (const nv of vars) groups.set(lrMult(nv[0]), [...(groups.get(lrMult(nv[0])) ?? []), nv]);
-  const opts = [...groups].map(([m, g]) => new AdamW(g, { lr: lr * m, weightDecay: 0 }));
+  batchSize: number,
+): Promise<number> {
   const t0 = Date.now();
-  for (let step = 0; step < STEPS; step++) {
-    const { value, grads } = tf.variableGrads(
-      () => loss(step),
-      vars.map(([, v]) => v),
-    );
-    const named = new Map(vars.map(([n, v]) => [n, grads[v.name]!]));
-    for (const opt of opts) opt.step(named);
-    if (step % 20 === 0) console.log(`  step ${step} loss ${value.dataSync()[0]!.toFixed(4)}`);
-    tf.dispose([value, ...Object.values(grads)]);
+  const trainer = new Trainer(
+    model,
+    {
+      task: 'causal_lm',
+      train,
+      padTokenId: 0,
+      lr,
+      weightDecay: 0,
+      schedule: 'constant',
+      maxSteps: STEPS,
+      batchSize,
+      seed: SEED,
+    },
+    {
+      onStep: (l) =>
+        l.step % 20 === 1 ? console.log(`  step ${l.step} loss ${l.loss.toFixed(4)}`) : undefined,
+    },
+  );
+  try {
+    await trainer.train();
+  } finally {
+    trainer.dispose();
   }
   return (Date.now() - t0) / 1000;
 }
 
-const batchLoss = (forward: (x: tf.Tensor) => tf.Tensor | undefined, rows: number[][]) => {
-  const x = tf.tensor2d(rows, [rows.length, T], 'int32');
-  return forward(x) as tf.Scalar;
-};
-
-const evalSplits = (m: { forward: Parameters<typeof windowedLoss>[0]['forward'] }, k: number) => ({
-  val: windowedLoss(m, tasks[k]!.val, T, 8),
-  test: windowedLoss(m, tasks[k]!.test, T, 8),
+/** Mean next-token loss (nats/token) of equal-length windows, by the library's `evaluate`. */
+const lossOn = async (m: TrainableModel, examples: Example[]) =>
+  (await evaluate(m, examples, 'causal_lm', 'causal_lm', 8, 0)).loss;
+const evalSplits = async (m: TrainableModel, k: number, condition?: number) => ({
+  val: await lossOn(m, heldOut(tasks[k]!.val, condition)),
+  test: await lossOn(m, heldOut(tasks[k]!.test, condition)),
 });
 
 // base losses
 manualSeed(SEED);
 const base = await loadModel(MODEL);
-const baseEval = tasks.map((_, k) => evalSplits(base, k));
+const baseEval: { val: number; test: number }[] = [];
+for (let k = 0; k < 3; k++) baseEval.push(await evalSplits(base, k));
 base.dispose();
 
 interface ArmRun {
@@ -161,13 +186,9 @@ async function runLora(lr: number): Promise<ArmRun> {
       await loadModel(MODEL),
       new LoraConfig({ r: R, loraAlpha: 2 * R, targetModules: TARGETS }),
     );
-    const vars = peft.trainableParameters();
-    run.params += vars.reduce((n, [, v]) => n + v.size, 0);
-    run.seconds += trainSteps(vars, lr, () =>
-      batchLoss((x) => peft.forward({ inputIds: x, labels: x }).loss, windows(k, B)),
-    );
-    peft.eval();
-    const e = evalSplits(peft, k);
+    run.params += peft.trainableParameters().reduce((n, [, v]) => n + v.size, 0);
+    run.seconds += await trainOnce(peft, trainSet(k), lr, B);
+    const e = await evalSplits(peft, k);
     run.val.push(e.val);
     run.test.push(e.test);
     peft.dispose();
@@ -225,24 +246,16 @@ async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
         if (/_A\.bias$/.test(n)) p.assign(tf.zerosLike(p));
       }
     });
-  const vars = hyper.trainableParameters();
-  const run: ArmRun = { lr, val: [], test: [], params: vars.reduce((n, [, v]) => n + v.size, 0), seconds: 0 };
-  run.seconds = trainSteps(
-    vars,
+  const params = hyper.trainableParameters().reduce((n, [, v]) => n + v.size, 0);
+  const run: ArmRun = { lr, val: [], test: [], params, seconds: 0 };
+  run.seconds = await trainOnce(
+    hyper,
+    [0, 1, 2].flatMap((k) => trainSet(k, k)),
     lr,
-    () => {
-      const rows = [0, 1, 2].flatMap((k) => windows(k, B));
-      const conds = [0, 1, 2].flatMap((k) => Array<number>(B).fill(k));
-      return batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, conds).loss, rows);
-    },
-    (n) => (n.startsWith('hypernet.heads.') ? HEAD_LR_MULT : 1),
+    3 * B,
   );
-  hyper.eval();
   for (let k = 0; k < 3; k++) {
-    const e = evalSplits(
-      { forward: (i) => hyper.forward(i, Array<number>(i.inputIds.shape[0]!).fill(k)) },
-      k,
-    );
+    const e = await evalSplits(hyper, k, k);
     run.val.push(e.val);
     run.test.push(e.test);
   }
@@ -252,7 +265,7 @@ async function runHyper(lr: number, hidden: number): Promise<ArmRun> {
   for (let k = 0; k < 3; k++) {
     await hyper.saveMaterialized(path.join(tmp, `task${k}`), k);
     const peft = await PeftModel.fromPretrained(await loadModel(MODEL), path.join(tmp, `task${k}`));
-    run.materialTest.push(windowedLoss(peft, tasks[k]!.test, T, 8));
+    run.materialTest.push(await lossOn(peft, heldOut(tasks[k]!.test)));
     peft.dispose();
   }
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -270,14 +283,9 @@ async function runHyperPerTask(lr: number, hidden: number): Promise<ArmRun> {
   for (let k = 0; k < 3; k++) {
     manualSeed(SEED + k);
     const hyper = new HyperLoraModel(await loadModel(MODEL), hyperConfig(hidden, 1));
-    const vars = hyper.trainableParameters();
-    run.params += vars.reduce((n, [, v]) => n + v.size, 0);
-    const zeros = (n: number) => Array<number>(n).fill(0);
-    run.seconds += trainSteps(vars, lr, () =>
-      batchLoss((x) => hyper.forward({ inputIds: x, labels: x }, zeros(B)).loss, windows(k, B)),
-    );
-    hyper.eval();
-    const e = evalSplits({ forward: (i) => hyper.forward(i, zeros(i.inputIds.shape[0]!)) }, k);
+    run.params += hyper.trainableParameters().reduce((n, [, v]) => n + v.size, 0);
+    run.seconds += await trainOnce(hyper, trainSet(k, 0), lr, B);
+    const e = await evalSplits(hyper, k, 0);
     run.val.push(e.val);
     run.test.push(e.test);
     hyper.dispose();
@@ -318,7 +326,7 @@ const hyper = pick(hyperRuns);
 const cell = (r: ArmRun | undefined, f: (r: ArmRun) => number) => (r ? f(r).toFixed(4) : '—');
 
 console.log(
-  `\nsteps ${STEPS}, ${B} windows × ${T} tokens per task per step, AdamW, r ${R} on ${TARGETS.join(', ')}, seed ${SEED}`,
+  `\nsteps ${STEPS} (Trainer, one epoch), ${B} windows × ${T} tokens per task per step, AdamW, r ${R} on ${TARGETS.join(', ')}, seed ${SEED}`,
 );
 console.log(
   `per-task LoRAs: ${budget} params in total; HyperLoRA (${CONDITIONING}): ${hyperRuns[0]?.params ?? '—'} params, hidden ${hidden}`,
@@ -346,7 +354,7 @@ fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
 fs.writeFileSync(
   path.resolve(
     import.meta.dirname,
-    `results/hyperlora_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${SHARED_A ? 'sharedA_' : ''}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${HEAD_LR_MULT !== 1 ? `headlr${HEAD_LR_MULT}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}${ARMS.join('+') === 'hyper-per-task' ? 'pertask_' : ''}seed${SEED}.json`,
+    `results/hyperlora_trainer_${CONDITIONING === 'concat' ? '' : `${CONDITIONING}_`}${SHARED_A ? 'sharedA_' : ''}${HEAD_A_STD ? `headA${HEAD_A_STD}_` : ''}${HIDDEN ? `hidden${HIDDEN}_` : ''}${STEPS === 80 ? '' : `steps${STEPS}_`}${ARMS.join('+') === 'hyper-per-task' ? 'pertask_' : ''}seed${SEED}.json`,
   ),
   JSON.stringify(
     {
@@ -360,7 +368,7 @@ fs.writeFileSync(
       conditioning: CONDITIONING,
       sharedA: SHARED_A,
       headAStd: HEAD_A_STD || null,
-      headLrMult: HEAD_LR_MULT,
+      trainedBy: 'Trainer (one epoch of the same windows, shuffled by the seed)',
       hiddenOverride: HIDDEN || null,
       loraParams: budget,
       hidden,
