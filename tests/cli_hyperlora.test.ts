@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../src/tensor/tf.js';
@@ -259,5 +260,74 @@ test('train --method hyperlora: bad --conditions and conflicting flags are usage
   const mh = await cli('materialize', '--help');
   assert.equal(mh.code, 0);
   assert.match(mh.out, /--condition <string> +the condition to export/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Pinned before issue 14 moved the condition from token-type ids (offset by CONDITION_STRIDE, read
+ * back with dataSync) to `Example.condition` → `ModelInputs.condition`: the same run on cpu gives the
+ * same losses bit for bit and the same hypernetwork and materialised PEFT files byte for byte.
+ */
+const PINNED = {
+  log: [
+    ['train', 1, 14.860494613647461],
+    ['train', 2, 14.97501277923584],
+    ['train', 3, 14.675253868103027],
+    ['eval', 3, 14.00995785849435],
+    ['train', 4, 13.912899017333984],
+    ['train', 5, 13.196025848388672],
+    ['train', 6, 13.680415153503418],
+    ['eval', 6, 12.97092274257115],
+  ],
+  hypernetwork: 'd59d5cf10a282fb7',
+  materialised: { plain: 'dfc6909a79b482cb', reversed: '48bbb7fb17a99d3a' },
+  materialisedConfig: 'be9fa41f3f05463d',
+};
+
+test('train --method hyperlora on cpu: the losses and files of the run before the condition became data', async () => {
+  const dir = tmp();
+  const w = await tinyWorld(dir);
+  const { a, b } = twoSets(dir, w.text);
+  const run = path.join(dir, 'run');
+  const r = await cli(
+    'train',
+    ...['--model', w.model, '--method', 'hyperlora', '--conditions', `plain=${a},reversed=${b}`],
+    ...['--target-modules', 'q_proj,v_proj', '--r', '2', '--hyper-hidden', '8', '--max-length', '32'],
+    ...['--max-steps', '6', '--batch-size', '4', '--lr', '0.01', '--eval-limit', '8', '--backend', 'cpu'],
+    ...['-o', run, '--quiet', '--eval-every', '3'],
+  );
+  assert.equal(r.code, 0, r.err);
+  const log = fs
+    .readFileSync(path.join(run, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; step: number; loss: number })
+    .filter((l) => l.type !== 'meta')
+    .map((l) => [l.type, l.step, l.loss]);
+  assert.deepEqual(log, PINNED.log);
+  const sha = (f: string) =>
+    crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex').slice(0, 16);
+  assert.equal(sha(path.join(run, 'adapter/hyperlora_model.safetensors')), PINNED.hypernetwork);
+  for (const c of ['plain', 'reversed'] as const) {
+    const mat = path.join(dir, `m-${c}`);
+    const m = await cli(
+      'materialize',
+      ...[
+        '-m',
+        w.model,
+        '--adapter',
+        path.join(run, 'adapter'),
+        '--condition',
+        c,
+        '-o',
+        mat,
+        '--backend',
+        'cpu',
+      ],
+    );
+    assert.equal(m.code, 0, m.err);
+    assert.equal(sha(path.join(mat, 'adapter_model.safetensors')), PINNED.materialised[c], c);
+    assert.equal(sha(path.join(mat, 'adapter_config.json')), PINNED.materialisedConfig);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
