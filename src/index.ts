@@ -5,7 +5,18 @@
 export * from './errors.js';
 export { tf } from './tensor/tf.js';
 export * from './nn/index.js';
+export {
+  Linear4bit,
+  quantizeModel,
+  quantizeModelAsync,
+  onRequantize,
+  type QuantizeModelOptions,
+  type QuantizeModelReport,
+} from './nn/linear4bit.js';
+export { memoryByCategory, type MemoryByCategory } from './nn/memory_report.js';
+export * from './nn/linear4bit_report.js';
 export * from './models/index.js';
+export { corpusIds, windowedLoss } from './models/windowed_loss.js';
 export * from './tuners/index.js';
 export * from './training/index.js';
 export * from './io/index.js';

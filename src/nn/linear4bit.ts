@@ -167,7 +167,7 @@ let requantizeListener: ((layer: Linear4bit) => void) | null = null;
 
 /**
  * Sets the function called whenever a 4-bit weight is overwritten and re-quantised (a LoRA merge into
- * it: lossy, PEFT warns). Returns a function restoring the previous listener. tuners/qlora installs a
+ * it: lossy, PEFT warns). Returns a function restoring the previous listener. tuners/base/quantized.ts installs a
  * warning through it (nn/ cannot import the tuners' warning channel).
  *
  * @example const restore = onRequantize((l) => console.warn(`re-quantised ${l.outFeatures}×${l.inFeatures}`));

@@ -29,7 +29,7 @@ import { getPeftModel, PeftModel } from '../peft_model.js';
 import { LoraConfig } from '../lora/index.js';
 import { AdaLoraConfig } from '../adalora/index.js';
 import { HyperLoraConfig, HyperLoraModel } from '../hyperlora/index.js';
-import '../dora/index.js';
+import '../lora/dora.js';
 import type { PeftConfig } from './config.js';
 import { collectWarnings, setWarningHandler } from './warnings.js';
 import { keysKnownBy, OLDEST_PEFT, PEFT_KEYS, PEFT_RELEASES, savedAdapterConfig } from './peft_keys.js';

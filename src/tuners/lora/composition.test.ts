@@ -14,7 +14,7 @@ import { perturbAdapter } from '../../testing/tuner_matrix.js';
 import { getPeftModel, type PeftModel } from '../peft_model.js';
 import { AdaLoraConfig } from '../adalora/config.js';
 import '../adalora/index.js';
-import '../dora/index.js';
+import './dora.js';
 import { LoraConfig, LoraLinear, type LoraModel } from './index.js';
 import { addWeightedAdapter } from './weighted.js';
 import { mixedBatchForward, BASE_ADAPTER } from './mixed_batch.js';
