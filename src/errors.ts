@@ -1,5 +1,5 @@
 /**
- * Typed errors. User errors read `where: rule (got actual). fix.` (DESIGN.md §4); a broken invariant
+ * Typed errors. User errors read `where: rule (got actual). fix.` (docs/design.md "Errors, memory, determinism"); a broken invariant
  * throws `internal: …` through {@link internal}.
  *
  * @example

@@ -1,6 +1,6 @@
 /**
  * lowrank: parameter-efficient fine-tuning (AdaLoRA, LoRA, DoRA, QLoRA, HyperLoRA) in TypeScript.
- * The public API; CLI and web page are thin shells over it (DESIGN.md §3).
+ * The public API; CLI and web page are thin shells over it (docs/design.md "Public API").
  */
 export * from './errors.js';
 export { tf } from './tensor/tf.js';

@@ -1,7 +1,7 @@
 /**
  * `Linear4bit`: a frozen linear layer whose weight is held 4-bit (NF4/FP4, blocksize 64, optional
  * double quantisation) and dequantised on the fly in every forward (QLoRA paper §3; bitsandbytes
- * `nn.Linear4bit`, PEFT-SPEC §8). No fp32 copy of the weight outlives a call; the gradient with respect
+ * `nn.Linear4bit`, bitsandbytes nn/modules.py). No fp32 copy of the weight outlives a call; the gradient with respect
  * to the input dequantises again (see `linear4bit` in tensor/quant/op.ts). The bias stays f32.
  *
  * It implements {@link LinearLike}, so LoRA/AdaLoRA layers wrap it like a `Linear`, and merging into it

@@ -2,7 +2,7 @@ import { tf } from './tf.js';
 import { internal } from '../errors.js';
 
 /**
- * Runs `fn` and throws `internal:` if it leaves more live tensors than it found (DESIGN.md §4).
+ * Runs `fn` and throws `internal:` if it leaves more live tensors than it found (docs/design.md "Errors, memory, determinism").
  * `allowed` is the number of tensors `fn` is documented to hand back to the caller.
  *
  * @example

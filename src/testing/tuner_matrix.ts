@@ -1,5 +1,5 @@
 /**
- * Shared invariant checks for the tuner × model matrix (DESIGN.md §5; issue 4 "Must show"). Every
+ * Shared invariant checks for the tuner × model matrix (docs/design.md "Tests"; issue 4 "Must show"). Every
  * tuner (LoRA and its variants, AdaLoRA, QLoRA bases) runs the same checks through `registerTunerMatrix`:
  *
  *  1. a fresh adapter leaves outputs unchanged (skip with `freshIsIdentity: false`, e.g. init `false`);

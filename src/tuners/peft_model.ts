@@ -1,7 +1,7 @@
 /**
- * `PeftModel` and `getPeftModel` (PEFT peft_model.py; DESIGN.md §3): a model plus a tuner, with PEFT's
+ * `PeftModel` and `getPeftModel` (PEFT peft_model.py; docs/design.md "Public API"): a model plus a tuner, with PEFT's
  * names in camelCase. The tuner is the child `base_model` and the wrapped model its child `model`, so
- * parameter names are PEFT's `base_model.model.<path>`. Adapter files: PEFT-SPEC §5.
+ * parameter names are PEFT's `base_model.model.<path>`. Adapter files: PEFT utils/save_and_load.py.
  *
  * The tuner class comes from the registry (`registry.ts`) by `config.peftType`; PeftModel imports no
  * tuner. `trainableParameters()` (from Module) lists `[name, Variable]` with PEFT names
@@ -264,7 +264,7 @@ export class PeftModel extends Module {
   }
 
   /**
-   * AdaLoRA's rank allocation step (PEFT-SPEC §3.5); call once per optimizer step after the update.
+   * AdaLoRA's rank allocation step (PEFT adalora/model.py `update_and_allocate`); call once per optimizer step after the update.
    * Only tuners that implement it (AdaLoRA) accept it.
    */
   updateAndAllocate(globalStep: number, grads?: Map<string, Tensor>): void {
@@ -301,7 +301,7 @@ export class PeftModel extends Module {
     };
   }
 
-  /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2; see base/save_config.ts). */
+  /** The config as written to disk (PEFT config.py `save_pretrained`; see base/save_config.ts). */
   protected configForSave(adapter: string): PeftConfig {
     return configForSave(this.base_model.requireConfig(adapter), this.getBaseModel());
   }

@@ -84,7 +84,7 @@ class TinyMlp extends Module {
   }
 }
 
-test('forward adds orthRegWeight · R to the loss, only with a loss and a trainable adapter (spec §4)', () => {
+test('forward adds orthRegWeight · R to the loss, only with a loss and a trainable adapter (PEFT AdaLoraModel.forward)', () => {
   manualSeed(4);
   const peft = getPeftModel(
     new TinyMlp(),

@@ -1,5 +1,5 @@
 /**
- * AdaLoRA's rank allocator (paper arXiv 2303.10512 §3.2–3.3; PEFT-SPEC §3), a class of its own that is
+ * AdaLoRA's rank allocator (paper arXiv 2303.10512 §3.2–3.3; PEFT adalora/layer.py `RankAllocator`), a class of its own that is
  * driven by plain name → tensor maps so it can be checked without a model.
  *
  * Names are `namedParameters()` names of the wrapped model, e.g.

@@ -1,5 +1,5 @@
 /**
- * PEFT's adapter state-dict keys (PEFT-SPEC §5.1; save_and_load.py, tuners_utils 1652): which model
+ * PEFT's adapter state-dict keys (PEFT utils/save_and_load.py, tuners_utils 1652): which model
  * tensors belong to one adapter and the key each gets in `adapter_model.safetensors`
  * (`base_model.model.<module path>.<attr>[.<param>]`, adapter name removed). The selection is
  * structural (attributes of tuner layers except `base_layer`, as PEFT HEAD does since #3490).

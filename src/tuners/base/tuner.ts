@@ -146,7 +146,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
     return false;
   }
 
-  /** PEFT `inject_adapter` (PEFT-SPEC §6 target matching). */
+  /** PEFT `inject_adapter` (tuners_utils.py, target matching). */
   protected injectAdapter(adapter: string, config: C): void {
     const outputs = this.model instanceof PreTrainedModel ? this.model.outputModuleNames() : null;
     config.targetModules = resolveTargetModules(
@@ -333,7 +333,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
 
   /**
    * The tensors to save for `adapter` under their PEFT keys. The caller owns (disposes) the returned
-   * tensors. AdaLoRA overrides to trim by its rank pattern (PEFT-SPEC §5.3).
+   * tensors. AdaLoRA overrides to trim by its rank pattern (PEFT adalora/model.py).
    */
   adapterStateDictForSave(adapter: string): Map<string, Tensor> {
     const state = this.model.stateDict();

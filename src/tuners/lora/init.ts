@@ -1,5 +1,5 @@
 /**
- * Data-driven LoRA inits (PEFT-SPEC §6 "Init"): PiSSA (principal singular components of W become the
+ * Data-driven LoRA inits (PEFT lora/layer.py `pissa_init`, `olora_init`): PiSSA (principal singular components of W become the
  * adapter, the residual stays in the base) and OLoRA (QR of W) rewrite the base weight so that
  * `base + scaling·B·A` equals the original weight at init; LoftQ puts the base on the NF4 grid and
  * the adapter on the rank-r part of the quantisation error.

@@ -1,4 +1,4 @@
-/** LoRA layers on hand-checked numbers (PEFT-SPEC §6 forward, scaling, delta, embedding). */
+/** LoRA layers on hand-checked numbers (PEFT lora/layer.py forward, scaling, delta, embedding). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../tensor/tf.js';

@@ -1,8 +1,8 @@
 /**
  * LoRA variants (PEFT lora/variants.py): a variant changes how one adapter of a LoRA layer is
  * initialised, contributes to the forward pass and merges — DoRA is the variant behind `useDora`
- * (PEFT `use_dora=True`). The LoRA layer and model import no variant (docs/design.md, "The LoRA
- * variant registry"): a variant registers itself when its file is imported, e.g. `lora/dora.ts`:
+ * (PEFT `use_dora=True`). The LoRA layer and model import no variant: a variant registers itself
+ * when its file is imported, e.g. `lora/dora.ts` (docs/design.md "The LoRA variant registry"):
  *
  * @example
  * registerLoraVariant('dora', 'linear', doraLinearVariant);
