@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { COMMANDS } from '../src/cli/commands/index.js';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 import { recommend } from '../src/cli/commands/recommend.js';
 
 const DATA = path.resolve('../shared/data');

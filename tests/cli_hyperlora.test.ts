@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../src/tensor/tf.js';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 
 /** Two text sets of one alphabet with different statistics: the corpus, and each line reversed. */
 function twoSets(dir: string, text: string): { a: string; b: string } {

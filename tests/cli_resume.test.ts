@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI_ENTRY, tinyWorld, tmp } from './cli_helpers.js';
+import { CLI_ENTRY, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 
 const BIN = CLI_ENTRY;
 // Polling interval for the checkpoint marker; small against a training step, so the kill lands

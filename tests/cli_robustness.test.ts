@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI_ENTRY, cli, tinyWorld, tmp } from './cli_helpers.js';
+import { CLI_ENTRY, cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 
 /** Every file under `dir` (relative path → bytes as hex digest-free base64), folders included. */
 function snapshot(dir: string): Map<string, string> {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { saveModel } from '../src/models/load.js';
 import { manualSeed } from '../src/nn/init.js';

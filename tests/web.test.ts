@@ -16,6 +16,7 @@ import { modelFromConfig } from '../src/models/from_config.js';
 import { getPeftModel, LoraConfig, PeftModel } from '../src/tuners/index.js';
 import '../src/tuners/adalora/index.js'; // registers the ADALORA tuner for fromPretrained
 import { tf } from '../src/tensor/tf.js';
+import { maxDiff } from '../src/testing/compare.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
@@ -193,10 +194,10 @@ test(
     const node = Array.from(await logits.data());
     logits.dispose();
     assert.equal(node.length, probe.logits.length);
-    const maxDiff = Math.max(...node.map((x, i) => Math.abs(x - probe.logits[i]!)));
+    const diff = maxDiff(node, probe.logits);
     assert.ok(
-      maxDiff <= LOGIT_ATOL,
-      `Node logits match the page's (max |diff| ${maxDiff.toExponential(2)} > ${LOGIT_ATOL})`,
+      diff <= LOGIT_ATOL,
+      `Node logits match the page's (max |diff| ${diff.toExponential(2)} > ${LOGIT_ATOL})`,
     );
     // The adapter changed the outputs: the base alone gives different logits.
     const base = buildDemo('llama', 0).model;
@@ -207,7 +208,7 @@ test(
         .logits.slice([0, probe.inputIds.length - 1, 0], [1, 1, -1])
         .reshape([-1]);
     });
-    const baseDiff = Math.max(...Array.from(await baseLogits.data()).map((x, i) => Math.abs(x - node[i]!)));
+    const baseDiff = maxDiff(await baseLogits.data(), node);
     baseLogits.dispose();
     assert.ok(
       baseDiff > 100 * LOGIT_ATOL,

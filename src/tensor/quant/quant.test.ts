@@ -21,7 +21,7 @@ import {
   linear4bit,
   type QuantType,
 } from './index.js';
-import { lcgValues } from './testing.js';
+import { lcgValues } from '../../testing/lcg.js';
 
 const fixture = JSON.parse(
   fs.readFileSync(new URL('../../../tests/fixtures/nf4_reference.json', import.meta.url), 'utf8'),

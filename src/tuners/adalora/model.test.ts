@@ -17,9 +17,9 @@ import {
   disposeInputs,
   inputs,
   layers,
-  maxDiff,
   tinyLlama,
-} from './model_test_utils.js';
+} from '../../testing/adalora_llama.js';
+import { maxDiff } from '../../testing/compare.js';
 
 test('getPeftModel: SVD layers of rank initR, PEFT names, trainable A/B/E only, fresh adapter = base, loss gets the regulariser', () => {
   manualSeed(1);

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { buildPage } from '../web/serve.js';
-import type { PageBuildOptions } from '../web/vite.config.js';
+import { buildPage } from '../../web/serve.js';
+import type { PageBuildOptions } from '../../web/vite.config.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = fs.existsSync(CHROMIUM);

@@ -2,18 +2,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../src/cli/main.js';
-import type { CliIO } from '../src/cli/io.js';
+import { main } from '../cli/main.js';
+import type { CliIO } from '../cli/io.js';
 import {
   ALPHABET,
   charTokenizerFile,
   demoModelConfig,
   equationTsv,
   pretrainCorpus,
-} from '../src/cli/demo/language.js';
-import { modelFromConfig } from '../src/models/from_config.js';
-import { saveModel } from '../src/models/load.js';
-import { manualSeed } from '../src/nn/init.js';
+} from '../cli/demo/language.js';
+import { modelFromConfig } from '../models/from_config.js';
+import { saveModel } from '../models/load.js';
+import { manualSeed } from '../nn/init.js';
 
 /**
  * argv (after `node`) that runs the CLI from source in a child process, as `npm run lowrank` does
