@@ -73,7 +73,8 @@ for (const type of Object.keys(TINY_DECODERS)) {
       makeInputs: lmInputs,
       makeConfig: () =>
         new LoraConfig({ r: 2, loraAlpha: 4, targetModules: [...attnTargets, ...mlpTargets] }),
-      // merging into 4-bit re-quantises; the 4-bit merge is checked on a wider model in tuners/base/quantized.test.ts
+      // merging into 4-bit re-quantises; the 4-bit merge is checked on a wider model in
+      // tuners/base/quantized.test.ts
       noMerge: true,
     },
   );

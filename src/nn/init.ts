@@ -1,6 +1,7 @@
 /**
  * Seeded parameter initialisers (PyTorch's defaults) and the process-wide generator that
- * `manualSeed` resets, like `torch.manual_seed`: one seed fixes init and dropout (docs/design.md "Errors, memory, determinism").
+ * `manualSeed` resets, like `torch.manual_seed`: one seed fixes init and dropout (docs/design.md "Errors,
+ * memory, determinism").
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { Rng } from '../util/rng.js';

@@ -1,8 +1,8 @@
 /**
  * The browser twin of `tensor/backend.ts` (same exports; the web build swaps it in through the alias in
- * `web/vite.config.ts`, as it does for `io/source.ts`). docs/design.md "Backends": `auto` picks the fastest backend
- * that loads and says which; in a browser the order is WebGPU, then WebGL, then WASM, then tfjs's `cpu`.
- * Each is tried for real (a one-op smoke test after `setBackend`), and the report says why the faster
+ * `web/vite.config.ts`, as it does for `io/source.ts`). docs/design.md "Backends": `auto` picks the fastest
+ * backend that loads and says which; in a browser the order is WebGPU, then WebGL, then WASM, then tfjs's
+ * `cpu`. Each is tried for real (a one-op smoke test after `setBackend`), and the report says why the faster
  * ones were passed over, so the page can show it.
  *
  * Importing this file registers the webgpu and wasm backends with tfjs (webgl and cpu come with

@@ -255,8 +255,8 @@ export function unpackIndices(q: Quantized4bit): Uint8Array {
 }
 
 /**
- * `out[i] = code[idx[i]] · absmax[block(i)]` in f32 (bitsandbytes `dequantize_blockwise`). Writes into `out` when given (length
- * `numel`), so a caller can reuse one buffer.
+ * `out[i] = code[idx[i]] · absmax[block(i)]` in f32 (bitsandbytes `dequantize_blockwise`). Writes into `out`
+ * when given (length `numel`), so a caller can reuse one buffer.
  *
  * @example dequantize4bit(quantize4bit(w, [n])) // ≈ w, |error| ≤ absmax·(largest code gap)/2
  */

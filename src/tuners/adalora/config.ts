@@ -1,7 +1,7 @@
 /**
- * `AdaLoraConfig` (PEFT adalora/config.py): a `LoraConfig` plus AdaLoRA's schedule and allocator fields, validated
- * in PEFT's `__post_init__` order, plus the checks PEFT lacks (values PEFT accepts and later fails on):
- * `targetR < initR` (else the allocator's k ≤ 0 crashes), integer `deltaT ≥ 1` (else `step % 0`),
+ * `AdaLoraConfig` (PEFT adalora/config.py): a `LoraConfig` plus AdaLoRA's schedule and allocator fields,
+ * validated in PEFT's `__post_init__` order, plus the checks PEFT lacks (values PEFT accepts and later fails
+ * on): `targetR < initR` (else the allocator's k ≤ 0 crashes), integer `deltaT ≥ 1` (else `step % 0`),
  * `0 < beta < 1` (PEFT only asserts at model build), `tinit ≥ 0`, `tfinal ≥ 0`, and integer
  * `totalStep`, `initR`, `targetR`. LoRA fields AdaLoRA ignores (`r`, `useRslora`, `alphaPattern`,
  * `loraBias`, string `initLoraWeights`) produce a warning instead of being silently dropped.

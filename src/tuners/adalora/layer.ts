@@ -5,7 +5,8 @@
  * - `lora_A.<adapter>` [r, in] (Q, "right singular vectors"), `lora_E.<adapter>` [r, 1] (Λ),
  *   `lora_B.<adapter>` [out, r] (P): `ParameterDict` entries, so state-dict keys have no `.weight`.
  * - `ranknum.<adapter>` [1] = r, not trainable; it stays `initR` for the whole run (pruning only zeroes
- *   E entries; loading a trimmed adapter restores it, PEFT `resize_modules_by_rank_pattern`), so the scale never changes.
+ *   E entries; loading a trimmed adapter restores it, PEFT `resize_modules_by_rank_pattern`), so the scale
+ * never changes.
  * - scaling = `loraAlpha` (or r if `loraAlpha ≤ 0`), **not** alpha/r; the forward divides by
  *   f32(ranknum + 1e-5): `result += ((drop(x) @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5)`.
  * - init (any truthy `initLoraWeights`): E = 0, A, B ~ N(0, 0.02²), so a fresh adapter is the identity;
@@ -158,7 +159,8 @@ export class SVDLinear extends BaseTunerLayer {
   }
 
   /**
-   * `transpose(B @ (A∘E), fanInFanOut) · scaling / (ranknum + 1e-5)` (PEFT `SVDLinear.get_delta_weight`). Caller disposes.
+   * `transpose(B @ (A∘E), fanInFanOut) · scaling / (ranknum + 1e-5)` (PEFT `SVDLinear.get_delta_weight`).
+   * Caller disposes.
    * @example const d = layer.getDeltaWeight('default'); // [out, in] (or [in, out] with fanInFanOut)
    */
   getDeltaWeight(adapter: string): Tensor {
@@ -233,8 +235,8 @@ export class SVDLinear extends BaseTunerLayer {
 }
 
 /**
- * AdaLoRA's `_create_new_module` (PEFT adalora/model.py): an `SVDLinear` for a linear-like target; Embedding and
- * anything else are rejected with a clear error. The layer takes `fanInFanOut` from the base module
+ * AdaLoRA's `_create_new_module` (PEFT adalora/model.py): an `SVDLinear` for a linear-like target; Embedding
+ * and anything else are rejected with a clear error. The layer takes `fanInFanOut` from the base module
  * (GPT-2's Conv1D is a `Linear` with `fanInFanOut`); returns whether the config's flag had to change.
  *
  * @example const { layer } = createSvdModule(model.getSubmodule('bert.encoder.layer.0.attention.self.query'), 'default', opts, false, name);
@@ -270,7 +272,8 @@ export function createSvdModule(
       'remove it from targetModules',
     );
   }
-  // PEFT warns and flips the config flag (adalora/model.py `_create_new_module`); the layer follows the module's real layout.
+  // PEFT warns and flips the config flag (adalora/model.py `_create_new_module`); the layer follows the
+  // module's real layout.
   const fanInFanOut = reconcileFanInFanOut(configFanInFanOut, base, name);
   return { layer: new SVDLinear(base, adapter, opts), fanInFanOut };
 }

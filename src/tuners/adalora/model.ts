@@ -1,7 +1,8 @@
 /**
- * `AdaLoraModel` (PEFT adalora/model.py: module wrapping, model-level checks, `update_and_allocate`, orthogonal loss, rank-pattern resizing): `LoraModel` with
- * `SVDLinear` layers of rank `initR`, one trainable adapter with its rank allocator, the orthogonal
- * regulariser added to the model's loss, and save/load by rank pattern.
+ * `AdaLoraModel` (PEFT adalora/model.py: module wrapping, model-level checks, `update_and_allocate`,
+ * orthogonal loss, rank-pattern resizing): `LoraModel` with `SVDLinear` layers of rank `initR`, one trainable
+ * adapter with its rank allocator, the orthogonal regulariser added to the model's loss, and save/load by
+ * rank pattern.
  *
  * Better than PEFT, on purpose:
  * - inference-mode adapters never touch the regulariser or the allocator (PEFT #571 crashed when a
@@ -147,8 +148,8 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
   }
 
   /**
-   * AdaLoRA's step (PEFT `update_and_allocate`): call once per optimizer step, after the update, with the 0-based step
-   * and the gradients of that step (by parameter name or tfjs variable name; needed before
+   * AdaLoRA's step (PEFT `update_and_allocate`): call once per optimizer step, after the update, with the
+   * 0-based step and the gradients of that step (by parameter name or tfjs variable name; needed before
    * `totalStep − tfinal`). See `allocation.ts` for the three phases.
    * @example const info = tuner.updateAndAllocate(step, grads); // { phase, budget, masked, ranks }
    */
@@ -199,8 +200,9 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
   }
 
   /**
-   * Adapter tensors trimmed by the rank pattern, without `ranknum` (PEFT utils/save_and_load.py); stores the pattern with
-   * keys without `.<adapter>` in the config, as PEFT does, so `adapter_config.json` matches PEFT's.
+   * Adapter tensors trimmed by the rank pattern, without `ranknum` (PEFT utils/save_and_load.py); stores the
+   * pattern with keys without `.<adapter>` in the config, as PEFT does, so `adapter_config.json` matches
+   * PEFT's.
    */
   override adapterStateDictForSave(adapter: string): Map<string, Tensor> {
     const cfg = this.requireConfig(adapter);

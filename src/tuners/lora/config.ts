@@ -6,7 +6,8 @@
  *
  * EXTENSION POINTS:
  *  - the fields are declared once in `LORA_FIELDS` (tuners/base/config.ts explains the builder).
- *  - `AdaLoraConfig extends LoraConfig` (as in PEFT adalora/config.py): append to `static fields`, override `postInit()`
+ *  - `AdaLoraConfig extends LoraConfig` (as in PEFT adalora/config.py): append to `static fields`, override
+ * `postInit()`
  *    (call `super.postInit()` first, then set `peftType = 'ADALORA'`), and override
  *    `validateRank()` (AdaLoRA ignores `r`, so its check differs).
  *  - `useDora: true` is resolved at layer creation through the variant registry
