@@ -15,6 +15,14 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = fs.existsSync(CHROMIUM);
 export const chromiumSkip = haveChromium ? false : `needs ${CHROMIUM} (apt-get install -y chromium)`;
 export const ARTIFACTS = path.resolve('test-artifacts');
+/** Chromium flags of every browser test: no sandbox (containers), no GPU, no network chatter. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+];
 
 const builds: string[] = [];
 
@@ -37,13 +45,7 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
+    args: CHROMIUM_ARGS,
   });
 }
 
