@@ -40,7 +40,7 @@ import type { Example } from '../src/training/data/dataset.js';
 import { getPeftModel, PeftModel } from '../src/tuners/peft_model.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { HyperLoraConfig, HyperLoraModel, HyperNetwork } from '../src/tuners/hyperlora/index.js';
-import { corpusIds } from '../src/tuners/qlora/report.js';
+import { corpusIds } from '../src/models/windowed_loss.js';
 
 const DATA = path.resolve(import.meta.dirname, '../../shared/data');
 const MODEL = `${DATA}/models/stories260K/stories260K.bin`;

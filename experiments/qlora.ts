@@ -26,7 +26,7 @@ import {
   quantizationErrors,
   corpusIds,
   windowedLoss,
-} from '../src/tuners/qlora/index.js';
+} from '../src/index.js';
 import { DATA, STORIES260K, hasFlag, numberArg } from './script_args.js';
 
 const MODEL = STORIES260K;

@@ -19,7 +19,7 @@ import { Linear4bit } from '../src/nn/linear4bit.js';
 import { loadModel } from '../src/models/load.js';
 import { dequantize4bit, quantize4bit, registerDequantKernel } from '../src/tensor/quant/index.js';
 import { nativeDequantKernel } from '../src/tensor/quant/native.js';
-import { lcgValues } from '../src/tensor/quant/testing.js';
+import { lcgValues } from '../src/testing/lcg.js';
 
 const args = process.argv.slice(2);
 const REPS = Number(args[args.indexOf('--reps') + 1] || 21);

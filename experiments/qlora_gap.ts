@@ -33,7 +33,7 @@ import {
   corpusIds,
   windowedLoss,
   denseLinearWeights,
-} from '../src/tuners/qlora/index.js';
+} from '../src/index.js';
 import { DATA, STORIES260K, numberArg } from './script_args.js';
 
 const MODEL = STORIES260K;

@@ -18,7 +18,7 @@ import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { getPeftModel } from '../src/tuners/peft_model.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
-import { quantizeModel, corpusIds, windowedLoss, memoryByCategory } from '../src/tuners/qlora/index.js';
+import { quantizeModel, corpusIds, windowedLoss, memoryByCategory } from '../src/index.js';
 import { DATA, STORIES260K, numberArg } from './script_args.js';
 
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

@@ -21,8 +21,8 @@ for need in package/bin/lowrank.js package/dist/cli/bin.js package/dist/index.js
   package/native/binding.gyp package/scripts/install-native.mjs; do
   grep -qx "$need" <<<"$listing" || { echo "pack-check: $need missing from the tarball" >&2; exit 1; }
 done
-if grep -E '^package/(src|tests)/|\.test\.(js|d\.ts)$' <<<"$listing"; then
-  echo "pack-check: the tarball ships sources or tests (above)" >&2
+if grep -E '^package/(src|tests|dist/testing)/|\.test\.(js|d\.ts)$' <<<"$listing"; then
+  echo "pack-check: the tarball ships sources, tests or test helpers (above)" >&2
   exit 1
 fi
 echo "$(wc -l <<<"$listing") files, $(du -h "$tarball" | cut -f1)"

@@ -1,6 +1,6 @@
 /**
- * Typed errors. User errors read `where: rule (got actual). fix.` (DESIGN.md §4); a broken invariant
- * throws `internal: …` through {@link internal}.
+ * Typed errors. User errors read `where: rule (got actual). fix.` (docs/design.md "Errors, memory,
+ * determinism"); a broken invariant throws `internal: …` through {@link internal}.
  *
  * @example
  * throw new ConfigError('AdaLoraConfig.targetR', 'must be smaller than initR', 12, 'lower targetR or raise initR');

@@ -1,11 +1,22 @@
 /**
  * lowrank: parameter-efficient fine-tuning (AdaLoRA, LoRA, DoRA, QLoRA, HyperLoRA) in TypeScript.
- * The public API; CLI and web page are thin shells over it (DESIGN.md §3).
+ * The public API; CLI and web page are thin shells over it (docs/design.md "Public API").
  */
 export * from './errors.js';
 export { tf } from './tensor/tf.js';
 export * from './nn/index.js';
+export {
+  Linear4bit,
+  quantizeModel,
+  quantizeModelAsync,
+  onRequantize,
+  type QuantizeModelOptions,
+  type QuantizeModelReport,
+} from './nn/linear4bit.js';
+export { memoryByCategory, type MemoryByCategory } from './nn/memory_report.js';
+export * from './nn/linear4bit_report.js';
 export * from './models/index.js';
+export { corpusIds, windowedLoss } from './models/windowed_loss.js';
 export * from './tuners/index.js';
 export * from './training/index.js';
 export * from './io/index.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { COMMANDS } from '../src/cli/commands/index.js';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, flags, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 import { recommend } from '../src/cli/commands/recommend.js';
 
 const DATA = path.resolve('../shared/data');
@@ -59,31 +59,20 @@ test('bad files exit 1 with file, line and reason', async () => {
   fs.writeFileSync(bad, 'sentence\tlabel\n1+1=2.\t1\n2+2=4.\n');
   r = await cli(
     'train',
-    '-m',
-    w.model,
-    '--data',
-    bad,
-    '--backend',
-    'cpu',
-    '-o',
-    path.join(dir, 'run-bad'),
-    '-q',
+    ...flags({ m: w.model, data: bad, backend: 'cpu', o: path.join(dir, 'run-bad'), q: true }),
   );
   assert.equal(r.code, 1);
   assert.match(r.err, /bad\.tsv:3: expected 2 fields/);
   r = await cli(
     'train',
-    '-m',
-    path.join(dir, 'missing'),
-    '--tokenizer',
-    path.join(w.model, 'tok.bin'),
-    '--data',
-    w.train,
-    '--backend',
-    'cpu',
-    '-o',
-    path.join(dir, 'run-missing'),
-    '-q',
+    ...flags({
+      m: path.join(dir, 'missing'),
+      tokenizer: path.join(w.model, 'tok.bin'),
+      data: w.train,
+      backend: 'cpu',
+      o: path.join(dir, 'run-missing'),
+      q: true,
+    }),
   );
   assert.equal(r.code, 1);
   assert.match(r.err, /missing/);
@@ -155,22 +144,16 @@ test('train (AdaLoRA) → inspect → eval → generate --adapter → merge → 
   );
   let r = await cli(
     'train',
-    '--config',
-    cfg,
-    '--max-steps',
-    '12',
-    '--eval-every',
-    '6',
-    '--save-every',
-    '4',
-    '--lr',
-    '0.01',
-    '--backend',
-    'cpu',
-    '-o',
-    out,
-    '--target-modules',
-    'q_proj,v_proj,down_proj',
+    ...flags({
+      config: cfg,
+      'max-steps': 12,
+      'eval-every': 6,
+      'save-every': 4,
+      lr: 0.01,
+      backend: 'cpu',
+      o: out,
+      'target-modules': 'q_proj,v_proj,down_proj',
+    }),
   );
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /steps: 12 /); // the flag won over the file's 100
@@ -205,15 +188,7 @@ test('train (AdaLoRA) → inspect → eval → generate --adapter → merge → 
 
   r = await cli(
     'eval',
-    '-m',
-    w.model,
-    '--adapter',
-    path.join(out, 'adapter'),
-    '--data',
-    w.dev,
-    '--backend',
-    'cpu',
-    '--json',
+    ...flags({ m: w.model, adapter: path.join(out, 'adapter'), data: w.dev, backend: 'cpu', json: true }),
   );
   assert.equal(r.code, 0, r.err);
   const ev = JSON.parse(r.out);
@@ -222,53 +197,31 @@ test('train (AdaLoRA) → inspect → eval → generate --adapter → merge → 
   const lm = path.join(dir, 'lm');
   r = await cli(
     'train',
-    '-m',
-    w.model,
-    '--data',
-    w.text,
-    '--method',
-    'lora',
-    '--r',
-    '2',
-    '--max-length',
-    '32',
-    '--max-steps',
-    '4',
-    '--backend',
-    'cpu',
-    '-o',
-    lm,
-    '-q',
-    '--no-report',
+    ...flags({
+      m: w.model,
+      data: w.text,
+      method: 'lora',
+      '--r': 2,
+      'max-length': 32,
+      'max-steps': 4,
+      backend: 'cpu',
+      o: lm,
+      q: true,
+      'no-report': true,
+    }),
   );
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /perplexity/);
   r = await cli(
     'generate',
-    '-m',
-    w.model,
-    '--adapter',
-    path.join(lm, 'adapter'),
-    '-p',
-    '1+2=',
-    '-n',
-    '5',
-    '--backend',
-    'cpu',
+    ...flags({ m: w.model, adapter: path.join(lm, 'adapter'), p: '1+2=', n: 5, backend: 'cpu' }),
   );
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.startsWith('1+2='), r.out);
   const merged = path.join(dir, 'merged');
   r = await cli(
     'merge',
-    '-m',
-    w.model,
-    '--adapter',
-    path.join(lm, 'adapter'),
-    '-o',
-    merged,
-    '--backend',
-    'cpu',
+    ...flags({ m: w.model, adapter: path.join(lm, 'adapter'), o: merged, backend: 'cpu' }),
   );
   assert.equal(r.code, 0, r.err);
   assert.ok(
@@ -283,16 +236,7 @@ test('train (AdaLoRA) → inspect → eval → generate --adapter → merge → 
       : (
           await cli(
             'generate',
-            '-m',
-            w.model,
-            '--adapter',
-            path.join(lm, 'adapter'),
-            '-p',
-            '1+2=',
-            '-n',
-            '5',
-            '--backend',
-            'cpu',
+            ...flags({ m: w.model, adapter: path.join(lm, 'adapter'), p: '1+2=', n: 5, backend: 'cpu' }),
           )
         ).out,
   );
@@ -326,13 +270,8 @@ test('train --quantize nf4 (QLoRA): 4-bit frozen base, fp32 LoRA adapter; refuse
   assert.equal(cfg.peft_type, 'LORA');
   const full = await cli(
     'train',
+    ...flags({ method: 'full', quantize: 'nf4', o: path.join(dir, 'f') }),
     ...common,
-    '--method',
-    'full',
-    '--quantize',
-    'nf4',
-    '-o',
-    path.join(dir, 'f'),
   );
   assert.equal(full.code, 2);
   assert.match(full.err, /--quantize: a 4-bit base is frozen/);
@@ -349,16 +288,8 @@ test('train/eval classify with a decoder whose config has no pad_token_id (llama
   const common = ['--data', w.train, '--batch-size', '4', '--backend', 'cpu'];
   const r = await cli(
     'train',
-    '-m',
-    w.model,
+    ...flags({ m: w.model, method: 'lora', 'max-steps': 2, o: out, quiet: true }),
     ...common,
-    '--method',
-    'lora',
-    '--max-steps',
-    '2',
-    '-o',
-    out,
-    '--quiet',
   );
   assert.equal(r.code, 0, r.err);
   const e = await cli('eval', '-m', w.model, '--adapter', path.join(out, 'adapter'), ...common.slice(0, 4));
@@ -372,16 +303,13 @@ test(
     const dir = path.join(DATA, 'models/stories260K');
     const r = await cli(
       'generate',
-      '--model',
-      path.join(dir, 'stories260K.bin'),
-      '--tokenizer',
-      path.join(dir, 'tok512.bin'),
-      '--prompt',
-      'Once upon a time',
-      '--steps',
-      '256',
-      '--temperature',
-      '0',
+      ...flags({
+        model: path.join(dir, 'stories260K.bin'),
+        tokenizer: path.join(dir, 'tok512.bin'),
+        prompt: 'Once upon a time',
+        steps: 256,
+        temperature: 0,
+      }),
     );
     assert.equal(r.code, 0, r.err);
     const oracle = JSON.parse(fs.readFileSync(path.join(dir, 'oracle.json'), 'utf8'));
@@ -390,12 +318,7 @@ test(
       (
         await cli(
           'generate',
-          '--model',
-          path.join(dir, 'stories260K.bin'),
-          '--steps',
-          '2',
-          '-p',
-          'Once upon a time',
+          ...flags({ model: path.join(dir, 'stories260K.bin'), steps: 2, p: 'Once upon a time' }),
         )
       ).code,
       2,

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tmp } from './cli_helpers.js';
+import { tmp } from '../src/testing/cli_runner.js';
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { manualSeed } from '../src/nn/init.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../src/tensor/tf.js';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 import type { CellResult } from '../src/experiments/cell.js';
 
 /** The suite: a causal-LM text task and a GLUE-style table task; budget 1100 = LoRA r 2 on all linear layers. */

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../src/tensor/tf.js';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, flags, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 
 /** Two text sets of one alphabet with different statistics: the corpus, and each line reversed. */
 function twoSets(dir: string, text: string): { a: string; b: string } {
@@ -190,12 +190,7 @@ test('train --method hyperlora: bad --conditions and conflicting flags are usage
   const train = async (re: RegExp, ...extra: string[]) => {
     const r = await cli(
       'train',
-      '--model',
-      w.model,
-      '--backend',
-      'cpu',
-      '-o',
-      path.join(dir, `r${k++}`),
+      ...flags({ model: w.model, backend: 'cpu', o: path.join(dir, `r${k++}`) }),
       ...extra,
     );
     assert.equal(r.code, 2, `${extra.join(' ')}: ${r.err}`);

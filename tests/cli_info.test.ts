@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { cli, tmp } from './cli_helpers.js';
+import { cli, tmp } from '../src/testing/cli_runner.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { saveModel } from '../src/models/load.js';
 import { manualSeed } from '../src/nn/init.js';

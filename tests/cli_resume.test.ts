@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI_ENTRY, tinyWorld, tmp } from './cli_helpers.js';
+import { ADALORA_FLAGS, CLI_ENTRY, flags, tinyWorld, tmp, worldFlags } from '../src/testing/cli_runner.js';
 
 const BIN = CLI_ENTRY;
 // Polling interval for the checkpoint marker; small against a training step, so the kill lands
@@ -14,38 +14,21 @@ function trainArgs(w: { model: string; train: string; dev: string }, out: string
   return [
     ...BIN,
     'train',
-    '-m',
-    w.model,
-    '--data',
-    w.train,
-    '--eval-data',
-    w.dev,
-    '--method',
-    'adalora',
-    '--init-r',
-    '4',
-    '--target-r',
-    '2',
-    '--target-modules',
-    'q_proj,v_proj,up_proj',
-    '--max-steps',
-    '16',
-    '--save-every',
-    '2',
-    '--eval-every',
-    '5',
-    '--batch-size',
-    '8',
-    '--lr',
-    '0.01',
-    '--lora-dropout',
-    '0.1',
-    '--backend',
-    'cpu',
-    '-q',
-    '--no-report',
-    '-o',
-    out,
+    ...flags({
+      ...worldFlags(w),
+      ...ADALORA_FLAGS,
+      'target-modules': 'q_proj,v_proj,up_proj',
+      'max-steps': 16,
+      'save-every': 2,
+      'eval-every': 5,
+      'batch-size': 8,
+      lr: 0.01,
+      'lora-dropout': 0.1,
+      backend: 'cpu',
+      q: true,
+      'no-report': true,
+      o: out,
+    }),
   ];
 }
 

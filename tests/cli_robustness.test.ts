@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI_ENTRY, cli, tinyWorld, tmp } from './cli_helpers.js';
+import {
+  ADALORA_FLAGS,
+  CLI_ENTRY,
+  cli,
+  flags,
+  tinyWorld,
+  tmp,
+  worldFlags,
+} from '../src/testing/cli_runner.js';
 
 /** Every file under `dir` (relative path → bytes as hex digest-free base64), folders included. */
 function snapshot(dir: string): Map<string, string> {
@@ -194,12 +202,7 @@ test('robustness table: an existing run is refused before tokenising (no cache),
   // trailing slash: paths printed without //
   r = await cli(
     'train',
-    '-m',
-    w.model,
-    '--data',
-    w.train,
-    '-o',
-    path.join(dir, 'fresh') + '/',
+    ...flags({ m: w.model, data: w.train, o: path.join(dir, 'fresh') + '/' }),
     ...TRAIN_TINY,
   );
   assert.equal(r.code, 0, r.err);
@@ -212,36 +215,20 @@ test('robustness table: resume skips a truncated newest checkpoint, names it, en
   const out = path.join(dir, 'run');
   const args = [
     'train',
-    '-m',
-    w.model,
-    '--data',
-    w.train,
-    '--eval-data',
-    w.dev,
-    '--method',
-    'adalora',
-    '--init-r',
-    '4',
-    '--target-r',
-    '2',
-    '--max-steps',
-    '6',
-    '--save-every',
-    '2',
-    '--keep-checkpoints',
-    '2',
-    '--eval-every',
-    '0',
-    '--batch-size',
-    '8',
-    '--lr',
-    '0.01',
-    '--backend',
-    'cpu',
-    '-q',
-    '--no-report',
-    '-o',
-    out,
+    ...flags({
+      ...worldFlags(w),
+      ...ADALORA_FLAGS,
+      'max-steps': 6,
+      'save-every': 2,
+      'keep-checkpoints': 2,
+      'eval-every': 0,
+      'batch-size': 8,
+      lr: 0.01,
+      backend: 'cpu',
+      q: true,
+      'no-report': true,
+      o: out,
+    }),
   ];
   let r = await cli(...args);
   assert.equal(r.code, 0, r.err);
@@ -281,16 +268,7 @@ test('robustness table: merge never writes into the base model folder or a non-e
   const run = path.join(dir, 'run');
   let r = await cli(
     'train',
-    '-m',
-    w.model,
-    '--data',
-    w.text,
-    '--task',
-    'causal_lm',
-    '--max-length',
-    '16',
-    '-o',
-    run,
+    ...flags({ m: w.model, data: w.text, task: 'causal_lm', 'max-length': 16, o: run }),
     ...TRAIN_TINY,
   );
   assert.equal(r.code, 0, r.err);

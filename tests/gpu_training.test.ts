@@ -17,6 +17,7 @@ import { PeftModel } from '../src/tuners/index.js';
 import '../src/tuners/adalora/index.js';
 import { tf } from '../src/tensor/tf.js';
 import { ARTIFACTS } from './conformance/report.js';
+import { maxDiff } from '../src/testing/compare.js';
 
 const STEPS = 20;
 /** 20 AdamW steps at lr 0.01 from float32 results that differ in the last bits (issue 12's later-step bar). */
@@ -79,7 +80,7 @@ for (const arch of ['llama', 'bert'] as const)
         ];
         for (const backend of ['webgpu', 'webgl']) {
           const r = await run(backend);
-          const diff = Math.max(...r.losses.map((l, i) => Math.abs(l - wasm.losses[i]!)));
+          const diff = maxDiff(r.losses, wasm.losses);
           line.push(`${backend} max |Δloss| ${diff.toExponential(1)} (${r.msPerStep.toFixed(0)} ms/step)`);
           assert.equal(r.losses.length, STEPS);
           assert.ok(diff <= LOSS_ATOL, `${backend} vs wasm: max loss difference ${diff}`);
@@ -87,7 +88,7 @@ for (const arch of ['llama', 'bert'] as const)
             assert.deepEqual(r.ranks, wasm.ranks, `${backend}: AdaLoRA kept the same ranks as wasm`);
           if (backend === 'webgpu') {
             const node = await nodeLogits(arch, r.files);
-            const d = Math.max(...node.map((v, i) => Math.abs(v - r.logits[i]!)));
+            const d = maxDiff(node, r.logits);
             line.push(`WebGPU adapter in Node: max |Δlogit| ${d.toExponential(1)}`);
             assert.ok(d <= LOGIT_ATOL, `WebGPU adapter in Node: logits differ by ${d}`);
           }

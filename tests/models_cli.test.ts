@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cli, tinyWorld, tmp } from './cli_helpers.js';
+import { cli, flags, tinyWorld, tmp } from '../src/testing/cli_runner.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { saveModel } from '../src/models/load.js';
 import { manualSeed } from '../src/nn/init.js';
@@ -110,26 +110,19 @@ test('lowrank train / eval / merge on tiny Qwen2, Mistral, Gemma, Gemma 2, Phi-3
       const run = path.join(dir, `run-${type}`);
       let r = await cli(
         'train',
-        '-m',
-        model,
-        '--data',
-        w.train,
-        '--method',
-        'lora',
-        '--r',
-        '2',
-        '--max-steps',
-        '3',
-        '--batch-size',
-        '8',
-        '--max-length',
-        '64',
-        '--backend',
-        'cpu',
-        '-o',
-        run,
-        '-q',
-        '--no-report',
+        ...flags({
+          m: model,
+          data: w.train,
+          method: 'lora',
+          '--r': 2,
+          'max-steps': 3,
+          'batch-size': 8,
+          'max-length': 64,
+          backend: 'cpu',
+          o: run,
+          q: true,
+          'no-report': true,
+        }),
       );
       assert.equal(r.code, 0, `${type} train: ${r.err}`);
       r = await cli(

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../src/tensor/tf.js';
-import { nativeAvailable } from '../src/tensor/native/testing.js';
+import { nativeAvailable } from '../src/testing/backend_parity.js';
 import { BertForSequenceClassification } from '../src/models/bert_classification.js';
 import { manualSeed } from '../src/nn/init.js';
 import { AdamW } from '../src/training/optim.js';

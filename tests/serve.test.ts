@@ -14,7 +14,7 @@ import { createServer, type LowrankServer } from '../src/serve/index.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { PeftModel } from '../src/tuners/index.js';
-import { CHAT_TEMPLATE, serveWorld, type World } from './serve_helpers.js';
+import { CHAT_TEMPLATE, serveWorld, type World } from '../src/testing/serve_world.js';
 
 /** Server log-probabilities are float64 log-softmax of the same float32 logits (up to BLAS order). */
 const LOGPROB_ATOL = 1e-4;

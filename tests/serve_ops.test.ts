@@ -23,8 +23,8 @@ import { getPeftModel, PeftModel } from '../src/tuners/index.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { perturbAdapter } from '../src/testing/tuner_matrix.js';
 import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
-import { CLI_ENTRY, cli } from './cli_helpers.js';
-import { serveWorld, tmp, type World } from './serve_helpers.js';
+import { CLI_ENTRY, cli } from '../src/testing/cli_runner.js';
+import { serveWorld, tmp, type World } from '../src/testing/serve_world.js';
 
 /** Softmax scores through the server vs the library forward: same kernels, float32. */
 const SCORE_ATOL = 1e-6;

@@ -13,8 +13,8 @@ import { createServer, type LowrankServer } from '../src/serve/index.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { generate } from '../src/models/generate.js';
-import { cli } from './cli_helpers.js';
-import { libraryGreedy, serveWorld, type World } from './serve_helpers.js';
+import { cli } from '../src/testing/cli_runner.js';
+import { libraryGreedy, serveWorld, type World } from '../src/testing/serve_world.js';
 
 const ADAPTERS = ['base', 'lora_a', 'lora_b', 'lora_norm', 'dora', 'adalora'];
 let world: World;

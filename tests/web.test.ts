@@ -16,9 +16,18 @@ import { modelFromConfig } from '../src/models/from_config.js';
 import { getPeftModel, LoraConfig, PeftModel } from '../src/tuners/index.js';
 import '../src/tuners/adalora/index.js'; // registers the ADALORA tuner for fromPretrained
 import { tf } from '../src/tensor/tf.js';
+import { maxDiff } from '../src/testing/compare.js';
+import {
+  ARTIFACTS,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  haveChromium,
+  waitOrPageError,
+} from '../src/testing/web_page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
+/** Waits until `done` holds in the test's page or `#error` shows (src/testing/web_page.ts). */
+const waitOn = (what: string, done: string, timeout?: number) => waitOrPageError(page, what, done, timeout);
+
 if (!haveChromium) console.log(`# web e2e skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
 /** Steps of the AdaLoRA run: enough masking steps for ranks to differ, short enough for CI. */
@@ -30,7 +39,6 @@ const MIN_LOSS_DROP = 0.15; // observed ~22% over 30 steps at lr 0.02
  * float32 sums in different orders over hidden size 32 and 3 layers differ by ~1e-6 relative.
  */
 const LOGIT_ATOL = 1e-4;
-const ARTIFACTS = path.resolve('test-artifacts');
 
 let server: Server | undefined;
 let url = '';
@@ -49,15 +57,7 @@ before(async () => {
     headless: true,
     acceptDownloads: true,
     viewport: { width: 1280, height: 1000 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS, '--disable-component-update', '--disable-sync'],
   });
   try {
     await buildPage();
@@ -78,13 +78,6 @@ after(async () => {
   server?.close();
 });
 
-/** Waits until `#error` shows or `done()` holds in the page; fails with the page's error text. */
-async function waitOrPageError(what: string, done: string, timeout = 60_000): Promise<void> {
-  await page.waitForFunction(`(${done}) || !document.querySelector('#error').hidden`, null, { timeout });
-  const err = await page.locator('#error').isVisible();
-  if (err) assert.fail(`${what}: the page shows an error: ${await page.textContent('#error')}`);
-}
-
 test(
   'web page: demo model, AdaLoRA training, heatmap, download, Node parity',
   { skip: haveChromium ? false : `needs ${CHROMIUM}`, timeout: 180_000 },
@@ -95,7 +88,7 @@ test(
     await page.check('input[name="model-kind"][value="demo"]');
     await page.selectOption('#demo-arch', 'llama');
     await page.click('#load-model');
-    await waitOrPageError('load demo', `document.querySelector('#model-info').textContent.includes('llama')`);
+    await waitOn('load demo', `document.querySelector('#model-info').textContent.includes('llama')`);
 
     await page.selectOption('#method', 'adalora');
     await page.fill('#steps', String(TRAIN_STEPS));
@@ -105,11 +98,7 @@ test(
     await page.fill('#lr', '0.02');
     lap('demo model loaded');
     await page.click('#train');
-    await waitOrPageError(
-      'train',
-      `document.querySelector('#train-state').dataset.state === 'done'`,
-      120_000,
-    );
+    await waitOn('train', `document.querySelector('#train-state').dataset.state === 'done'`, 120_000);
     lap(`trained ${TRAIN_STEPS} steps`);
 
     const losses = JSON.parse((await page.getAttribute('#loss-chart', 'data-losses')) ?? '[]') as [
@@ -145,7 +134,7 @@ test(
     await page.fill('#prompt', 'the cat sat on');
     await page.fill('#max-new', '4');
     await page.click('#run');
-    await waitOrPageError('probe', `!!document.querySelector('#probe-logits').dataset.result`);
+    await waitOn('probe', `!!document.querySelector('#probe-logits').dataset.result`);
     const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     assert.equal(probe.adapter, 'ada');
     lap('probed');
@@ -193,10 +182,10 @@ test(
     const node = Array.from(await logits.data());
     logits.dispose();
     assert.equal(node.length, probe.logits.length);
-    const maxDiff = Math.max(...node.map((x, i) => Math.abs(x - probe.logits[i]!)));
+    const diff = maxDiff(node, probe.logits);
     assert.ok(
-      maxDiff <= LOGIT_ATOL,
-      `Node logits match the page's (max |diff| ${maxDiff.toExponential(2)} > ${LOGIT_ATOL})`,
+      diff <= LOGIT_ATOL,
+      `Node logits match the page's (max |diff| ${diff.toExponential(2)} > ${LOGIT_ATOL})`,
     );
     // The adapter changed the outputs: the base alone gives different logits.
     const base = buildDemo('llama', 0).model;
@@ -207,7 +196,7 @@ test(
         .logits.slice([0, probe.inputIds.length - 1, 0], [1, 1, -1])
         .reshape([-1]);
     });
-    const baseDiff = Math.max(...Array.from(await baseLogits.data()).map((x, i) => Math.abs(x - node[i]!)));
+    const baseDiff = maxDiff(await baseLogits.data(), node);
     baseLogits.dispose();
     assert.ok(
       baseDiff > 100 * LOGIT_ATOL,
@@ -249,10 +238,7 @@ test(
     await page.click('#error-close');
     await page.check('input[name="model-kind"][value="demo"]');
     await page.click('#load-model');
-    await waitOrPageError(
-      'reload demo',
-      `document.querySelector('#model-info').textContent.includes('llama')`,
-    );
+    await waitOn('reload demo', `document.querySelector('#model-info').textContent.includes('llama')`);
     const wide = modelFromConfig({ ...demoConfig('llama'), hidden_size: 48, intermediate_size: 96 });
     const mismatched = path.join(bad, 'wide-adapter');
     await getPeftModel(wide, new LoraConfig({ r: 4, taskType: 'CAUSAL_LM' })).savePretrained(mismatched);
@@ -306,7 +292,7 @@ test(
     );
     await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
     await page.click('#run');
-    await waitOrPageError('probe after stop', `!!document.querySelector('#probe-logits').dataset.result`);
+    await waitOn('probe after stop', `!!document.querySelector('#probe-logits').dataset.result`);
     const probe = JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     assert.equal(probe.adapter, 'paused');
 
@@ -315,7 +301,7 @@ test(
       await page.selectOption('#adapters', adapter);
       await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
       await page.click('#run');
-      await waitOrPageError(`probe ${adapter}`, `!!document.querySelector('#probe-logits').dataset.result`);
+      await waitOn(`probe ${adapter}`, `!!document.querySelector('#probe-logits').dataset.result`);
       return JSON.parse((await page.getAttribute('#probe-logits', 'data-result'))!) as ProbeResult;
     };
     const bare = await probeWith('');
@@ -343,10 +329,7 @@ test(
     await page.setInputFiles('#model-folder', dir);
     assert.equal(await page.isChecked('input[name="model-kind"][value="folder"]'), true);
     await page.click('#load-model');
-    await waitOrPageError(
-      'load folder',
-      `document.querySelector('#model-name').textContent === 'tiny-llama'`,
-    );
+    await waitOn('load folder', `document.querySelector('#model-name').textContent === 'tiny-llama'`);
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
     await page.waitForSelector('#stored-models option[value="tiny-llama"]', {
@@ -355,7 +338,7 @@ test(
     });
     await page.selectOption('#stored-models', 'tiny-llama');
     await page.click('#load-stored');
-    await waitOrPageError('load saved', `document.querySelector('#model-name').textContent === 'tiny-llama'`);
+    await waitOn('load saved', `document.querySelector('#model-name').textContent === 'tiny-llama'`);
     assert.match((await page.textContent('#model-info')) ?? '', /llama · CAUSAL_LM · 38,432 parameters/);
     assert.deepEqual(pageErrors, []);
   },
@@ -381,16 +364,13 @@ test(
     await page.setInputFiles('#llama2c-bin', path.join(STORIES, 'stories260K.bin'));
     await page.setInputFiles('#llama2c-tok', path.join(STORIES, 'tok512.bin'));
     await page.click('#load-model');
-    await waitOrPageError(
-      'load llama2.c',
-      `document.querySelector('#model-name').textContent === 'stories260K.bin'`,
-    );
+    await waitOn('load llama2.c', `document.querySelector('#model-name').textContent === 'stories260K.bin'`);
     await page.fill('#prompt', 'Once upon a time');
     await page.fill('#max-new', '12');
     await page.selectOption('#adapters', '');
     await page.evaluate(() => delete document.querySelector<HTMLElement>('#probe-logits')!.dataset.result);
     await page.click('#run');
-    await waitOrPageError('generate', `!!document.querySelector('#probe-logits').dataset.result`);
+    await waitOn('generate', `!!document.querySelector('#probe-logits').dataset.result`);
     const text = ((await page.textContent('#output')) ?? '').trim();
     assert.ok(text.length > 'Once upon a time'.length + 10, `generated: ${text}`);
     assert.ok(

@@ -24,7 +24,7 @@ import {
   mean,
   waitOrPageError,
   watchPage,
-} from './web_helpers.js';
+} from '../src/testing/web_page.js';
 
 /** The narrow window the page must fit (a phone, a side-by-side window). */
 const WIDTH = 420;

@@ -16,7 +16,8 @@ import {
   removeBuilds,
   waitOrPageError,
   watchPage,
-} from './web_helpers.js';
+} from '../src/testing/web_page.js';
+import { maxDiff } from '../src/testing/compare.js';
 
 /** The sub-path the page is served under, like a GitHub Pages project site. */
 const BASE = '/lowrank/';
@@ -118,10 +119,10 @@ test(
     assert.deepEqual(iso.seen.badResponses, []);
     assert.deepEqual(iso.seen.errors, [], 'no thread worker failed');
 
-    const maxDiff = Math.max(...isoLosses.map((l, i) => Math.abs(l - plainLosses[i]!)));
+    const diff = maxDiff(isoLosses, plainLosses);
     assert.ok(
-      maxDiff <= THREADS_LOSS_ATOL,
-      `threaded and single-threaded wasm give the same losses (max |diff| ${maxDiff.toExponential(2)})`,
+      diff <= THREADS_LOSS_ATOL,
+      `threaded and single-threaded wasm give the same losses (max |diff| ${diff.toExponential(2)})`,
     );
     assert.ok(
       plainLosses[STEPS - 1]! < plainLosses[0]!,

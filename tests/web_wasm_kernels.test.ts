@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as tfc from '@tensorflow/tfjs';
 import { initBackend } from '../src/tensor/backend.js';
 import { registerWasmFallbackKernels } from '../src/tensor/wasm_kernels.js';
+import { maxDiff } from '../src/testing/compare.js';
 
 /** The fallback sums in float32 in index order, as tfjs's cpu kernel does. */
 const SUM_ATOL = 1e-6;
@@ -41,7 +42,7 @@ test('UnsortedSegmentSum on wasm equals cpu and gives gather gradients', async (
     const cpu = await on('cpu', fn);
     const wasm = await on('wasm', fn);
     assert.equal(wasm.length, cpu.length, what);
-    const diff = Math.max(...Array.from(cpu, (v, i) => Math.abs(v - wasm[i]!)));
+    const diff = maxDiff(cpu, wasm);
     assert.ok(diff <= SUM_ATOL, `${what}: max |wasm − cpu| = ${diff}`);
   }
 });

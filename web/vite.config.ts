@@ -1,7 +1,7 @@
 /**
  * Vite build of the browser page (issue 8). Two library-specific rules on top of a plain build:
  *
- * 1. Node-only library modules are swapped for their browser twins, as DESIGN.md §1 prescribes,
+ * 1. Node-only library modules are swapped for their browser twins, as docs/design.md "Floors" prescribes,
  *    without touching the code that imports them: `src/io/source.ts` (file system) for
  *    `source_browser.ts` (an in-memory file tree), `src/tensor/backend.ts` (native addon) for
  *    `backend_browser.ts` (WebGPU → WebGL → WASM), `src/tensor/native/addon.ts` (Node-API addon) for
@@ -77,7 +77,9 @@ export function lowrankBrowser(): Plugin {
     buildEnd() {
       if (leaks.length > 0) {
         const unique = [...new Set(leaks)].sort();
-        this.error(`Node-only imports reached the browser bundle (DESIGN.md §1):\n  ${unique.join('\n  ')}`);
+        this.error(
+          `Node-only imports reached the browser bundle (docs/design.md "Floors"):\n  ${unique.join('\n  ')}`,
+        );
       }
     },
   };

@@ -1,5 +1,5 @@
 // Blockwise 4-bit dequantisation (NF4 / FP4, QLoRA): the frozen weight of a 4-bit linear layer is
-// decoded from its packed codes in every forward (src/tensor/quant/op.ts, PEFT-SPEC §8; bitsandbytes'
+// decoded from its packed codes in every forward (src/tensor/quant/op.ts; bitsandbytes'
 // kDequantizeBlockwise does the same on CUDA). Bit-exact with the TypedArray loop of
 // src/tensor/quant/blockwise.ts: every value is one f32 multiply `code[idx] * absmax[block]`, and
 // under double quantisation `absmax[block] = code8[q[block]] * absmax2[block / 256] + offset` is one

@@ -23,7 +23,7 @@
 import type { Module } from '../nn/module.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { getPeftModel } from '../tuners/peft_model.js';
-import { quantizeModel } from '../tuners/qlora/index.js';
+import { quantizeModel } from '../nn/linear4bit.js';
 import type { StepHook } from '../training/types.js';
 import { adaloraSchedule, buildAdapter, methodConfig } from '../run/methods.js';
 import { chooseRank, costFamily, targetShapes, type RankChoice } from './budget.js';

@@ -9,8 +9,8 @@ export type SafeDtype =
   'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
 /**
- * Rank of every dtype in the safetensors `Dtype` enum declaration order (safetensors@24b0b28 tensor.rs;
- * PEFT-SPEC §5.1). The writer sorts tensors by this rank descending. Formats lowrank cannot hold in
+ * Rank of every dtype in the safetensors `Dtype` enum declaration order (safetensors@24b0b28
+ * tensor.rs). The writer sorts tensors by this rank descending. Formats lowrank cannot hold in
  * memory (F4, F6_*, F8_*, C64) are listed so that the header validator can name them precisely.
  */
 const DTYPE_ENUM_ORDER = [

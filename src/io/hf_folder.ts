@@ -1,7 +1,8 @@
 /**
  * Hugging Face model folders: `config.json` plus `model.safetensors` or a sharded checkpoint
  * (`model.safetensors.index.json` + `model-0000i-of-0000n.safetensors`), as `save_pretrained` writes.
- * Pickled checkpoints (`pytorch_model.bin`) are refused: unpickling runs arbitrary code (DESIGN.md §1).
+ * Pickled checkpoints (`pytorch_model.bin`) are refused: unpickling runs arbitrary code (docs/design.md
+ * "Floors").
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { CheckpointError } from '../errors.js';

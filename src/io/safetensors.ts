@@ -1,8 +1,8 @@
 /**
  * safetensors read and write (https://github.com/huggingface/safetensors, format of safetensors@24b0b28).
  * Floats load as float32 tensors, integers as int32 (an error if a value does not fit), BOOL as bool.
- * Files are written byte-identically to the reference writer (PEFT-SPEC §5.1). Large files are read by
- * range: the header is parsed alone and each tensor's bytes are read separately.
+ * Files are written byte-identically to the reference writer (safetensors@24b0b28 tensor.rs `serialize`).
+ * Large files are read by range: the header is parsed alone and each tensor's bytes are read separately.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { CheckpointError } from '../errors.js';

@@ -1,7 +1,7 @@
 /**
  * safetensors header: parsing with the reference validator's rules (safetensors@24b0b28 tensor.rs
- * `read_metadata` / `Metadata::validate`) and writing with the reference writer's layout (`prepare`,
- * PEFT-SPEC §5.1). Every fault raises a {@link CheckpointError} that names the file and the rule.
+ * `read_metadata` / `Metadata::validate`) and writing with the reference writer's layout (`prepare`).
+ * Every fault raises a {@link CheckpointError} that names the file and the rule.
  */
 import { CheckpointError } from '../errors.js';
 import { dtypeRank, dtypeSize, isKnownUnsupportedDtype, isSafeDtype, type SafeDtype } from './dtypes.js';

@@ -1,6 +1,6 @@
 /**
- * The one place where io/ touches the file system (DESIGN.md §1: nothing outside cli/ and web/ imports
- * Node-only APIs directly; a browser build swaps this module). Every function takes a path string and
+ * The one place where io/ touches the file system (docs/design.md "Floors": nothing outside cli/ and web/
+ * imports Node-only APIs directly; a browser build swaps this module). Every function takes a path string and
  * raises {@link CheckpointError} naming the path when the file is missing or unreadable.
  */
 import * as fs from 'node:fs';

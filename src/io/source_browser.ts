@@ -1,5 +1,5 @@
 /**
- * The browser twin of `io/source.ts` (DESIGN.md §1: "a browser build swaps this module"). The web
+ * The browser twin of `io/source.ts` (docs/design.md "Floors": a browser build swaps this module). The web
  * build aliases `source.js` to this file (see `web/vite.config.ts`), so every io/ function that reads
  * or writes a path (`loadModel`, `PeftModel.fromPretrained`, `savePretrained`, safetensors reading)
  * runs unchanged in a tab or a Web Worker.

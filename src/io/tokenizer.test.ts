@@ -11,9 +11,9 @@ import {
   llama3Json,
   sentencePieceBpeJson,
   wordPieceJson,
-} from '../../tests/fixtures/io_tokenizers.js';
+} from '../testing/tiny_tokenizers.js';
 
-// Expected ids below are derived by hand from the tiny vocabularies in tests/fixtures/io_tokenizers.ts.
+// Expected ids below are derived by hand from the tiny vocabularies in src/testing/tiny_tokenizers.ts.
 
 test('WordPiece (BERT): lower-casing, ## continuation, [UNK], [CLS]/[SEP] template, pairs with type ids', () => {
   const tok = HFTokenizer.fromJson(wordPieceJson());

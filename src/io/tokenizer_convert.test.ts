@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { CheckpointError } from '../errors.js';
 import { HFTokenizer, Llama2cTokenizer, llama2cToTokenizerJson, loadTokenizer } from './tokenizer.js';
-import { llama2cBytes } from '../../tests/fixtures/io_tokenizers.js';
+import { llama2cBytes } from '../testing/tiny_tokenizers.js';
 
 function convert(tok: Llama2cTokenizer): HFTokenizer {
   const { tokenizerJson, tokenizerConfig } = llama2cToTokenizerJson(tok);

@@ -1,6 +1,6 @@
 /**
  * The contract every model class meets, so tuners and the trainer never depend on a concrete
- * architecture (DESIGN.md §1: tuners import only this contract, never a model class).
+ * architecture (docs/design.md "PreTrainedModel": tuners import only this contract, never a model class).
  */
 import type { Tensor } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';
@@ -71,7 +71,7 @@ export abstract class PreTrainedModel extends Module {
 
   /**
    * Module paths of the output layer (LM head or classification head): excluded from
-   * `all-linear` and the default `modulesToSave` for SEQ_CLS (PEFT-SPEC §6).
+   * `all-linear` and the default `modulesToSave` for SEQ_CLS (PEFT utils/constants.py, utils/other.py).
    */
   abstract outputModuleNames(): string[];
 

@@ -13,6 +13,7 @@ import type { HFConfig, PreTrainedModel } from './base.js';
 import { modelFromConfig } from './from_config.js';
 import { logBucket, relativeIndex } from './deberta_v2.js';
 import { TINY_DEBERTA } from '../testing/tiny_decoders.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** Padded and unpadded rows differ only by float32 summation order. */
 const PAD_ATOL = 1e-5;
@@ -31,8 +32,6 @@ function logits(model: PreTrainedModel, ids: number[][], mask?: number[][]): num
     return Array.from(out.logits.dataSync());
   });
 }
-
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 
 test('log buckets: hand-computed values (bucket size 32, max position 128)', () => {
   // |d| ≤ 16 is kept; beyond, 16 + ceil(ln(|d|/16) / ln(127/16) · 15) with the sign of d

@@ -12,6 +12,7 @@ import { NotSupportedError } from '../errors.js';
 import type { HFConfig, KVCache, PreTrainedModel } from './base.js';
 import { modelFromConfig, modelTypeOf } from './from_config.js';
 import { TINY_DECODERS } from '../testing/tiny_decoders.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** Cached and recomputed logits differ only in float32 summation order. */
 const CACHE_ATOL = 1e-5;
@@ -30,12 +31,6 @@ function lastLogits(model: PreTrainedModel, ids: number[]): Float32Array {
     return out.logits.slice([0, ids.length - 1, 0], [1, 1, v]).dataSync() as Float32Array;
   });
 }
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 for (const [type, cfg] of Object.entries(TINY_DECODERS)) {
   test(`${type}: token-by-token KV-cache decoding equals recomputing the prefix`, () => {

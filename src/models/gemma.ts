@@ -114,6 +114,10 @@ export class Gemma2DecoderLayer extends Module implements RopeLayer {
   }
 }
 
+/** The trunks: Gemma's pre-norm layers, Gemma 2's sandwich-norm layers; both heads sit on either. */
+const gemmaTrunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims));
+const gemma2Trunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new Gemma2DecoderLayer(dims));
+
 const causalSpec = (dims: RopeDecoderDims) => ({
   embeddingName: 'embed_tokens',
   hidden: dims.hidden,
@@ -136,7 +140,7 @@ export class GemmaForCausalLM extends DecoderForCausalLM {
 
   constructor(config: HFConfig) {
     const dims = gemmaDims(config);
-    super(config, 'model', new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)), causalSpec(dims));
+    super(config, 'model', gemmaTrunk(dims), causalSpec(dims));
   }
 }
 
@@ -148,13 +152,7 @@ export class GemmaForSequenceClassification extends DecoderForSequenceClassifica
 
   constructor(config: HFConfig) {
     const dims = gemmaDims(config);
-    super(
-      config,
-      'model',
-      new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)),
-      dims.hidden,
-      'GemmaConfig',
-    );
+    super(config, 'model', gemmaTrunk(dims), dims.hidden, 'GemmaConfig');
   }
 }
 
@@ -173,7 +171,7 @@ export class Gemma2ForCausalLM extends DecoderForCausalLM {
 
   constructor(config: HFConfig) {
     const dims = gemma2Dims(config);
-    super(config, 'model', new RopeDecoderModel(dims, () => new Gemma2DecoderLayer(dims)), causalSpec(dims));
+    super(config, 'model', gemma2Trunk(dims), causalSpec(dims));
   }
 }
 
@@ -185,12 +183,6 @@ export class Gemma2ForSequenceClassification extends DecoderForSequenceClassific
 
   constructor(config: HFConfig) {
     const dims = gemma2Dims(config);
-    super(
-      config,
-      'model',
-      new RopeDecoderModel(dims, () => new Gemma2DecoderLayer(dims)),
-      dims.hidden,
-      'Gemma2Config',
-    );
+    super(config, 'model', gemma2Trunk(dims), dims.hidden, 'Gemma2Config');
   }
 }

@@ -76,6 +76,17 @@ export function llamaDims(config: HFConfig): LlamaDims {
   };
 }
 
+/** What each layer receives for one forward: the rotary tables and the additive mask (or null). */
+export interface AttentionContext {
+  rope: { cos: Tensor; sin: Tensor };
+  mask: Tensor | null;
+}
+
+/** What the attention reads from a config; `oBias` absent = `attentionBias` (Llama biases all four). */
+export type AttentionDims = Pick<LlamaDims, 'hidden' | 'nHead' | 'nKvHead' | 'headDim' | 'attentionBias'> & {
+  oBias?: boolean;
+};
+
 /** Rotary self-attention with `nKvHead` key/value heads shared by groups of query heads. */
 export class LlamaAttention extends Module {
   declare q_proj: TensorLayer;
@@ -83,43 +94,47 @@ export class LlamaAttention extends Module {
   declare v_proj: TensorLayer;
   declare o_proj: TensorLayer;
 
-  constructor(readonly dims: LlamaDims) {
+  constructor(readonly dims: AttentionDims) {
     super();
     const { hidden, nHead, nKvHead, headDim, attentionBias: bias } = dims;
     this.registerModule('q_proj', new Linear(hidden, nHead * headDim, { bias }));
     this.registerModule('k_proj', new Linear(hidden, nKvHead * headDim, { bias }));
     this.registerModule('v_proj', new Linear(hidden, nKvHead * headDim, { bias }));
-    this.registerModule('o_proj', new Linear(nHead * headDim, hidden, { bias }));
+    this.registerModule('o_proj', new Linear(nHead * headDim, hidden, { bias: dims.oBias ?? bias }));
   }
 
   /** x [B, T, H] → output [B, T, H] and the layer's (unrepeated) keys/values including cached ones. */
-  forward(
-    x: Tensor,
-    rope: { cos: Tensor; sin: Tensor },
-    mask: Tensor | null,
-    pastK?: Tensor,
-    pastV?: Tensor,
-  ) {
+  forward(x: Tensor, ctx: AttentionContext, pastK?: Tensor, pastV?: Tensor) {
     const { nHead, nKvHead, headDim } = this.dims;
-    const q = applyRope(splitHeads(this.q_proj.forward(x), nHead, headDim), rope.cos, rope.sin); // [B, nHead, T, headDim]
-    const kNew = applyRope(splitHeads(this.k_proj.forward(x), nKvHead, headDim), rope.cos, rope.sin); // [B, nKv, T, headDim]
+    const { cos, sin } = ctx.rope;
+    const q = applyRope(splitHeads(this.q_proj.forward(x), nHead, headDim), cos, sin); // [B, nHead, T, headDim]
+    const kNew = applyRope(splitHeads(this.k_proj.forward(x), nKvHead, headDim), cos, sin); // [B, nKv, T, headDim]
     const k = appendCache(pastK, kNew); // [B, nKv, past + T, headDim]
     const v = appendCache(pastV, splitHeads(this.v_proj.forward(x), nKvHead, headDim)); // [B, nKv, past + T, headDim]
-    const nRep = nHead / nKvHead;
-    const ctx = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), { mask, causal: true }); // [B, nHead, T, headDim]
-    return { out: this.o_proj.forward(mergeHeads(ctx)), k, v }; // out [B, T, H]
+    const out = this.attend(q, k, v, ctx.mask); // [B, nHead, T, headDim]
+    return { out: this.o_proj.forward(mergeHeads(out)), k, v }; // out [B, T, H]
+  }
+
+  /** Causal attention, each group of `nHead / nKvHead` query heads sharing one key/value head. */
+  protected attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
+    const nRep = this.dims.nHead / this.dims.nKvHead;
+    return attention(q, repeatKv(k, nRep), repeatKv(v, nRep), { mask, causal: true }); // [B, nHead, T, headDim]
   }
 }
 
-/** SwiGLU: `down(act(gate(x)) · up(x))`. */
+/** What the gated MLP reads from a config: Llama's dims, or any RoPE decoder's (rope_decoder.ts). */
+export type GatedMLPDims = Pick<LlamaDims, 'hidden' | 'intermediate' | 'mlpBias' | 'act'>;
+
+/** SwiGLU: `down(act(gate(x)) · up(x))` (Gemma's GeGLU is the same with tanh-GELU). */
 export class LlamaMLP extends Module {
   declare gate_proj: TensorLayer;
   declare up_proj: TensorLayer;
   declare down_proj: TensorLayer;
 
-  constructor(readonly dims: LlamaDims) {
+  constructor(readonly dims: GatedMLPDims) {
     super();
     const { hidden, intermediate, mlpBias: bias } = dims;
+    activation(dims.act); // fails at construction for an unknown activation
     this.registerModule('gate_proj', new Linear(hidden, intermediate, { bias }));
     this.registerModule('up_proj', new Linear(hidden, intermediate, { bias }));
     this.registerModule('down_proj', new Linear(intermediate, hidden, { bias }));
@@ -146,14 +161,8 @@ export class LlamaDecoderLayer extends Module {
     this.registerModule('mlp', new LlamaMLP(dims));
   }
 
-  forward(
-    x: Tensor,
-    rope: { cos: Tensor; sin: Tensor },
-    mask: Tensor | null,
-    pastK?: Tensor,
-    pastV?: Tensor,
-  ) {
-    const a = this.self_attn.forward(this.input_layernorm.forward(x), rope, mask, pastK, pastV); // out [B, T, H]
+  forward(x: Tensor, ctx: AttentionContext, pastK?: Tensor, pastV?: Tensor) {
+    const a = this.self_attn.forward(this.input_layernorm.forward(x), ctx, pastK, pastV); // out [B, T, H]
     const h = tf.add(x, a.out); // [B, T, H]
     return { h: tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), k: a.k, v: a.v }; // [B, T, H]
   }
@@ -188,7 +197,7 @@ export class LlamaModel extends Module {
     const keys: Tensor[] = [];
     const values: Tensor[] = [];
     this.layers.namedChildren().forEach(([, layer], i) => {
-      const out = (layer as LlamaDecoderLayer).forward(x, rope, mask, past?.keys[i], past?.values[i]); // h [B, T, H]
+      const out = (layer as LlamaDecoderLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]); // h [B, T, H]
       x = out.h;
       keys.push(out.k);
       values.push(out.v);

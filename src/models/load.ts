@@ -34,7 +34,7 @@ export interface LoadModelOptions {
   seed?: number;
   /**
    * QLoRA: store every linear layer except the output head as 4-bit NF4/FP4 (blocksize 64), dequantised
-   * on the fly (nn/linear4bit.ts, PEFT-SPEC §8).
+   * on the fly (nn/linear4bit.ts; bitsandbytes `quantize_4bit`).
    */
   quantize?: 'nf4' | 'fp4';
   /** With `quantize`: quantise the absmax constants again (8-bit, blocks of 256), as the QLoRA recipe. */
@@ -50,7 +50,7 @@ export interface LoadReport extends WeightLoadReport {
   backend?: string;
 }
 
-/** Checkpoint formats that are pickles: never unpickled (DESIGN.md §1, io/). */
+/** Checkpoint formats that are pickles: never unpickled: unpickling runs arbitrary code (docs/design.md "Floors", io/). */
 const PICKLE_NAME = /^(pytorch_model.*\.bin|.*\.(pt|pth|ckpt))$/;
 
 /** Reads a non-folder checkpoint whole (llama2.c `.bin`; folders stream instead). */

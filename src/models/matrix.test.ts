@@ -11,7 +11,7 @@ import { lmInputs, clsInputs } from '../testing/tiny_models.js';
 import { registerTunerMatrix, type MatrixCase } from '../testing/tuner_matrix.js';
 import { LoraConfig } from '../tuners/lora/index.js';
 import { AdaLoraConfig } from '../tuners/adalora/index.js';
-import '../tuners/dora/index.js';
+import '../tuners/lora/dora.js';
 import type { PreTrainedModel, TaskType } from './base.js';
 import { TINY_DEBERTA, TINY_DECODERS } from '../testing/tiny_decoders.js';
 import { modelFromConfig } from './from_config.js';
@@ -73,7 +73,8 @@ for (const type of Object.keys(TINY_DECODERS)) {
       makeInputs: lmInputs,
       makeConfig: () =>
         new LoraConfig({ r: 2, loraAlpha: 4, targetModules: [...attnTargets, ...mlpTargets] }),
-      // merging into 4-bit re-quantises; the 4-bit merge is checked on a wider model in tuners/qlora
+      // merging into 4-bit re-quantises; the 4-bit merge is checked on a wider model in
+      // tuners/base/quantized.test.ts
       noMerge: true,
     },
   );

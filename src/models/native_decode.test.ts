@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Variable } from '../tensor/tf.js';
 import { manualSeed, normal } from '../nn/init.js';
-import { nativeAvailable } from '../tensor/native/testing.js';
+import { nativeAvailable } from '../testing/backend_parity.js';
 import { loadAddon } from '../tensor/native/addon.js';
 import { quantizeModel } from '../nn/linear4bit.js';
 import '../tuners/index.js'; // registers the tuners
@@ -24,6 +24,7 @@ import { generateBatch } from './generate_batch.js';
 import { NotSupportedError } from '../errors.js';
 import { nativeDecodeSupport, openNativeDecoder } from './native_decode.js';
 import { TINY_DECODERS } from '../testing/tiny_decoders.js';
+import { maxDiff } from '../testing/compare.js';
 
 /**
  * Native (sgemv, sequential dot products) and tfjs (batched GEMM, its own softmax) logits differ only
@@ -71,12 +72,6 @@ function reference(model: PreTrainedModel, ids: number[]): Float32Array[] {
     const all = logits.dataSync() as Float32Array;
     return ids.map((_, t) => all.slice(t * v, (t + 1) * v));
   });
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 async function checkAgainstTfjs(what: string, model: PreTrainedModel): Promise<void> {

@@ -13,6 +13,7 @@ import { modelFromConfig } from './from_config.js';
 import { loadWeights } from './weights.js';
 import { BertModel } from './bert.js';
 import { BertForSequenceClassification } from './bert_classification.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** float32 forward vs a float64 reference over a few layers of width 16: rounding stays far below this. */
 const LOGIT_ATOL = 1e-4;
@@ -52,13 +53,6 @@ function inputsOf(c: Fixture['cases'][number], withLabels: boolean): ModelInputs
   return inputs;
 }
 
-function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length, 'length');
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  return worst;
-}
-
 /** Loads the fixture into `model` (strict key copy), checks every case's logits and loss, disposes. */
 function checkModel(
   model: PreTrainedModel,
@@ -77,7 +71,7 @@ function checkModel(
     const before = tf.memory().numTensors;
     const out = model.forward(inputs);
     assert.deepEqual(out.logits.shape, c.logits_shape);
-    const diff = maxAbsDiff(out.logits.dataSync(), c.logits);
+    const diff = maxDiff(out.logits.dataSync(), c.logits);
     assert.ok(diff < LOGIT_ATOL, `${model.architecture} logits differ by ${diff}`);
     const loss = out.loss!.dataSync()[0]!;
     assert.ok(
@@ -114,7 +108,7 @@ test('BERT encoder hidden states match the reference at every position', () => {
   const inputs = inputsOf(c, false);
   const out = bert.forward(inputs);
   assert.deepEqual(out.logits.shape, [2, 7, 16]);
-  assert.ok(maxAbsDiff(out.logits.dataSync(), c.hidden!) < LOGIT_ATOL);
+  assert.ok(maxDiff(out.logits.dataSync(), c.hidden!) < LOGIT_ATOL);
   out.logits.dispose();
   Object.values(inputs).forEach((t) => (t as Tensor).dispose());
   bert.dispose();

@@ -6,43 +6,26 @@
  * Module paths are the Hugging Face checkpoint keys, so loading is a key copy.
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
-import { MASK_VALUE, activation, attention, causalMask, rmsNorm } from '../tensor/ops/index.js';
+import { MASK_VALUE, attention, causalMask, rmsNorm } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Embedding, RMSNorm } from '../nn/layers.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../errors.js';
 import type { HFConfig, ModelInputs } from './base.js';
 import { ConfigReader } from './config.js';
-import {
-  additivePaddingMask,
-  appendCache,
-  batchShape,
-  checkCache,
-  mergeHeads,
-  pastLength,
-  repeatKv,
-  splitHeads,
-} from './common.js';
+import { additivePaddingMask, batchShape, checkCache, pastLength, repeatKv } from './common.js';
 import type { DecoderOutput } from './decoder_heads.js';
-import { applyRope, ropeTables } from './rope.js';
+import { ropeTables } from './rope.js';
+import { LlamaAttention, LlamaMLP, type AttentionContext, type LlamaDims } from './llama.js';
 
-/** Everything a RoPE decoder layer stack needs, resolved from config.json once. */
-export interface RopeDecoderDims {
-  vocabSize: number;
-  hidden: number;
-  intermediate: number;
-  nLayers: number;
-  nHead: number;
-  nKvHead: number;
-  headDim: number;
-  eps: number;
-  ropeTheta: number;
-  act: string;
+/**
+ * Everything a RoPE decoder layer stack needs, resolved from config.json once: Llama's dims with the
+ * attention biases set apart, plus the family's options.
+ */
+export interface RopeDecoderDims extends Omit<LlamaDims, 'attentionBias'> {
   /** Biases on q_proj, k_proj, v_proj (Qwen2: true). */
   qkvBias: boolean;
   /** Bias on o_proj. */
   oBias: boolean;
-  mlpBias: boolean;
-  tieWordEmbeddings: boolean;
   /** Sliding window per layer (query i sees keys j with i − w < j ≤ i), or null for global attention. */
   windows: (number | null)[];
   /** Multiplies the embedding output (Gemma: √hidden in float32), or null. */
@@ -170,12 +153,8 @@ export function makeNorm(dims: RopeDecoderDims): TensorLayer {
   return dims.normOffset ? new OffsetRMSNorm(dims.hidden, dims.eps) : new RMSNorm(dims.hidden, dims.eps);
 }
 
-/** What every layer of the stack receives for one forward. */
-export interface LayerContext {
-  rope: { cos: Tensor; sin: Tensor };
-  /** Additive mask for this layer (padding + its sliding window), or null. */
-  mask: Tensor | null;
-}
+/** What every layer of the stack receives: rotary tables and its mask (padding + its sliding window). */
+export type LayerContext = AttentionContext;
 
 /** A decoder layer: `h` [B, T, H] and its keys/values [B, nKv, past + T, d] including cached ones. */
 export interface RopeLayer extends Module {
@@ -222,69 +201,39 @@ export function ropeAttention(
   return tf.matMul(tf.softmax(scores, -1), vr); // [B, nHead, Tq, d]
 }
 
-/** Rotary self-attention with separate q/k/v projections (Llama layout; Qwen2 adds q/k/v biases). */
-export class RopeAttention extends Module {
-  declare q_proj: TensorLayer;
-  declare k_proj: TensorLayer;
-  declare v_proj: TensorLayer;
-  declare o_proj: TensorLayer;
+/**
+ * Llama's rotary attention with the family's options: q/k/v and o biases set apart (Qwen2 biases only
+ * q/k/v), the score scale and Gemma 2's soft-capping ({@link ropeAttention}).
+ */
+export class RopeAttention extends LlamaAttention {
+  private readonly family: RopeDecoderDims;
 
-  constructor(readonly dims: RopeDecoderDims) {
-    super();
-    const { hidden, nHead, nKvHead, headDim, qkvBias, oBias } = dims;
-    this.registerModule('q_proj', new Linear(hidden, nHead * headDim, { bias: qkvBias }));
-    this.registerModule('k_proj', new Linear(hidden, nKvHead * headDim, { bias: qkvBias }));
-    this.registerModule('v_proj', new Linear(hidden, nKvHead * headDim, { bias: qkvBias }));
-    this.registerModule('o_proj', new Linear(nHead * headDim, hidden, { bias: oBias }));
+  constructor(dims: RopeDecoderDims) {
+    super({ ...dims, attentionBias: dims.qkvBias, oBias: dims.oBias });
+    this.family = dims;
   }
 
-  /** x [B, T, H] → out [B, T, H] and the layer's keys/values including cached ones. */
-  forward(x: Tensor, ctx: LayerContext, pastK?: Tensor, pastV?: Tensor) {
-    const { nHead, nKvHead, headDim } = this.dims;
-    const { cos, sin } = ctx.rope;
-    const q = applyRope(splitHeads(this.q_proj.forward(x), nHead, headDim), cos, sin); // [B, nHead, T, d]
-    const kNew = applyRope(splitHeads(this.k_proj.forward(x), nKvHead, headDim), cos, sin); // [B, nKv, T, d]
-    const k = appendCache(pastK, kNew); // [B, nKv, past + T, d]
-    const v = appendCache(pastV, splitHeads(this.v_proj.forward(x), nKvHead, headDim)); // [B, nKv, past + T, d]
-    const ctxOut = ropeAttention(q, k, v, ctx.mask, this.dims); // [B, nHead, T, d]
-    return { out: this.o_proj.forward(mergeHeads(ctxOut)), k, v }; // out [B, T, H]
+  protected override attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
+    return ropeAttention(q, k, v, mask, this.family); // [B, nHead, T, d]
   }
 }
 
-/** Gated MLP `down(act(gate(x)) · up(x))` (SwiGLU; Gemma's GeGLU with tanh-GELU). */
-export class GatedMLP extends Module {
-  declare gate_proj: TensorLayer;
-  declare up_proj: TensorLayer;
-  declare down_proj: TensorLayer;
-
-  constructor(readonly dims: RopeDecoderDims) {
-    super();
-    const { hidden, intermediate, mlpBias: bias } = dims;
-    activation(dims.act); // fails at construction for an unknown activation
-    this.registerModule('gate_proj', new Linear(hidden, intermediate, { bias }));
-    this.registerModule('up_proj', new Linear(hidden, intermediate, { bias }));
-    this.registerModule('down_proj', new Linear(intermediate, hidden, { bias }));
-  }
-
-  forward(x: Tensor): Tensor {
-    const gated = tf.mul(activation(this.dims.act)(this.gate_proj.forward(x)), this.up_proj.forward(x)); // [B, T, I]
-    return this.down_proj.forward(gated); // [B, T, H]
-  }
-}
+/** The gated MLP of the family is Llama's (`down(act(gate(x)) · up(x))`), with the config's activation. */
+export { LlamaMLP as GatedMLP };
 
 /** Pre-norm block `x + attn(norm(x))`, `x + mlp(norm(x))` (Qwen2, Mistral, Gemma). */
 export class RopeDecoderLayer extends Module implements RopeLayer {
   declare input_layernorm: TensorLayer;
   declare self_attn: RopeAttention;
   declare post_attention_layernorm: TensorLayer;
-  declare mlp: GatedMLP;
+  declare mlp: LlamaMLP;
 
   constructor(dims: RopeDecoderDims) {
     super();
     this.registerModule('input_layernorm', makeNorm(dims));
     this.registerModule('self_attn', new RopeAttention(dims));
     this.registerModule('post_attention_layernorm', makeNorm(dims));
-    this.registerModule('mlp', new GatedMLP(dims));
+    this.registerModule('mlp', new LlamaMLP(dims));
   }
 
   forward(x: Tensor, ctx: LayerContext, pastK?: Tensor, pastV?: Tensor) {

@@ -1,6 +1,7 @@
 /**
  * Seeded parameter initialisers (PyTorch's defaults) and the process-wide generator that
- * `manualSeed` resets, like `torch.manual_seed`: one seed fixes init and dropout (DESIGN.md §4).
+ * `manualSeed` resets, like `torch.manual_seed`: one seed fixes init and dropout (docs/design.md "Errors,
+ * memory, determinism").
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { Rng } from '../util/rng.js';
@@ -134,7 +135,7 @@ export function deferInit<T>(build: () => T): { value: T; pending: PendingInit }
 
 /**
  * `kaiming_uniform_(w, a=√5)` on a [out, in] weight = U(−1/√in, 1/√in): PyTorch's `nn.Linear` default
- * and LoRA's `lora_A` init (PEFT-SPEC §6).
+ * and LoRA's `lora_A` init (PEFT lora/layer.py `reset_lora_parameters`).
  */
 export function kaimingUniformLinear(shape: [number, number], fanIn = shape[1], rng = globalRng): Tensor {
   const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;

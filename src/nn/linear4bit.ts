@@ -1,8 +1,8 @@
 /**
  * `Linear4bit`: a frozen linear layer whose weight is held 4-bit (NF4/FP4, blocksize 64, optional
  * double quantisation) and dequantised on the fly in every forward (QLoRA paper §3; bitsandbytes
- * `nn.Linear4bit`, PEFT-SPEC §8). No fp32 copy of the weight outlives a call; the gradient with respect
- * to the input dequantises again (see `linear4bit` in tensor/quant/op.ts). The bias stays f32.
+ * `nn.Linear4bit`, bitsandbytes nn/modules.py). No fp32 copy of the weight outlives a call; the gradient with
+ * respect to the input dequantises again (see `linear4bit` in tensor/quant/op.ts). The bias stays f32.
  *
  * It implements {@link LinearLike}, so LoRA/AdaLoRA layers wrap it like a `Linear`, and merging into it
  * is dequantise → add → re-quantise (`setDenseWeight`).
@@ -167,8 +167,8 @@ let requantizeListener: ((layer: Linear4bit) => void) | null = null;
 
 /**
  * Sets the function called whenever a 4-bit weight is overwritten and re-quantised (a LoRA merge into
- * it: lossy, PEFT warns). Returns a function restoring the previous listener. tuners/qlora installs a
- * warning through it (nn/ cannot import the tuners' warning channel).
+ * it: lossy, PEFT warns). Returns a function restoring the previous listener. tuners/base/quantized.ts
+ * installs a warning through it (nn/ cannot import the tuners' warning channel).
  *
  * @example const restore = onRequantize((l) => console.warn(`re-quantised ${l.outFeatures}×${l.inFeatures}`));
  */

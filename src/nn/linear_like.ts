@@ -1,8 +1,8 @@
 /**
  * `LinearLike`: what a LoRA-family adapter needs from the layer it wraps. `Linear` implements it; so
  * does the 4-bit layer (`nn/linear4bit.ts`, QLoRA), which dequantises in `denseWeight()` and
- * re-quantises in `setDenseWeight()` — so merge code is the same for every base layer (PEFT-SPEC §8
- * "Merge = dequantise → W + Δ → re-quantise").
+ * re-quantises in `setDenseWeight()` — so merge code is the same for every base layer (PEFT lora/bnb.py
+ * `Linear4bit.merge`: dequantise → W + Δ → re-quantise).
  *
  * @example
  * if (isLinearLike(module)) {
@@ -17,7 +17,7 @@ import type { Module } from './module.js';
 export interface LinearLike extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** Weight stored [in, out] (GPT-2's Conv1D); LoRA's delta is transposed to match (PEFT-SPEC §6). */
+  /** Weight stored [in, out] (GPT-2's Conv1D); LoRA's delta is transposed to match (PEFT lora/layer.py `get_delta_weight`). */
   readonly fanInFanOut: boolean;
   /** Optional bias [out] (trained by `bias: 'all' | 'lora_only'`, merged into by `loraBias`). */
   readonly bias?: Variable | undefined;

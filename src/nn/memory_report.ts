@@ -74,7 +74,7 @@ export function formatBytes(bytes: number): string {
 
 /**
  * Rows `[category, bytes]` of a memory report; the 4-bit row carries its f32-equivalent size and
- * ratio (spec §8: ≈ 0.129 for NF4 + double quantisation, 0.141 without).
+ * ratio (QLoRA paper §3 storage arithmetic: ≈ 0.129 for NF4 + double quantisation, 0.141 without).
  *
  * @example memoryRows(memoryByCategory(model)).map((r) => r.join(': ')).join('\n')
  */

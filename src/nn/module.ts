@@ -1,5 +1,5 @@
 /**
- * A small module system in the spirit of `torch.nn.Module` (DESIGN.md §1, nn/).
+ * A small module system in the spirit of `torch.nn.Module` (docs/design.md "Floors", nn/).
  *
  * Parameters are `tf.Variable`s; `variable.trainable` is PyTorch's `requires_grad`. Children are
  * registered under the exact names of the Hugging Face checkpoint keys, and each child is also

@@ -1,6 +1,6 @@
 /**
  * `ModuleDict` and `ParameterDict` like `torch.nn`: children/parameters keyed by name (adapter names
- * in tuners: `lora_A.default.weight`, `lora_embedding_A.default`, PEFT-SPEC §5.1).
+ * in tuners: `lora_A.default.weight`, `lora_embedding_A.default`, as PEFT utils/save_and_load.py keys them).
  *
  * @example
  * const d = new ModuleDict<Linear>();

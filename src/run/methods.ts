@@ -21,7 +21,7 @@ import { LoraConfig } from '../tuners/lora/index.js';
 import { AdaLoraConfig } from '../tuners/adalora/index.js';
 import type { ImportanceMetric } from '../tuners/adalora/rank_allocator.js';
 // registers the DoRA LoRA variant (`useDora: true` finds no variant otherwise)
-import '../tuners/dora/index.js';
+import '../tuners/lora/dora.js';
 import { adaloraHook } from '../training/adalora_hook.js';
 import type { StepHook } from '../training/types.js';
 

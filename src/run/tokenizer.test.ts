@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HFTokenizer, Llama2cTokenizer } from '../io/tokenizer.js';
 import { packText } from '../training/data/dataset.js';
-import { byteLevelBpeJson, llama2cBytes, wordPieceJson } from '../../tests/fixtures/io_tokenizers.js';
+import { byteLevelBpeJson, llama2cBytes, wordPieceJson } from '../testing/tiny_tokenizers.js';
 import { toTextTokenizer } from './tokenizer.js';
 
-// Expected ids are those of the tiny vocabularies in tests/fixtures/io_tokenizers.ts, derived by hand
+// Expected ids are those of the tiny vocabularies in src/testing/tiny_tokenizers.ts, derived by hand
 // in src/io/tokenizer.test.ts; here we check only what the adapter adds on top.
 
 // ids: ' ' 259, 'a' 260, 'b' 261, ' a' 262, 'ab' 263, ' ab' 264, 'é' 265; BOS 1, EOS 2

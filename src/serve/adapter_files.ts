@@ -19,7 +19,7 @@ import { pyJsonParse } from '../tuners/base/py_json.js';
 import { LoraConfig } from '../tuners/lora/config.js';
 import { disposeAll } from '../tensor/memory.js';
 
-/** PEFT adds this to ranknum before dividing (AdaLoRA spec §2.2). */
+/** PEFT adds this to ranknum before dividing (PEFT adalora/layer.py `SVDLinear.forward`). */
 const RANKNUM_EPS = 1e-5;
 
 /** The LoRA config and weights (PEFT's saved key names; the caller disposes the tensors). */

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tf } from './tf.js';
 import { BACKENDS, LOWRANK_VERSION, backendInfo, initBackend } from './backend.js';
 import { ConfigError, NotSupportedError } from '../errors.js';
-import { nativeAvailable } from './native/testing.js';
+import { nativeAvailable } from '../testing/backend_parity.js';
 import type { NativeBackend } from './native/register.js';
 
 // float32 exp vs double Math.exp: a few ulps.

@@ -1,6 +1,6 @@
 /**
- * Backend choice for the whole library (DESIGN.md §2): `auto` picks the fastest backend that loads
- * (native → wasm → cpu) and says which; an explicitly named backend that cannot run throws a typed
+ * Backend choice for the whole library (docs/design.md "Backends"): `auto` picks the fastest backend that
+ * loads (native → wasm → cpu) and says which; an explicitly named backend that cannot run throws a typed
  * error with the reason. Importing this module (tf.ts does) registers `native` as tfjs's default
  * when the addon is built, and silences the cpu backend's "install tfjs-node" banner.
  */

@@ -1,8 +1,8 @@
 /**
  * The browser twin of `tensor/backend.ts` (same exports; the web build swaps it in through the alias in
- * `web/vite.config.ts`, as it does for `io/source.ts`). DESIGN.md §2: `auto` picks the fastest backend
- * that loads and says which; in a browser the order is WebGPU, then WebGL, then WASM, then tfjs's `cpu`.
- * Each is tried for real (a one-op smoke test after `setBackend`), and the report says why the faster
+ * `web/vite.config.ts`, as it does for `io/source.ts`). docs/design.md "Backends": `auto` picks the fastest
+ * backend that loads and says which; in a browser the order is WebGPU, then WebGL, then WASM, then tfjs's
+ * `cpu`. Each is tried for real (a one-op smoke test after `setBackend`), and the report says why the faster
  * ones were passed over, so the page can show it.
  *
  * Importing this file registers the webgpu and wasm backends with tfjs (webgl and cpu come with
@@ -137,7 +137,7 @@ async function tryOne(name: Exclude<BackendName, 'auto'>, auto: boolean): Promis
   if (name === 'webgpu' || name === 'webgl') {
     const info = name === 'webgpu' ? await webgpuAdapterInfo() : webglRendererInfo();
     if (typeof info === 'string') return info;
-    // DESIGN.md §2: auto picks the fastest backend really there. A CPU-emulated GPU runs tfjs's
+    // docs/design.md "Backends": auto picks the fastest backend really there. A CPU-emulated GPU runs tfjs's
     // shaders far slower than wasm (40 AdaLoRA steps: 40.6 s on SwiftShader WebGL vs 7.7 s on wasm).
     if (auto && info.software)
       return `software renderer (${info.description}): slower than wasm here, so not chosen by auto (name it explicitly to use it)`;

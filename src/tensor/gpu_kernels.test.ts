@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as tfc from '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
 import { splitAddN, webgpuMaxAddNInputs, WEBGPU_DEFAULT_STORAGE_BUFFERS } from './gpu_kernels.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** float32 sums of ≤ 30 values in [-1, 1] in another order: a few ulps. */
 const SUM_ATOL = 1e-5;
@@ -37,7 +38,7 @@ test('AddN split at a limit of 3 inputs equals the one-pass sum for 1…30 input
       const y = tfc.addN(xs);
       assert.equal(tfc.memory().numTensors, before + 1, `n=${n}: only the result is new`);
       const got = await y.data();
-      const err = Math.max(...want.map((w, j) => Math.abs(w - got[j]!)));
+      const err = maxDiff(want, got);
       assert.ok(err <= SUM_ATOL, `n=${n}: max error ${err}`);
       tfc.dispose([y, ...xs]);
       assert.ok(widest <= 3, `n=${n}: a call took ${widest} inputs`);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { qr, svd, transpose } from './linalg.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** Our SVD/QR run in float64 on float32 inputs; torch ran LAPACK in float32 (eps 1.2e-7, ×size). */
 const TORCH_F32_ATOL = 2e-6;
@@ -22,11 +23,6 @@ function matmul(a: Float64Array, b: Float64Array, m: number, k: number, n: numbe
     }
   return out;
 }
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 function eye(n: number): Float64Array {
   const e = new Float64Array(n * n);
   for (let i = 0; i < n; i++) e[i * n + i] = 1;

@@ -1,5 +1,5 @@
 /**
- * Small dense linear algebra in float64 on the CPU, for data-driven adapter inits (PEFT-SPEC §6:
+ * Small dense linear algebra in float64 on the CPU, for data-driven adapter inits (PEFT lora/layer.py:
  * PiSSA needs `torch.linalg.svd`, OLoRA `torch.linalg.qr`). Matrices are row-major `Float64Array`s;
  * sizes are those of one weight matrix (≤ a few thousand per side), computed once at init.
  *

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { tf } from './tf.js';
 import { initBackend } from './backend.js';
 import { releaseMemory } from './memory.js';
-import { nativeAvailable } from './native/testing.js';
+import { nativeAvailable } from '../testing/backend_parity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 

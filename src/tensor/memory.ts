@@ -2,8 +2,8 @@ import { tf } from './tf.js';
 import { internal } from '../errors.js';
 
 /**
- * Runs `fn` and throws `internal:` if it leaves more live tensors than it found (DESIGN.md §4).
- * `allowed` is the number of tensors `fn` is documented to hand back to the caller.
+ * Runs `fn` and throws `internal:` if it leaves more live tensors than it found (docs/design.md "Errors,
+ * memory, determinism"). `allowed` is the number of tensors `fn` is documented to hand back to the caller.
  *
  * @example
  * await assertNoLeak(() => trainer.step(batch)); // a training step owns all its intermediates

@@ -1,5 +1,5 @@
 /**
- * Reading tensor values back to JavaScript, the one place that decides how (DESIGN.md §2).
+ * Reading tensor values back to JavaScript, the one place that decides how (docs/design.md "Backends").
  *
  * GPU backends (WebGPU, WebGL) keep tensors on the device: a synchronous read (`dataSync`,
  * `arraySync`) stalls the page, and on tfjs-webgpu 4.22 it goes through a canvas that can lose the

@@ -1,5 +1,5 @@
 /**
- * The one import of TensorFlow.js in the library (DESIGN.md §1): every other layer imports `tf`
+ * The one import of TensorFlow.js in the library (docs/design.md "Floors"): every other layer imports `tf`
  * from here, so backends, custom ops and memory checks have a single owner.
  */
 // `@tensorflow/tfjs` (not tfjs-core alone): tfjs-core's Node (CJS) bundle registers neither the

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tfc from '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** float32 dot products of length ≤ 128 with |terms| ≤ 0.25 against float64: well under 2e-5. */
 const MATMUL_ATOL = 2e-5;
@@ -80,7 +81,7 @@ test('wasm fused matMul: every transpose × bias × activation equals a float64 
             y.dispose();
             assert.equal(tfc.memory().numTensors, before, 'no tensor left behind');
             const want = reference(av, bv, biasV, dims, tA, tB, f);
-            const err = Math.max(...want.map((w, i) => Math.abs(w - got[i]!)));
+            const err = maxDiff(want, got);
             assert.ok(
               err <= MATMUL_ATOL,
               `${dims} tA=${tA} tB=${tB} bias=${withBias} ${act}: max error ${err}`,

@@ -1,6 +1,7 @@
 /**
  * Kernels the tfjs `wasm` backend lacks or gets wrong (tfjs 4.22), fixed so training runs there.
- * - `UnsortedSegmentSum` is missing (DESIGN.md §2): it is the gradient of `gather`, which decoder
+ * - `UnsortedSegmentSum` is missing (docs/design.md "Backends"): it is the gradient of `gather`, which
+ * decoder
  *   classification needs (the last real token's hidden state is gathered per row). The fallback runs
  *   in JavaScript on the backend's own memory; it is registered only where the backend has none.
  * - `_FusedMatMul` with either operand transposed is wrong whenever the output has more than one row

@@ -1,5 +1,5 @@
 /**
- * Shared invariant checks for the tuner × model matrix (DESIGN.md §5; issue 4 "Must show"). Every
+ * Shared invariant checks for the tuner × model matrix (docs/design.md "Tests"; issue 4 "Must show"). Every
  * tuner (LoRA and its variants, AdaLoRA, QLoRA bases) runs the same checks through `registerTunerMatrix`:
  *
  *  1. a fresh adapter leaves outputs unchanged (skip with `freshIsIdentity: false`, e.g. init `false`);
@@ -36,6 +36,7 @@ import type { PeftConfig } from '../tuners/base/config.js';
 import type { MergeOptions } from '../tuners/base/layer.js';
 import { getPeftModel, PeftModel } from '../tuners/peft_model.js';
 import { CONFIG_NAME, WEIGHTS_NAME } from '../tuners/base/adapter_files.js';
+import { maxDiff } from './compare.js';
 
 /** float32 forward through one extra rank-r matmul path vs. a merged weight: summation order differs. */
 export const MERGE_ATOL = 2e-5;
@@ -114,13 +115,6 @@ function logitsOf(peft: MatrixSubject | Module, inputs: ModelInputs): Float32Arr
   });
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'output sizes differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
 /** Sets every adapter tensor of the active adapter to seeded N(0, std²) so it changes outputs. */
 export function perturbAdapter(
   peft: MatrixSubject,
@@ -173,7 +167,7 @@ export function checkFreshIdentity(c: MatrixCase): void {
     const ref = logitsOf(c.makeModel().eval(), inputs);
     const peft = buildPeft(c);
     assert.ok(
-      maxAbsDiff(ref, logitsOf(peft, inputs)) <= MERGE_ATOL,
+      maxDiff(ref, logitsOf(peft, inputs)) <= MERGE_ATOL,
       `${c.name}: fresh adapter changed the outputs`,
     );
     peft.dispose();
@@ -190,23 +184,20 @@ function mergeChecks(name: string, peft: MatrixSubject, inputs: ModelInputs, mer
   const unmerged = logitsOf(peft, inputs);
   const disabled = peft.withAdapterDisabled(() => logitsOf(peft, inputs));
   assert.ok(
-    maxAbsDiff(unmerged, disabled) > 10 * atol,
+    maxDiff(unmerged, disabled) > 10 * atol,
     `${name}: perturbed adapter has no effect, the check could not fail`,
   );
   const before = baseWeights(peft);
   const n0 = tf.memory().numTensors;
   peft.merge({ safeMerge: true });
   const merged = logitsOf(peft, inputs);
-  assert.ok(
-    maxAbsDiff(unmerged, merged) <= atol,
-    `${name}: merged ≠ unmerged (${maxAbsDiff(unmerged, merged)})`,
-  );
+  assert.ok(maxDiff(unmerged, merged) <= atol, `${name}: merged ≠ unmerged (${maxDiff(unmerged, merged)})`);
   peft.unmerge();
   assert.equal(tf.memory().numTensors, n0, `${name}: merge/unmerge leaked tensors`);
   const after = baseWeights(peft);
   for (const [n, w] of before)
-    assert.ok(maxAbsDiff(w, after.get(n)!) <= restoreAtol, `${name}: unmerge did not restore ${n}`);
-  assert.ok(maxAbsDiff(unmerged, logitsOf(peft, inputs)) <= atol, `${name}: outputs after unmerge differ`);
+    assert.ok(maxDiff(w, after.get(n)!) <= restoreAtol, `${name}: unmerge did not restore ${n}`);
+  assert.ok(maxDiff(unmerged, logitsOf(peft, inputs)) <= atol, `${name}: outputs after unmerge differ`);
 }
 
 /** Checks 2, 3 and 6 (merge part). */
@@ -238,7 +229,7 @@ export async function checkSaveLoad(c: MatrixCase): Promise<void> {
     loaded = await tuner.load(c.makeModel(), join(dir, 'a'));
     loaded.eval();
     assert.ok(
-      maxAbsDiff(want, logitsOf(loaded, inputs)) <= MERGE_ATOL,
+      maxDiff(want, logitsOf(loaded, inputs)) <= MERGE_ATOL,
       `${c.name}: loaded adapter gives other outputs`,
     );
     assert.equal(
@@ -287,7 +278,7 @@ export async function checkTrainStep(c: MatrixCase): Promise<void> {
     assert.equal(tf.memory().numTensors, n0, `${c.name}: a training step leaked tensors`);
     const changed: string[] = [];
     for (const [n, p] of peft.namedParameters())
-      if (maxAbsDiff(before.get(n)!, p.dataSync()) > 0) changed.push(n);
+      if (maxDiff(before.get(n)!, p.dataSync()) > 0) changed.push(n);
     assert.ok(changed.length > 0, `${c.name}: the step changed nothing`);
     for (const n of changed)
       assert.ok(isAdapter(n), `${c.name}: the step changed non-adapter parameter ${n}`);
@@ -314,7 +305,7 @@ export function checkMixedConditions(c: MatrixCase): void {
     assert.equal(tf.memory().numTensors, n0, `${c.name}: conditioned forwards leaked tensors`);
     for (let k = 1; k < byCondition.length; k++)
       assert.ok(
-        maxAbsDiff(byCondition[0]!, byCondition[k]!) > 10 * MERGE_ATOL,
+        maxDiff(byCondition[0]!, byCondition[k]!) > 10 * MERGE_ATOL,
         `${c.name}: conditions 0 and ${k} give the same outputs, the check could not fail`,
       );
     const rows = tuner.rowConditions;
@@ -323,7 +314,7 @@ export function checkMixedConditions(c: MatrixCase): void {
     rows.forEach((k, i) => {
       const slice = (a: Float32Array) => a.subarray(i * width, (i + 1) * width);
       assert.ok(
-        maxAbsDiff(slice(mixed), slice(byCondition[k]!)) <= MERGE_ATOL,
+        maxDiff(slice(mixed), slice(byCondition[k]!)) <= MERGE_ATOL,
         `${c.name}: row ${i} of the mixed batch differs from condition ${k} alone`,
       );
     });
@@ -351,7 +342,7 @@ export async function checkMaterialized(c: MatrixCase): Promise<void> {
       const lora = await PeftModel.fromPretrained(c.makeModel(), join(dir, `c${k}`));
       try {
         assert.ok(
-          maxAbsDiff(want, logitsOf(lora, inputs)) <= MERGE_ATOL,
+          maxDiff(want, logitsOf(lora, inputs)) <= MERGE_ATOL,
           `${c.name}: materialised adapter of condition ${k} gives other outputs`,
         );
         mergeChecks(`${c.name} materialised condition ${k}`, lora, inputs, c.mergeAtol);

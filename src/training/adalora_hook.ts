@@ -1,8 +1,8 @@
 /**
  * The Trainer's AdaLoRA hook: after each optimizer step it calls the tuner's
- * `updateAndAllocate(step, grads)` (PEFT-SPEC §3.5: after optimizer.step, before the gradients are
- * dropped, 0-based step) and checkpoints the allocator's EMAs, the rank pattern and the call count so
- * a resumed run allocates exactly as an uninterrupted one. `Trainer` installs it by default for
+ * `updateAndAllocate(step, grads)` (PEFT adalora/model.py `update_and_allocate`: after optimizer.step, before
+ * the gradients are dropped, 0-based step) and checkpoints the allocator's EMAs, the rank pattern and the
+ * call count so a resumed run allocates exactly as an uninterrupted one. `Trainer` installs it by default for
  * AdaLoRA models, so library users cannot forget it (PEFT's most reported AdaLoRA mistake, #1327).
  */
 import { tf, type Tensor } from '../tensor/tf.js';
@@ -44,8 +44,8 @@ export function adaloraHook(model: unknown): StepHook | undefined {
   });
   return {
     async regularizer() {
-      // the term AdaLoraModel.forward adds to the task loss (orthRegWeight · R, spec §4), on the
-      // current weights, so the trainer can report the task loss and the regulariser apart
+      // the term AdaLoraModel.forward adds to the task loss (orthRegWeight · R, PEFT adalora/model.py
+      // `forward`), on the current weights, so the trainer can report the task loss and the regulariser apart
       const adapter = tuner.trainableAdapterName;
       if (adapter === null) return 0;
       const r = tf.tidy(() =>

@@ -1,7 +1,8 @@
 /**
  * AdamW with PyTorch's exact update (torch.optim.AdamW, single-tensor path, amsgrad off) and explicit,
  * serialisable state: slot variables named `<param>/m` and `<param>/v` plus the step count, so a
- * checkpoint can hold the optimizer and a resumed run continues bit for bit (DESIGN.md §4).
+ * checkpoint can hold the optimizer and a resumed run continues bit for bit (docs/design.md "Errors, memory,
+ * determinism").
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { CheckpointError, ConfigError } from '../errors.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { tf, type Tensor } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
 import { Trainer, TrainingError } from './trainer.js';
-import { ToyModel } from './toy_model.js';
+import { ToyModel } from '../testing/toy_model.js';
 import type { Example } from './data/dataset.js';
 import type { StepHook } from './types.js';
 

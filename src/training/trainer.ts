@@ -1,6 +1,6 @@
 /**
  * The training loop: forward → loss → `tf.variableGrads` over the trainable variables → global-norm
- * clipping → AdamW → the step hook (AdaLoRA's `updateAndAllocate`, PEFT-SPEC §3.5: right after the
+ * clipping → AdamW → the step hook (AdaLoRA's `updateAndAllocate`, PEFT adalora/model.py: right after the
  * optimizer step, before the gradients are dropped, 0-based step) → logging, evaluation, checkpoints.
  *
  * Resume is exact: weights, optimizer slots, schedule position, the dropout RNG, the data order and

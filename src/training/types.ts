@@ -24,8 +24,8 @@ export interface Allocation {
 }
 
 /**
- * Hook for methods that act after each optimizer step (AdaLoRA's `update_and_allocate`, PEFT-SPEC
- * §3.5): called right after the AdamW update, before the step's gradients are disposed, with the
+ * Hook for methods that act after each optimizer step (AdaLoRA's `update_and_allocate`, PEFT
+ * adalora/model.py): called right after the AdamW update, before the step's gradients are disposed, with the
  * 0-based optimizer-step counter. Its state is checkpointed so resume is exact.
  */
 export interface StepHook {

@@ -18,6 +18,7 @@ import { ModulesToSaveWrapper } from './base/modules_to_save.js';
 import { NoMatchingTargetError } from './base/tuner.js';
 import { collectWarnings, setWarningHandler } from './base/warnings.js';
 import { LoraConfig, LoraLinear } from './lora/index.js';
+import { maxDiff } from '../testing/compare.js';
 
 /** Outputs of identical float32 computations (same kernels, same order) are bit-equal. */
 const SAME = 0;
@@ -40,7 +41,6 @@ const ids = () =>
 function out(m: { forward: PeftModel['forward'] }): number[] {
   return tf.tidy(() => Array.from(m.forward({ inputIds: ids() }).logits.dataSync()));
 }
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 
 test('trainable parameter counts and PEFT print format', () => {
   const peft = getPeftModel(mlp(), new LoraConfig({ r: 2, targetModules: ['fc1', 'fc2'] }));

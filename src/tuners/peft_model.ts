@@ -1,11 +1,13 @@
 /**
- * `PeftModel` and `getPeftModel` (PEFT peft_model.py; DESIGN.md §3): a model plus a tuner, with PEFT's
- * names in camelCase. The tuner is the child `base_model` and the wrapped model its child `model`, so
- * parameter names are PEFT's `base_model.model.<path>`. Adapter files: PEFT-SPEC §5.
+ * `PeftModel` and `getPeftModel` (PEFT peft_model.py; docs/design.md "Public API"): a model plus a
+ * tuner, with PEFT's names in camelCase. The tuner is the child `base_model` and the wrapped model its child
+ * `model`, so parameter names are PEFT's `base_model.model.<path>`. Adapter files: PEFT
+ * utils/save_and_load.py.
  *
  * The tuner class comes from the registry (`registry.ts`) by `config.peftType`; PeftModel imports no
  * tuner. `trainableParameters()` (from Module) lists `[name, Variable]` with PEFT names
- * (`base_model.model.…lora_A.default.weight`). Methods only some tuners have (`updateAndAllocate`, AdaLoRA) are delegated when present.
+ * (`base_model.model.…lora_A.default.weight`). Methods only some tuners have (`updateAndAllocate`,
+ * AdaLoRA) are delegated when present.
  *
  * @example
  * const peft = getPeftModel(model, new LoraConfig({ r: 8, targetModules: ['q_proj', 'v_proj'] }));
@@ -18,20 +20,14 @@ import { Module } from '../nn/module.js';
 import { memoryByCategory, memoryRows, type MemoryByCategory } from '../nn/memory_report.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import type { ModelInputs, ModelOutput } from '../models/base.js';
-import { CheckpointError, ConfigError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { disposeAll } from '../tensor/memory.js';
-import { configFromJson, type PeftConfig } from './base/config.js';
+import type { PeftConfig } from './base/config.js';
 import { adapterConfigText, configForSave } from './base/save_config.js';
-import { pyJsonParse, type PyJson } from './base/py_json.js';
 import type { BaseTuner, TunerConfig } from './base/tuner.js';
 import type { MergeOptions } from './base/layer.js';
-import { tunerWarn } from './base/warnings.js';
-import {
-  adapterDir,
-  readAdapterConfigText,
-  readAdapterWeights,
-  writeAdapterFolder,
-} from './base/adapter_files.js';
+import { adapterDir, readAdapterWeights, writeAdapterFolder } from './base/adapter_files.js';
+import { readConfig } from './adapter_config.js';
 import { getTuner } from './registry.js';
 
 /** Options of {@link PeftModel.fromPretrained} and {@link PeftModel.loadAdapter}. */
@@ -264,8 +260,8 @@ export class PeftModel extends Module {
   }
 
   /**
-   * AdaLoRA's rank allocation step (PEFT-SPEC §3.5); call once per optimizer step after the update.
-   * Only tuners that implement it (AdaLoRA) accept it.
+   * AdaLoRA's rank allocation step (PEFT adalora/model.py `update_and_allocate`); call once per optimizer
+   * step after the update. Only tuners that implement it (AdaLoRA) accept it.
    */
   updateAndAllocate(globalStep: number, grads?: Map<string, Tensor>): void {
     this.allocating(globalStep).updateAndAllocate(globalStep, grads);
@@ -301,7 +297,7 @@ export class PeftModel extends Module {
     };
   }
 
-  /** The config as written to disk (PEFT `save_pretrained`, PEFT-SPEC §5.2; see base/save_config.ts). */
+  /** The config as written to disk (PEFT config.py `save_pretrained`; see base/save_config.ts). */
   protected configForSave(adapter: string): PeftConfig {
     return configForSave(this.base_model.requireConfig(adapter), this.getBaseModel());
   }
@@ -361,35 +357,6 @@ export class PeftModel extends Module {
     } finally {
       disposeAll(weights);
     }
-  }
-}
-
-/** Reads and builds the config of an adapter folder; unknown keys warn (PEFT drops them too). */
-async function readConfig(dir: string, isTrainable: boolean): Promise<PeftConfig> {
-  const text = await readAdapterConfigText(dir);
-  const raw = parseAdapterConfig(text, dir) as { peft_type?: unknown };
-  const entry = getTuner(String(raw.peft_type ?? 'LORA'));
-  const { config, unknownKeys } = configFromJson(entry.configClass, text);
-  if (unknownKeys.length)
-    tunerWarn(
-      `${dir}/adapter_config.json: ignoring keys this version does not know: ${unknownKeys.join(', ')}`,
-    );
-  config.inferenceMode = !isTrainable;
-  return config;
-}
-
-/** Parses adapter_config.json text; malformed JSON becomes a CheckpointError naming the file. */
-function parseAdapterConfig(text: string, dir: string): PyJson {
-  try {
-    return pyJsonParse(text);
-  } catch (e) {
-    if (!(e instanceof SyntaxError)) throw e;
-    throw new CheckpointError(
-      `${dir}/adapter_config.json`,
-      'is not valid JSON',
-      e.message,
-      're-save the adapter with savePretrained() or fix the file by hand',
-    );
   }
 }
 

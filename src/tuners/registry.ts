@@ -1,7 +1,8 @@
 /**
  * Tuner registry: `peftType` ('LORA', 'ADALORA', …) → config class and tuner model class, so
  * `PeftModel.fromPretrained` builds the right tuner from `adapter_config.json` without importing any
- * tuner (DESIGN.md §1). Each tuner registers itself in its `index.ts`; `tuners/index.ts` imports them all.
+ * tuner (docs/design.md "Tuner registry"). Each tuner registers itself in its `index.ts`;
+ * `tuners/index.ts` imports them all.
  *
  * @example
  * registerTuner({ peftType: 'ADALORA', configClass: AdaLoraConfig, modelClass: AdaLoraModel });

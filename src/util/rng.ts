@@ -1,6 +1,6 @@
 /**
  * Seeded random numbers with serialisable state, so one seed fixes init, dropout and shuffling and a
- * resumed run continues the same stream (DESIGN.md §4).
+ * resumed run continues the same stream (docs/design.md "Errors, memory, determinism").
  *
  * xoshiro128** (Blackman & Vigna) for uniforms; Box-Muller for normals. Not bit-compatible with
  * PyTorch's Mersenne Twister: parity tests copy weights instead of re-drawing them.

@@ -1,5 +1,5 @@
 /**
- * The worker's training loop: the manual loop DESIGN.md §3 documents (gradients → AdamW step →
+ * The worker's training loop: the manual loop docs/design.md "Public API" documents (gradients → AdamW step →
  * `peft.updateAndAllocate(step, grads)` for AdaLoRA), built from the library's DataLoader, collate,
  * AdamW, schedule and clipping. It awaits {@link TrainControl.between} after every optimizer step, so
  * the page can pause (the loop waits at a step boundary with every tensor intact), resume, or stop
@@ -32,10 +32,7 @@ export interface LoopOptions {
    * Runs after each optimizer step with that step's gradients (AdaLoRA's `updateAndAllocate`, 0-based
    * step); returns the rank budget to report, if any.
    */
-  afterStep?: (
-    step: number,
-    grads: Map<string, Tensor>,
-  ) => number | undefined | Promise<number | undefined>;
+  afterStep?: (step: number, grads: Map<string, Tensor>) => number | undefined | Promise<number | undefined>;
 }
 
 export interface LoopCallbacks {

@@ -6,7 +6,7 @@ import { trainCommand } from './train.js';
 import { materializeCommand } from './materialize.js';
 import { experimentCommand } from './experiment.js';
 import { serveCommand } from './serve.js';
-import { demoCommand } from '../demo/demo.js';
+import { demoCommand } from '../demo/command.js';
 import {
   convertCommand,
   evalCommand,

@@ -1,6 +1,6 @@
 /**
- * Registers the tfjs backend `native` (DESIGN.md §2): a MathBackendCPU subclass whose tensors live
- * in the CPU backend's TypedArrays, given every kernel of tfjs-backend-cpu under its own name, with
+ * Registers the tfjs backend `native` (docs/design.md "Backends"): a MathBackendCPU subclass whose tensors
+ * live in the CPU backend's TypedArrays, given every kernel of tfjs-backend-cpu under its own name, with
  * the hot kernels replaced by the addon's. Gradients are registered per kernel name, so every
  * gradient that calls an overridden kernel speeds up too.
  */

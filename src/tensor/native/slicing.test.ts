@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import { tf } from '../tf.js';
 import { Rng } from '../../util/rng.js';
-import { assertBackendsAgree, nativeAvailable, randint, randn } from './testing.js';
+import { assertBackendsAgree, nativeAvailable, randint, randn } from '../../testing/backend_parity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 // Pure data movement: the copy must be bit-exact.

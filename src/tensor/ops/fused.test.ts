@@ -14,14 +14,14 @@ import {
   randn,
   toTensor,
   type HostTensor,
-} from '../native/testing.js';
+} from '../../testing/backend_parity.js';
 import { layerNorm, rmsNorm } from './norm.js';
 import { gelu, geluTanh } from './activations.js';
 import { softmaxCrossEntropy } from './loss.js';
 import { attention, paddingMask } from './attention.js';
 import { loraDelta } from './lora.js';
 import { adamwUpdate } from './adamw.js';
-import { runOn } from '../native/testing.js';
+import { runOn } from '../../testing/backend_parity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 // One fused pass vs 5-10 composed kernels: float32 rounding differs per step; values are O(1).

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import { tf, type Tensor } from '../tf.js';
-import { assertBackendsAgree, nativeAvailable, type HostTensor } from '../native/testing.js';
+import { assertBackendsAgree, nativeAvailable, type HostTensor } from '../../testing/backend_parity.js';
 import { gelu, geluTanh } from './activations.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';

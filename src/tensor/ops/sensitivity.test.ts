@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../tf.js';
 import { Rng } from '../../util/rng.js';
-import { nativeAvailable, randn, runOn } from '../native/testing.js';
+import { nativeAvailable, randn, runOn } from '../../testing/backend_parity.js';
 import { sensitivityEma } from './sensitivity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';

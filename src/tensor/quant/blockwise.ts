@@ -1,6 +1,6 @@
 /**
  * Blockwise 4-bit quantisation (NF4 / FP4) with optional double quantisation of the absmax constants,
- * bit-compatible with bitsandbytes (PEFT-SPEC §8; bitsandbytes@95f9af3 functional.py 938-1078,
+ * bit-compatible with bitsandbytes (bitsandbytes@95f9af3 functional.py 938-1078,
  * backends/default/ops.py 233-260, kernels.cu 349-365). Pure TypedArray code: no tensors, no disposal.
  *
  * Layout: the tensor is flattened row-major and cut into blocks of `blocksize` (the last block may be
@@ -34,7 +34,7 @@ export interface Quantized8bit {
   blocksize: number;
 }
 
-/** Double-quantised absmax: `absmax = code[q]·absmax2[block] + offset` (spec §8). */
+/** Double-quantised absmax: `absmax = code[q]·absmax2[block] + offset` (bitsandbytes `dequantize_4bit`). */
 export interface NestedAbsmax extends Quantized8bit {
   /** `mean(absmax)` subtracted before the 8-bit quantisation, f32. */
   offset: number;
@@ -255,8 +255,8 @@ export function unpackIndices(q: Quantized4bit): Uint8Array {
 }
 
 /**
- * `out[i] = code[idx[i]] · absmax[block(i)]` in f32 (spec §8). Writes into `out` when given (length
- * `numel`), so a caller can reuse one buffer.
+ * `out[i] = code[idx[i]] · absmax[block(i)]` in f32 (bitsandbytes `dequantize_blockwise`). Writes into `out`
+ * when given (length `numel`), so a caller can reuse one buffer.
  *
  * @example dequantize4bit(quantize4bit(w, [n])) // ≈ w, |error| ≤ absmax·(largest code gap)/2
  */

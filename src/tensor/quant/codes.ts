@@ -1,5 +1,5 @@
 /**
- * Code tables of bitsandbytes' 4-bit and 8-bit blockwise quantisation (PEFT-SPEC §8,
+ * Code tables of bitsandbytes' 4-bit and 8-bit blockwise quantisation (QLoRA,
  * bitsandbytes@95f9af3 functional.py 169-1078, csrc/kernels.cu 110-365): NF4, FP4, the signed 8-bit
  * dynamic map used by double quantisation, and the nearest-code rules of the CUDA kernels.
  *
@@ -130,7 +130,7 @@ function torchLinspaceF32(start: number, end: number, steps: number): number[] {
 }
 
 /**
- * bitsandbytes' `create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)` (spec §8): for
+ * bitsandbytes' `create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)` (functional.py): for
  * i = 0..6 the midpoints of `linspace(0.1, 1, 2^i + 1)` (f32) times ±10^(i−6) (an f32 product), plus 0
  * and 1, sorted: 256 values from −0.99297 to 1. Used to quantise the absmax constants of double
  * quantisation. Checkpoints carry their own map (`nested_quant_map`): reuse it rather than this one.

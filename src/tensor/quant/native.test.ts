@@ -14,7 +14,7 @@ import {
   type QuantType,
 } from './index.js';
 import { nativeDequantKernel, type DequantKernel } from './native.js';
-import { lcgValues } from './testing.js';
+import { lcgValues } from '../../testing/lcg.js';
 
 const kernel = nativeDequantKernel();
 const skip = kernel

@@ -1,6 +1,6 @@
 /**
  * Tensor-level 4-bit ops: dequantisation to a tfjs tensor and the 4-bit linear layer's forward with
- * a memory-saving gradient (DESIGN.md §1: custom ops with their gradients live in tensor/).
+ * a memory-saving gradient (docs/design.md "Floors": custom ops with their gradients live in tensor/).
  *
  * Dequantisation has three implementations with identical results (bit-equal, f32 per step):
  * a registered fast kernel (the native addon's `dequant.cc` on backend `native`, OpenMP over blocks),

@@ -21,7 +21,7 @@ import {
   linear4bit,
   type QuantType,
 } from './index.js';
-import { lcgValues } from './testing.js';
+import { lcgValues } from '../../testing/lcg.js';
 
 const fixture = JSON.parse(
   fs.readFileSync(new URL('../../../tests/fixtures/nf4_reference.json', import.meta.url), 'utf8'),
@@ -32,7 +32,7 @@ const GRAD_ATOL = 1e-5;
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-test('golden block of PEFT-SPEC §8: indices, bytes, dequantised values bit for bit', () => {
+test('golden block (bitsandbytes quantize_4bit): indices, bytes, dequantised values bit for bit', () => {
   const block = new Float32Array(64);
   block.set([2, 1, -1, 0.5, 0, -0.3, 0.08, -2]);
   const q = quantize4bit(block, [64], { quantType: 'nf4' });
@@ -44,7 +44,7 @@ test('golden block of PEFT-SPEC §8: indices, bytes, dequantised values bit for 
     0.15916059911251068, -2,
   ];
   assert.deepEqual([...dequantize4bit(q).slice(0, 8)], expected);
-  assert.deepEqual(fixture.golden.dequant, expected); // the torch reference agrees with the spec
+  assert.deepEqual(fixture.golden.dequant, expected); // the torch reference agrees with bitsandbytes
 });
 
 test('dynamic map: 256 values bit-equal to the python3-torch create_dynamic_map', () => {
@@ -179,7 +179,7 @@ test('linear4bit: forward and gradients equal a dense linear over the dequantise
   b.dispose();
 });
 
-test('NF4 quantisation (fused search + pack) == the spec rule element by element: odd sizes, zero and NaN blocks, midpoints', () => {
+test('NF4 quantisation (fused search + pack) == the bitsandbytes rule element by element: odd sizes, zero and NaN blocks, midpoints', () => {
   const mids = midpoints(NF4_CODE);
   for (const n of [1, 63, 64, 65, 1000, 4097]) {
     const v = lcgValues(n, n);

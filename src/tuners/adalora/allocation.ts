@@ -1,10 +1,11 @@
 /**
  * The model-level AdaLoRA step: `updateAndAllocate(globalStep, grads)` with PEFT's three phases around
- * `Tf = totalStep − tfinal` (PEFT-SPEC §3.5, adalora/model.py 328-368), over the wrapped model's
+ * `Tf = totalStep − tfinal` (PEFT adalora/model.py 328-368 `update_and_allocate`), over the wrapped model's
  * parameters. `AdaLoraModel` owns one of these for its trainable adapter.
  *
  * Call it once per optimizer step, **after** the optimizer step and with the gradients of that step's
- * backward, with a 0-based step counter (spec §3.5; the paper's §3.3 importance uses the updated p):
+ * backward, with a 0-based step counter (PEFT adalora/model.py `update_and_allocate`; the paper's §3.3
+ * importance uses the updated p):
  *   - `step < Tf`: importance EMAs updated, pruning on the cubic schedule (stores `rankPattern`);
  *   - `step == Tf`: forced masking to the target budget, pattern frozen, statistics reset;
  *   - `step > Tf`: the frozen pattern is re-applied (optimizer momentum may revive pruned E entries).
@@ -61,9 +62,9 @@ export class AdaLoraAllocation {
   }
 
   /**
-   * One AdaLoRA step (spec §3.5). `grads` is needed only while `step < totalStep − tfinal`. Reads the
-   * triplet scores synchronously when it masks, so CPU-memory backends only (cpu, native, wasm); on
-   * WebGPU/WebGL use {@link updateAndAllocateAsync}.
+   * One AdaLoRA step (PEFT `AdaLoraModel.update_and_allocate`). `grads` is needed only while `step <
+   * totalStep − tfinal`. Reads the triplet scores synchronously when it masks, so CPU-memory backends only
+   * (cpu, native, wasm); on WebGPU/WebGL use {@link updateAndAllocateAsync}.
    * @example
    * const { grads } = tf.variableGrads(lossFn);  // after optimizer.applyGradients(grads)
    * peft.updateAndAllocate(step, grads);

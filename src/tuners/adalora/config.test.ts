@@ -9,7 +9,7 @@ import { AdaLoraConfig } from './config.js';
 const fixtureText = (name: string) =>
   readFileSync(new URL(`../../../tests/fixtures/${name}`, import.meta.url), 'utf8');
 
-test('defaults are PEFT’s (spec §1)', () => {
+test('defaults are PEFT’s (adalora/config.py)', () => {
   const c = new AdaLoraConfig({ totalStep: 100 });
   assert.equal(c.peftType, 'ADALORA');
   assert.deepEqual(
@@ -31,7 +31,7 @@ test('defaults are PEFT’s (spec §1)', () => {
   assert.equal(c.importanceMetric, 'sensitivity-uncertainty');
 });
 
-test('schedule tuples of PEFT tests/test_config.py: valid and invalid (spec §1 step 10)', () => {
+test('schedule tuples of PEFT tests/test_config.py: valid and invalid (PEFT __post_init__ schedule check)', () => {
   for (const [totalStep, tinit, tfinal] of [
     [100, 0, 0],
     [100, 10, 10],
@@ -103,7 +103,7 @@ test('r ≠ 8 and other ignored LoRA fields warn instead of being silently dropp
   assert.equal(copy.r, 4);
 });
 
-test('adapter_config.json is byte-equal to the python json.dumps golden (spec §5.2) and reads back', () => {
+test('adapter_config.json is byte-equal to the python json.dumps golden (PEFT save_pretrained) and reads back', () => {
   const golden = fixtureText('adalora_adapter_config.json');
   const c = new AdaLoraConfig({
     baseModelNameOrPath: 'facebook/opt-125m',

@@ -1,7 +1,7 @@
 /**
- * `AdaLoraConfig` (PEFT-SPEC §1): a `LoraConfig` plus AdaLoRA's schedule and allocator fields, validated
- * in PEFT's `__post_init__` order, plus the checks PEFT lacks (spec §1 "Not validated anywhere"):
- * `targetR < initR` (else the allocator's k ≤ 0 crashes), integer `deltaT ≥ 1` (else `step % 0`),
+ * `AdaLoraConfig` (PEFT adalora/config.py): a `LoraConfig` plus AdaLoRA's schedule and allocator fields,
+ * validated in PEFT's `__post_init__` order, plus the checks PEFT lacks (values PEFT accepts and later fails
+ * on): `targetR < initR` (else the allocator's k ≤ 0 crashes), integer `deltaT ≥ 1` (else `step % 0`),
  * `0 < beta < 1` (PEFT only asserts at model build), `tinit ≥ 0`, `tfinal ≥ 0`, and integer
  * `totalStep`, `initR`, `targetR`. LoRA fields AdaLoRA ignores (`r`, `useRslora`, `alphaPattern`,
  * `loraBias`, string `initLoraWeights`) produce a warning instead of being silently dropped.
@@ -84,9 +84,9 @@ export class AdaLoraConfig extends LoraConfig {
     return this.rankPattern as RankPattern | null;
   }
 
-  /** PEFT `AdaLoraConfig.__post_init__` order (spec §1 steps 1–10), then the checks PEFT lacks. */
+  /** PEFT `AdaLoraConfig.__post_init__` order (adalora/config.py), then the checks PEFT lacks. */
   protected override postInit(): void {
-    super.postInit(); // LoRA's checks (spec §1: it runs first; steps 4–6 are LoRA's own checks again)
+    super.postInit(); // LoRA's checks (PEFT runs them first; some of AdaLoRA's repeat them)
     const W = 'AdaLoraConfig';
     this.peftType = 'ADALORA'; // 1
     if (this.useDora) {
@@ -217,7 +217,7 @@ export class AdaLoraConfig extends LoraConfig {
     }
   }
 
-  /** AdaLoRA never reads `r` (spec §1); `initR` is checked in `postInit`. */
+  /** AdaLoRA never reads `r` (PEFT adalora/config.py warns it is ignored); `initR` is checked in `postInit`. */
   protected override validateRank(): void {}
 }
 

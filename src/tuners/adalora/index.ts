@@ -1,5 +1,5 @@
 /**
- * AdaLoRA (arXiv 2303.10512; PEFT-SPEC §1–5): config, SVD layer, rank allocator, orthogonal
+ * AdaLoRA (arXiv 2303.10512; PEFT tuners/adalora/): config, SVD layer, rank allocator, orthogonal
  * regulariser and tuner model. Importing this module registers the tuner as peftType "ADALORA", so
  * `getPeftModel(model, new AdaLoraConfig(...))` and `PeftModel.fromPretrained` find it.
  *

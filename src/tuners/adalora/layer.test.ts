@@ -8,7 +8,7 @@ import { ConfigError, NotSupportedError } from '../../errors.js';
 import { collectWarnings } from '../base/warnings.js';
 import { SVDLinear, createSvdModule, RANKNUM_EPS } from './layer.js';
 
-/** Merged vs unmerged: one extra f32 rounding of W + Δ and a different summation order (spec §11: rtol 1e-6 plus a small absolute floor). */
+/** Merged vs unmerged: one extra f32 rounding of W + Δ and a different summation order (rtol 1e-6 plus a small absolute floor). */
 const MERGE_RTOL = 1e-5;
 const MERGE_ATOL = 1e-6;
 
@@ -21,7 +21,7 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: n
   }
 }
 
-test('SVD forward golden: x=[1,2], A=I, E=[2,0], B=[[1,0],[0,1],[1,1]], α=4 → [2,0,2]·4/f32(2+1e-5) (spec §11)', async () => {
+test('SVD forward golden: x=[1,2], A=I, E=[2,0], B=[[1,0],[0,1],[1,1]], α=4 → [2,0,2]·4/f32(2+1e-5) (PEFT SVDLinear.forward)', async () => {
   const base = new Linear(2, 3, { bias: false });
   base.weight.assign(tf.zeros([3, 2]));
   const layer = new SVDLinear(base, 'default', opts);

@@ -1,11 +1,12 @@
 /**
  * `SVDLinear`: AdaLoRA's SVD-form adapter W + P·Λ·Q (paper arXiv 2303.10512 §3.1, Eq. 3) on a linear
- * layer, exactly as PEFT's `SVDLinear` (PEFT-SPEC §2.2–2.4):
+ * layer, exactly as PEFT's `SVDLinear` (PEFT adalora/layer.py):
  *
  * - `lora_A.<adapter>` [r, in] (Q, "right singular vectors"), `lora_E.<adapter>` [r, 1] (Λ),
  *   `lora_B.<adapter>` [out, r] (P): `ParameterDict` entries, so state-dict keys have no `.weight`.
  * - `ranknum.<adapter>` [1] = r, not trainable; it stays `initR` for the whole run (pruning only zeroes
- *   E entries; loading a trimmed adapter restores it, spec §5.3), so the scale never changes.
+ *   E entries; loading a trimmed adapter restores it, PEFT `resize_modules_by_rank_pattern`), so the scale
+ * never changes.
  * - scaling = `loraAlpha` (or r if `loraAlpha ≤ 0`), **not** alpha/r; the forward divides by
  *   f32(ranknum + 1e-5): `result += ((drop(x) @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5)`.
  * - init (any truthy `initLoraWeights`): E = 0, A, B ~ N(0, 0.02²), so a fresh adapter is the identity;
@@ -24,7 +25,7 @@ import type { Module } from '../../nn/module.js';
 import { normal } from '../../nn/init.js';
 import { BaseTunerLayer, reconcileFanInFanOut, transposeIf } from '../base/layer.js';
 
-/** PEFT adds this to `ranknum` before dividing (spec §2.2); f32(12 + 1e-5) = 12.000009536743164. */
+/** PEFT adds this to `ranknum` before dividing (adalora/layer.py `SVDLinear.forward`); f32(12 + 1e-5) = 12.000009536743164. */
 export const RANKNUM_EPS = 1e-5;
 /** Standard deviation of the A and B init (PEFT `normal_(…, mean=0.0, std=0.02)`). */
 export const SVD_INIT_STD = 0.02;
@@ -77,7 +78,7 @@ export class SVDLinear extends BaseTunerLayer {
   }
 
   /**
-   * Creates (or re-creates) one adapter with rank `r` (PEFT `update_layer`, spec §2.2). `r = 0` is
+   * Creates (or re-creates) one adapter with rank `r` (PEFT adalora/layer.py `update_layer`). `r = 0` is
    * allowed (a fully pruned layer, PEFT #1539); `ranknum` is set to r.
    * @example layer.updateLayer('other', { r: 4, loraAlpha: 8, loraDropout: 0.1, initLoraWeights: true });
    */
@@ -124,7 +125,8 @@ export class SVDLinear extends BaseTunerLayer {
 
   /**
    * Scaling = `scale · alpha` (or `scale · r` if alpha ≤ 0). PEFT's inherited `set_scale` recomputes
-   * `alpha / r` here, which is wrong for AdaLoRA (spec §2.2); the rank division stays in `ranknum`.
+   * `alpha / r` here, which is wrong for AdaLoRA (its `update_layer` sets scaling = alpha); the rank
+   * division stays in `ranknum`.
    * @example layer.setScale('default', 0.5); // halves the adapter's contribution
    */
   setScale(adapter: string, scale: number): void {
@@ -157,7 +159,8 @@ export class SVDLinear extends BaseTunerLayer {
   }
 
   /**
-   * `transpose(B @ (A∘E), fanInFanOut) · scaling / (ranknum + 1e-5)` (spec §2.4). Caller disposes.
+   * `transpose(B @ (A∘E), fanInFanOut) · scaling / (ranknum + 1e-5)` (PEFT `SVDLinear.get_delta_weight`).
+   * Caller disposes.
    * @example const d = layer.getDeltaWeight('default'); // [out, in] (or [in, out] with fanInFanOut)
    */
   getDeltaWeight(adapter: string): Tensor {
@@ -186,7 +189,7 @@ export class SVDLinear extends BaseTunerLayer {
 
   /**
    * Re-creates an adapter at rank `rank` keeping the rows/columns `kept` of the current tensors and
-   * restoring `ranknum` (PEFT `resize_modules_by_rank_pattern`, spec §5.3). Used when loading a trimmed
+   * restoring `ranknum` (PEFT adalora/model.py `resize_modules_by_rank_pattern`). Used when loading a trimmed
    * adapter: the scale stays `alpha / (initR + 1e-5)`.
    * @example layer.resizeByMask('default', [true, false, true], opts); // rank 2, ranknum unchanged
    */
@@ -232,8 +235,8 @@ export class SVDLinear extends BaseTunerLayer {
 }
 
 /**
- * AdaLoRA's `_create_new_module` (spec §2.1): an `SVDLinear` for a linear-like target; Embedding and
- * anything else are rejected with a clear error. The layer takes `fanInFanOut` from the base module
+ * AdaLoRA's `_create_new_module` (PEFT adalora/model.py): an `SVDLinear` for a linear-like target; Embedding
+ * and anything else are rejected with a clear error. The layer takes `fanInFanOut` from the base module
  * (GPT-2's Conv1D is a `Linear` with `fanInFanOut`); returns whether the config's flag had to change.
  *
  * @example const { layer } = createSvdModule(model.getSubmodule('bert.encoder.layer.0.attention.self.query'), 'default', opts, false, name);
@@ -269,7 +272,8 @@ export function createSvdModule(
       'remove it from targetModules',
     );
   }
-  // PEFT warns and flips the config flag (spec §2.1); the layer follows the module's real layout.
+  // PEFT warns and flips the config flag (adalora/model.py `_create_new_module`); the layer follows the
+  // module's real layout.
   const fanInFanOut = reconcileFanInFanOut(configFanInFanOut, base, name);
   return { layer: new SVDLinear(base, adapter, opts), fanInFanOut };
 }

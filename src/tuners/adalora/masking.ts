@@ -1,6 +1,6 @@
 /**
- * Masking helpers of the rank allocator (PEFT-SPEC §3.4): PyTorch's `kthvalue` threshold and the
- * in-place zeroing of pruned `lora_E` entries.
+ * Masking helpers of the rank allocator (PEFT adalora/layer.py `RankAllocator.mask_to_budget`): PyTorch's
+ * `kthvalue` threshold and the in-place zeroing of pruned `lora_E` entries.
  */
 import { tf } from '../../tensor/tf.js';
 import { ConfigError, ShapeError } from '../../errors.js';

@@ -17,9 +17,9 @@ import {
   disposeInputs,
   inputs,
   layers,
-  maxDiff,
   tinyLlama,
-} from './model_test_utils.js';
+} from '../../testing/adalora_llama.js';
+import { maxDiff } from '../../testing/compare.js';
 
 test('getPeftModel: SVD layers of rank initR, PEFT names, trainable A/B/E only, fresh adapter = base, loss gets the regulariser', () => {
   manualSeed(1);
@@ -84,7 +84,7 @@ class TinyMlp extends Module {
   }
 }
 
-test('forward adds orthRegWeight · R to the loss, only with a loss and a trainable adapter (spec §4)', () => {
+test('forward adds orthRegWeight · R to the loss, only with a loss and a trainable adapter (PEFT AdaLoraModel.forward)', () => {
   manualSeed(4);
   const peft = getPeftModel(
     new TinyMlp(),

@@ -1,7 +1,8 @@
 /**
- * `AdaLoraModel` (PEFT adalora/model.py; PEFT-SPEC §2.1, §2.5, §3.5, §4, §5.3): `LoraModel` with
- * `SVDLinear` layers of rank `initR`, one trainable adapter with its rank allocator, the orthogonal
- * regulariser added to the model's loss, and save/load by rank pattern.
+ * `AdaLoraModel` (PEFT adalora/model.py: module wrapping, model-level checks, `update_and_allocate`,
+ * orthogonal loss, rank-pattern resizing): `LoraModel` with `SVDLinear` layers of rank `initR`, one trainable
+ * adapter with its rank allocator, the orthogonal regulariser added to the model's loss, and save/load by
+ * rank pattern.
  *
  * Better than PEFT, on purpose:
  * - inference-mode adapters never touch the regulariser or the allocator (PEFT #571 crashed when a
@@ -35,7 +36,7 @@ import {
   trimStateDictByRankPattern,
 } from './save_load.js';
 
-/** Layer options of every AdaLoRA layer: rank `initR`, the config's alpha (no per-module patterns, spec §2.1). */
+/** Layer options of every AdaLoRA layer: rank `initR`, the config's alpha (no per-module patterns, PEFT adalora/model.py `_create_and_replace`). */
 export function svdOptions(config: AdaLoraConfig): SvdAdapterOptions {
   return {
     r: config.initR,
@@ -74,7 +75,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
     }
   }
 
-  /** Adds the adapter; a trainable one gets the rank allocator (spec §2.5). */
+  /** Adds the adapter; a trainable one gets the rank allocator (PEFT `AdaLoraModel.__init__`). */
   override addAdapter(adapter: string, config: AdaLoraConfig): void {
     super.addAdapter(adapter, config);
     if (!config.inferenceMode) {
@@ -105,7 +106,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
     super.createAndReplace(config, adapter, target, key);
   }
 
-  /** An `SVDLinear` for a linear-like target; Embedding and others are rejected (spec §2.1). */
+  /** An `SVDLinear` for a linear-like target; Embedding and others are rejected (PEFT `_create_new_module`). */
   protected override createNewModule(
     config: AdaLoraConfig,
     adapter: string,
@@ -125,7 +126,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
 
   /**
    * The wrapped model's forward plus `orthRegWeight · R` on `loss` when a loss was computed and an
-   * adapter trains (spec §4). The model's own loss tensor is replaced (and disposed).
+   * adapter trains (PEFT `AdaLoraModel.forward`). The model's own loss tensor is replaced (and disposed).
    */
   override forward(inputs: ModelInputs): ModelOutput {
     const out = super.forward(inputs);
@@ -141,14 +142,14 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
     return out;
   }
 
-  /** Scales every AdaLoRA layer of `adapter` to `scale · alpha` (PEFT's `set_scale`, corrected, spec §2.2). */
+  /** Scales every AdaLoRA layer of `adapter` to `scale · alpha` (PEFT's `set_scale`, corrected: the one AdaLoRA inherits from LoRA recomputes alpha/r). */
   override setScale(adapter: string, scale: number): void {
     for (const [, l] of this.tunerLayers()) if (l instanceof SVDLinear) l.setScale(adapter, scale);
   }
 
   /**
-   * AdaLoRA's step (spec §3.5): call once per optimizer step, after the update, with the 0-based step
-   * and the gradients of that step (by parameter name or tfjs variable name; needed before
+   * AdaLoRA's step (PEFT `update_and_allocate`): call once per optimizer step, after the update, with the
+   * 0-based step and the gradients of that step (by parameter name or tfjs variable name; needed before
    * `totalStep − tfinal`). See `allocation.ts` for the three phases.
    * @example const info = tuner.updateAndAllocate(step, grads); // { phase, budget, masked, ranks }
    */
@@ -199,8 +200,9 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
   }
 
   /**
-   * Adapter tensors trimmed by the rank pattern, without `ranknum` (spec §5.3); stores the pattern with
-   * keys without `.<adapter>` in the config, as PEFT does, so `adapter_config.json` matches PEFT's.
+   * Adapter tensors trimmed by the rank pattern, without `ranknum` (PEFT utils/save_and_load.py); stores the
+   * pattern with keys without `.<adapter>` in the config, as PEFT does, so `adapter_config.json` matches
+   * PEFT's.
    */
   override adapterStateDictForSave(adapter: string): Map<string, Tensor> {
     const cfg = this.requireConfig(adapter);
@@ -227,7 +229,7 @@ export class AdaLoraModel extends LoraModel<AdaLoraConfig> {
     return state;
   }
 
-  /** Resizes layers to the rank pattern before a trimmed checkpoint is copied in (spec §5.3). */
+  /** Resizes layers to the rank pattern before a trimmed checkpoint is copied in (PEFT `resize_modules_by_rank_pattern`). */
   protected override beforeLoadAdapterStateDict(adapter: string, state: Map<string, Tensor>): void {
     super.beforeLoadAdapterStateDict(adapter, state);
     const cfg = this.requireConfig(adapter);

@@ -25,9 +25,9 @@ import {
   fixturePath,
   inputs,
   layers,
-  maxDiff,
   tinyLlama,
-} from './model_test_utils.js';
+} from '../../testing/adalora_llama.js';
+import { maxDiff } from '../../testing/compare.js';
 
 test('PEFT-layout trimmed fixture (tests/fixtures/adalora_peft) loads and reproduces the plain-torch logits', async () => {
   const expected = JSON.parse(readFileSync(fixturePath('adalora_peft_expected.json'), 'utf8'));

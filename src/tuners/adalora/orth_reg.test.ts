@@ -7,7 +7,7 @@ import { orthRegularizer } from './orth_reg.js';
 /** f32 sums/sqrt vs the exact real value: a few f32 ulps at magnitude ~2. */
 const F32_TOL = 1e-6;
 
-test('orthogonal regulariser golden: A=[[1,0,0],[0,2,0]], B=0 → (3+√2)/2 (spec §4)', async () => {
+test('orthogonal regulariser golden: A=[[1,0,0],[0,2,0]], B=0 → (3+√2)/2 (PEFT adalora/model.py forward)', async () => {
   const a = tf.variable(
     tf.tensor2d([
       [1, 0, 0],

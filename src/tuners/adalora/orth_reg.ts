@@ -1,6 +1,6 @@
 /**
  * AdaLoRA's orthogonal regulariser (paper arXiv 2303.10512 Eq. 4, as PEFT and the original code compute
- * it; PEFT-SPEC §4): for every `lora_A` / `lora_B` of the adapter,
+ * it; PEFT adalora/model.py `forward`): for every `lora_A` / `lora_B` of the adapter,
  * `‖A Aᵀ − I‖_F` and `‖Bᵀ B − I‖_F` — the Frobenius norm itself, **not** squared as in the paper — and
  * the mean over all N of them (N = 2 × adapted layers). Pruned rows/columns are still regularised
  * (the matrices keep their full r0 size during training).

@@ -1,6 +1,6 @@
 /**
- * AdaLoRA's rank allocator (paper arXiv 2303.10512 §3.2–3.3; PEFT-SPEC §3), a class of its own that is
- * driven by plain name → tensor maps so it can be checked without a model.
+ * AdaLoRA's rank allocator (paper arXiv 2303.10512 §3.2–3.3; PEFT adalora/layer.py `RankAllocator`), a class
+ * of its own that is driven by plain name → tensor maps so it can be checked without a model.
  *
  * Names are `namedParameters()` names of the wrapped model, e.g.
  * `model.layers.0.self_attn.q_proj.lora_A.default`. Exactly as PEFT, parameters are selected by

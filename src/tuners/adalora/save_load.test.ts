@@ -40,7 +40,7 @@ test('pattern keys: only the trailing adapter suffix is stripped (PEFT corrupts 
   assert.throws(() => modulePathOfPatternKey('enc.q.lora_A', 'default'), CheckpointError);
 });
 
-test('trim on save then resize on load reproduces the outputs; rank 0 layer included (spec §5.3)', () => {
+test('trim on save then resize on load reproduces the outputs; rank 0 layer included (PEFT save_and_load.py / resize_modules_by_rank_pattern)', () => {
   manualSeed(5);
   const src = new Net();
   src.default_proj.lora_E.get('default')!.assign(tf.tensor2d([[0.5], [0], [-0.7]]));

@@ -1,5 +1,5 @@
 /**
- * AdaLoRA's save-time trimming and load-time resizing by `rank_pattern` (PEFT-SPEC §5.3, PEFT
+ * AdaLoRA's save-time trimming and load-time resizing by `rank_pattern` (PEFT
  * adalora/model.py 259-326), as functions over a state dict and a module tree so the tuner model only
  * wires them in.
  *
@@ -17,7 +17,7 @@ import type { RankPattern } from './rank_allocator.js';
 import { SVDLinear, type SvdAdapterOptions } from './layer.js';
 
 /**
- * The rank pattern as saved: keys without the trailing `.<adapter>` (spec §5.2 example key
+ * The rank pattern as saved: keys without the trailing `.<adapter>` (PEFT save_pretrained, e.g. key
  * `bert.encoder.layer.0.attention.self.query.lora_E`).
  * @example stripAdapterFromPattern({ 'q.lora_E.default': [true] }, 'default'); // { 'q.lora_E': [true] }
  */
@@ -51,10 +51,10 @@ export function modulePathOfPatternKey(key: string, adapter: string): string {
 }
 
 /**
- * Trims an adapter state dict by the rank pattern (spec §5.3 save): drops `ranknum`; for every pattern
- * entry keeps rows `[mask]` of E and A and columns `[:, mask]` of B. `keyOf(path, 'lora_A')` names the
- * tensor in `state` (e.g. `base_model.model.<path>.lora_A.default`). Returns a new map; the tensors
- * it creates are new (caller disposes those not in `state`: see `created`).
+ * Trims an adapter state dict by the rank pattern (PEFT utils/save_and_load.py, on save): drops `ranknum`;
+ * for every pattern entry keeps rows `[mask]` of E and A and columns `[:, mask]` of B. `keyOf(path,
+ * 'lora_A')` names the tensor in `state` (e.g. `base_model.model.<path>.lora_A.default`). Returns a new map;
+ * the tensors it creates are new (caller disposes those not in `state`: see `created`).
  *
  * @example
  * const { state: trimmed, created } = trimStateDictByRankPattern(sd, pattern, 'default', (p, l) => `base_model.model.${p}.${l}.default`);
@@ -104,7 +104,8 @@ export function trimStateDictByRankPattern(
 
 /**
  * Resizes every `SVDLinear` named by the pattern to its kept rank, keeping `ranknum` at its old value
- * (spec §5.3 load), so that a trimmed checkpoint can then be copied in with matching shapes.
+ * (PEFT `resize_modules_by_rank_pattern`, on load), so that a trimmed checkpoint can then be copied in with
+ * matching shapes.
  * @example resizeModulesByRankPattern(wrappedModel, config.pattern!, 'default', layerOpts);
  */
 export function resizeModulesByRankPattern(

@@ -1,8 +1,8 @@
 /**
- * PEFT adapter folders on disk (PEFT-SPEC §5): `adapter_config.json` (snake_case, Python's
+ * PEFT adapter folders on disk (PEFT utils/save_and_load.py): `adapter_config.json` (snake_case, Python's
  * `json.dumps(indent=2, sort_keys=True)` bytes) and `adapter_model.safetensors` (metadata
  * `{"format": "pt"}`). Writes are atomic (temp file + rename). Pickled `adapter_model.bin` files are
- * refused (they are code, DESIGN.md §1).
+ * refused (they are code, docs/design.md "Floors").
  *
  * @example
  * await writeAdapterFolder('out/adapter', config.toJsonString(), tensors);
@@ -18,7 +18,7 @@ export const WEIGHTS_NAME = 'adapter_model.safetensors';
 /** PEFT writes this metadata into every adapter safetensors file. */
 export const SAFETENSORS_METADATA = { format: 'pt' };
 
-/** The folder of an adapter: `dir` for "default", `dir/<name>` otherwise (PEFT-SPEC §5.2). */
+/** The folder of an adapter: `dir` for "default", `dir/<name>` otherwise (PEFT peft_model.py `save_pretrained`). */
 export function adapterDir(dir: string, adapter: string): string {
   return adapter === 'default' ? dir : joinPath(dir, adapter);
 }

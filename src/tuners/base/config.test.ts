@@ -37,7 +37,7 @@ test('fieldSpecs: snake_case keys from camelCase names, explicit snake, saved an
 
 test('LoRA/AdaLoRA schema: PEFT 0.20 key names (hand-listed), rank_pattern replaced by AdaLoRA', () => {
   const lora = LoraConfig.fields.filter((f) => f.saved !== false).map((f) => f.snake);
-  // PEFT 0.20 LoraConfig keys of adapter_config.json (PEFT-SPEC §5.2)
+  // PEFT 0.20 LoraConfig keys of adapter_config.json (PEFT config.py `save_pretrained`)
   const peft =
     `peft_type task_type inference_mode base_model_name_or_path revision auto_mapping peft_version r
     target_modules exclude_modules lora_alpha lora_dropout fan_in_fan_out bias use_rslora modules_to_save

@@ -1,7 +1,7 @@
 /**
- * `PeftConfig`: the fields every tuner config shares (PEFT-SPEC §6 "Base"), and the field schema that
- * maps camelCase fields in memory to PEFT's snake_case keys on disk (DESIGN.md §1: only adapter-file
- * code converts).
+ * `PeftConfig`: the fields every tuner config shares (PEFT config.py `PeftConfig`), and the field schema
+ * that maps camelCase fields in memory to PEFT's snake_case keys on disk (only adapter-file code
+ * converts; docs/design.md "Config field table").
  *
  * A config is declared once, as a table of typed fields ({@link F}); the options type
  * ({@link OptionsOf}), the instance fields ({@link ValuesOf}, merged into the class by an interface of
@@ -47,7 +47,7 @@ export interface FieldSpec {
   kind: FieldKind;
   /** Default value (cloned per instance when it is an object). */
   default: unknown;
-  /** Written to disk? (`runtime_config` is not, PEFT-SPEC §5.2.) */
+  /** Written to disk? (`runtime_config` is not: PEFT config.py `to_dict`.) */
   saved?: boolean;
   /** A PEFT field this library does not implement: a truthy value is rejected, never ignored. */
   unsupported?: boolean;
@@ -274,7 +274,7 @@ function toPy(f: FieldSpec, v: unknown): PyJson {
 
 /**
  * camelCase options from a snake_case dict read from disk. Unknown keys are returned separately
- * (PEFT warns and drops them, PEFT-SPEC §5.2); missing keys take the defaults.
+ * (PEFT warns and drops them, config.py `from_peft_type`); missing keys take the defaults.
  *
  * @example const { options, unknown } = optionsFromDict(LoraConfig.fields, json);
  */

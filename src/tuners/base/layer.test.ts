@@ -16,7 +16,7 @@ import { CheckpointError } from '../../errors.js';
 import { LoraLinear } from '../lora/layer.js';
 import { LoraEmbedding } from '../lora/embedding.js';
 import { SVDLinear, createSvdModule } from '../adalora/layer.js';
-import '../dora/index.js';
+import '../lora/dora.js';
 import { BaseTunerLayer, reconcileFanInFanOut } from './layer.js';
 import { collectWarnings } from './warnings.js';
 

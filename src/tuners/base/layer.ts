@@ -1,7 +1,7 @@
 /**
  * `BaseTunerLayer`: the contract every adapter layer meets (PEFT `BaseTunerLayer`, tuners_utils.py).
  * It wraps the original module as the child `base_layer` (state-dict keys `q_proj.base_layer.weight`,
- * PEFT-SPEC §5.1) and keeps per-adapter tensors in dict-like children named in `adapterLayerNames`
+ * as PEFT saves them) and keeps per-adapter tensors in dict-like children named in `adapterLayerNames`
  * (`lora_A.default.weight`, `lora_E.default`). The tuner model drives it through this interface only.
  *
  * It is also the one adapter-layer template (PEFT `LoraLayer`, from which PEFT derives `AdaLoraLayer`):

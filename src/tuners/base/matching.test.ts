@@ -1,4 +1,4 @@
-/** Target matching exactly as PEFT-SPEC §6 (check_target_module_exists), and saved-key naming (§5.1). */
+/** Target matching exactly as PEFT tuners_utils.py `check_target_module_exists`, and saved-key naming (utils/save_and_load.py). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../errors.js';
@@ -102,7 +102,7 @@ test('defaults per architecture, all-linear expansion, clear error without a def
   );
 });
 
-test('adapter name removal for saved keys (PEFT-SPEC §5.1)', () => {
+test('adapter name removal for saved keys (PEFT get_peft_model_state_dict)', () => {
   assert.equal(removeAdapterName('a.q.lora_A.default.weight', 'default'), 'a.q.lora_A.weight');
   assert.equal(removeAdapterName('a.q.lora_B.default.bias', 'default'), 'a.q.lora_B.bias');
   assert.equal(removeAdapterName('a.wte.lora_embedding_A.default', 'default'), 'a.wte.lora_embedding_A');

@@ -1,6 +1,6 @@
 /**
- * Which modules a tuner adapts: PEFT's `check_target_module_exists` (PEFT-SPEC §6 "target matching",
- * tuners_utils 2293), `all-linear` expansion, per-architecture defaults, and the `modules_to_save` rule.
+ * Which modules a tuner adapts: PEFT's `check_target_module_exists` (tuners_utils.py
+ * 2293), `all-linear` expansion, per-architecture defaults, and the `modules_to_save` rule.
  * Keys are `namedModules()` paths of the wrapped model (no `base_model.model.` prefix).
  *
  * Python regexes run as JavaScript regexes: `re.fullmatch(p, key)` is `^(?:p)$`; `(?P<name>` is

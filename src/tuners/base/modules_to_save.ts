@@ -1,8 +1,8 @@
 /**
  * `ModulesToSaveWrapper` (PEFT other.py): a module listed in `modulesToSave` (e.g. the classifier head)
  * is replaced by a wrapper holding the untouched `original_module` and one trainable deep copy per
- * adapter under `modules_to_save.<adapter>` (PEFT-SPEC §6, keys §5.1). The forward uses the active
- * adapter's copy, or the original when adapters are disabled or the adapter has no copy.
+ * adapter under `modules_to_save.<adapter>` (PEFT utils/other.py `ModulesToSaveWrapper`). The forward uses
+ * the active adapter's copy, or the original when adapters are disabled or the adapter has no copy.
  *
  * @example
  * const w = new ModulesToSaveWrapper(model.classifier, 'default');

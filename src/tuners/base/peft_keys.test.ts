@@ -29,10 +29,11 @@ import { getPeftModel, PeftModel } from '../peft_model.js';
 import { LoraConfig } from '../lora/index.js';
 import { AdaLoraConfig } from '../adalora/index.js';
 import { HyperLoraConfig, HyperLoraModel } from '../hyperlora/index.js';
-import '../dora/index.js';
+import '../lora/dora.js';
 import type { PeftConfig } from './config.js';
 import { collectWarnings, setWarningHandler } from './warnings.js';
 import { keysKnownBy, OLDEST_PEFT, PEFT_KEYS, PEFT_RELEASES, savedAdapterConfig } from './peft_keys.js';
+import { maxDiff } from '../../testing/compare.js';
 
 /** Outputs of an adapter before saving and after loading it again: same float32 ops, same order. */
 const RELOAD_ATOL = 1e-6;
@@ -47,8 +48,6 @@ function logits(m: { forward: PreTrainedModel['forward'] }, make: () => Record<s
     return Array.from(m.forward(x as never).logits.dataSync());
   });
 }
-
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 
 test('key table: the 17 keys PEFT 0.10.0 rejected are exactly the newer ones (kasa_config is in no release)', () => {
   const issue = [

@@ -1,8 +1,9 @@
 /**
  * A JSON writer that reproduces Python's `json.dumps(obj, indent=2, sort_keys=True)` byte for byte
- * (PEFT-SPEC §5.2): keys sorted recursively (UTF-16 order; equals Python's code-point order except for keys mixing astral and U+E000–U+FFFF characters), two-space
- * indent, `", "`-free separators `","` + newline and `": "`, `ensure_ascii` escapes, no trailing
- * newline, and Python's float repr (`0.0`, `0.05`, `1e-05`, `32.0`, `1e+16`).
+ * (PEFT config.py `to_json_string`): keys sorted recursively (UTF-16 order; equals Python's code-point order
+ * except for keys mixing astral and U+E000–U+FFFF characters), two-space indent, `", "`-free separators `","`
+ * + newline and `": "`, `ensure_ascii` escapes, no trailing newline, and Python's float repr (`0.0`, `0.05`,
+ * `1e-05`, `32.0`, `1e+16`).
  *
  * JavaScript has one number type, so whether a value is written as an int or a float is decided by
  * the writer's caller: wrap a number in {@link PyFloat} to force float repr; a bare integer-valued

@@ -1,5 +1,5 @@
 /**
- * The config as an adapter folder records it (PEFT `save_pretrained`, PEFT-SPEC §5.2), shared by
+ * The config as an adapter folder records it (PEFT config.py `save_pretrained`), shared by
  * `PeftModel.savePretrained` and HyperLoRA's `materialize` so both write the same thing:
  * `inference_mode: true`, the base model's name or path, `auto_mapping` only without a task type, and
  * a LoftQ adapter recorded as `init_lora_weights: true` (PEFT's guidance for LoftQ: once A, B and the

@@ -1,5 +1,5 @@
 /**
- * PEFT's adapter state-dict keys (PEFT-SPEC §5.1; save_and_load.py, tuners_utils 1652): which model
+ * PEFT's adapter state-dict keys (PEFT utils/save_and_load.py, tuners_utils 1652): which model
  * tensors belong to one adapter and the key each gets in `adapter_model.safetensors`
  * (`base_model.model.<module path>.<attr>[.<param>]`, adapter name removed). The selection is
  * structural (attributes of tuner layers except `base_layer`, as PEFT HEAD does since #3490).
@@ -8,7 +8,9 @@
  * adapterKeyMap(loraModel, 'default', 'none');
  * // [['model.layers.0.self_attn.q_proj.lora_A.default.weight', 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'], …]
  */
+import type { Tensor } from '../../tensor/tf.js';
 import type { Module } from '../../nn/module.js';
+import { CheckpointError } from '../../errors.js';
 import { BaseTunerLayer } from './layer.js';
 import { ModulesToSaveWrapper } from './modules_to_save.js';
 
@@ -82,4 +84,48 @@ export function adapterKeyMap(model: Module, adapter: string, opts: KeyMapOption
     }
   }
   return out;
+}
+
+/**
+ * Saved tensors (PEFT keys) re-keyed to the model's own keys for one adapter, after checking them
+ * against the adapter the config built: every adapter tensor present, no unknown key, every shape
+ * equal (`own` is the model's state dict). The tensors are not copied; the caller keeps ownership.
+ *
+ * @example model.loadStateDict(savedToModelKeys('default', map, saved, model.stateDict()), false);
+ */
+export function savedToModelKeys(
+  adapter: string,
+  map: AdapterKeyMap,
+  state: Map<string, Tensor>,
+  own: Map<string, Tensor>,
+): Map<string, Tensor> {
+  const bySaved = new Map(map.map(([m, s]) => [s, m]));
+  const unexpected = [...state.keys()].filter((k) => !bySaved.has(k));
+  const missing = map.filter(([, s]) => !state.has(s)).map(([, s]) => s);
+  if (unexpected.length || missing.length) {
+    throw new CheckpointError(
+      `adapter "${adapter}" weights`,
+      'keys do not match the adapter built from adapter_config.json',
+      {
+        missing: missing.slice(0, 10),
+        unexpected: unexpected.slice(0, 10),
+        counts: [missing.length, unexpected.length],
+      },
+      'load the adapter into the base model it was trained on, with its own adapter_config.json',
+    );
+  }
+  const remapped = new Map<string, Tensor>();
+  for (const [saved, t] of state) {
+    const target = own.get(bySaved.get(saved)!)!;
+    if (target.shape.join(',') !== t.shape.join(',')) {
+      throw new CheckpointError(
+        saved,
+        'has a different shape from the adapter built from the config',
+        `[${t.shape}] vs [${target.shape}]`,
+        'check r, rankPattern and the base model',
+      );
+    }
+    remapped.set(bySaved.get(saved)!, t);
+  }
+  return remapped;
 }

@@ -26,12 +26,12 @@ import { tf, type Tensor } from '../../tensor/tf.js';
 import { Module } from '../../nn/module.js';
 import { isLinearLike } from '../../nn/linear_like.js';
 import { PreTrainedModel, type ModelInputs, type ModelOutput } from '../../models/base.js';
-import { CheckpointError, ConfigError } from '../../errors.js';
+import { ConfigError } from '../../errors.js';
 import type { PeftConfig } from './config.js';
 import { BaseTunerLayer, type MergeOptions } from './layer.js';
 import { matchTarget, resolveTargetModules, type TargetSpec } from './matching.js';
 import { ModulesToSaveWrapper } from './modules_to_save.js';
-import { adapterKeyMap, type AdapterKeyMap } from './state_dict.js';
+import { adapterKeyMap, savedToModelKeys, type AdapterKeyMap } from './state_dict.js';
 import { tunerWarn } from './warnings.js';
 
 /** A config a tuner can inject: PEFT base fields plus target selection and bias. */
@@ -146,7 +146,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
     return false;
   }
 
-  /** PEFT `inject_adapter` (PEFT-SPEC §6 target matching). */
+  /** PEFT `inject_adapter` (tuners_utils.py, target matching). */
   protected injectAdapter(adapter: string, config: C): void {
     const outputs = this.model instanceof PreTrainedModel ? this.model.outputModuleNames() : null;
     config.targetModules = resolveTargetModules(
@@ -333,7 +333,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
 
   /**
    * The tensors to save for `adapter` under their PEFT keys. The caller owns (disposes) the returned
-   * tensors. AdaLoRA overrides to trim by its rank pattern (PEFT-SPEC §5.3).
+   * tensors. AdaLoRA overrides to trim by its rank pattern (PEFT adalora/model.py).
    */
   adapterStateDictForSave(adapter: string): Map<string, Tensor> {
     const state = this.model.stateDict();
@@ -355,36 +355,7 @@ export abstract class BaseTuner<C extends TunerConfig = TunerConfig> extends Mod
    */
   loadAdapterStateDict(adapter: string, state: Map<string, Tensor>): void {
     this.beforeLoadAdapterStateDict(adapter, state);
-    const map = this.adapterKeyMap(adapter);
-    const bySaved = new Map(map.map(([m, s]) => [s, m]));
-    const unexpected = [...state.keys()].filter((k) => !bySaved.has(k));
-    const missing = map.filter(([, s]) => !state.has(s)).map(([, s]) => s);
-    if (unexpected.length || missing.length) {
-      throw new CheckpointError(
-        `adapter "${adapter}" weights`,
-        'keys do not match the adapter built from adapter_config.json',
-        {
-          missing: missing.slice(0, 10),
-          unexpected: unexpected.slice(0, 10),
-          counts: [missing.length, unexpected.length],
-        },
-        'load the adapter into the base model it was trained on, with its own adapter_config.json',
-      );
-    }
-    const own = this.model.stateDict();
-    for (const [saved, t] of state) {
-      const target = own.get(bySaved.get(saved)!)!;
-      if (target.shape.join(',') !== t.shape.join(',')) {
-        throw new CheckpointError(
-          saved,
-          'has a different shape from the adapter built from the config',
-          `[${t.shape}] vs [${target.shape}]`,
-          'check r, rankPattern and the base model',
-        );
-      }
-    }
-    const remapped = new Map<string, Tensor>();
-    for (const [saved, t] of state) remapped.set(bySaved.get(saved)!, t);
+    const remapped = savedToModelKeys(adapter, this.adapterKeyMap(adapter), state, this.model.stateDict());
     this.model.loadStateDict(remapped, false);
   }
 

@@ -11,6 +11,7 @@ import { ConfigError, ShapeError } from '../../errors.js';
 import { PeftModel } from '../peft_model.js';
 import '../lora/index.js';
 import { HyperLoraConfig, HyperLoraModel, HYPER_CONFIG_NAME, hyperToLora } from './index.js';
+import { maxDiff } from '../../testing/compare.js';
 
 const LLAMA: HFConfig = {
   model_type: 'llama',
@@ -39,8 +40,6 @@ const ids = () =>
     'int32',
   );
 const logitsOf = (f: () => { logits: Tensor }) => tf.tidy(() => f().logits.dataSync() as Float32Array);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const config = () =>
   new HyperLoraConfig({
     targetModules: ['q_proj', 'v_proj', 'down_proj'],

@@ -14,10 +14,11 @@ import { perturbAdapter } from '../../testing/tuner_matrix.js';
 import { getPeftModel, type PeftModel } from '../peft_model.js';
 import { AdaLoraConfig } from '../adalora/config.js';
 import '../adalora/index.js';
-import '../dora/index.js';
+import './dora.js';
 import { LoraConfig, LoraLinear, type LoraModel } from './index.js';
 import { addWeightedAdapter } from './weighted.js';
 import { mixedBatchForward, BASE_ADAPTER } from './mixed_batch.js';
+import { maxDiff } from '../../testing/compare.js';
 
 const LLAMA: HFConfig = {
   model_type: 'llama',
@@ -62,8 +63,6 @@ function setup(): { peft: PeftModel; tuner: LoraModel; x: Tensor } {
 
 const logits = (peft: PeftModel, x: Tensor) =>
   tf.tidy(() => peft.forward({ inputIds: x }).logits.dataSync() as Float32Array);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 function layer(tuner: LoraModel, path: string): LoraLinear {
   return tuner.model.getSubmodule(path) as LoraLinear;

@@ -32,7 +32,7 @@ test('Python float repr matches CPython for the values configs hold', () => {
   );
 });
 
-test('LoraConfig JSON is byte-equal to the PEFT-SPEC §5.2 example (golden from Python json.dumps)', () => {
+test('LoraConfig JSON is byte-equal to PEFT 0.20 save_pretrained output (golden from Python json.dumps)', () => {
   const cfg = new LoraConfig({
     r: 8,
     loraAlpha: 16,
@@ -85,7 +85,7 @@ test('reading tolerates unknown and missing keys', () => {
   assert.equal(config.loraBias, false);
 });
 
-test('defaults are those of PEFT-SPEC §6', () => {
+test('defaults are those of PEFT 0.20 lora/config.py', () => {
   const c = new LoraConfig();
   assert.equal(c.r, 8);
   assert.equal(c.loraAlpha, 8);

@@ -1,12 +1,13 @@
 /**
- * `LoraConfig`: every field and default of PEFT's LoRA config (PEFT-SPEC §6) plus the base fields
+ * `LoraConfig`: every field and default of PEFT's LoRA config (PEFT lora/config.py) plus the base fields
  * (§6 "Base"), validated in PEFT's `__post_init__` order with clearer typed errors, plus checks PEFT
  * lacks (rank and dropout ranges, pattern values, bias values at config time, unsupported features
  * rejected instead of silently ignored).
  *
  * EXTENSION POINTS:
  *  - the fields are declared once in `LORA_FIELDS` (tuners/base/config.ts explains the builder).
- *  - `AdaLoraConfig extends LoraConfig` (PEFT-SPEC §1): append to `static fields`, override `postInit()`
+ *  - `AdaLoraConfig extends LoraConfig` (as in PEFT adalora/config.py): append to `static fields`, override
+ * `postInit()`
  *    (call `super.postInit()` first, then set `peftType = 'ADALORA'`), and override
  *    `validateRank()` (AdaLoRA ignores `r`, so its check differs).
  *  - `useDora: true` is resolved at layer creation through the variant registry
@@ -30,7 +31,7 @@ import {
 } from '../base/config.js';
 import { tunerWarn } from '../base/warnings.js';
 
-/** `init_lora_weights` values this library implements (PEFT-SPEC §6 "Init"). */
+/** `init_lora_weights` values this library implements (PEFT lora/config.py `init_lora_weights`). */
 export type LoraInit = boolean | 'gaussian' | 'pissa' | 'olora' | 'loftq';
 export type LoraBias = 'none' | 'all' | 'lora_only';
 
@@ -96,7 +97,7 @@ export class LoraConfig extends PeftConfig {
     super(options);
   }
 
-  /** PEFT `LoraConfig.__post_init__` (PEFT-SPEC §6 "Post-init errors", same order), then our extra checks. */
+  /** PEFT `LoraConfig.__post_init__` (lora/config.py, its errors in the same order), then our extra checks. */
   protected override postInit(): void {
     super.postInit();
     this.peftType = 'LORA';

@@ -1,5 +1,5 @@
 /**
- * LoRA on an embedding table (PEFT `lora.Embedding`, PEFT-SPEC §6 "Embedding LoRA"):
+ * LoRA on an embedding table (PEFT `lora.Embedding`, lora/layer.py):
  * `lora_embedding_A` (r × numEmbeddings) and `lora_embedding_B` (dim × r) are parameters held
  * directly in per-adapter dicts, so their keys have no `.weight` (§5.1). The adapter output is
  * `embedding(ids, Aᵀ)·Bᵀ·scaling`; PEFT applies no dropout here, and neither do we.

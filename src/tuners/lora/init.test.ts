@@ -6,6 +6,7 @@ import { tf } from '../../tensor/tf.js';
 import { Linear } from '../../nn/layers.js';
 import { ConfigError } from '../../errors.js';
 import { LoraLinear } from './layer.js';
+import { maxDiff } from '../../testing/compare.js';
 
 /** torch ran the factorisations in float32 LAPACK, ours in float64 then rounded (eps 1.2e-7 × size). */
 const TORCH_F32_ATOL = 3e-6;
@@ -22,7 +23,6 @@ function baseWith(W: number[], out: number, inF: number, fanInFanOut = false): L
   return lin;
 }
 const arr = (t: tf.Tensor) => Array.from(t.dataSync());
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 
 test('pissa: A, B (up to the sign of each singular pair) and residual base equal PEFT on torch', () => {
   for (const fanInFanOut of [false, true]) {

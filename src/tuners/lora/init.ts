@@ -1,8 +1,8 @@
 /**
- * Data-driven LoRA inits (PEFT-SPEC §6 "Init"): PiSSA (principal singular components of W become the
- * adapter, the residual stays in the base) and OLoRA (QR of W) rewrite the base weight so that
- * `base + scaling·B·A` equals the original weight at init; LoftQ puts the base on the NF4 grid and
- * the adapter on the rank-r part of the quantisation error.
+ * Data-driven LoRA inits (PEFT lora/layer.py `pissa_init`, `olora_init`): PiSSA (principal singular
+ * components of W become the adapter, the residual stays in the base) and OLoRA (QR of W) rewrite the base
+ * weight so that `base + scaling·B·A` equals the original weight at init; LoftQ puts the base on the NF4 grid
+ * and the adapter on the rank-r part of the quantisation error.
  *
  * Difference from PEFT, on purpose: OLoRA factorises the weight in [out, in] orientation also for
  * `fanInFanOut` (Conv1D) bases; PEFT factorises the stored [in, out] matrix there, which gives A/B

@@ -1,4 +1,4 @@
-/** LoRA layers on hand-checked numbers (PEFT-SPEC §6 forward, scaling, delta, embedding). */
+/** LoRA layers on hand-checked numbers (PEFT lora/layer.py forward, scaling, delta, embedding). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../tensor/tf.js';
@@ -6,6 +6,7 @@ import { Embedding, Linear } from '../../nn/layers.js';
 import { manualSeed } from '../../nn/init.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
+import { maxDiff } from '../../testing/compare.js';
 
 /** Small integer-valued products in float32 are exact. */
 const EXACT = 0;
@@ -73,7 +74,7 @@ test('two active adapters add up; merge of both equals the unmerged sum; delete 
   assert.deepEqual(both, [4, 2 + 2 * 2, -1]);
   layer.merge();
   assert.deepEqual(layer.mergedAdapters, ['a', 'b']);
-  assert.equal(Math.max(...run(layer, [[1, 2]]).map((v, i) => Math.abs(v - both[i]!))), EXACT);
+  assert.equal(maxDiff(run(layer, [[1, 2]]), both), EXACT);
   layer.unmerge();
   assert.deepEqual(Array.from((layer.base_layer as Linear).weight.dataSync()), W.flat());
   assert.throws(() => (layer.merge({ adapterNames: ['b'] }), layer.deleteAdapter('b')), /unmerge\(\) first/);

@@ -1,5 +1,5 @@
 /**
- * LoRA layers (PEFT-SPEC §6; peft lora/layer.py): `LoraLayer` holds the per-adapter state shared by
+ * LoRA layers (PEFT lora/layer.py): `LoraLayer` holds the per-adapter state shared by
  * every LoRA layer kind; `LoraLinear` wraps any {@link LinearLike} base (nn `Linear`, GPT-2 Conv1D via
  * `fanInFanOut`, the 4-bit layer of QLoRA); `LoraEmbedding` is in `embedding.ts`.
  *
@@ -73,7 +73,7 @@ export abstract class LoraLayer extends BaseTunerLayer {
   /** Creates (or re-creates) one adapter's tensors; see PEFT `update_layer`. */
   abstract updateLayer(adapter: string, opts: LoraLayerOptions): void;
 
-  /** `alpha/r`, or `alpha/√r` with rsLoRA (PEFT-SPEC §6). */
+  /** `alpha/r`, or `alpha/√r` with rsLoRA (PEFT `LoraLayer.update_layer`). */
   protected computeScaling(r: number, alpha: number, rslora: boolean): number {
     return rslora ? alpha / Math.sqrt(r) : alpha / r;
   }
@@ -189,7 +189,7 @@ export class LoraLinear extends LoraLayer {
     this.setAdapter(this.activeAdapterNames);
   }
 
-  /** PEFT `reset_lora_parameters` (PEFT-SPEC §6 "Init"); `loftq` is read for init 'loftq'. */
+  /** PEFT lora/layer.py `reset_lora_parameters`; `loftq` is read for init 'loftq'. */
   resetLoraParameters(adapter: string, init: LoraInit, loftq: LoftqOptions = loftqOptions({})): void {
     if (init === false) return; // keep nn.Linear defaults: A, B ~ U(±1/√fan_in) — not a no-op LoRA
     if (init === 'pissa') return pissaInit(this, adapter);
@@ -221,7 +221,7 @@ export class LoraLinear extends LoraLayer {
     return tf.add(result, loraDelta(xd, A.weight, B.weight, this.scaling.get(a)!));
   }
 
-  /** `transpose(B·A, fanInFanOut)·scaling` in the base weight's layout (PEFT-SPEC §6 "Delta"). Caller disposes. */
+  /** `transpose(B·A, fanInFanOut)·scaling` in the base weight's layout (PEFT `get_delta_weight`). Caller disposes. */
   override getDeltaWeight(adapter: string): Tensor {
     return tf.tidy(() => {
       const ba = tf.matMul(this.lora_B.get(adapter)!.weight, this.lora_A.get(adapter)!.weight); // [out, in]

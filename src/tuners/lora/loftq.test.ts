@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { Linear, Embedding } from '../../nn/layers.js';
 import { Linear4bit, quantizeModel } from '../../nn/linear4bit.js';
-import { lcgValues } from '../../tensor/quant/testing.js';
+import { lcgValues } from '../../testing/lcg.js';
 import { tinyIds, tinyLlamaLm } from '../../testing/tiny_models.js';
 import { ConfigError, NotSupportedError } from '../../errors.js';
 import { collectWarnings } from '../base/warnings.js';
@@ -19,6 +19,7 @@ import './index.js'; // registers the LORA tuner for getPeftModel
 import { LoraConfig } from './config.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
+import { maxDiff } from '../../testing/compare.js';
 
 interface RefCase {
   out: number;
@@ -47,8 +48,6 @@ const DEQ_ATOL = 1.2e-7;
 const NORM_RTOL = 1e-5;
 
 const arr = (t: Tensor) => Float32Array.from(t.dataSync());
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 const baseWeight = (layer: LoraLinear) => (layer.base_layer as Linear).weight;
 

@@ -1,7 +1,8 @@
 /**
  * `LoraModel` (PEFT lora/model.py): injects `LoraLinear`/`LoraEmbedding` into the target modules,
- * resolving per-module rank and alpha from `rankPattern`/`alphaPattern` (PEFT-SPEC §6: first key with
- * `re.match(rf"(.*\.)?({key})$", name)` wins) and reconciling `fanInFanOut` with the base layer.
+ * resolving per-module rank and alpha from `rankPattern`/`alphaPattern` (PEFT lora/model.py
+ * `_create_and_replace`: first key with `re.match(rf"(.*\.)?({key})$", name)` wins) and reconciling
+ * `fanInFanOut` with the base layer.
  *
  * EXTENSION POINTS (AdaLoRA: `class AdaLoraModel extends LoraModel`):
  *  - `createNewModule(config, adapter, target, key)`: the layer to put in place of `target`.
@@ -61,7 +62,7 @@ export class LoraModel<C extends LoraConfig = LoraConfig> extends BaseTuner<C> {
     }
   }
 
-  /** LoRA options for one module: rank/alpha patterns resolved (PEFT-SPEC §6). */
+  /** LoRA options for one module: rank/alpha patterns resolved (PEFT lora/model.py). */
   protected layerOptions(config: C, key: string): LoraLayerOptions {
     const rKey = patternKeyFor(Object.keys(config.rankPattern ?? {}), key);
     const aKey = patternKeyFor(Object.keys(config.alphaPattern ?? {}), key);

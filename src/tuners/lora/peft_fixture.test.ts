@@ -19,6 +19,7 @@ import { LoraEmbedding } from './embedding.js';
 import './index.js';
 import { LoraConfig } from './config.js';
 import { assertSamePeftConfig } from '../../testing/peft_files.js';
+import { maxDiff } from '../../testing/compare.js';
 
 /** float32 forward vs the float64 torch reference through two transformer blocks (logits O(1)). */
 const REF_ATOL = 1e-4;
@@ -49,8 +50,6 @@ function logits(m: { forward: PreTrainedModel['forward'] }): number[] {
     return Array.from(out.logits.dataSync());
   });
 }
-
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 
 test('PEFT LoRA folder (GPT-2 Conv1D, embedding, patterns, modules_to_save) reproduces torch logits', async () => {
   const base = tinyGpt2Cls();

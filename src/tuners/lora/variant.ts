@@ -1,8 +1,8 @@
 /**
  * LoRA variants (PEFT lora/variants.py): a variant changes how one adapter of a LoRA layer is
  * initialised, contributes to the forward pass and merges — DoRA is the variant behind `useDora`
- * (PEFT-SPEC §7). `lora/` imports no variant (DESIGN.md §1): a variant registers itself, e.g. in
- * `tuners/dora/index.ts`:
+ * (PEFT `use_dora=True`). The LoRA layer and model import no variant: a variant registers itself
+ * when its file is imported, e.g. `lora/dora.ts` (docs/design.md "The LoRA variant registry"):
  *
  * @example
  * registerLoraVariant('dora', 'linear', doraLinearVariant);
@@ -65,7 +65,7 @@ export function resolveLoraVariant(
       `needs the DoRA variant for ${kind} layers, and none is registered`,
       true,
       kind === 'linear'
-        ? "import the library entry ('lowrank') or 'src/tuners/dora/index.js' so DoRA registers itself, or set useDora: false"
+        ? "import the library entry ('lowrank') or 'src/tuners/lora/dora.js' so DoRA registers itself, or set useDora: false"
         : `DoRA is not available for ${kind} layers; set useDora: false or exclude these modules`,
     );
   }

@@ -8,7 +8,7 @@
  *  - `cat`:    A = [w₁s₁A₁; w₂s₂A₂; …] (rows), B = [B₁ B₂ …] (columns), r = Σ rᵢ, so
  *              ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ exactly. With weights 1 this is "two low-rank updates B₁A₁ + B₂A₂"
  *              — the same as both adapters active together. (Some write-ups call that "DoRA"; it is not:
- *              DoRA re-normalises the weight, tuners/dora.)
+ *              DoRA re-normalises the weight, lora/dora.ts.)
  *  - `linear`: A = Σ wᵢ√sᵢ·Aᵢ, B = Σ wᵢ√sᵢ·Bᵢ (all ranks equal): a blend of the factors, NOT of the
  *              deltas (cross terms BᵢAⱼ appear), as PEFT does.
  *  - `svd`:    ΔW = Σ wᵢ·ΔWᵢ, truncated SVD to `svdRank` (default max rᵢ): B = U·diag(S), A = Vᵀ.

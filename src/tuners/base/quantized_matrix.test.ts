@@ -2,7 +2,7 @@
  * QLoRA × model matrix: LoRA and AdaLoRA adapters over bases whose linear layers are 4-bit
  * (`quantizeModel`), through the shared tuner invariants (src/testing/tuner_matrix.ts). Merging into a
  * 4-bit base re-quantises, so the shared merge check is skipped here (on these 16-wide models the NF4
- * rounding is as large as the perturbed adapter's effect); qlora.test.ts checks merge on a wider model.
+ * rounding is as large as the perturbed adapter's effect); quantized.test.ts checks merge on a wider model.
  */
 import {
   mlpInputs,
@@ -16,7 +16,8 @@ import { registerTunerMatrix } from '../../testing/tuner_matrix.js';
 import { LoraConfig } from '../lora/index.js';
 import { AdaLoraConfig } from '../adalora/config.js';
 import '../adalora/index.js';
-import { quantizeModel } from './index.js';
+import { quantizeModel } from '../../nn/linear4bit.js';
+import './quantized.js';
 
 const mlp4bit = () => {
   const m = tinyMlp();

@@ -1,8 +1,9 @@
 /**
  * DoRA — weight-decomposed low-rank adaptation (Liu et al. 2024, arXiv 2402.09353), as PEFT's
- * `use_dora=True` (PEFT-SPEC §7; peft lora/dora.py 62-160, lora/variants.py 138-249). It is a LoRA
- * *variant*: the LoRA layer keeps A, B, dropout and scaling, and this file adds the magnitude vector
- * and the re-scaled forward/merge. lora/ never imports this file; `index.ts` registers it.
+ * `use_dora=True` (PEFT lora/dora.py 62-160, lora/variants.py 138-249). It is a LoRA *variant*: the
+ * LoRA layer keeps A, B, dropout and scaling, and this file adds the magnitude vector and the
+ * re-scaled forward/merge. No other lora/ file imports this one; importing it registers the variant
+ * (the library entry does), so `new LoraConfig({ useDora: true })` layers find it (`variant.ts`).
  *
  * W' = m · (W + s·BA) / ‖W + s·BA‖_c   (paper Eq. 5; ‖·‖_c = norm of each output row)
  *
@@ -10,7 +11,7 @@
  * (`addWeightedAdapter(…, 'cat')`, tuners/lora/weighted.ts), not DoRA.
  *
  * @example
- * import './index.js'; // registers the variant
+ * import './dora.js'; // registers the variant (the library entry 'lowrank' does)
  * const layer = new LoraLinear(new Linear(16, 8), 'default', { r: 4, loraAlpha: 8, useDora: true });
  * layer.lora_magnitude_vector.get('default').weight; // [8] = row norms of W at init (B = 0)
  */
@@ -20,8 +21,8 @@ import { Module } from '../../nn/module.js';
 import { ModuleDict } from '../../nn/module_dict.js';
 import type { Dropout, Linear } from '../../nn/layers.js';
 import { ConfigError, internal } from '../../errors.js';
-import type { LoraLayer, LoraLinear } from '../lora/layer.js';
-import type { LoraVariant } from '../lora/variant.js';
+import type { LoraLayer, LoraLinear } from './layer.js';
+import { registerLoraVariant, type LoraVariant } from './variant.js';
 import { transposeIf } from '../base/layer.js';
 
 /** Name of the dict child holding the magnitude vectors (PEFT `lora_magnitude_vector`). */
@@ -158,3 +159,5 @@ export const doraLinearVariant: LoraVariant = {
 function factorInLayout(layer: LoraLinear, factor: Tensor): Tensor {
   return layer.fanInFanOut ? factor.reshape([1, -1]) : factor.reshape([-1, 1]);
 }
+
+registerLoraVariant('dora', 'linear', doraLinearVariant);

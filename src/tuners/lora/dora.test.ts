@@ -8,10 +8,10 @@ import { manualSeed } from '../../nn/init.js';
 import { Linear4bit } from '../../nn/linear4bit.js';
 import { ModuleDict } from '../../nn/module_dict.js';
 import { ConfigError } from '../../errors.js';
-import { LoraLinear } from '../lora/layer.js';
-import { LoraConfig } from '../lora/config.js';
+import { LoraLinear } from './layer.js';
+import { LoraConfig } from './config.js';
 import { AdaLoraConfig } from '../adalora/config.js';
-import { DoraMagnitude, MAGNITUDE_DICT } from './index.js';
+import { DoraMagnitude, MAGNITUDE_DICT } from './dora.js';
 
 const ref = JSON.parse(
   fs.readFileSync(new URL('../../../tests/fixtures/dora_reference.json', import.meta.url), 'utf8'),

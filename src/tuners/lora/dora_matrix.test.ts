@@ -5,8 +5,8 @@
 import { quantizeModel } from '../../nn/linear4bit.js';
 import { mlpInputs, lmInputs, tinyMlp, tinyGpt2Lm, tinyLlamaLm } from '../../testing/tiny_models.js';
 import { registerTunerMatrix } from '../../testing/tuner_matrix.js';
-import { LoraConfig } from '../lora/index.js';
-import './index.js';
+import { LoraConfig } from './index.js';
+import './dora.js';
 
 const mlp = tinyMlp;
 const gpt2 = tinyGpt2Lm;
@@ -49,7 +49,7 @@ registerTunerMatrix([
       new LoraConfig({ r: 2, loraAlpha: 4, useDora: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] }),
     // Merging into 4-bit re-quantises: on this 16-wide model the NF4 rounding (≈0.05 in the logits) is
     // as large as the perturbed adapter's effect (≈0.27), so the shared check cannot separate them; the
-    // 4-bit merge is checked on a wider model in tuners/qlora/qlora.test.ts and dora.test.ts.
+    // 4-bit merge is checked on a wider model in tuners/base/quantized.test.ts and dora.test.ts.
     noMerge: true,
   },
 ]);

@@ -2,18 +2,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../src/cli/main.js';
-import type { CliIO } from '../src/cli/io.js';
+import { main } from '../cli/main.js';
+import type { CliIO } from '../cli/io.js';
 import {
   ALPHABET,
   charTokenizerFile,
   demoModelConfig,
   equationTsv,
   pretrainCorpus,
-} from '../src/cli/demo/language.js';
-import { modelFromConfig } from '../src/models/from_config.js';
-import { saveModel } from '../src/models/load.js';
-import { manualSeed } from '../src/nn/init.js';
+} from '../cli/demo/language.js';
+import { modelFromConfig } from '../models/from_config.js';
+import { saveModel } from '../models/load.js';
+import { manualSeed } from '../nn/init.js';
 
 /**
  * argv (after `node`) that runs the CLI from source in a child process, as `npm run lowrank` does
@@ -61,3 +61,27 @@ export async function tinyWorld(
   fs.writeFileSync(files.text, pretrainCorpus(40, 3));
   return { model, ...files };
 }
+
+/**
+ * Command-line flags from an object, in its order: one-letter names take one dash, longer ones two, a
+ * name already written with dashes (`'--r'`) is kept; `true` is a bare flag, numbers are written as
+ * they print. The argument lists of the CLI tests are written this way.
+ *
+ * @example flags({ m: 'model', 'max-steps': 4, '--r': 2, q: true }); // ['-m', 'model', '--max-steps', '4', '--r', '2', '-q']
+ */
+export function flags(f: Record<string, string | number | true>): string[] {
+  return Object.entries(f).flatMap(([name, v]) => {
+    const flag = name.startsWith('-') ? name : name.length === 1 ? `-${name}` : `--${name}`;
+    return v === true ? [flag] : [flag, String(v)];
+  });
+}
+
+/** The tiny world's model, training and evaluation data as `train` flags. */
+export const worldFlags = (w: { model: string; train: string; dev: string }) => ({
+  m: w.model,
+  data: w.train,
+  'eval-data': w.dev,
+});
+
+/** A small AdaLoRA run on the tiny world (rank 4 pruned to 2). */
+export const ADALORA_FLAGS = { method: 'adalora', 'init-r': 4, 'target-r': 2 } as const;

@@ -2,16 +2,15 @@
  * Shared fixtures of the AdaLoRA model tests: the tiny Llama of tests/fixtures/models_llama.json,
  * its inputs, the AdaLoRA config used throughout, and small helpers. Test support only.
  */
-import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tf, type Tensor } from '../../tensor/tf.js';
-import type { ModelInputs, PreTrainedModel } from '../../models/base.js';
-import { modelFromConfig } from '../../models/from_config.js';
-import { loadWeights } from '../../models/weights.js';
-import type { PeftModel } from '../peft_model.js';
-import { AdaLoraConfig } from './config.js';
-import type { SVDLinear } from './layer.js';
+import { tf, type Tensor } from '../tensor/tf.js';
+import type { ModelInputs, PreTrainedModel } from '../models/base.js';
+import { modelFromConfig } from '../models/from_config.js';
+import { loadWeights } from '../models/weights.js';
+import type { PeftModel } from '../tuners/peft_model.js';
+import { AdaLoraConfig } from '../tuners/adalora/config.js';
+import type { SVDLinear } from '../tuners/adalora/layer.js';
 
 /** float32 forward vs the float64 plain-torch reference over two tiny layers (as models/parity.test.ts). */
 export const LOGIT_ATOL = 1e-4;
@@ -22,7 +21,7 @@ export const MERGE_ATOL = 1e-4;
 export const LOSS_RTOL = 1e-6;
 
 export const fixturePath = (name: string) =>
-  fileURLToPath(new URL(`../../../tests/fixtures/${name}`, import.meta.url));
+  fileURLToPath(new URL(`../../tests/fixtures/${name}`, import.meta.url));
 export const llamaFx = JSON.parse(readFileSync(fixturePath('models_llama.json'), 'utf8'));
 
 export function tinyLlama(): PreTrainedModel {
@@ -48,13 +47,6 @@ export function inputs(withLabels: boolean): ModelInputs {
   return out;
 }
 export const disposeInputs = (i: ModelInputs) => Object.values(i).forEach((t) => (t as Tensor).dispose());
-
-export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 export const cfg = (o: Record<string, unknown> = {}) =>
   new AdaLoraConfig({

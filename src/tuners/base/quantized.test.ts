@@ -11,18 +11,15 @@ import { modelFromConfig } from '../../models/from_config.js';
 import { loadModel, saveModel } from '../../models/load.js';
 import { ConfigError, NotSupportedError } from '../../errors.js';
 import type { PreTrainedModel } from '../../models/base.js';
-import { collectWarnings } from '../base/warnings.js';
+import { collectWarnings } from './warnings.js';
 import { getPeftModel } from '../peft_model.js';
 import { LoraConfig } from '../lora/index.js';
 import { createSvdModule } from '../adalora/layer.js';
-import {
-  Linear4bit,
-  quantizeModel,
-  memoryByCategory,
-  REQUANTIZE_WARNING,
-  denseLinearWeights,
-  quantizationErrors,
-} from './index.js';
+import { Linear4bit, quantizeModel } from '../../nn/linear4bit.js';
+import { memoryByCategory } from '../../nn/memory_report.js';
+import { denseLinearWeights, quantizationErrors } from '../../nn/linear4bit_report.js';
+import { REQUANTIZE_WARNING } from './quantized.js';
+import { maxDiff } from '../../testing/compare.js';
 
 const CONFIG = {
   model_type: 'llama',
@@ -50,10 +47,6 @@ function ids(seed: number): Tensor {
 
 function logits(m: { forward(i: { inputIds: Tensor }): { logits: Tensor } }, x: Tensor): Float32Array {
   return tf.tidy(() => m.forward({ inputIds: x }).logits.dataSync() as Float32Array);
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 }
 
 function packedOf(m: Module): Map<string, Uint8Array> {

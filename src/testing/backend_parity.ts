@@ -3,8 +3,8 @@
  * backend from identical inputs and compare every output element.
  */
 import assert from 'node:assert/strict';
-import { tf, type Tensor } from '../tf.js';
-import { Rng } from '../../util/rng.js';
+import { tf, type Tensor } from '../tensor/tf.js';
+import { Rng } from '../util/rng.js';
 
 /** Inputs for a parity case: plain arrays, so each backend builds its own tensors. */
 export interface HostTensor {

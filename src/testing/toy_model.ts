@@ -1,6 +1,6 @@
 /**
- * A tiny bag-of-embeddings classifier and causal LM used by the trainer's tests and the CLI's
- * self-check: small enough for hundreds of steps in a test, with dropout so RNG restore matters.
+ * A tiny bag-of-embeddings classifier and causal LM used by the trainer's tests: small enough for
+ * hundreds of steps in a test, with dropout so RNG restore matters.
  */
 import { tf } from '../tensor/tf.js';
 import { Module } from '../nn/module.js';

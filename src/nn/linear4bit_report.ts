@@ -1,20 +1,20 @@
 /**
- * Measuring what 4-bit quantisation costs (QLoRA, PEFT-SPEC §8): per-matrix error statistics of the
- * quantised weights against their f32 originals, and a windowed causal-LM loss to compare a quantised
- * model with its f32 twin. Used by the QLoRA integration test and `experiments/qlora.ts`.
+ * What 4-bit quantisation costs each matrix (QLoRA, Dettmers et al. 2023 §3): per-matrix error
+ * statistics of the {@link Linear4bit} weights against their f32 originals. The loss-side measure (a
+ * windowed causal-LM loss of the quantised model against its f32 twin) is `models/windowed_loss.ts`.
+ * Used by the 4-bit tests and `experiments/qlora.ts`.
  *
  * @example
  * const dense = denseLinearWeights(model);      // before quantizeModel
  * quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
  * const stats = quantizationErrors(model, dense); // one row per Linear4bit
  */
-import { tf } from '../../tensor/tf.js';
-import { dequantize4bit } from '../../tensor/quant/index.js';
-import { Linear4bit } from '../../nn/linear4bit.js';
-import { isLinearLike } from '../../nn/linear_like.js';
-import type { Module } from '../../nn/module.js';
-import type { ModelInputs, ModelOutput } from '../../models/base.js';
-import { CheckpointError, DataError } from '../../errors.js';
+import { tf } from '../tensor/tf.js';
+import { dequantize4bit } from '../tensor/quant/index.js';
+import { Linear4bit } from './linear4bit.js';
+import { isLinearLike } from './linear_like.js';
+import type { Module } from './module.js';
+import { CheckpointError } from '../errors.js';
 
 /** Error of one quantised matrix against its f32 original. */
 export interface QuantErrorRow {
@@ -84,51 +84,4 @@ export function quantizationErrors(model: Module, dense: Map<string, Float32Arra
     });
   }
   return rows;
-}
-
-/**
- * Token ids for causal-LM evaluation the way the stories260K oracle was computed: every blank-line
- * separated block is encoded with BOS in front, the blocks are concatenated and cut after `maxTokens`.
- */
-export function corpusIds(
-  text: string,
-  encode: (block: string) => number[],
-  bos: number,
-  maxTokens: number,
-): number[] {
-  const ids: number[] = [];
-  for (const block of text.split(/\n\s*\n/)) {
-    if (block.trim().length === 0) continue;
-    ids.push(bos, ...encode(block.trim()));
-    if (ids.length >= maxTokens) break;
-  }
-  return ids.slice(0, maxTokens);
-}
-
-/**
- * Mean next-token cross-entropy (nats/token) over non-overlapping windows of `window` tokens, `batch`
- * windows per forward. The model's mode is left as found; every tensor is disposed.
- *
- * @example windowedLoss(llama, ids, 256) // ≈ 1.43 for stories260K on TinyStories val
- */
-export function windowedLoss(
-  model: { forward(inputs: ModelInputs): ModelOutput },
-  ids: number[],
-  window: number,
-  batch = 4,
-): number {
-  const windows: number[][] = [];
-  for (let s = 0; s + window <= ids.length; s += window) windows.push(ids.slice(s, s + window));
-  if (windows.length === 0)
-    throw new DataError('windowedLoss', `needs at least ${window} tokens`, ids.length, 'pass more text');
-  let sum = 0;
-  for (let i = 0; i < windows.length; i += batch) {
-    const group = windows.slice(i, i + batch);
-    sum +=
-      tf.tidy(() => {
-        const input = tf.tensor2d(group, [group.length, window], 'int32');
-        return model.forward({ inputIds: input, labels: input }).loss!.dataSync()[0]!;
-      }) * group.length;
-  }
-  return sum / windows.length;
 }

@@ -6,19 +6,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
-import { modelFromConfig } from '../src/models/from_config.js';
-import { loadModel, saveModel } from '../src/models/load.js';
-import { manualSeed } from '../src/nn/init.js';
-import { getPeftModel, PeftModel, type PeftConfig } from '../src/tuners/index.js';
-import { LoraConfig } from '../src/tuners/lora/index.js';
-import { AdaLoraConfig } from '../src/tuners/adalora/index.js';
-import { perturbAdapter } from '../src/testing/tuner_matrix.js';
-import { generate } from '../src/models/generate.js';
-import { loadTokenizer } from '../src/io/tokenizer.js';
-import type { PreTrainedModel } from '../src/models/base.js';
-import { Rng } from '../src/util/rng.js';
-import { tf } from '../src/tensor/tf.js';
+import { ALPHABET, charTokenizerFile, demoModelConfig } from '../cli/demo/language.js';
+import { modelFromConfig } from '../models/from_config.js';
+import { loadModel, saveModel } from '../models/load.js';
+import { manualSeed } from '../nn/init.js';
+import { getPeftModel, PeftModel, type PeftConfig } from '../tuners/index.js';
+import { LoraConfig } from '../tuners/lora/index.js';
+import { AdaLoraConfig } from '../tuners/adalora/index.js';
+import { perturbAdapter } from './tuner_matrix.js';
+import { generate } from '../models/generate.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import type { PreTrainedModel } from '../models/base.js';
+import { Rng } from '../util/rng.js';
+import { tf } from '../tensor/tf.js';
 
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-serve-'));
 
@@ -124,7 +124,7 @@ export async function libraryGreedy(
 ): Promise<{ ids: number[]; text: string }> {
   const tok = await loadTokenizer(path.join(world.model, 'tok.bin'));
   const base = await loadModel(world.model, { seed: 0 });
-  await import('../src/tuners/adalora/index.js');
+  await import('../tuners/adalora/index.js');
   const model = adapter
     ? ((
         await PeftModel.fromPretrained(base, path.join(world.adapters, adapter))

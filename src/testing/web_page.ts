@@ -8,13 +8,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { buildPage } from '../web/serve.js';
-import type { PageBuildOptions } from '../web/vite.config.js';
+import { buildPage } from '../../web/serve.js';
+import type { PageBuildOptions } from '../../web/vite.config.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = fs.existsSync(CHROMIUM);
 export const chromiumSkip = haveChromium ? false : `needs ${CHROMIUM} (apt-get install -y chromium)`;
 export const ARTIFACTS = path.resolve('test-artifacts');
+/** Chromium flags of every browser test: no sandbox (containers), no GPU, no network chatter. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+];
 
 const builds: string[] = [];
 
@@ -37,13 +45,7 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
+    args: CHROMIUM_ARGS,
   });
 }
 
