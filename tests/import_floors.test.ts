@@ -106,7 +106,7 @@ test('no import under src/ or web/ runs back up a floor (tensor → io → nn �
 });
 
 test('front ends hold no method building, tokenizer adaptation or import of another front end', () => {
-  const frontEnds = ['src/cli/', 'src/serve/', 'src/experiments/', 'web/'];
+  const frontEnds = ['src/cli/', 'src/serve/', 'src/harness/', 'web/'];
   const sideways = edges().filter(
     ([from, to]) =>
       frontEnds.some((f) => from.startsWith(f)) &&
@@ -114,11 +114,11 @@ test('front ends hold no method building, tokenizer adaptation or import of anot
   );
   // `lowrank serve` and `lowrank experiment` are CLI commands that call the server and the harness
   assert.deepEqual(
-    sideways.filter(([from, to]) => !(from.startsWith('src/cli/') && /^src\/(serve|experiments)\//.test(to))),
+    sideways.filter(([from, to]) => !(from.startsWith('src/cli/') && /^src\/(serve|harness)\//.test(to))),
     [],
   );
   // the server's AdaLoRA → LoRA rewrite of a saved folder is serving, not method building
-  for (const dir of ['src/cli/', 'src/experiments/', 'web/']) {
+  for (const dir of ['src/cli/', 'src/harness/', 'web/']) {
     for (const file of sources(path.join(ROOT, dir))) {
       const text = fs.readFileSync(file, 'utf8');
       const rel = path.relative(ROOT, file);

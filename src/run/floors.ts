@@ -5,7 +5,7 @@
  *
  *   0 tensor, util, errors.ts      4 training
  *   1 io                           5 run (+ report, testing: they sit on training)
- *   2 nn                           6 front ends: cli, serve, web, experiments (the harness), index.ts
+ *   2 nn                           6 front ends: cli, serve, web, harness (experiments), index.ts
  *   3 models, tuners
  */
 export const FLOORS: Record<string, number> = {
@@ -22,7 +22,7 @@ export const FLOORS: Record<string, number> = {
   testing: 5,
   cli: 6,
   serve: 6,
-  experiments: 6,
+  harness: 6,
   'index.ts': 6,
   web: 6,
 };
