@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/tensor/tf.js';
+import { forbidSyncReads } from '../src/tensor/read.js';
 import { PeftModel } from '../src/tuners/index.js';
 import { AdaLoraModel } from '../src/tuners/adalora/index.js';
 import { DataError } from '../src/errors.js';
@@ -327,5 +328,29 @@ test('page run: pause holds the Trainer at a step boundary, stop ends it with th
   });
   assert.equal(r2.stopped, false);
   assert.equal(r2.steps, 2);
+  tf.dispose(peft.parameters());
+});
+
+test('a page run (AdaLoRA with masking and heatmap snapshots) makes no synchronous tensor read', async () => {
+  const s = spec('adalora');
+  const { model, tokenizer } = buildDemo('llama', 0);
+  const data = prepareData(s.data, tokenizer, s.seqLen, 'demo');
+  const peft = new PeftModel(model, buildAdapter(s, 'CAUSAL_LM'), 'a');
+  const control = new TrainControl();
+  control.start();
+  const snapshots: number[] = [];
+  const run = { examples: data.examples, task: 'causal_lm' as const, padTokenId: data.padTokenId, seed: 0 };
+  const restore = forbidSyncReads();
+  try {
+    await trainOnPage(peft, { ...run, steps: STEPS, batchSize: 4, learningRate: 0.02 }, control, {
+      progress: () => {},
+      newRanks: (step, budget) => snapshots.push(rankSnapshotOf(peft, 'a', step + 1, 4, budget).budget),
+    });
+  } finally {
+    restore();
+    control.finish();
+  }
+  assert.ok(snapshots.length >= 2, `heatmap snapshots at ${snapshots.length} steps`);
+  (peft.base_model as { allocation?: { dispose(): void } | null }).allocation?.dispose();
   tf.dispose(peft.parameters());
 });
