@@ -1,7 +1,7 @@
 /**
  * `node --import tsx bench/page_backends.ts [--steps 20] [--backends wasm,webgl,webgpu,cpu]`
  *
- * Milliseconds per training step of the page's own loop (web/engine/train.ts) on each backend in
+ * Milliseconds per training step of the page's training run (web/engine/train.ts) on each backend in
  * Debian's headless Chromium (--enable-unsafe-webgpu), for LoRA and AdaLoRA on the page's demo Llama
  * and the demo BERT with a classifier head. Not a test: it prints a table with the machine, the
  * browser, each backend's adapter and the load average (numbers from a loaded machine are not speeds).

@@ -4,19 +4,21 @@
  *   1. per-matrix quantisation error,
  *   2. loss on TinyStories val (first ~20k tokens, 256-token windows, BOS per story: the oracle's method),
  *   3. bytes held by the frozen weights,
- *   4. a short LoRA fine-tune on tiny-shakespeare, f32 base vs NF4 base, same seed and data.
+ *   4. a short LoRA fine-tune on tiny-shakespeare, f32 base vs NF4 base, same seed and data (the
+ *      library's Trainer: AdamW at a constant 3e-3, no clipping, the same random windows for both).
  * Prints tables and writes experiments/results/qlora.json. Needs ../shared/data.
  *
  *   LOWRANK_BACKEND=cpu npx tsx experiments/qlora.ts [--steps 60] [--skip-finetune]
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { manualSeed } from '../src/nn/init.js';
-import { AdamW } from '../src/training/optim.js';
+import { Trainer } from '../src/training/trainer.js';
+import type { TrainableModel } from '../src/training/types.js';
+import type { Example } from '../src/training/data/dataset.js';
 import { getPeftModel } from '../src/tuners/peft_model.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import {
@@ -103,6 +105,13 @@ if (!hasFlag('skip-finetune')) {
   const B = 8;
   const heldOut = ids.slice(ids.length - 16 * 128); // last 16 windows of 128 for evaluation
   const train = ids.slice(0, ids.length - heldOut.length);
+  const windows: Example[] = [];
+  let rng = 12345;
+  for (let i = 0; i < STEPS * B; i++) {
+    rng = (Math.imul(rng, 1103515245) + 12345) & 0x7fffffff;
+    const s = rng % (train.length - T);
+    windows.push({ inputIds: train.slice(s, s + T), label: -1 });
+  }
   const finetune: Record<string, unknown>[] = [];
   for (const quant of [false, true]) {
     manualSeed(0);
@@ -117,28 +126,32 @@ if (!hasFlag('skip-finetune')) {
       }),
     );
     const before = windowedLoss(base, heldOut, 128);
-    const params = peft.trainableParameters();
-    const opt = new AdamW(params, { lr: 3e-3, weightDecay: 0 });
-    const vars = params.map(([, p]) => p);
-    let rng = 12345;
+    // the batches are drawn up front, in the order they are trained on (the same windows for both bases)
+    const trainer = new Trainer(
+      peft as unknown as TrainableModel,
+      {
+        task: 'causal_lm',
+        train: windows,
+        padTokenId: 0, // every window is T tokens: nothing is padded
+        shuffle: false,
+        lr: 3e-3,
+        weightDecay: 0,
+        schedule: 'constant',
+        maxSteps: STEPS,
+        batchSize: B,
+        maxGradNorm: 0,
+        seed: 0,
+      },
+      {
+        onStep: (l) => {
+          if ((l.step - 1) % 20 === 0)
+            console.log(`${quant ? 'qlora' : 'lora '} step ${l.step - 1} loss ${l.loss.toFixed(4)}`);
+        },
+      },
+    );
     const t0 = Date.now();
-    for (let step = 0; step < STEPS; step++) {
-      const batch: number[][] = [];
-      for (let b = 0; b < B; b++) {
-        rng = (Math.imul(rng, 1103515245) + 12345) & 0x7fffffff;
-        const s = rng % (train.length - T);
-        batch.push(train.slice(s, s + T));
-      }
-      const { value, grads } = tf.variableGrads(() => {
-        const x = tf.tensor2d(batch, [B, T], 'int32');
-        return peft.forward({ inputIds: x, labels: x }).loss as tf.Scalar;
-      }, vars);
-      const named = new Map(params.map(([n, p]) => [n, grads[p.name]!]));
-      opt.step(named);
-      if (step % 20 === 0)
-        console.log(`${quant ? 'qlora' : 'lora '} step ${step} loss ${value.dataSync()[0]!.toFixed(4)}`);
-      tf.dispose([value, ...Object.values(grads)]);
-    }
+    await trainer.train();
+    trainer.dispose();
     const after = windowedLoss(peft, heldOut, 128);
     const mem = memoryByCategory(peft);
     finetune.push({

@@ -1,10 +1,10 @@
 /**
  * `npm run experiments -- <suite.json> [--only <substring>] [--dry-run] [--summary-only] [--max-cells N]`:
  * the experiment harness of issue 7 (same as `lowrank experiment`). The harness itself is
- * src/experiments/runner.ts; this entry keeps the tokenised-data cache in experiments/.cache.
+ * src/harness/runner.ts; this entry keeps the tokenised-data cache in experiments/.cache.
  */
 import path from 'node:path';
-import { runSuite } from '../src/experiments/runner.js';
+import { runSuite } from '../src/harness/runner.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);

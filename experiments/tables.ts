@@ -9,9 +9,9 @@
  */
 import path from 'node:path';
 import fs from 'node:fs';
-import { readSuite, type Suite } from '../src/experiments/suite.js';
-import { stat, summarise, type GroupSummary, type Stat } from '../src/experiments/summary.js';
-import type { CellResult } from '../src/experiments/cell.js';
+import { readSuite, type Suite } from '../src/harness/suite.js';
+import { stat, summarise, type GroupSummary, type Stat } from '../src/harness/summary.js';
+import type { CellResult } from '../src/harness/cell.js';
 
 const files = process.argv.slice(2).filter((a) => a.endsWith('.json'));
 if (!files.length) {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../src/tensor/tf.js';
 import { cli, tinyWorld, tmp } from '../src/testing/cli_runner.js';
-import type { CellResult } from '../src/experiments/cell.js';
+import type { CellResult } from '../src/harness/cell.js';
 
 /** The suite: a causal-LM text task and a GLUE-style table task; budget 1100 = LoRA r 2 on all linear layers. */
 function writeSuite(dir: string, w: { model: string; train: string; dev: string; text: string }, extra = {}) {

@@ -1,6 +1,6 @@
 // Issue 12's must-show in Chromium: 20 steps of LoRA and of AdaLoRA (masking included) on the page's
 // demo Llama and on the demo BERT with a classifier head, on WebGPU and WebGL (SwiftShader here),
-// with the page's own training loop, match wasm's losses; the adapter the WebGPU run saves (the
+// with the page's training run (the Trainer), match wasm's losses; the adapter the WebGPU run saves (the
 // page's download) loads in Node and gives the page's logits within 1e-4.
 // Slow on a GPU-less machine (~10 min: every shader is compiled and run on the CPU), so it runs when
 // LOWRANK_GPU_TRAINING=1:

@@ -106,7 +106,7 @@ test('no import under src/ or web/ runs back up a floor (tensor → io → nn �
 });
 
 test('front ends hold no method building, tokenizer adaptation or import of another front end', () => {
-  const frontEnds = ['src/cli/', 'src/serve/', 'src/experiments/', 'web/'];
+  const frontEnds = ['src/cli/', 'src/serve/', 'src/harness/', 'web/'];
   const sideways = edges().filter(
     ([from, to]) =>
       frontEnds.some((f) => from.startsWith(f)) &&
@@ -114,11 +114,11 @@ test('front ends hold no method building, tokenizer adaptation or import of anot
   );
   // `lowrank serve` and `lowrank experiment` are CLI commands that call the server and the harness
   assert.deepEqual(
-    sideways.filter(([from, to]) => !(from.startsWith('src/cli/') && /^src\/(serve|experiments)\//.test(to))),
+    sideways.filter(([from, to]) => !(from.startsWith('src/cli/') && /^src\/(serve|harness)\//.test(to))),
     [],
   );
   // the server's AdaLoRA → LoRA rewrite of a saved folder is serving, not method building
-  for (const dir of ['src/cli/', 'src/experiments/', 'web/']) {
+  for (const dir of ['src/cli/', 'src/harness/', 'web/']) {
     for (const file of sources(path.join(ROOT, dir))) {
       const text = fs.readFileSync(file, 'utf8');
       const rel = path.relative(ROOT, file);
@@ -129,4 +129,46 @@ test('front ends hold no method building, tokenizer adaptation or import of anot
       assert.ok(!/encodePair\(/.test(text), `${rel} adapts a tokenizer (use src/run/tokenizer.ts)`);
     }
   }
+});
+
+/** Source without comments and quoted strings (either may name `tf.variableGrads(...)` without calling it). */
+function code(text: string): string {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/(^|[^:])\/\/.*$/gm, '$1')
+    .replace(/'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"/g, "''");
+}
+
+/** What only a training loop does: take gradients of a loss, or drive a tfjs optimizer. */
+const TRAINING_LOOP = /\bvariableGrads\s*\(|\.minimize\s*\(|\bnew AdamW\s*\(|\btf\.train\.\w+\s*\(/;
+
+/**
+ * Files that may still hold a training loop of their own, each with its reason. src/testing holds test
+ * helpers (the tuner matrix's one SGD step and the conformance step compared with PyTorch), not a
+ * training path; bench/ (not scanned) times single steps on purpose.
+ */
+const LOOP_EXCEPTIONS: Record<string, string> = {};
+
+test('code finds calls, not comments', () => {
+  assert.ok(TRAINING_LOOP.test(code('const { grads } = tf.variableGrads(() => loss(), vars);')));
+  assert.ok(TRAINING_LOOP.test(code('const opt = new AdamW(params, { lr });')));
+  assert.ok(TRAINING_LOOP.test(code('tf.train.adam(1e-3).minimize(f);')));
+  assert.ok(
+    !TRAINING_LOOP.test(code('// call tf.variableGrads(...) after the step\nconst u = "https://x";')),
+  );
+  assert.ok(!TRAINING_LOOP.test(code('/**\n * `tf.variableGrads(...).grads` can be passed as is\n */')));
+  assert.ok(!TRAINING_LOOP.test(code("throw new Error('pass e.g. tf.variableGrads(...).grads');")));
+});
+
+test('one training loop: no code outside src/training takes gradients or drives an optimizer', () => {
+  const files = ['src', 'web', 'experiments'].flatMap((d) => sources(path.join(ROOT, d)));
+  assert.ok(files.length > 200, `expected the whole code base, found ${files.length} files`);
+  const loops = files
+    .map((f) => path.relative(ROOT, f).split(path.sep).join('/'))
+    .filter((rel) => !rel.startsWith('src/training/') && !rel.startsWith('src/testing/'))
+    .filter((rel) => TRAINING_LOOP.test(code(fs.readFileSync(path.join(ROOT, rel), 'utf8'))))
+    .filter((rel) => !(rel in LOOP_EXCEPTIONS));
+  assert.deepEqual(loops, [], 'train through src/training/trainer.ts (or src/run/train_job.ts)');
+  // the one loop is where it should be
+  assert.ok(TRAINING_LOOP.test(code(fs.readFileSync(path.join(ROOT, 'src/training/step.ts'), 'utf8'))));
 });

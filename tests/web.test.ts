@@ -33,7 +33,9 @@ if (!haveChromium) console.log(`# web e2e skipped: ${CHROMIUM} is absent (apt-ge
 /** Steps of the AdaLoRA run: enough masking steps for ranks to differ, short enough for CI. */
 const TRAIN_STEPS = 30;
 /** The loss shown must fall by at least this fraction (mean of the last 5 steps vs the first 5). */
-const MIN_LOSS_DROP = 0.15; // observed ~22% over 30 steps at lr 0.02
+// the task loss, AdaLoRA's regulariser apart (as the CLI shows it): observed 8.3% over 30 steps at
+// lr 0.02 (4.924 → 4.517); the sum with the regulariser, which the page showed before, fell ~22%
+const MIN_LOSS_DROP = 0.05;
 /**
  * Page (tfjs wasm backend, XNNPACK kernels) vs Node (native/cpu backend) logits of the same model:
  * float32 sums in different orders over hidden size 32 and 3 layers differ by ~1e-6 relative.

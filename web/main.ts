@@ -85,8 +85,9 @@ function onEvent(e: WorkerEvent): void {
     p.max = e.totalSteps;
     p.value = e.step;
     const budget = e.budget !== undefined ? ` · budget ${e.budget}` : '';
+    const reg = e.regLoss !== undefined ? ` (+ orth. reg. ${e.regLoss.toFixed(4)})` : '';
     $('progress-text').textContent =
-      `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(4)} · lr ${e.learningRate.toExponential(2)}` +
+      `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(4)}${reg} · lr ${e.learningRate.toExponential(2)}` +
       `${budget} · elapsed ${formatMs(e.elapsedMs)} · ETA ${formatMs(e.etaMs)}`;
   } else if (e.type === 'ranks') {
     heatmap.render(e);

@@ -138,7 +138,10 @@ export interface ProgressEvent {
   type: 'progress';
   step: number;
   totalSteps: number;
+  /** The task loss (AdaLoRA's orthogonal regulariser is `regLoss`; their sum is what was minimised). */
   loss: number;
+  /** AdaLoRA: the weighted orthogonal regulariser at this step. */
+  regLoss?: number;
   learningRate: number;
   elapsedMs: number;
   etaMs: number;

@@ -1,8 +1,9 @@
 /**
- * Pause / resume / stop for a training loop that runs in the same thread as the message handler
- * (the Web Worker). The loop calls {@link TrainControl.between} after every optimizer step: it yields
- * to the event loop (so `pause`/`stop` messages are handled), waits while paused, and tells the loop
- * whether to go on. Stopping ends the loop at a step boundary, so the adapter keeps every completed
+ * Pause / resume / stop for a training run that runs in the same thread as the message handler
+ * (the Web Worker). The Trainer awaits {@link TrainControl.between} after every optimizer step (its
+ * `betweenSteps` callback, web/engine/train.ts): it yields to the event loop (so `pause`/`stop`
+ * messages are handled), waits while paused, and tells the run whether to go on. Stopping ends the
+ * run at a step boundary, so the adapter keeps every completed
  * step and can still be used, saved or trained further.
  */
 import type { TrainState } from './protocol.js';

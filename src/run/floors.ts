@@ -5,8 +5,8 @@
  *
  *   0 tensor, util, errors.ts      4 training
  *   1 io                           5 run (+ report: it sits on training)
- *   2 nn                           6 front ends: cli, serve, web, experiments (the harness), index.ts
- *   3 models, tuners
+ *   2 nn                           6 front ends: cli, serve, web, harness, index.ts (+ testing: test
+ *   3 models, tuners                 support that drives the CLI, the server and the page; not shipped)
  */
 export const FLOORS: Record<string, number> = {
   tensor: 0,
@@ -22,7 +22,7 @@ export const FLOORS: Record<string, number> = {
   testing: 6, // test support (not shipped): tiny models, suites, and drivers of the CLI, server, page
   cli: 6,
   serve: 6,
-  experiments: 6,
+  harness: 6,
   'index.ts': 6,
   web: 6,
 };

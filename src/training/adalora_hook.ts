@@ -60,7 +60,7 @@ export function adaloraHook(model: unknown): StepHook | undefined {
       const ranks = r.ranks
         ? Object.fromEntries(Object.entries(r.ranks).map(([k, v]) => [moduleOfParam(k), v]))
         : initRanks();
-      return { budget: r.budget, ranks };
+      return { budget: r.budget, ranks, newPattern: r.masked && r.phase !== 'final' };
     },
     stateTensors() {
       const out = new Map<string, Tensor>();

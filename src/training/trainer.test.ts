@@ -170,8 +170,32 @@ test('AdaLoRA models get updateAndAllocate after every step without a hook being
     }),
   );
   const budgets: (number | undefined)[] = [];
-  const trainer = new Trainer(peft, { ...base, maxSteps: 12 }, { onStep: (l) => budgets.push(l.budget) });
+  const events: string[] = [];
+  const trainer = new Trainer(
+    peft,
+    { ...base, maxSteps: 12 },
+    {
+      onStep: (l) => {
+        budgets.push(l.budget);
+        events.push(`step ${l.step}`);
+      },
+      onAllocation: (step, a) => events.push(`alloc ${step}${a.newPattern ? ' new' : ''}`),
+    },
+  );
   await trainer.train();
+  // onAllocation (0-based step) comes before that step's onStep; a new pattern is computed in the
+  // budgeting phase (steps tinit..7) and at the freeze step (totalStep − tfinal = 8), never after
+  assert.deepEqual(
+    events.filter((_, i) => i % 2 === 1),
+    Array.from({ length: 12 }, (_, i) => `step ${i + 1}`),
+  );
+  const allocs = events.filter((_, i) => i % 2 === 0);
+  assert.deepEqual(
+    allocs.map((e) => Number(e.split(' ')[1])),
+    Array.from({ length: 12 }, (_, i) => i),
+  );
+  const fresh = allocs.filter((e) => e.endsWith(' new')).map((e) => Number(e.split(' ')[1]));
+  assert.ok(fresh.includes(8) && fresh.every((s) => s >= 2 && s <= 8) && fresh.length >= 2, `${fresh}`);
   assert.equal(budgets[0], 4, 'step 0: the full initial budget');
   assert.equal(budgets[11], 2, 'final phase: the target budget');
   const config = peft.peftConfig.get('default') as InstanceType<typeof AdaLoraConfig>;
@@ -209,6 +233,35 @@ test('AdaLoRA models get updateAndAllocate after every step without a hook being
   plain.dispose();
 });
 
+test('shuffle: false takes the training examples in the given order, epoch after epoch', async () => {
+  manualSeed(0);
+  const model = new ToyModel(16, 8, 2);
+  const firsts: number[][] = [];
+  const forward = model.forward.bind(model);
+  model.forward = (inputs) => {
+    firsts.push((inputs.inputIds.arraySync() as number[][]).map((row) => row[0]!));
+    return forward(inputs);
+  };
+  const examples = Array.from({ length: 6 }, (_, i) => ({ inputIds: [i + 1, 2, 3], label: i % 2 }));
+  const trainer = new Trainer(model, {
+    ...base,
+    train: examples,
+    eval: undefined,
+    batchSize: 2,
+    maxSteps: 4,
+    shuffle: false,
+  });
+  await trainer.train();
+  assert.deepEqual(firsts, [
+    [1, 2],
+    [3, 4],
+    [5, 6],
+    [1, 2],
+  ]);
+  trainer.dispose();
+  tf.dispose(model.parameters());
+});
+
 test('betweenSteps: awaited after every step with the step count; a pause holds the loop; false stops with a checkpoint', async () => {
   manualSeed(0);
   const dir = tmp();
@@ -220,17 +273,23 @@ test('betweenSteps: awaited after every step with the step count; a pause holds 
     model,
     { ...base, maxSteps: 10, outputDir: dir, saveEvery: 0 },
     {
+      onStep: (l) => l.step === 3 && (step3 = { elapsed: l.elapsedMs, wall: Date.now() - start }),
       betweenSteps: async (step) => {
         seen.push(step);
         if (step === 2) {
           paused = true;
+          const h = Date.now();
           await new Promise<void>((r) => (release = r));
+          held = Date.now() - h;
           paused = false;
         }
         return step < 4;
       },
     },
   );
+  let step3 = { elapsed: NaN, wall: NaN };
+  let held = 0;
+  const start = Date.now();
   const run = trainer.train();
   // while paused at step 2 no further step runs
   while (!paused) await new Promise((r) => setTimeout(r, 5));
@@ -240,6 +299,8 @@ test('betweenSteps: awaited after every step with the step count; a pause holds 
   const s = await run;
   assert.equal(s.steps, 4);
   assert.deepEqual(seen, [1, 2, 3, 4]);
+  // the pause is not training time
+  assert.ok(held >= 50 && step3.elapsed <= step3.wall - held, `${JSON.stringify(step3)}, held ${held}`);
   // the stop wrote the step's checkpoint, so the run can resume from it
   assert.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), ['step-000004']);
   trainer.dispose();

@@ -1,20 +1,20 @@
 /**
- * The training loop: forward → loss → `tf.variableGrads` over the trainable variables → global-norm
- * clipping → AdamW → the step hook (AdaLoRA's `updateAndAllocate`, PEFT adalora/model.py: right after the
- * optimizer step, before the gradients are dropped, 0-based step) → logging, evaluation, checkpoints.
+ * The training loop, the library's only one: the CLI, the demo, the harness, the experiment scripts
+ * and the web page all train through it. Each optimizer step (`step.ts`: forward → loss →
+ * `tf.variableGrads` → clipping → AdamW → the AdaLoRA hook) is followed by logging, the awaited
+ * `betweenSteps` callback (a page's pause/stop), evaluation and checkpoints.
  *
  * Resume is exact: weights, optimizer slots, schedule position, the dropout RNG, the data order and
  * the hook's state all come back from the checkpoint, so an interrupted run ends with the same bytes
  * as an uninterrupted one.
  */
-import { tf, type Tensor, type Variable } from '../tensor/tf.js';
+import type { Variable } from '../tensor/tf.js';
 import { CheckpointError, ConfigError, LowrankError } from '../errors.js';
 import { joinPath, makeDir, saveSafetensors } from '../io/index.js';
 import { defaultRng } from '../nn/init.js';
-import { collate } from './data/loader.js';
 import { DataLoader } from './data/loader.js';
-import { AdamW, clipGradNorm, globalGradNorm, GradAccumulator, scheduleFactor } from './optim.js';
-import { readScalar } from '../tensor/read.js';
+import { AdamW, scheduleFactor } from './optim.js';
+import { optimizerStep, type StepContext } from './step.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { primaryMetric, type MetricTask } from './metrics.js';
 import {
@@ -71,6 +71,7 @@ export class Trainer {
   private lastEval?: EvalLog;
   private stopRequested = false;
   private readonly stepHook: StepHook | undefined;
+  private readonly stepContext: StepContext;
 
   constructor(
     readonly model: TrainableModel,
@@ -96,7 +97,7 @@ export class Trainer {
       eps: opts.eps,
       weightDecay: opts.weightDecay ?? 0,
     });
-    this.loader = new DataLoader(opts.train, opts.batchSize, opts.seed);
+    this.loader = new DataLoader(opts.train, opts.batchSize, opts.seed, opts.shuffle ?? true);
     this.metricTask =
       opts.metricTask ??
       (opts.task === 'regression'
@@ -104,6 +105,8 @@ export class Trainer {
         : opts.task === 'causal_lm'
           ? 'causal_lm'
           : 'classification');
+    const { model: m, params, byVarName, optimizer, loader, stepHook } = this;
+    this.stepContext = { model: m, params, byVarName, optimizer, loader, opts, stepHook };
   }
 
   /** Completed optimizer steps. */
@@ -133,6 +136,7 @@ export class Trainer {
         o.maxGradNorm ?? 0,
         o.seed,
         o.train.length,
+        ...(o.shuffle === false ? ['in order'] : []), // absent by default: older checkpoints still match
       ]),
       this.params.map(([n, v]) => `${n}:${v.shape.join('x')}`).join(','),
     );
@@ -190,46 +194,20 @@ export class Trainer {
       }
     }
     this.model.train(true);
-    const accSteps = this.opts.gradientAccumulationSteps ?? 1;
     const evalEvery = this.opts.evalEvery ?? 0;
     const saveEvery = this.opts.saveEvery ?? 0;
     const t0 = Date.now();
+    let heldMs = 0; // time spent in betweenSteps (a paused page), not counted as training time
     while (this.step < this.opts.maxSteps && !this.stopRequested) {
       const step = this.step;
       const lr = this.lrAt(step);
-      const acc = new GradAccumulator(accSteps);
-      let lossSum = 0;
-      let finite = true;
-      for (let micro = 0; micro < accSteps; micro++) {
-        const batch = collate(this.loader.next(), this.opts.task, this.opts.padTokenId);
-        const { value, grads } = tf.variableGrads(
-          () => {
-            const out = this.model.forward(batch);
-            if (!out.loss)
-              throw new ConfigError(
-                'Trainer',
-                'model.forward returned no loss',
-                undefined,
-                'the model must compute its loss from labels',
-              );
-            return out.loss as tf.Scalar;
-          },
-          this.params.map(([, v]) => v),
-        );
-        tf.dispose(Object.values(batch));
-        const loss = await readScalar(value).finally(() => value.dispose());
-        if (!Number.isFinite(loss)) finite = false;
-        lossSum += loss;
-        if (finite) acc.add(grads);
-        tf.dispose(Object.values(grads));
-      }
-      if (!finite) {
-        acc.dispose();
+      const r = await optimizerStep(this.stepContext, step, lr);
+      if (!r.finite) {
         this.nonFiniteInARow += 1;
         const skip: SkipLog = {
           type: 'skip',
           step,
-          reason: `non-finite loss (${lossSum})`,
+          reason: `non-finite loss (${r.lossSum})`,
           inARow: this.nonFiniteInARow,
         };
         this.callbacks.onSkip?.(skip);
@@ -240,57 +218,37 @@ export class Trainer {
           throw new TrainingError(
             `step ${step}`,
             `the loss was non-finite ${this.nonFiniteInARow} steps in a row; training stopped`,
-            lossSum,
+            r.lossSum,
             'lower the learning rate, enable --max-grad-norm, or check the data for empty/garbled rows',
           );
         }
         continue;
       }
       this.nonFiniteInARow = 0;
-      const summed = acc.take();
-      const maxNorm = this.opts.maxGradNorm ?? 0;
-      let gradNorm: number;
-      let grads: Record<string, Tensor>;
-      if (maxNorm > 0) {
-        const clipped = await clipGradNorm(summed, maxNorm);
-        tf.dispose(Object.values(summed));
-        grads = clipped.grads;
-        gradNorm = clipped.norm;
-      } else {
-        grads = summed;
-        gradNorm = await globalGradNorm(grads);
-      }
-      // the regulariser on the weights the loss was computed with (before this step's update)
-      const regLoss = await this.stepHook?.regularizer?.();
-      const named = new Map<string, Tensor>();
-      for (const [vn, g] of Object.entries(grads)) named.set(this.byVarName.get(vn) ?? vn, g);
-      this.optimizer.step(named, lr);
-      // the hook gets each gradient under both the parameter name and the tfjs variable name, so it can
-      // look parameters up by whichever naming its own module tree uses
-      const hookGrads = new Map(named);
-      for (const [vn, g] of Object.entries(grads)) hookGrads.set(vn, g);
-      const alloc = await this.stepHook?.afterOptimizerStep(step, hookGrads);
-      tf.dispose(Object.values(grads));
+      if (r.alloc) this.callbacks.onAllocation?.(step, r.alloc);
       this.step += 1;
-      this.lastLoss = lossSum / accSteps - (regLoss ?? 0);
+      this.lastLoss = r.loss - (r.regLoss ?? 0);
       const log: TrainLog = {
         type: 'train',
         step: this.step,
         epoch: this.loader.epoch,
         loss: this.lastLoss,
-        ...(regLoss !== undefined ? { regLoss } : {}),
+        ...(r.regLoss !== undefined ? { regLoss: r.regLoss } : {}),
         lr,
-        gradNorm,
-        elapsedMs: Date.now() - t0,
+        gradNorm: r.gradNorm,
+        elapsedMs: Date.now() - t0 - heldMs,
       };
-      if (alloc) {
-        log.budget = alloc.budget;
-        if (alloc.ranks) log.ranks = alloc.ranks;
+      if (r.alloc) {
+        log.budget = r.alloc.budget;
+        if (r.alloc.ranks) log.ranks = r.alloc.ranks;
       }
       this.callbacks.onStep?.(log);
       this.callbacks.onLog?.(log);
-      if (this.callbacks.betweenSteps && (await this.callbacks.betweenSteps(this.step)) === false)
-        this.stopRequested = true;
+      if (this.callbacks.betweenSteps) {
+        const held = Date.now();
+        if ((await this.callbacks.betweenSteps(this.step)) === false) this.stopRequested = true;
+        heldMs += Date.now() - held;
+      }
       const last = this.step === this.opts.maxSteps;
       if (
         this.opts.eval &&

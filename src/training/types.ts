@@ -21,6 +21,8 @@ export interface Allocation {
   budget: number;
   /** Ranks actually kept per adapted module (after masking). */
   ranks?: Record<string, number>;
+  /** A new rank pattern was computed at this step (a budgeting-phase mask or the freeze step). */
+  newPattern?: boolean;
 }
 
 /**
@@ -59,6 +61,8 @@ export interface TrainerOptions {
   /** Number of optimizer steps. */
   maxSteps: number;
   batchSize: number;
+  /** Reshuffle the training examples every epoch (default true); false takes them in the given order. */
+  shuffle?: boolean;
   evalBatchSize?: number;
   gradientAccumulationSteps?: number;
   /** Global-norm clipping threshold; 0 disables. */
@@ -128,13 +132,19 @@ export interface TrainerCallbacks {
   onStep?(log: TrainLog): void;
   onEval?(log: EvalLog): void;
   onSkip?(log: SkipLog): void;
+  /**
+   * What the step hook reported after 0-based optimizer step `step` (AdaLoRA: the budget, the ranks
+   * and whether a new pattern was computed, e.g. for a rank heatmap), before that step's `onStep`.
+   */
+  onAllocation?(step: number, alloc: Allocation): void;
   onLog?(log: LogRecord): void;
   onCheckpoint?(dir: string, step: number): void;
   onEnd?(summary: TrainSummary): void;
   /**
    * Awaited after each optimizer step (after `onStep`, before that step's eval and checkpoint), with
    * every tensor intact: a page can pause here (resolve later) or stop (resolve `false`: the step's
-   * checkpoint is written and `train` returns, as after `requestStop`).
+   * checkpoint is written and `train` returns, as after `requestStop`). Time spent here is not
+   * counted in `TrainLog.elapsedMs`.
    */
   betweenSteps?(step: number): Promise<boolean | void>;
 }

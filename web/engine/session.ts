@@ -13,7 +13,6 @@ import { quantizeModelAsync } from '../../src/nn/linear4bit.js';
 import { tf, type Tensor } from '../../src/tensor/tf.js';
 // The tuners' entry module: importing it registers every tuner (LoRA, DoRA, AdaLoRA, …).
 import { adapterDir, CONFIG_NAME, PeftModel, WEIGHTS_NAME } from '../../src/tuners/index.js';
-import { AdaLoraModel } from '../../src/tuners/adalora/index.js';
 import type { TrainControl } from '../train_control.js';
 import type { DemoHead } from '../demo.js';
 import type {
@@ -30,7 +29,7 @@ import { buildAdapter, rankSnapshotOf } from './adapters.js';
 import { prepareData, type PreparedData } from './data.js';
 import { restoreHeads, snapshotHeads } from './heads.js';
 import { loadBase, mountPicked, type LoadedBase } from './load.js';
-import { trainLoop } from './train.js';
+import { trainOnPage } from './train.js';
 
 /** Where trained adapters are kept (in the in-memory file tree, as PEFT folders). */
 const STORE = '/adapters/trained';
@@ -201,8 +200,7 @@ export class Session {
     if (!control.start()) throw new ConfigError('train', 'a run is already active', name, 'stop it first');
     let result;
     try {
-      const tuner = peft.base_model;
-      result = await trainLoop(
+      result = await trainOnPage(
         peft,
         {
           examples: data.examples,
@@ -212,26 +210,12 @@ export class Session {
           batchSize: spec.batchSize,
           learningRate: spec.learningRate,
           seed: spec.seed,
-          maxGradNorm: 1,
-          ...(tuner instanceof AdaLoraModel
-            ? {
-                afterStep: async (step: number, grads: Map<string, Tensor>) => {
-                  const info = await tuner.updateAndAllocateAsync(step, grads);
-                  // The heatmap changes only when a mask is computed (budgeting phase, freeze step).
-                  if (step === 0 || (info.masked && info.phase !== 'final')) {
-                    this.emit({
-                      type: 'ranks',
-                      ...rankSnapshotOf(peft, name, step + 1, spec.method.initR, info.budget),
-                    });
-                  }
-                  return info.budget;
-                },
-              }
-            : {}),
         },
         control,
         {
           progress: (e) => this.emit({ type: 'progress', ...e }),
+          newRanks: (step, budget) =>
+            this.emit({ type: 'ranks', ...rankSnapshotOf(peft, name, step + 1, spec.method.initR, budget) }),
           stepDone: (step) => (this.trainingStep = step),
         },
       );

@@ -1,24 +1,19 @@
 /**
- * The worker's training loop: the manual loop docs/design.md "Public API" documents (gradients → AdamW step →
- * `peft.updateAndAllocate(step, grads)` for AdaLoRA), built from the library's DataLoader, collate,
- * AdamW, schedule and clipping. It awaits {@link TrainControl.between} after every optimizer step, so
- * the page can pause (the loop waits at a step boundary with every tensor intact), resume, or stop
- * (the adapter keeps all completed steps), and it reports loss, ETA and AdaLoRA's ranks as it goes.
- *
- * Why not `Trainer`: its per-step yield uses `setImmediate` (absent in browsers), and a pause there
- * would mean ending the run and resuming from a checkpoint, which does not yet restore AdaLoRA's
- * importance statistics.
+ * The page's training run on the library's `Trainer` (the one training loop): the page's settings
+ * become Trainer options, the Trainer's events become the page's `progress` / `ranks` events, and
+ * {@link TrainControl.between} is awaited between steps, so the page can pause (the run waits at a step
+ * boundary with every tensor intact), resume, or stop (the adapter keeps every completed step).
+ * AdaLoRA's `updateAndAllocate` is the Trainer's own hook; every read is asynchronous.
  */
-import { tf, type Tensor, type Variable } from '../../src/tensor/tf.js';
 import { ConfigError } from '../../src/errors.js';
 import type { PeftModel } from '../../src/tuners/index.js';
 import type { Example } from '../../src/training/data/dataset.js';
-import { collate, DataLoader } from '../../src/training/data/loader.js';
-import { AdamW, clipGradNorm, scheduleFactor } from '../../src/training/optim.js';
+import { Trainer } from '../../src/training/trainer.js';
+import type { TrainableModel, TrainerOptions } from '../../src/training/types.js';
 import type { TrainControl } from '../train_control.js';
 import type { ProgressEvent } from '../protocol.js';
 
-export interface LoopOptions {
+export interface PageRun {
   examples: Example[];
   task: 'causal_lm' | 'classification';
   padTokenId: number;
@@ -26,124 +21,89 @@ export interface LoopOptions {
   batchSize: number;
   learningRate: number;
   seed: number;
-  /** Global-norm clipping threshold (0 disables). */
-  maxGradNorm: number;
-  /**
-   * Runs after each optimizer step with that step's gradients (AdaLoRA's `updateAndAllocate`, 0-based
-   * step); returns the rank budget to report, if any.
-   */
-  afterStep?: (step: number, grads: Map<string, Tensor>) => number | undefined | Promise<number | undefined>;
 }
 
-export interface LoopCallbacks {
+export interface PageRunEvents {
   progress(e: Omit<ProgressEvent, 'type'>): void;
+  /** After 0-based step `step` computed a new AdaLoRA rank pattern (and after the first step). */
+  newRanks?(step: number, budget: number): void;
   /** Called after each step with the 1-based count of completed steps. */
   stepDone?(step: number): void;
 }
 
-export interface LoopResult {
+export interface PageRunResult {
   steps: number;
+  /** The task loss of the last step (AdaLoRA's regulariser apart, as the CLI reports it). */
   finalLoss: number;
   stopped: boolean;
 }
 
 /** Warm-up fraction of the linear schedule (transformers' common 6–10%). */
 const WARMUP_FRACTION = 0.06;
+/** Global-norm clipping threshold of the page's runs. */
+const MAX_GRAD_NORM = 1;
 
 /**
- * Trains the active adapter of `peft` for `opts.steps` optimizer steps.
- *
- * @example
- * const r = await trainLoop(peft, { examples, task: 'causal_lm', padTokenId: 0, steps: 40, ... }, control, cbs);
+ * The Trainer options of a page run: the batch is capped at the number of examples (the page trains
+ * on whatever the user pasted), a linear schedule with 6% warm-up, clipping at 1, no weight decay, no
+ * evaluation and no run folder (the session saves the adapter itself).
+ * @example new Trainer(peft, pageTrainerOptions({ examples, task: 'causal_lm', padTokenId: 0, steps: 40, batchSize: 8, learningRate: 2e-2, seed: 0 }));
  */
-export async function trainLoop(
-  peft: PeftModel,
-  opts: LoopOptions,
-  control: TrainControl,
-  cbs: LoopCallbacks,
-): Promise<LoopResult> {
-  if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) {
-    throw new ConfigError('steps', 'must be an integer ≥ 1', opts.steps, 'set the number of steps');
-  }
-  const params: [string, Variable][] = peft.trainableParameters();
-  const byVarName = new Map(params.map(([n, v]) => [v.name, n]));
-  const vars = params.map(([, v]) => v);
-  const loader = new DataLoader(opts.examples, Math.min(opts.batchSize, opts.examples.length), opts.seed);
-  const optimizer = new AdamW(params, { lr: opts.learningRate, weightDecay: 0 });
-  const schedule = {
-    name: 'linear' as const,
-    warmupSteps: Math.floor(opts.steps * WARMUP_FRACTION),
-    totalSteps: opts.steps,
+export function pageTrainerOptions(run: PageRun): TrainerOptions {
+  return {
+    task: run.task,
+    train: run.examples,
+    padTokenId: run.padTokenId,
+    lr: run.learningRate,
+    weightDecay: 0,
+    schedule: 'linear',
+    warmupSteps: Math.floor(run.steps * WARMUP_FRACTION),
+    maxSteps: run.steps,
+    batchSize: Math.min(run.batchSize, run.examples.length),
+    maxGradNorm: MAX_GRAD_NORM,
+    seed: run.seed,
   };
-  const t0 = performance.now();
-  let pausedMs = 0;
-  let lastLoss = NaN;
-  let step = 0;
-  peft.train();
-  try {
-    while (step < opts.steps) {
-      const lr = opts.learningRate * scheduleFactor(schedule, step);
-      const batch = collate(loader.next(), opts.task, opts.padTokenId);
-      let lossValue: number;
-      let grads: Record<string, Tensor>;
-      try {
-        const res = tf.variableGrads(() => {
-          const out = peft.forward({
-            inputIds: batch.inputIds,
-            attentionMask: batch.attentionMask,
-            labels: batch.labels,
-            ...(batch.tokenTypeIds ? { tokenTypeIds: batch.tokenTypeIds } : {}),
-          });
-          if (!out.loss)
-            throw new ConfigError(
-              'train',
-              'the model returned no loss',
-              undefined,
-              'internal: labels were not passed',
-            );
-          return out.loss as tf.Scalar;
-        }, vars);
-        lossValue = (await res.value.data())[0]!;
-        res.value.dispose();
-        grads = res.grads;
-      } finally {
-        tf.dispose(Object.values(batch));
-      }
-      if (opts.maxGradNorm > 0) {
-        const clipped = await clipGradNorm(grads, opts.maxGradNorm);
-        tf.dispose(Object.values(grads));
-        grads = clipped.grads;
-      }
-      const named = new Map<string, Tensor>();
-      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn) ?? vn, g);
-      optimizer.step(named, lr);
-      let budget: number | undefined;
-      try {
-        budget = await opts.afterStep?.(step, named);
-      } finally {
-        tf.dispose(Object.values(grads));
-      }
-      step += 1;
-      lastLoss = lossValue;
-      const paused0 = performance.now();
-      const elapsedMs = paused0 - t0 - pausedMs;
-      cbs.progress({
-        step,
-        totalSteps: opts.steps,
-        loss: lossValue,
-        learningRate: lr,
-        elapsedMs,
-        etaMs: (elapsedMs / step) * (opts.steps - step),
-        ...(budget !== undefined ? { budget } : {}),
+}
+
+/**
+ * Trains the active adapter of `peft` for `run.steps` optimizer steps on the Trainer. The model is
+ * left in eval mode.
+ * @example const r = await trainOnPage(peft, run, control, { progress: (e) => post(e) });
+ */
+export async function trainOnPage(
+  peft: PeftModel,
+  run: PageRun,
+  control: TrainControl,
+  events: PageRunEvents,
+): Promise<PageRunResult> {
+  if (!(Number.isInteger(run.steps) && run.steps >= 1))
+    throw new ConfigError('steps', 'must be an integer ≥ 1', run.steps, 'set the number of steps');
+  const trainer = new Trainer(peft as unknown as TrainableModel, pageTrainerOptions(run), {
+    onAllocation: (step, a) => {
+      // the heatmap changes only when a pattern is computed (budgeting phase, freeze step)
+      if (step === 0 || a.newPattern) events.newRanks?.(step, a.budget);
+    },
+    onStep: (l) => {
+      events.progress({
+        step: l.step,
+        totalSteps: run.steps,
+        loss: l.loss,
+        ...(l.regLoss !== undefined ? { regLoss: l.regLoss } : {}),
+        learningRate: l.lr,
+        elapsedMs: l.elapsedMs,
+        etaMs: (l.elapsedMs / l.step) * (run.steps - l.step),
+        ...(l.budget !== undefined ? { budget: l.budget } : {}),
       });
-      cbs.stepDone?.(step);
-      const goOn = step < opts.steps ? await control.between() : true;
-      pausedMs += performance.now() - paused0;
-      if (!goOn) return { steps: step, finalLoss: lastLoss, stopped: true };
-    }
-    return { steps: step, finalLoss: lastLoss, stopped: false };
+      events.stepDone?.(l.step);
+    },
+    // after the last step there is nothing to pause for
+    betweenSteps: (step) => (step < run.steps ? control.between() : Promise.resolve(true)),
+  });
+  try {
+    const s = await trainer.train();
+    return { steps: s.steps, finalLoss: s.finalLoss, stopped: s.steps < run.steps };
   } finally {
-    optimizer.dispose();
+    trainer.dispose();
     peft.eval();
   }
 }

@@ -1,13 +1,13 @@
 /**
- * `lowrank experiment <suite.json>`: the experiment harness of issue 7 (src/experiments/runner.ts), the
+ * `lowrank experiment <suite.json>`: the experiment harness of issue 7 (src/harness/runner.ts), the
  * same as `npm run experiments -- <suite.json>`. Runs a (task × method × budget × seed) grid with the
  * Trainer, one JSON per cell (resumable), then prints mean ± std per task × method × budget.
  */
 import type { Command } from '../command.js';
 import { table } from '../io.js';
-import { runSuite } from '../../experiments/runner.js';
-import { readSuite } from '../../experiments/suite.js';
-import { summarise } from '../../experiments/summary.js';
+import { runSuite } from '../../harness/runner.js';
+import { readSuite } from '../../harness/suite.js';
+import { summarise } from '../../harness/summary.js';
 
 export const experimentCommand: Command = {
   spec: {

@@ -1,15 +1,16 @@
 // Must-show runs of issue 12 in the page: 20 steps of LoRA or AdaLoRA (masking included) with the
-// page's own training loop (web/engine/train.ts: clipping, AdamW, updateAndAllocateAsync) on the
+// page's training run (web/engine/train.ts: the library's Trainer with clipping, AdamW and AdaLoRA's
+// updateAndAllocateAsync hook) on the
 // page's demo Llama or the demo BERT with a classifier head, on a named backend. Returns every
 // step's loss, the trained model's logits on a probe batch, and the adapter folder's files (what
 // the page's download holds), so Node can reload it and compare.
 import { initBackend } from '../../../src/tensor/backend_browser.js';
-import { tf, type Tensor } from '../../../src/tensor/tf.js';
+import { tf } from '../../../src/tensor/tf.js';
 import { readBytes, listDir } from '../../../src/io/source_browser.js';
 import { getPeftModel, LoraConfig } from '../../../src/tuners/index.js';
 import { AdaLoraConfig, AdaLoraModel } from '../../../src/tuners/adalora/index.js';
 import { buildDemo, type DemoArch } from '../../../web/demo.js';
-import { trainLoop } from '../../../web/engine/train.js';
+import { trainOnPage } from '../../../web/engine/train.js';
 import { TrainControl } from '../../../web/train_control.js';
 import type { Example } from '../../../src/training/data/dataset.js';
 
@@ -75,7 +76,7 @@ export async function runTraining(spec: RunSpec): Promise<RunResult> {
   const losses: number[] = [];
   const t0 = performance.now();
   try {
-    await trainLoop(
+    await trainOnPage(
       peft,
       {
         examples: examples(spec.arch, vocab),
@@ -85,13 +86,6 @@ export async function runTraining(spec: RunSpec): Promise<RunResult> {
         batchSize: 4,
         learningRate: 0.01,
         seed: 1,
-        maxGradNorm: 1,
-        ...(tuner instanceof AdaLoraModel
-          ? {
-              afterStep: async (step: number, grads: Map<string, Tensor>) =>
-                (await tuner.updateAndAllocateAsync(step, grads)).budget,
-            }
-          : {}),
       },
       control,
       { progress: (e) => losses.push(e.loss) },

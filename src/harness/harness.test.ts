@@ -1,6 +1,6 @@
 /**
  * Checks of the experiment harness's own logic (budget solver, grid order, Prune-LoRA hook, statistics):
- *   npm test -- src/experiments   (or node --import tsx --test src/experiments/harness.test.ts)
+ *   npm test -- src/harness   (or node --import tsx --test src/harness/harness.test.ts)
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';

@@ -176,8 +176,7 @@ export function readSuite(file: string): Suite {
     'methods',
     'training',
   ] as const)
-    if (s[k] === undefined)
-      fail(file, k, 'is required', undefined, `add "${k}" (see src/experiments/suite.ts)`);
+    if (s[k] === undefined) fail(file, k, 'is required', undefined, `add "${k}" (see src/harness/suite.ts)`);
   s.ablations ??= [];
   for (const m of [...s.methods, ...s.ablations])
     if (!METHODS.includes(m)) fail(file, 'methods', 'unknown method', m, `use one of ${METHODS.join(', ')}`);
