@@ -194,7 +194,10 @@ export class LlamaModel extends Module {
           (layer as LlamaDecoderLayer).forward(xi, { cos: c!, sin: s! }, m).h;
         return void (x = checkpointBlock(layer, x, [rope.cos, rope.sin, mask], run)); // [B, T, H]
       }
-      const out = (layer as LlamaDecoderLayer).forward(x, rope, mask, past?.keys[i], past?.values[i]); // h [B, T, H]
+      // one tidy per layer: a forward without gradients frees each layer's intermediates as it goes
+      const out = tf.tidy(() =>
+        (layer as LlamaDecoderLayer).forward(x, rope, mask, past?.keys[i], past?.values[i]),
+      ); // h [B, T, H]
       x = out.h;
       keys.push(out.k);
       values.push(out.v);

@@ -342,7 +342,10 @@ export class RopeDecoderModel extends Module {
           (layer as RopeLayer).forward(xi, { rope: { cos: c!, sin: s! }, mask: m }).h;
         return void (x = checkpointBlock(layer, x, [rope.cos, rope.sin, mask], run)); // [B, T, H]
       }
-      const out = (layer as RopeLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]); // h [B, T, H]
+      // one tidy per layer: a forward without gradients frees each layer's intermediates as it goes
+      const out = tf.tidy(() =>
+        (layer as RopeLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]),
+      ); // h [B, T, H]
       x = out.h;
       keys.push(out.k);
       values.push(out.v);
