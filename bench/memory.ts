@@ -5,7 +5,14 @@
  * load time and peak RSS in f32 and NF4, and a LoRA step's time and peak RSS at batch × seq.
  *
  *   node --import tsx bench/memory.ts [--dir /tmp/lowrank-mem] [--shapes 135M,360M] \
- *     [--cells load,step] [--batches 1,4] [--seq 256] [--steps 2] [--torch]
+ *     [--cells load,step] [--batches 1,4] [--seq 256] [--steps 2] [--torch] \
+ *     [--opts checkpoint,chunked,trim] [--parity] [--js]
+ *
+ * `--opts` turns on activation checkpointing, the chunked vocabulary loss and malloc_trim in the
+ * lowrank cells; `--parity` makes each step cell also compute the first-step loss on the plain path
+ * (and torch uses the same token ids, so its first loss is comparable); `--js` runs the worker as
+ * plain JavaScript (bundled once with esbuild into .bench/js/) instead of through tsx, whose
+ * transpiler adds ~90 MB to every lowrank RSS that a user of the compiled package does not pay.
  *
  * Folders are generated once under --dir (F32: 0.54 / 1.45 / 4.4 GB). Prints one JSON line per cell,
  * then a markdown table (docs/qlora.md). Say the machine load (`uptime`) with any number.
@@ -27,8 +34,35 @@ const batches = flag('batches', '1').split(',').map(Number);
 const seq = Number(flag('seq', '256'));
 const steps = Number(flag('steps', '2'));
 const withTorch = process.argv.includes('--torch');
+const opts = flag('opts', '')
+  .split(',')
+  .filter((o) => o !== '');
+const parity = process.argv.includes('--parity');
+const asJs = process.argv.includes('--js');
 const worker = join(import.meta.dirname, 'memory_worker.ts');
 const torchScript = join(import.meta.dirname, 'torch_llama.py');
+
+/** The worker as one ESM file (node_modules external) three levels below the repo, like src/tensor/native/. */
+let bundled: string | undefined;
+function bundledWorker(): string {
+  if (bundled) return bundled;
+  const out = join(import.meta.dirname, '..', '.bench', 'js', 'worker', 'memory_worker.mjs');
+  const r = spawnSync(
+    'npx',
+    [
+      'esbuild',
+      worker,
+      '--bundle',
+      '--platform=node',
+      '--format=esm',
+      '--packages=external',
+      `--outfile=${out}`,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`esbuild failed: ${r.stderr}`);
+  return (bundled = out);
+}
 
 type Row = Record<string, unknown> & { shape: string; impl: string };
 const rows: Row[] = [];
@@ -49,8 +83,12 @@ function run(shape: string, impl: string, cmd: string, args: string[]): void {
 for (const shape of shapes) {
   const folder = join(dir, shape);
   if (!existsSync(join(folder, 'model.safetensors'))) writeRandomLlama(folder, LLAMA_SHAPES[shape], 0);
-  const lowrank = (cell: object) =>
-    run(shape, 'lowrank', process.execPath, ['--import', 'tsx', '--expose-gc', worker, JSON.stringify(cell)]);
+  const lowrank = (cell: Record<string, unknown>) => {
+    const full: Record<string, unknown> = { ...cell, ...Object.fromEntries(opts.map((o) => [o, true])) };
+    if (parity && cell.steps) full.parity = true;
+    const entry = asJs ? ['--expose-gc', bundledWorker()] : ['--import', 'tsx', '--expose-gc', worker];
+    run(shape, 'lowrank', process.execPath, [...entry, JSON.stringify(full)]);
+  };
   if (cells.includes('load')) for (const q of [undefined, 'nf4']) lowrank({ path: folder, quantize: q });
   if (cells.includes('step')) {
     for (const batch of batches) {
@@ -62,14 +100,16 @@ for (const shape of shapes) {
 }
 
 const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? `${v}` : v.toFixed(1)) : '–');
+const firstLoss = (r: Row) => ((r.losses as number[] | undefined)?.[0] ?? undefined)?.toFixed(6) ?? '–';
 console.log(
-  '\n| shape | impl | weights | load s | load peak MB | after load MB | held MB | batch×seq | step s | step peak MB |',
+  '\n| shape | impl | weights | load s | load peak MB | after load MB | held MB | batch×seq | step s | step peak MB | first loss | plain-path loss |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const steps = r.stepSeconds as number[] | undefined;
+  const plain = typeof r.plainLoss === 'number' ? r.plainLoss.toFixed(6) : '–';
   console.log(
-    `| ${r.shape} | ${r.impl} | ${(r.quantize as string) ?? 'f32'} | ${fmt(r.loadSeconds)} | ${fmt(r.loadPeakMb)} | ${fmt(r.afterLoadMb)} | ${fmt(r.heldMb)} | ${r.batch ? `${r.batch}×${r.seq}` : '–'} | ${steps ? steps.map((s) => s.toFixed(1)).join(' / ') : '–'} | ${fmt(r.stepPeakMb)} |` +
+    `| ${r.shape} | ${r.impl} | ${(r.quantize as string) ?? 'f32'} | ${fmt(r.loadSeconds)} | ${fmt(r.loadPeakMb)} | ${fmt(r.afterLoadMb)} | ${fmt(r.heldMb)} | ${r.batch ? `${r.batch}×${r.seq}` : '–'} | ${steps ? steps.map((s) => s.toFixed(1)).join(' / ') : '–'} | ${fmt(r.stepPeakMb)} | ${firstLoss(r)} | ${plain} |` +
       (r.error ? ` error: ${String(r.error)}` : ''),
   );
 }

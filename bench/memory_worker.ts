@@ -3,7 +3,11 @@
  * own. Loads a Hugging Face folder (f32 or NF4 + double quantisation, streaming), then optionally runs
  * LoRA steps (r 16, alpha 32, q_proj + v_proj, AdamW, causal-LM loss on random ids) and prints one
  * JSON line: load seconds, RSS before/peak/after the load, tensor bytes held, and per step its
- * seconds and the peak RSS of the steps.
+ * seconds and the peak RSS of the steps. Options: `checkpoint` (activation checkpointing), `chunked`
+ * (chunked vocabulary loss), `trim` (malloc_trim after the load and after each step). Token ids are
+ * `(i·7919 + 13) mod vocab` (bench/torch_llama.py uses the same), so the first-step loss is
+ * comparable across implementations; with `parity` the worker also computes it on the plain path
+ * (no checkpointing, no chunking, no gradients) before the step and reports both.
  *   node --import tsx --expose-gc bench/memory_worker.ts '{"path":"/tmp/m","quantize":"nf4","batch":1,"seq":256,"steps":1}'
  */
 import { tf } from '../src/tensor/tf.js';
@@ -12,9 +16,10 @@ import { loadModel } from '../src/models/load.js';
 import { memoryByCategory, totalBytes } from '../src/nn/memory_report.js';
 import { getPeftModel, LoraConfig } from '../src/tuners/index.js';
 import { AdamW } from '../src/training/optim.js';
-import { Rng } from '../src/util/rng.js';
 import { processMemory, resetPeakRss } from '../src/util/process_memory.js';
-import { releaseMemory } from '../src/tensor/memory.js';
+import { allocatorStats, releaseMemory, trimAllocator } from '../src/tensor/memory.js';
+import { setGradientCheckpointing } from '../src/nn/checkpoint.js';
+import { setChunkedLoss } from '../src/models/chunked_head.js';
 
 interface Cell {
   path: string;
@@ -22,6 +27,12 @@ interface Cell {
   batch?: number;
   seq?: number;
   steps?: number;
+  checkpoint?: boolean;
+  chunked?: boolean;
+  trim?: boolean;
+  parity?: boolean;
+  /** Record the peak of tensor bytes (tf.profile: slower steps, so time without it). */
+  profile?: boolean;
 }
 
 /** RSS after a GC and the background sweep that frees ArrayBuffer memory (needs --expose-gc). */
@@ -43,6 +54,7 @@ resetPeakRss();
 let t0 = performance.now();
 const base = await loadModel(cell.path, cell.quantize ? { quantize: 'nf4', doubleQuant: true } : {});
 const loadSeconds = (performance.now() - t0) / 1000;
+if (cell.trim) trimAllocator();
 const afterLoad = processMemory();
 const held = totalBytes(memoryByCategory(base));
 const out: Record<string, unknown> = {
@@ -63,38 +75,69 @@ if (cell.steps) {
   const named = model.trainableParameters();
   const vars = named.map(([, v]) => v);
   const opt = new AdamW(named, { lr: 1e-4 });
-  const rng = new Rng(1);
   const vocab = base.config.vocab_size as number;
   const ids = tf.tensor2d(
-    Int32Array.from({ length: batch * seq }, () => rng.int(vocab)),
+    Int32Array.from({ length: batch * seq }, (_, i) => (i * 7919 + 13) % vocab),
     [batch, seq],
     'int32',
   );
+  let plainLoss: number | undefined;
+  if (cell.parity) {
+    const l = tf.tidy(() => model.forward({ inputIds: ids, labels: ids }).loss!);
+    plainLoss = (await l.data())[0]!;
+    l.dispose();
+    releaseMemory();
+  }
+  if (cell.checkpoint) setGradientCheckpointing(model, true);
+  if (cell.chunked) setChunkedLoss(model, true);
+  const pool = (tf.backend() as unknown as { pool?: { stats(): Record<string, number> } }).pool;
   resetPeakRss();
+  let tensorPeakMb = 0;
+  const losses: number[] = [];
   const stepSeconds: number[] = [];
   let loss = 0;
   for (let i = 0; i < cell.steps; i++) {
     t0 = performance.now();
-    const { value, grads } = tf.variableGrads(() => {
-      const o = model.forward({ inputIds: ids, labels: ids });
-      tf.dispose(o.logits);
-      return o.loss as tf.Scalar;
-    }, vars);
+    let value: tf.Scalar | undefined;
+    let grads: tf.NamedTensorMap = {};
+    const run = () => {
+      ({ value, grads } = tf.variableGrads(() => {
+        const o = model.forward({ inputIds: ids, labels: ids });
+        tf.dispose(o.logits);
+        return o.loss as tf.Scalar;
+      }, vars));
+    };
+    if (cell.profile) tensorPeakMb = Math.max(tensorPeakMb, mb((await tf.profile(run)).peakBytes));
+    else run();
     opt.step(grads);
-    loss = (await value.data())[0]!;
-    tf.dispose([value, ...Object.values(grads)]);
+    loss = (await value!.data())[0]!;
+    losses.push(loss);
+    tf.dispose([value!, ...Object.values(grads)]);
+    if (cell.trim) trimAllocator();
     stepSeconds.push((performance.now() - t0) / 1000);
   }
   Object.assign(out, {
     batch,
     seq,
     stepSeconds,
+    checkpoint: cell.checkpoint ?? false,
+    chunked: cell.chunked ?? false,
+    trim: cell.trim ?? false,
     stepPeakMb: mb(processMemory().peakRss),
+    tensorPeakMb: cell.profile ? tensorPeakMb : undefined,
+    pool: pool?.stats(),
+    mallocFreeMb: mb(allocatorStats()?.freeBytes ?? 0),
     afterStepMb: mb(processMemory().rss),
     poolFreedMb: mb(releaseMemory()),
     // V8 frees ArrayBuffer backing stores on a background sweep after the GC: give it a moment
     afterReleaseMb: mb(await settledRss()),
+    tensorMb: mb(tf.memory().numBytes),
+    mallocAfterRelease: Object.fromEntries(
+      Object.entries(allocatorStats() ?? {}).map(([k, v]) => [k, mb(v)]),
+    ),
     loss,
+    losses,
+    plainLoss,
     tensors: tf.memory().numTensors,
   });
 }

@@ -1,7 +1,7 @@
 """Plain-PyTorch reference for bench/memory.ts (Debian python3-torch 1.13; transformers is not
 installable here): a Llama written out (RMSNorm, rotary, GQA attention, SwiGLU MLP), loaded from the
 same safetensors folder, LoRA r=16 alpha=32 on q_proj and v_proj, AdamW, causal-LM loss on random
-ids. Prints one JSON line like bench/memory_worker.ts.
+ids `(i·7919 + 13) mod vocab` (as bench/memory_worker.ts). Prints one JSON line like bench/memory_worker.ts.
 
   /usr/bin/python3 bench/torch_llama.py <folder> <batch> <seq> <steps> [threads]
 """
@@ -165,18 +165,21 @@ def main():
             block.v_proj = LoraLinear(block.v_proj)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-4)
-        ids = torch.randint(0, config['vocab_size'], (batch, seq))
+        # the ids bench/memory_worker.ts uses, so the first-step losses can be compared
+        ids = ((torch.arange(batch * seq, dtype=torch.int64) * 7919 + 13) % config['vocab_size']).reshape(batch, seq)
         reset_peak()
         times = []
+        losses = []
         for _ in range(steps):
             t0 = time.perf_counter()
             loss = model(ids)
             loss.backward()
             opt.step()
             opt.zero_grad()
+            losses.append(loss.item())
             times.append(time.perf_counter() - t0)
         out.update({'batch': batch, 'seq': seq, 'stepSeconds': times, 'stepPeakMb': rss()['VmHWM'] // MB,
-                    'loss': loss.item()})
+                    'loss': loss.item(), 'losses': losses})
     print(json.dumps(out))
 
 

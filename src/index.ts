@@ -30,7 +30,16 @@ export {
   type BackendReport,
   type BackendInfo,
 } from './tensor/backend.js';
-export { assertNoLeak, disposeAll, releaseMemory } from './tensor/memory.js';
+export {
+  allocatorStats,
+  assertNoLeak,
+  disposeAll,
+  releaseMemory,
+  trimAllocator,
+  type AllocatorStats,
+} from './tensor/memory.js';
+export { chunkedLossRows, setChunkedLoss } from './models/chunked_head.js';
+export { chunkedLinearCrossEntropy } from './tensor/ops/chunked_ce.js';
 export { processMemory, resetPeakRss, type ProcessMemory } from './util/process_memory.js';
 export { readData, readScalar, readAll, readDataSync, isGpuBackend, forbidSyncReads } from './tensor/read.js';
 export {

@@ -16,6 +16,7 @@ import {
   lastNonPadIndices,
   tidyOutput,
 } from './common.js';
+import { chunkedCausalLmOutput } from './chunked_head.js';
 
 /** Hidden states of the decoder stack and the updated cache. */
 export interface DecoderOutput {
@@ -69,6 +70,8 @@ export abstract class DecoderForCausalLM extends PreTrainedModel {
     return tidyOutput(() => {
       const trunk = this.getSubmodule(this.trunkName) as DecoderTrunk;
       const { hidden, cache } = trunk.forward(inputs, this.architecture); // [B, T, H]
+      const chunked = chunkedCausalLmOutput(this, this.lm_head, hidden, inputs, this.softcap);
+      if (chunked) return cache ? { ...chunked, pastKeyValues: cache } : chunked; // loss without [B, T, V] logits
       let logits = this.lm_head.forward(hidden); // [B, T, V]
       if (this.softcap !== null) logits = tf.mul(tf.tanh(tf.div(logits, this.softcap)), this.softcap);
       const out: ModelOutput = { logits };

@@ -8,6 +8,7 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { activation, attention } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { checkpointActive, checkpointBlock, type BlockFn } from '../nn/checkpoint.js';
 import { ShapeError } from '../errors.js';
 import { type HFConfig, type ModelInputs } from './base.js';
 import { ConfigReader } from './config.js';
@@ -197,7 +198,15 @@ export class LlamaModel extends Module {
     const keys: Tensor[] = [];
     const values: Tensor[] = [];
     this.layers.namedChildren().forEach(([, layer], i) => {
-      const out = (layer as LlamaDecoderLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]); // h [B, T, H]
+      if (checkpointActive(this, inputs)) {
+        const run: BlockFn = (xi, [c, s, m]) =>
+          (layer as LlamaDecoderLayer).forward(xi, { rope: { cos: c!, sin: s! }, mask: m ?? null }).h;
+        return void (x = checkpointBlock(layer, x, [rope.cos, rope.sin, mask], run)); // [B, T, H]
+      }
+      // one tidy per layer: a forward without gradients frees each layer's intermediates as it goes
+      const out = tf.tidy(() =>
+        (layer as LlamaDecoderLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]),
+      ); // h [B, T, H]
       x = out.h;
       keys.push(out.k);
       values.push(out.v);

@@ -9,6 +9,7 @@ import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { MASK_VALUE, attention, causalMask, rmsNorm } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Embedding, RMSNorm } from '../nn/layers.js';
+import { checkpointActive, checkpointBlock, type BlockFn } from '../nn/checkpoint.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../errors.js';
 import type { HFConfig, ModelInputs } from './base.js';
 import { ConfigReader } from './config.js';
@@ -285,7 +286,15 @@ export class RopeDecoderModel extends Module {
     this.layers.namedChildren().forEach(([, layer], i) => {
       const w = this.dims.windows[i] ?? null;
       const mask = masks.get(w) ?? padding;
-      const out = (layer as RopeLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]); // h [B, T, H]
+      if (checkpointActive(this, inputs)) {
+        const run: BlockFn = (xi, [c, s, m]) =>
+          (layer as RopeLayer).forward(xi, { rope: { cos: c!, sin: s! }, mask: m }).h;
+        return void (x = checkpointBlock(layer, x, [rope.cos, rope.sin, mask], run)); // [B, T, H]
+      }
+      // one tidy per layer: a forward without gradients frees each layer's intermediates as it goes
+      const out = tf.tidy(() =>
+        (layer as RopeLayer).forward(x, { rope, mask }, past?.keys[i], past?.values[i]),
+      ); // h [B, T, H]
       x = out.h;
       keys.push(out.k);
       values.push(out.v);

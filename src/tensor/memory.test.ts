@@ -2,8 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from './tf.js';
 import { initBackend } from './backend.js';
-import { releaseMemory } from './memory.js';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { allocatorStats, releaseMemory, trimAllocator } from './memory.js';
+import { processMemory } from '../util/process_memory.js';
 import { nativeAvailable } from '../testing/backend_parity.js';
+
+setFlagsFromString('--expose-gc');
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 
@@ -27,5 +32,33 @@ test(
     } finally {
       await initBackend(previous);
     }
+  },
+);
+
+const trimSkip = allocatorStats() === null ? 'native addon without memory.cc (rebuild it)' : false;
+
+test(
+  'trimAllocator hands malloc free heap pages back to the kernel (RSS falls)',
+  { skip: trimSkip },
+  async () => {
+    // 64 KB arrays sit below glibc's mmap threshold, so they live in the heap, and freeing them leaves
+    // free heap pages resident until trimmed
+    const bytes = 160 * 2 ** 20;
+    let arrays: Float32Array[] | null = Array.from({ length: bytes / 65536 }, () =>
+      new Float32Array(16384).fill(1),
+    );
+    assert.equal(arrays.length, 2560);
+    arrays = null;
+    const gc = runInNewContext('gc') as () => void; // exposed below by --expose-gc through v8 flags
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 200)); // the sweeper frees backing stores in the background
+    }
+    const free = allocatorStats()!.freeBytes;
+    const rssBefore = processMemory().rss;
+    assert.ok(free >= bytes / 2, `malloc holds the freed arrays as free heap (${free} B)`);
+    assert.equal(trimAllocator(), true);
+    const dropped = rssBefore - processMemory().rss;
+    assert.ok(dropped >= bytes / 2, `RSS fell by ${dropped} B after malloc_trim (free heap was ${free} B)`);
   },
 );

@@ -1,5 +1,6 @@
 import { tf } from './tf.js';
 import { internal } from '../errors.js';
+import { loadAddon } from './native/addon.js';
 
 /**
  * Runs `fn` and throws `internal:` if it leaves more live tensors than it found (docs/design.md "Errors,
@@ -26,10 +27,52 @@ export function disposeAll(value: unknown): void {
   else if (value !== null && typeof value === 'object') Object.values(value).forEach(disposeAll);
 }
 
+/** What the C allocator (glibc malloc) holds, from the native addon; null without it. */
+export interface AllocatorStats {
+  /** Bytes in malloc's arenas (in use or free). */
+  heapBytes: number;
+  /** Free bytes inside those arenas: resident until trimmed. */
+  freeBytes: number;
+  /** Bytes in chunks mmapped one by one (large allocations; unmapped when freed). */
+  mmapBytes: number;
+}
+
+interface MemoryAddon {
+  mallocTrim?: () => boolean;
+  mallocStats?: () => AllocatorStats;
+}
+
+function memoryAddon(): MemoryAddon | null {
+  return loadAddon() as MemoryAddon | null;
+}
+
+/**
+ * glibc's arena statistics (`mallinfo2`) through the native addon: typed-array memory of disposed
+ * tensors that malloc kept. Null when the addon (or a build with `memory.cc`) is absent.
+ *
+ * @example
+ * allocatorStats()?.freeBytes; // free heap bytes that `releaseMemory()` would hand back
+ */
+export function allocatorStats(): AllocatorStats | null {
+  return memoryAddon()?.mallocStats?.() ?? null;
+}
+
+/**
+ * `malloc_trim(0)`: hands every free page of malloc's arenas back to the kernel. Returns whether
+ * memory was released (false without the addon or off glibc).
+ *
+ * @example
+ * trimAllocator(); // after a load: the read buffers' pages leave the RSS
+ */
+export function trimAllocator(): boolean {
+  return memoryAddon()?.mallocTrim?.() ?? false;
+}
+
 /**
  * Gives memory held for reuse back: the native backend's pool of free kernel-output buffers (up to
- * `LOWRANK_POOL_MB`, 512 MB by default, kept between training steps for speed) is dropped, and a
- * garbage collection runs when Node was started with `--expose-gc`. Call it after training or
+ * `LOWRANK_POOL_MB`, 512 MB by default, kept between training steps for speed) is dropped, a
+ * garbage collection runs when Node was started with `--expose-gc`, and malloc's free pages go back
+ * to the kernel (`malloc_trim(0)`, native addon on glibc). Call it after loading, after training or
  * between phases; the next step refills the pool. Returns the pool bytes dropped.
  *
  * @example
@@ -40,5 +83,6 @@ export function releaseMemory(): number {
   const freed = pool?.stats().freeBytes ?? 0;
   pool?.clear();
   (globalThis as { gc?: () => void }).gc?.();
+  trimAllocator();
   return freed;
 }

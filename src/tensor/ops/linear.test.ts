@@ -10,26 +10,31 @@ function matmulKernels(kernels: { name: string }[]): number {
   return kernels.filter((k) => k.name === 'BatchMatMul' || k.name === '_FusedMatMul').length;
 }
 
-test('linear: a frozen weight gives the same values and input gradient, without computing dW', async () => {
-  const x = tf.variable(tf.randomNormal([6, 5], 0, 1, 'float32', 1));
-  const run = async (trainableWeight: boolean) => {
-    const w = tf.variable(tf.randomNormal([4, 5], 0, 1, 'float32', 2), trainableWeight);
-    const b = tf.variable(tf.randomNormal([4], 0, 1, 'float32', 3), false);
-    let out: { y: number[]; dx: number[] } | undefined;
-    const prof = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(linear(x, w, b))), [x]);
-      out = { y: Array.from(value.dataSync()), dx: Array.from(grads[x.name]!.dataSync()) };
-      tf.dispose([value, grads]);
-    });
-    w.dispose();
-    b.dispose();
-    return { ...out!, matmuls: matmulKernels(prof.kernels) };
-  };
-  const frozen = await run(false);
-  const trainable = await run(true);
-  assert.ok(Math.abs(frozen.y[0]! - trainable.y[0]!) <= FUSION_ATOL * Math.abs(trainable.y[0]!));
-  frozen.dx.forEach((v, i) => assert.ok(Math.abs(v - trainable.dx[i]!) <= FUSION_ATOL * 10, `dx[${i}]`));
-  assert.equal(frozen.matmuls, 2, 'forward + dX only');
-  assert.equal(trainable.matmuls, 3, 'forward + dX + dW (fused gradient)');
-  x.dispose();
-});
+for (const withBias of [true, false]) {
+  test(`linear: a frozen weight gives the same values and input gradient, without computing dW (${withBias ? 'with' : 'no'} bias)`, async () => {
+    const x = tf.variable(tf.randomNormal([6, 5], 0, 1, 'float32', 1));
+    const run = async (trainableWeight: boolean) => {
+      const w = tf.variable(tf.randomNormal([4, 5], 0, 1, 'float32', 2), trainableWeight);
+      const b = tf.variable(tf.randomNormal([4], 0, 1, 'float32', 3), false);
+      let out: { y: number[]; dx: number[] } | undefined;
+      const prof = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(tf.square(linear(x, w, withBias ? b : null))),
+          [x],
+        );
+        out = { y: Array.from(value.dataSync()), dx: Array.from(grads[x.name]!.dataSync()) };
+        tf.dispose([value, grads]);
+      });
+      w.dispose();
+      b.dispose();
+      return { ...out!, matmuls: matmulKernels(prof.kernels) };
+    };
+    const frozen = await run(false);
+    const trainable = await run(true);
+    assert.ok(Math.abs(frozen.y[0]! - trainable.y[0]!) <= FUSION_ATOL * Math.abs(trainable.y[0]!));
+    frozen.dx.forEach((v, i) => assert.ok(Math.abs(v - trainable.dx[i]!) <= FUSION_ATOL * 10, `dx[${i}]`));
+    assert.equal(frozen.matmuls, 2, 'forward + dX only');
+    assert.equal(trainable.matmuls, 3, 'forward + dX + dW (fused gradient)');
+    x.dispose();
+  });
+}

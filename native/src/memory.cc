@@ -1,0 +1,47 @@
+// The C allocator's side of process memory (glibc). Typed-array memory of freed tensors goes back to
+// malloc, which keeps most of it: chunks below the mmap threshold live in the heap and arenas, and
+// glibc raises that threshold (up to 32 MB on 64-bit) each time a larger mmapped chunk is freed, so
+// after a load or a training step tens to hundreds of MB of free heap stay resident. malloc_trim(0)
+// returns every free page of every arena to the kernel (madvise), not only the top of the heap.
+#include "common.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace lowrank {
+
+// mallocTrim() → true when glibc released memory, false when it had none to give back (or on a
+// C library without malloc_trim, where it does nothing).
+static Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+// mallocStats() → { heapBytes, freeBytes, mmapBytes }: bytes glibc holds from the kernel in its
+// arenas (in use or free), of those the free ones, and bytes in directly mmapped chunks. Zeros
+// without glibc.
+static Napi::Value MallocStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  double heap = 0, free = 0, mmapped = 0;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 m = mallinfo2();
+  heap = static_cast<double>(m.arena);
+  free = static_cast<double>(m.fordblks);
+  mmapped = static_cast<double>(m.hblkhd);
+#endif
+  o.Set("heapBytes", heap);
+  o.Set("freeBytes", free);
+  o.Set("mmapBytes", mmapped);
+  return o;
+}
+
+void registerMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
+  exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
+}
+
+}  // namespace lowrank
