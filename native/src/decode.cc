@@ -13,6 +13,7 @@
 #include <vector>
 #include <string>
 #include <algorithm>
+#include <memory>
 
 namespace lowrank {
 
@@ -150,7 +151,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Decoder",
                        {InstanceMethod("step", &Decoder::Step), InstanceMethod("reset", &Decoder::Reset),
-                        InstanceMethod("position", &Decoder::Position)});
+                        InstanceMethod("position", &Decoder::Position), InstanceMethod("greedy", &Decoder::Greedy),
+                        InstanceMethod("copyRow", &Decoder::CopyRow),
+                        InstanceMethod("setLayers", &Decoder::SetLayers)});
   }
 
   explicit Decoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Decoder>(info) {
@@ -160,6 +163,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       return;
     }
     keep_ = Napi::Persistent(Napi::Array::New(env));
+    keepLayers_ = Napi::Persistent(Napi::Array::New(env));
     const double* d = static_cast<const double*>(raw(info[0]).data);
     hidden_ = int64_t(d[0]);
     inter_ = int64_t(d[1]);
@@ -180,24 +184,12 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     embed_ = hold(w.Get(0u));
     finalNorm_ = hold(w.Get(1u));
     lmHead_ = hold(w.Get(2u));
-    Napi::Array ls = info[2].As<Napi::Array>();
-    int64_t maxR = 1;
-    for (uint32_t i = 0; i < ls.Length(); i++) {
-      Napi::Array l = ls.Get(i).As<Napi::Array>();  // [ln1, ln2, q, k, v, o, gate, up, down]
-      Layer layer;
-      layer.ln1 = hold(l.Get(0u));
-      layer.ln2 = hold(l.Get(1u));
-      Proj* ps[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
-      for (uint32_t j = 0; j < 7; j++) {
-        readProj(l.Get(j + 2).As<Napi::Array>(), *ps[j]);
-        for (const Slot& sl : ps[j]->slots)
-          for (const LowRank& t : sl.terms) maxR = std::max(maxR, t.r);
-      }
-      layers_.push_back(std::move(layer));
-    }
+    if (!loadLayers(env, info[2].As<Napi::Array>())) return;
     const int64_t kvDim = nKv_ * headDim_, qDim = nHead_ * headDim_, B = rows_;
-    kCache_.assign(size_t(B * nLayers_ * maxSeq_ * kvDim), 0.0f);
-    vCache_.assign(size_t(B * nLayers_ * maxSeq_ * kvDim), 0.0f);
+    // Not value-initialised: the pages of rows and positions never used stay unmapped (a server
+    // opens rows × context length but most rows hold short sequences).
+    kCache_.reset(new float[size_t(B * nLayers_ * maxSeq_ * kvDim)]);
+    vCache_.reset(new float[size_t(B * nLayers_ * maxSeq_ * kvDim)]);
     pos_.assign(size_t(B), 0);
     x_.resize(size_t(B * hidden_));
     xb_.resize(size_t(B * std::max(hidden_, qDim)));
@@ -209,17 +201,50 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     hb_.resize(size_t(B * inter_));
     hb2_.resize(size_t(B * inter_));
     scores_.resize(size_t(maxSeq_));
-    tmp_.resize(size_t(maxR));
     row_.resize(size_t(std::max(std::max(hidden_, inter_), qDim)));
     cos_.resize(size_t(B * headDim_ / 2));
+    for (int64_t j = 0; j < headDim_ / 2; j++)  // rope.ts's inverse frequencies, float64
+      invFreq_.push_back(1.0 / std::pow(theta_, double(2 * j) / double(headDim_)));
     sin_.resize(size_t(B * headDim_ / 2));
   }
 
  private:
+  // Keeps the array (and its buffer) alive while this decoder reads it: base weights in keep_,
+  // layer arrays (replaced by setLayers) in keepLayers_.
   const float* hold(Napi::Value v) {
     if (v.IsNull() || v.IsUndefined()) return nullptr;
-    keep_.Value().Set(keep_.Value().Length(), v);  // keeps the array (and its buffer) alive
+    Napi::Array k = loadingLayers_ ? keepLayers_.Value() : keep_.Value();
+    k.Set(k.Length(), v);
     return f32(v);
+  }
+
+  // Reads the per-layer arrays [ln1, ln2, q, k, v, o, gate, up, down] into layers_ (replacing them).
+  bool loadLayers(Napi::Env env, Napi::Array ls) {
+    if (int64_t(ls.Length()) != nLayers_) {
+      Napi::RangeError::New(env, "internal: Decoder layers: wrong layer count").ThrowAsJavaScriptException();
+      return false;
+    }
+    keepLayers_ = Napi::Persistent(Napi::Array::New(env));
+    loadingLayers_ = true;
+    std::vector<Layer> layers;
+    int64_t maxR = 1;
+    for (uint32_t i = 0; i < ls.Length(); i++) {
+      Napi::Array l = ls.Get(i).As<Napi::Array>();
+      Layer layer;
+      layer.ln1 = hold(l.Get(0u));
+      layer.ln2 = hold(l.Get(1u));
+      Proj* ps[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
+      for (uint32_t j = 0; j < 7; j++) {
+        readProj(l.Get(j + 2).As<Napi::Array>(), *ps[j]);
+        for (const Slot& sl : ps[j]->slots)
+          for (const LowRank& t : sl.terms) maxR = std::max(maxR, t.r);
+      }
+      layers.push_back(std::move(layer));
+    }
+    loadingLayers_ = false;
+    layers_ = std::move(layers);
+    tmp_.resize(size_t(maxR));
+    return true;
   }
 
   static int64_t int_(Napi::Value v) { return int64_t(v.As<Napi::Number>().DoubleValue()); }
@@ -231,7 +256,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     if (!p.w) {
       Napi::Array q = a.Get(5u).As<Napi::Array>();
       Napi::Value packed = q.Get(0u);
-      keep_.Value().Set(keep_.Value().Length(), packed);
+      Napi::Array k = loadingLayers_ ? keepLayers_.Value() : keep_.Value();
+      k.Set(k.Length(), packed);
       p.q4 = Quant4{u8(packed), hold(q.Get(1u)), hold(q.Get(2u)), int_(q.Get(3u))};
     }
     p.bias = hold(a.Get(1u));
@@ -265,8 +291,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     }
   }
 
-  float* cacheRow(std::vector<float>& cache, int64_t row, int64_t li) {
-    return cache.data() + (row * nLayers_ + li) * maxSeq_ * nKv_ * headDim_;
+  float* cacheRow(std::unique_ptr<float[]>& cache, int64_t row, int64_t li) {
+    return cache.get() + (row * nLayers_ + li) * maxSeq_ * nKv_ * headDim_;
   }
 
   // Softmax attention of token i's query heads over its row's cache positions 0 … pos.
@@ -333,8 +359,35 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   }
 
   Napi::Value fail(Napi::Env env, const std::string& what) {
-    Napi::RangeError::New(env, "internal: Decoder.step " + what).ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "internal: Decoder " + what).ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+
+  // Runs tokens[i] through row rows[i] (distinct, checked by the caller) with slot slots[i]; writes
+  // logits [n, vocab] when `y` is not null.
+  void forward(int64_t n, const int32_t* tokens, const int32_t* rows, const int32_t* slots, float* y) {
+    const int64_t half = headDim_ / 2;
+    for (int64_t i = 0; i < n; i++) {
+      const float* e = embed_ + int64_t(tokens[i]) * hidden_;
+      for (int64_t j = 0; j < hidden_; j++) x_[size_t(i * hidden_ + j)] = e[j] * embedScale_;
+      const double pos = double(pos_[size_t(rows[i])]);
+      for (int64_t j = 0; j < half; j++) {  // angles in float64 rounded once, as rope.ts
+        const double angle = pos * invFreq_[size_t(j)];
+        cos_[size_t(i * half + j)] = float(std::cos(angle));
+        sin_[size_t(i * half + j)] = float(std::sin(angle));
+      }
+    }
+    for (int64_t li = 0; li < nLayers_; li++) layerStep(layers_[size_t(li)], li, n, rows, slots);
+    for (int64_t i = 0; i < n; i++) pos_[size_t(rows[i])]++;
+    if (!y) return;
+    for (int64_t i = 0; i < n; i++)
+      rmsNorm(&x_[size_t(i * hidden_)], finalNorm_, &xb_[size_t(i * hidden_)], hidden_, eps_, normOffset_);
+    if (n == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(vocab_), int(hidden_), 1.0f, lmHead_, int(hidden_), xb_.data(), 1,
+                  0.0f, y, 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(vocab_), int(hidden_), 1.0f, xb_.data(),
+                  int(hidden_), lmHead_, int(hidden_), 0.0f, y, int(vocab_));
   }
 
   // step(tokens i32[n], rows i32[n], slots i32[n], logits f32[n·vocab] | null): token i enters row
@@ -355,33 +408,66 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       seen[size_t(rows[i])] = true;
       if (pos_[size_t(rows[i])] >= maxSeq_) return fail(env, "row is full (maxSeq)");
     }
-    const int64_t half = headDim_ / 2;
-    for (int64_t i = 0; i < n; i++) {
-      const float* e = embed_ + int64_t(tokens[i]) * hidden_;
-      for (int64_t j = 0; j < hidden_; j++) x_[size_t(i * hidden_ + j)] = e[j] * embedScale_;
-      const double pos = double(pos_[size_t(rows[i])]);
-      for (int64_t j = 0; j < half; j++) {  // angles in float64 rounded once, as rope.ts
-        const double invFreq = 1.0 / std::pow(theta_, double(2 * j) / double(headDim_));
-        const double angle = pos * invFreq;
-        cos_[size_t(i * half + j)] = float(std::cos(angle));
-        sin_[size_t(i * half + j)] = float(std::sin(angle));
-      }
-    }
-    for (int64_t li = 0; li < nLayers_; li++) layerStep(layers_[size_t(li)], li, n, rows, slots);
-    for (int64_t i = 0; i < n; i++) pos_[size_t(rows[i])]++;
+    float* y = nullptr;
     if (!info[3].IsNull() && !info[3].IsUndefined()) {
       const Raw out = raw(info[3]);
       if (int64_t(out.length) < n * vocab_) return fail(env, "logits too short");
-      float* y = static_cast<float*>(out.data);
-      for (int64_t i = 0; i < n; i++)
-        rmsNorm(&x_[size_t(i * hidden_)], finalNorm_, &xb_[size_t(i * hidden_)], hidden_, eps_, normOffset_);
-      if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(vocab_), int(hidden_), 1.0f, lmHead_, int(hidden_), xb_.data(), 1,
-                    0.0f, y, 1);
-      else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(vocab_), int(hidden_), 1.0f, xb_.data(),
-                    int(hidden_), lmHead_, int(hidden_), 0.0f, y, int(vocab_));
+      y = static_cast<float*>(out.data);
     }
+    forward(n, tokens, rows, slots, y);
+    return env.Undefined();
+  }
+
+  // greedy(first i32, row, slot, n, eos i32[], out i32[n]) → count: feeds `first`, then each argmax
+  // (the first maximum on ties, as generate.ts's argmax) back in, writing up to n new ids to `out`
+  // and stopping after an id in `eos` — the whole greedy loop in one call, no logits leave the addon.
+  Napi::Value Greedy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (badArgs(info, 6, "Decoder.greedy")) return env.Undefined();
+    int32_t token = int32_t(num(info, 0));
+    const int32_t row = int32_t(num(info, 1)), slot = int32_t(num(info, 2));
+    const int64_t n = num(info, 3);
+    const Raw eosRaw = raw(info[4]), outRaw = raw(info[5]);
+    const int32_t* eos = static_cast<const int32_t*>(eosRaw.data);
+    int32_t* out = static_cast<int32_t*>(outRaw.data);
+    if (row < 0 || row >= rows_) return fail(env, "row out of range");
+    if (n < 0 || int64_t(outRaw.length) < n) return fail(env, "out too short");
+    if (token < 0 || token >= vocab_) return fail(env, "token out of range");
+    if (pos_[size_t(row)] + n > maxSeq_) return fail(env, "row is full (maxSeq)");
+    logits_.resize(size_t(vocab_));
+    float* y = logits_.data();
+    int64_t count = 0;
+    while (count < n) {
+      forward(1, &token, &row, &slot, y);
+      int32_t best = 0;
+      for (int64_t j = 1; j < vocab_; j++)
+        if (y[j] > y[best]) best = int32_t(j);
+      out[count++] = best;
+      if (std::find(eos, eos + eosRaw.length, best) != eos + eosRaw.length) break;
+      token = best;
+    }
+    return Napi::Number::New(env, double(count));
+  }
+
+  // copyRow(src, dst): row dst continues from row src's cache and position (n > 1 choices of a prompt).
+  Napi::Value CopyRow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t src = num(info, 0), dst = num(info, 1);
+    if (src < 0 || src >= rows_ || dst < 0 || dst >= rows_) return fail(env, "copyRow: row out of range");
+    const int64_t len = pos_[size_t(src)] * nKv_ * headDim_;
+    for (int64_t li = 0; li < nLayers_; li++) {
+      std::copy_n(cacheRow(kCache_, src, li), len, cacheRow(kCache_, dst, li));
+      std::copy_n(cacheRow(vCache_, src, li), len, cacheRow(vCache_, dst, li));
+    }
+    pos_[size_t(dst)] = pos_[size_t(src)];
+    return env.Undefined();
+  }
+
+  // setLayers(layers): new per-layer arrays (same weights, other adapter slots); caches are kept.
+  Napi::Value SetLayers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) return fail(env, "setLayers(layers)");
+    loadLayers(env, info[0].As<Napi::Array>());
     return env.Undefined();
   }
 
@@ -397,7 +483,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return Napi::Number::New(info.Env(), row >= 0 && row < rows_ ? double(pos_[size_t(row)]) : -1.0);
   }
 
-  Napi::Reference<Napi::Array> keep_;
+  Napi::Reference<Napi::Array> keep_, keepLayers_;
+  bool loadingLayers_ = false;
   int64_t hidden_ = 0, inter_ = 0, nLayers_ = 0, nHead_ = 0, nKv_ = 0, headDim_ = 0, vocab_ = 0, maxSeq_ = 0;
   int64_t rows_ = 1;
   float eps_ = 0, embedScale_ = 1, scoreScale_ = 1;
@@ -408,8 +495,11 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   const float* finalNorm_ = nullptr;
   const float* lmHead_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> kCache_, vCache_, x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, row_, cos_, sin_;
+  std::unique_ptr<float[]> kCache_, vCache_;
+  std::vector<float> logits_;
+  std::vector<float> x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, row_, cos_, sin_;
   std::vector<int64_t> pos_;
+  std::vector<double> invFreq_;
 };
 
 void registerDecode(Napi::Env env, Napi::Object exports) { exports.Set("Decoder", Decoder::Define(env)); }

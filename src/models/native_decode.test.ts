@@ -100,6 +100,9 @@ async function checkAgainstTfjs(what: string, model: PreTrainedModel): Promise<v
   const viaNative = await generate(model, IDS.slice(0, 3), opts);
   const viaTfjs = await generate(model, IDS.slice(0, 3), { ...opts, native: false });
   assert.deepEqual(viaNative, viaTfjs, `${what}: greedy tokens`);
+  const streamed: number[] = []; // a callback: one addon call per token instead of the greedy loop
+  await generate(model, IDS.slice(0, 3), { ...opts, onToken: (id) => streamed.push(id) });
+  assert.deepEqual(streamed, viaTfjs, `${what}: greedy tokens, one call per token`);
   assert.equal(tf.memory().numTensors, before, `${what}: generate leaves no tensors behind`);
 }
 

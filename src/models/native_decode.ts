@@ -28,26 +28,18 @@ import type { PreTrainedModel } from './base.js';
 import { DecoderForCausalLM } from './decoder_heads.js';
 import { LlamaDecoderLayer, LlamaModel } from './llama.js';
 import { OffsetRMSNorm, RopeDecoderLayer, RopeDecoderModel } from './rope_decoder.js';
+import {
+  session,
+  type LayerArrays,
+  type NativeDecoder,
+  type NativeDecoderCtor,
+  type SlotSpec,
+} from './native_decode_session.js';
+
+export type { NativeDecoder, NativeDecoderHandle, SlotSpec } from './native_decode_session.js';
 
 /** AdaLoRA's ε in `ranknum + ε` (PEFT `SVDLinear.forward`). */
 const RANKNUM_EPS = 1e-5;
-
-/** The addon's `Decoder` instance (native/src/decode.cc). */
-export interface NativeDecoderHandle {
-  /** Token i enters row rows[i] at its next position with adapter slot slots[i]; logits [n, vocab]. */
-  step(tokens: Int32Array, rows: Int32Array, slots: Int32Array, logits: Float32Array | null): void;
-  /** The row starts over at position 0. */
-  reset(row: number): void;
-  /** Positions filled in the row. */
-  position(row: number): number;
-}
-
-/** Constructor of the addon's `Decoder`: dims (see decode.cc), [embed, norm, lmHead], layers. */
-export type NativeDecoderCtor = new (
-  dims: Float64Array,
-  weights: (Float32Array | null)[],
-  layers: unknown[],
-) => NativeDecoderHandle;
 
 /** [A, B, r, scale] of one `s·B(A x)` term. */
 type Term = [Float32Array, Float32Array, number, number];
@@ -57,26 +49,6 @@ type Slot = [Float32Array | null, Term[]];
 type Quant4 = [Uint8Array, Float32Array, Float32Array, number];
 /** [W | null (4-bit), bias | null, out, in, slots, 4-bit weight | null]. */
 type Proj = [Float32Array | null, Float32Array | null, number, number, Slot[], Quant4 | null];
-/** Adapters per slot: null = what the layer's forward runs now, else these adapter names, unmerged. */
-type SlotSpec = readonly (readonly string[] | null)[];
-
-/** What a decode run needs: the handle, the vocabulary size and the tensors it made (disposed at the end). */
-export interface NativeDecoder {
-  readonly handle: NativeDecoderHandle;
-  readonly vocabSize: number;
-  readonly rows: number;
-  /**
-   * Feeds `tokens` in order into one row (the prompt, then each new token) with adapter slot `slot`
-   * and returns the last one's logits (a fresh array owned by the caller).
-   */
-  feed(tokens: number[], row?: number, slot?: number): Float32Array;
-  /** One token for each of several distinct rows, each with its slot: logits [n, vocab] row-major. */
-  step(tokens: number[], rows: number[], slots: number[]): Float32Array;
-  reset(row: number): void;
-  position(row?: number): number;
-  /** Disposes the tensors derived for adapters (DoRA factors, AdaLoRA's A∘E). */
-  dispose(): void;
-}
 
 class Unsupported extends Error {}
 
@@ -242,6 +214,10 @@ function layerArrays(layer: Module, dims: TrunkDims, slots: SlotSpec, keep: Tens
   ];
 }
 
+function layersOf(trunk: LlamaModel, dims: TrunkDims, slots: SlotSpec, keep: Tensor[]): unknown[] {
+  return trunk.layers.namedChildren().map(([, l]) => layerArrays(l, dims, slots, keep));
+}
+
 /** Rows and adapter slots of a native decoder (defaults: one row, one slot = the active adapters). */
 export interface NativeDecodeOptions {
   /** Sequences decoded side by side, each with its own KV cache and position (default 1). */
@@ -319,7 +295,7 @@ function build(model: PreTrainedModel, maxSeq: number, opts: NativeDecodeOptions
     if (!(t.embed_tokens instanceof Embedding)) throw new Unsupported('embedding layer');
     const head = model.lm_head;
     if (!(head instanceof Linear) || head.bias || head.fanInFanOut) throw new Unsupported('lm_head');
-    const layers = t.layers.namedChildren().map(([, l]) => layerArrays(l, dims, slots, keep));
+    const layers = layersOf(t, dims, slots, keep);
     const d = dims;
     const vec = new Float64Array([
       d.hidden,
@@ -340,75 +316,20 @@ function build(model: PreTrainedModel, maxSeq: number, opts: NativeDecodeOptions
     ]);
     const weights = [arr(t.embed_tokens.weight), normWeight(t.norm, d.normOffset), arr(head.weight)];
     const handle = new Ctor(vec, weights, layers);
-    return session(handle, { vocabSize: d.vocabSize, rows, slots: slots.length, maxSeq }, keep);
+    const relayer = (spec: SlotSpec): LayerArrays | string => {
+      const fresh: Tensor[] = [];
+      try {
+        return { layers: layersOf(t, dims, spec, fresh), keep: fresh };
+      } catch (e) {
+        tf.dispose(fresh);
+        if (e instanceof Unsupported) return `not covered natively: ${e.message}`;
+        throw e;
+      }
+    };
+    return session(handle, { vocabSize: d.vocabSize, rows, slots: slots.length, maxSeq }, keep, relayer);
   } catch (e) {
     tf.dispose(keep);
     if (e instanceof Unsupported) return `not covered natively: ${e.message}`;
     throw e;
   }
-}
-
-function checkIds(tokens: readonly number[], vocabSize: number): void {
-  for (const id of tokens) {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      const fix = 'use ids from the model’s own tokenizer';
-      throw new ConfigError('generate.inputIds', `token ids must be integers in [0, ${vocabSize})`, id, fix);
-    }
-  }
-}
-
-function session(
-  handle: NativeDecoderHandle,
-  size: { vocabSize: number; rows: number; slots: number; maxSeq: number },
-  keep: Tensor[],
-): NativeDecoder {
-  const { vocabSize, rows, slots, maxSeq } = size;
-  const one = (v: number) => Int32Array.of(v);
-  return {
-    handle,
-    vocabSize,
-    rows,
-    feed(tokens: number[], row = 0, slot = 0): Float32Array {
-      checkIds(tokens, vocabSize);
-      const logits = new Float32Array(vocabSize);
-      tokens.forEach((id, i) =>
-        handle.step(one(id), one(row), one(slot), i === tokens.length - 1 ? logits : null),
-      );
-      return logits;
-    },
-    step(tokens: number[], rowIds: number[], slotIds: number[]): Float32Array {
-      checkIds(tokens, vocabSize);
-      const where = 'NativeDecoder.step';
-      if (rowIds.length !== tokens.length || slotIds.length !== tokens.length)
-        throw new ConfigError(
-          where,
-          'needs one row and one slot per token',
-          rowIds.length,
-          'align the arrays',
-        );
-      if (new Set(rowIds).size !== rowIds.length || rowIds.some((r) => !(r >= 0 && r < rows) || r % 1 !== 0))
-        throw new ConfigError(
-          where,
-          `rows must be distinct integers in [0, ${rows})`,
-          rowIds,
-          'fix the row ids',
-        );
-      if (slotIds.some((s) => !(s >= 0 && s < slots) || s % 1 !== 0))
-        throw new ConfigError(where, `slots must be integers in [0, ${slots})`, slotIds, 'fix the slot ids');
-      const full = rowIds.find((r) => handle.position(r) >= maxSeq);
-      if (full !== undefined)
-        throw new ConfigError(
-          where,
-          `row is full (maxSeq ${maxSeq})`,
-          full,
-          'reset the row or open a longer decoder',
-        );
-      const logits = new Float32Array(tokens.length * vocabSize);
-      handle.step(Int32Array.from(tokens), Int32Array.from(rowIds), Int32Array.from(slotIds), logits);
-      return logits;
-    },
-    reset: (row: number) => handle.reset(row),
-    position: (row = 0) => handle.position(row),
-    dispose: () => tf.dispose(keep),
-  };
 }
