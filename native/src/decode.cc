@@ -152,6 +152,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return DefineClass(env, "Decoder",
                        {InstanceMethod("step", &Decoder::Step), InstanceMethod("reset", &Decoder::Reset),
                         InstanceMethod("position", &Decoder::Position), InstanceMethod("greedy", &Decoder::Greedy),
+                        InstanceMethod("prefill", &Decoder::Prefill),
                         InstanceMethod("copyRow", &Decoder::CopyRow),
                         InstanceMethod("setLayers", &Decoder::SetLayers)});
   }
@@ -185,11 +186,12 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     finalNorm_ = hold(w.Get(1u));
     lmHead_ = hold(w.Get(2u));
     if (!loadLayers(env, info[2].As<Napi::Array>())) return;
-    const int64_t kvDim = nKv_ * headDim_, qDim = nHead_ * headDim_, B = rows_;
+    const int64_t kvDim = nKv_ * headDim_, qDim = nHead_ * headDim_, B = cap_ = std::max<int64_t>(rows_, kChunk);
     // Not value-initialised: the pages of rows and positions never used stay unmapped (a server
     // opens rows × context length but most rows hold short sequences).
-    kCache_.reset(new float[size_t(B * nLayers_ * maxSeq_ * kvDim)]);
-    vCache_.reset(new float[size_t(B * nLayers_ * maxSeq_ * kvDim)]);
+    kCache_.reset(new float[size_t(rows_ * nLayers_ * maxSeq_ * kvDim)]);
+    vCache_.reset(new float[size_t(rows_ * nLayers_ * maxSeq_ * kvDim)]);
+    posOf_.resize(size_t(B));
     pos_.assign(size_t(B), 0);
     x_.resize(size_t(B * hidden_));
     xb_.resize(size_t(B * std::max(hidden_, qDim)));
@@ -335,7 +337,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     project(L.k, xb_.data(), k_.data(), n, slots, tmp, wbuf);
     project(L.v, xb_.data(), v_.data(), n, slots, tmp, wbuf);
     for (int64_t i = 0; i < n; i++) {
-      const int64_t row = rows[i], pos = pos_[size_t(row)];
+      const int64_t row = rows[i], pos = posOf_[size_t(i)];
       const float* c = &cos_[size_t(i * half)];
       const float* s = &sin_[size_t(i * half)];
       rope(&q_[size_t(i * nHead_ * headDim_)], nHead_, c, s);
@@ -365,12 +367,15 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
 
   // Runs tokens[i] through row rows[i] (distinct, checked by the caller) with slot slots[i]; writes
   // logits [n, vocab] when `y` is not null.
+  // A row may appear several times (a prompt chunk): its tokens take consecutive positions in order,
+  // each attending to the ones before it (written to the cache first, as the loop runs in order).
   void forward(int64_t n, const int32_t* tokens, const int32_t* rows, const int32_t* slots, float* y) {
     const int64_t half = headDim_ / 2;
+    for (int64_t i = 0; i < n; i++) posOf_[size_t(i)] = pos_[size_t(rows[i])]++;
     for (int64_t i = 0; i < n; i++) {
       const float* e = embed_ + int64_t(tokens[i]) * hidden_;
       for (int64_t j = 0; j < hidden_; j++) x_[size_t(i * hidden_ + j)] = e[j] * embedScale_;
-      const double pos = double(pos_[size_t(rows[i])]);
+      const double pos = double(posOf_[size_t(i)]);
       for (int64_t j = 0; j < half; j++) {  // angles in float64 rounded once, as rope.ts
         const double angle = pos * invFreq_[size_t(j)];
         cos_[size_t(i * half + j)] = float(std::cos(angle));
@@ -378,7 +383,6 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       }
     }
     for (int64_t li = 0; li < nLayers_; li++) layerStep(layers_[size_t(li)], li, n, rows, slots);
-    for (int64_t i = 0; i < n; i++) pos_[size_t(rows[i])]++;
     if (!y) return;
     for (int64_t i = 0; i < n; i++)
       rmsNorm(&x_[size_t(i * hidden_)], finalNorm_, &xb_[size_t(i * hidden_)], hidden_, eps_, normOffset_);
@@ -415,6 +419,34 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       y = static_cast<float*>(out.data);
     }
     forward(n, tokens, rows, slots, y);
+    return env.Undefined();
+  }
+
+  // prefill(tokens i32[m], row, slot, logits f32[vocab]): a prompt into one row, kChunk tokens per
+  // pass (GEMMs over the chunk instead of one GEMV per token); logits of the last token only.
+  Napi::Value Prefill(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (badArgs(info, 4, "Decoder.prefill")) return env.Undefined();
+    const Raw tk = raw(info[0]), out = raw(info[3]);
+    const int32_t row = int32_t(num(info, 1)), slot = int32_t(num(info, 2));
+    const int64_t m = int64_t(tk.length);
+    const int32_t* tokens = static_cast<const int32_t*>(tk.data);
+    if (row < 0 || row >= rows_) return fail(env, "row out of range");
+    if (m < 1 || pos_[size_t(row)] + m > maxSeq_) return fail(env, "row is full (maxSeq)");
+    if (int64_t(out.length) < vocab_) return fail(env, "logits too short");
+    for (int64_t i = 0; i < m; i++)
+      if (tokens[i] < 0 || tokens[i] >= vocab_) return fail(env, "token out of range");
+    const std::vector<int32_t> rows(size_t(cap_), row), slots(size_t(cap_), slot);
+    for (int64_t c = 0; c < m; c += cap_) {
+      const int64_t n = std::min(cap_, m - c);
+      forward(n, tokens + c, rows.data(), slots.data(), nullptr);
+      if (c + n == m) {  // the last token's hidden state → logits
+        float* h = &x_[size_t((n - 1) * hidden_)];
+        rmsNorm(h, finalNorm_, xb_.data(), hidden_, eps_, normOffset_);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(vocab_), int(hidden_), 1.0f, lmHead_, int(hidden_), xb_.data(), 1,
+                    0.0f, static_cast<float*>(out.data), 1);
+      }
+    }
     return env.Undefined();
   }
 
@@ -486,7 +518,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   Napi::Reference<Napi::Array> keep_, keepLayers_;
   bool loadingLayers_ = false;
   int64_t hidden_ = 0, inter_ = 0, nLayers_ = 0, nHead_ = 0, nKv_ = 0, headDim_ = 0, vocab_ = 0, maxSeq_ = 0;
-  int64_t rows_ = 1;
+  int64_t rows_ = 1, cap_ = 1;  // rows; tokens per forward (buffers)
+  static constexpr int64_t kChunk = 64;  // prompt tokens per prefill pass
   float eps_ = 0, embedScale_ = 1, scoreScale_ = 1;
   double theta_ = 10000;
   int act_ = kSilu;
@@ -498,7 +531,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   std::unique_ptr<float[]> kCache_, vCache_;
   std::vector<float> logits_;
   std::vector<float> x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, row_, cos_, sin_;
-  std::vector<int64_t> pos_;
+  std::vector<int64_t> pos_, posOf_;
   std::vector<double> invFreq_;
 };
 

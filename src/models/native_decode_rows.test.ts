@@ -118,3 +118,34 @@ test('native decoder: copyRow continues like the original; setAdapters keeps cac
   );
   model.dispose();
 });
+
+/** Chunked prefill (GEMMs) and one-token steps (GEMVs) differ only in float32 summation order. */
+const PREFILL_ATOL = 2e-5;
+
+test(
+  'native decoder: a prompt longer than one prefill chunk equals feeding it token by token',
+  { skip },
+  async () => {
+    await tf.setBackend('native');
+    const model = build();
+    const prompt = Array.from({ length: 150 }, (_, i) => (i * 7 + 3) % 30); // chunks of 64: 64 + 64 + 22
+    const dec = openNativeDecoder(model, 160, { rows: 2 })!;
+    try {
+      const whole = dec.feed(prompt, 0);
+      let last: Float32Array = new Float32Array(0);
+      for (const id of prompt) last = dec.feed([id], 1);
+      const d = Math.max(...whole.map((v, i) => Math.abs(v - last[i]!)));
+      assert.ok(d < PREFILL_ATOL, `max |Δlogit| ${d}`);
+      assert.equal(dec.position(0), 150);
+      const ref = tf.tidy(() => {
+        const { logits } = model.forward({ inputIds: tf.tensor2d([prompt], undefined, 'int32') });
+        return logits.slice([0, 149, 0], [1, 1, 30]).dataSync() as Float32Array;
+      });
+      const dRef = Math.max(...whole.map((v, i) => Math.abs(v - ref[i]!)));
+      assert.ok(dRef < PREFILL_ATOL, `against the tfjs forward: max |Δlogit| ${dRef}`);
+    } finally {
+      dec.dispose();
+    }
+    model.dispose();
+  },
+);

@@ -1,7 +1,7 @@
 /**
  * The session object of an open native decoder (native_decode.ts builds it): argument checks and typed
  * arrays around the addon's `Decoder` (native/src/decode.cc), which holds the KV cache of every row.
- * Buffers for the one-token calls are allocated once per session, not per token.
+ * A prompt runs in chunks (GEMMs over the chunk's tokens), generated tokens one call each.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import { ConfigError } from '../errors.js';
@@ -10,6 +10,8 @@ import { ConfigError } from '../errors.js';
 export interface NativeDecoderHandle {
   /** Token i enters row rows[i] at its next position with adapter slot slots[i]; logits [n, vocab]. */
   step(tokens: Int32Array, rows: Int32Array, slots: Int32Array, logits: Float32Array | null): void;
+  /** A prompt into one row (GEMMs over chunks of it); the last token's logits into `logits` [vocab]. */
+  prefill(tokens: Int32Array, row: number, slot: number, logits: Float32Array): void;
   /** Feeds `first`, then each argmax, writing up to n ids to `out` (stops after an EOS id); the count. */
   greedy(first: number, row: number, slot: number, n: number, eos: Int32Array, out: Int32Array): number;
   /** Row dst continues from row src's cache and position. */
@@ -60,9 +62,8 @@ export interface NativeDecoder {
   /** Row `dst` continues from row `src`'s cache (n > 1 choices of one prompt). */
   copyRow(src: number, dst: number): void;
   /**
-   * New adapter slots (e.g. a server loaded an adapter); rows keep their caches. Throws
-   * NotSupportedError-free: returns the reason when the native engine cannot cover them (nothing
-   * changed then), else null.
+   * New adapter slots (e.g. a server loaded an adapter); rows keep their caches. Returns null, or
+   * the reason the native engine cannot cover them (nothing changed then).
    */
   setAdapters(adapters: SlotSpec): string | null;
   reset(row: number): void;
@@ -101,7 +102,6 @@ export function session(
   const { vocabSize, rows, maxSeq } = size;
   let slots = size.slots;
   const where = 'NativeDecoder.step';
-  const [tok1, row1, slot1] = [new Int32Array(1), new Int32Array(1), new Int32Array(1)];
   const checkRow = (r: number) => {
     if (!(Number.isInteger(r) && r >= 0 && r < rows))
       throw new ConfigError(where, `rows must be distinct integers in [0, ${rows})`, r, 'fix the row ids');
@@ -131,13 +131,10 @@ export function session(
       checkRow(row);
       checkSlot(slot);
       checkRoom(row, tokens.length);
+      if (tokens.length === 0)
+        throw new ConfigError('NativeDecoder.feed', 'needs at least one token', 0, 'pass the prompt ids');
       const logits = new Float32Array(vocabSize);
-      row1[0] = row;
-      slot1[0] = slot;
-      tokens.forEach((id, i) => {
-        tok1[0] = id;
-        handle.step(tok1, row1, slot1, i === tokens.length - 1 ? logits : null);
-      });
+      handle.prefill(Int32Array.from(tokens), row, slot, logits);
       return logits;
     },
     greedy(first: number, n: number, eos: readonly number[], row = 0, slot = 0): number[] {
