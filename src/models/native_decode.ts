@@ -218,6 +218,25 @@ function layersOf(trunk: LlamaModel, dims: TrunkDims, slots: SlotSpec, keep: Ten
   return trunk.layers.namedChildren().map(([, l]) => layerArrays(l, dims, slots, keep));
 }
 
+/**
+ * The projection modules the native kernel reads (q, k, v, o, gate, up, down of every layer): an
+ * adapter whose tuner layers all lie in this set runs per row natively (one elsewhere — lm_head,
+ * embeddings — would be ignored, so callers keep such adapters on tfjs).
+ * @example nativeProjections(model).has(model.model.layers.get('0').self_attn.q_proj) // true
+ */
+export function nativeProjections(model: PreTrainedModel): Set<object> {
+  const trunk = field<LlamaModel>(model, 'model');
+  const out = new Set<object>();
+  for (const [, l] of trunk?.layers?.namedChildren() ?? []) {
+    const { self_attn: at, mlp } = l as LlamaDecoderLayer;
+    if (!at || !mlp) continue;
+    [at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj].forEach((p) =>
+      out.add(p),
+    );
+  }
+  return out;
+}
+
 /** Rows and adapter slots of a native decoder (defaults: one row, one slot = the active adapters). */
 export interface NativeDecodeOptions {
   /** Sequences decoded side by side, each with its own KV cache and position (default 1). */
