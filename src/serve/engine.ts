@@ -17,11 +17,11 @@
  *   sampling: { temperature: 0 }, onToken: (c, id) => true, signal });
  */
 import type { PreTrainedModel } from '../models/base.js';
-import type { KVCache, ModelInputs } from '../models/base.js';
+import type { KVCache } from '../models/base.js';
 import { sampleToken } from '../models/generate.js';
-import { cloneKVCache, prefillStep, RaggedBatch, type ForwardFn } from '../models/ragged_cache.js';
-import { BASE_ADAPTER } from '../tuners/lora/mixed_batch.js';
+import { cloneKVCache, prefillStep, RaggedBatch } from '../models/ragged_cache.js';
 import { NativeRows } from './native_rows.js';
+import { forwardFor } from './tfjs_forward.js';
 import { Rng } from '../util/rng.js';
 import type { AdapterHandle, AdapterStore } from './adapters.js';
 import { ApiError, toApiError } from './errors.js';
@@ -185,39 +185,6 @@ export class Engine {
     this.wake = undefined;
   }
 
-  /** The forward of a group of rows: one mixed-adapter forward, or a solo adapter's own. */
-  private forwardFor(handles: AdapterHandle[]): ForwardFn {
-    const peft = this.store.peft;
-    if (!peft) return (inputs: ModelInputs) => this.store.base.forward(inputs);
-    const solo = handles[0]!.solo ? handles[0]!.internal! : null;
-    if (solo !== null) {
-      return (inputs) => {
-        peft.setAdapter(solo);
-        return peft.forward(inputs);
-      };
-    }
-    const names = handles.map((h) => h.internal ?? BASE_ADAPTER);
-    const only = names[0]!;
-    if (only !== BASE_ADAPTER && names.every((n) => n === only)) {
-      // one adapter on every row: its own forward, without the per-row routing of a mixed batch
-      return (inputs) => {
-        peft.setAdapter(only);
-        return peft.forward(inputs);
-      };
-    }
-    return (inputs) => {
-      // modules_to_save copies follow the active adapter, not the rows: mixed rows use the originals
-      // (adapters with copies decode in their own group)
-      const wrappers = peft.base_model.wrappers();
-      wrappers.forEach(([, w]) => w.enableAdapters(false));
-      try {
-        return peft.forwardMixed(inputs, names);
-      } finally {
-        wrappers.forEach(([, w]) => w.enableAdapters(true));
-      }
-    };
-  }
-
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.reap();
@@ -254,7 +221,7 @@ export class Engine {
     if (this.native && this.native.refusal(job.adapter) === null) return this.admitNative(p, this.native);
     let first: { logits: Float32Array; cache: KVCache };
     try {
-      first = await prefillStep(this.forwardFor([job.adapter]), job.promptIds);
+      first = await prefillStep(forwardFor(this.store, [job.adapter]), job.promptIds);
     } catch (e) {
       p.reject(toApiError(e));
       return;
@@ -377,7 +344,10 @@ export class Engine {
       let logits: Float32Array[];
       try {
         logits = await batch.step(
-          this.forwardFor(rows.map((s) => s.p.job.adapter)),
+          forwardFor(
+            this.store,
+            rows.map((s) => s.p.job.adapter),
+          ),
           rows.map((s) => s.next),
         );
       } catch (e) {
