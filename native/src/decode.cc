@@ -1,12 +1,15 @@
-// Native single-token decoding for Llama-family decoders (issue 17, item 1): one call per token runs
-// every layer on a KV cache held here — RMSNorm, the q/k/v/o and gate/up/down projections (OpenBLAS
-// sgemv), RoPE in the rotate_half convention, grouped-query attention over the cache, the gated MLP —
-// then the final norm and the LM head. Unmerged adapters are applied on each projection as low-rank
-// terms `y += s·B(A x)` (LoRA; AdaLoRA with Λ folded into A by the caller) and an optional per-row
-// factor `y ← f ⊙ y` before the bias (DoRA's m / ‖W + sBA‖, computed once by the caller).
+// Native token decoding for Llama-family decoders (issue 17, item 1): one call per token (or one per
+// greedy run, or per 64-token prompt chunk) runs every layer on a KV cache held here — RMSNorm, the
+// q/k/v/o and gate/up/down projections (OpenBLAS sgemv/sgemm; Phi-3's fused qkv / gate_up split after
+// the product), RoPE in the rotate_half convention, grouped-query attention over the cache (sliding
+// windows per layer, Gemma 2's score soft-capping), the gated MLP, Gemma 2's post norms — then the
+// final norm, the LM head and Gemma 2's final soft-capping. Unmerged adapters are applied on each
+// projection as low-rank terms `y += s·B(A x)` (LoRA; AdaLoRA with Λ folded into A by the caller) and
+// an optional per-row factor `y ← f ⊙ y` before the bias (DoRA's m / ‖W + sBA‖, computed by the caller).
 //
-// The tfjs forward (src/models/llama.ts, rope_decoder.ts) is the reference: src/models/native_decode.ts
-// builds a Decoder from a model's weights and tests compare logits and greedy tokens.
+// The tfjs forward (src/models/llama.ts, rope_decoder.ts, gemma.ts, phi3.ts) is the reference:
+// src/models/native_decode.ts builds a Decoder from a model's weights and tests compare logits and
+// greedy tokens.
 #include "common.h"
 #include <cblas.h>
 #include <cmath>
@@ -53,9 +56,15 @@ struct Proj {
   std::vector<Slot> slots;
 };
 
+// A block: x += postAttn(o(attn(ln1 x))); x += postFfn(down(act(gate h) · up h)), h = ln2 x. Fused
+// layouts (Phi-3): `q` holds [q; k; v] rows and k, v are empty (out 0); `gate` holds [gate; up] and up
+// is empty. postAttn / postFfn (Gemma 2's post norms) are null elsewhere; window 0 = full attention.
 struct Layer {
   const float* ln1;
   const float* ln2;
+  const float* postAttn = nullptr;
+  const float* postFfn = nullptr;
+  int64_t window = 0;
   Proj q, k, v, o, gate, up, down;
 };
 
@@ -144,7 +153,7 @@ void project(const Proj& p, const float* X, float* Y, int64_t n, const int32_t* 
 
 // new Decoder(dims: Float64Array, weights: [embed, finalNorm, lmHead], layers: Array) — layouts in
 // native_decode.ts. dims = [hidden, intermediate, nLayers, nHead, nKvHead, headDim, vocab, maxSeq, eps,
-// ropeTheta, act, normOffset, embedScale, scoreScale, rows]. Each of the `rows` sequences has its own
+// ropeTheta, act, normOffset, embedScale, scoreScale, rows, attnSoftcap, finalSoftcap] (caps 0 = off). Each of the `rows` sequences has its own
 // KV cache and position (ragged batches); a step advances any subset of rows by one token each.
 class Decoder : public Napi::ObjectWrap<Decoder> {
  public:
@@ -181,6 +190,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     embedScale_ = float(d[12]);
     scoreScale_ = float(d[13]);
     rows_ = int64_t(d[14]);
+    attnCap_ = float(d[15]);
+    finalCap_ = float(d[16]);
     Napi::Array w = info[1].As<Napi::Array>();
     embed_ = hold(w.Get(0u));
     finalNorm_ = hold(w.Get(1u));
@@ -202,6 +213,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     att_.resize(size_t(B * qDim));
     hb_.resize(size_t(B * inter_));
     hb2_.resize(size_t(B * inter_));
+    fused_.resize(size_t(B * std::max(qDim + 2 * kvDim, 2 * inter_)));
     scores_.resize(size_t(maxSeq_));
     row_.resize(size_t(std::max(std::max(hidden_, inter_), qDim)));
     cos_.resize(size_t(B * headDim_ / 2));
@@ -220,7 +232,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return f32(v);
   }
 
-  // Reads the per-layer arrays [ln1, ln2, q, k, v, o, gate, up, down] into layers_ (replacing them).
+  // Reads the per-layer arrays [ln1, ln2, q, k|null, v|null, o, gate, up|null, down, postAttn|null,
+  // postFfn|null, window] into layers_ (replacing them).
   bool loadLayers(Napi::Env env, Napi::Array ls) {
     if (int64_t(ls.Length()) != nLayers_) {
       Napi::RangeError::New(env, "internal: Decoder layers: wrong layer count").ThrowAsJavaScriptException();
@@ -235,9 +248,14 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       Layer layer;
       layer.ln1 = hold(l.Get(0u));
       layer.ln2 = hold(l.Get(1u));
+      layer.postAttn = hold(l.Get(9u));
+      layer.postFfn = hold(l.Get(10u));
+      layer.window = int_(l.Get(11u));
       Proj* ps[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
       for (uint32_t j = 0; j < 7; j++) {
-        readProj(l.Get(j + 2).As<Napi::Array>(), *ps[j]);
+        Napi::Value pj = l.Get(j + 2);
+        if (pj.IsNull()) continue;  // fused into the projection before it
+        readProj(pj.As<Napi::Array>(), *ps[j]);
         for (const Slot& sl : ps[j]->slots)
           for (const LowRank& t : sl.terms) maxR = std::max(maxR, t.r);
       }
@@ -298,29 +316,33 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   }
 
   // Softmax attention of token i's query heads over its row's cache positions 0 … pos.
-  void attend(int64_t i, int64_t row, int64_t li, int64_t pos) {
+  // Keys t0 … pos with t0 = pos − window + 1 under a sliding window (rope_decoder.ts's mask); scores
+  // cap·tanh(s/cap) when soft-capped (Gemma 2), as ropeAttention.
+  void attend(int64_t i, int64_t row, int64_t li, int64_t pos, int64_t window) {
     const int64_t kvDim = nKv_ * headDim_, group = nHead_ / nKv_;
+    const int64_t t0 = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
     const float* kBase = cacheRow(kCache_, row, li);
     const float* vBase = cacheRow(vCache_, row, li);
     for (int64_t h = 0; h < nHead_; h++) {
       const float* q = q_.data() + (i * nHead_ + h) * headDim_;
       const int64_t kvOff = (h / group) * headDim_;
       float mx = -INFINITY;
-      for (int64_t t = 0; t <= pos; t++) {
+      for (int64_t t = t0; t <= pos; t++) {
         const float* k = kBase + t * kvDim + kvOff;
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < headDim_; j++) s += q[j] * k[j];
         s *= scoreScale_;
+        if (attnCap_ > 0) s = std::tanh(s / attnCap_) * attnCap_;
         scores_[size_t(t)] = s;
         if (s > mx) mx = s;
       }
       float sum = 0.0f;
-      for (int64_t t = 0; t <= pos; t++) sum += (scores_[size_t(t)] = std::exp(scores_[size_t(t)] - mx));
+      for (int64_t t = t0; t <= pos; t++) sum += (scores_[size_t(t)] = std::exp(scores_[size_t(t)] - mx));
       const float inv = 1.0f / sum;
       float* o = att_.data() + (i * nHead_ + h) * headDim_;
       for (int64_t j = 0; j < headDim_; j++) o[j] = 0.0f;
-      for (int64_t t = 0; t <= pos; t++) {
+      for (int64_t t = t0; t <= pos; t++) {
         const float p = scores_[size_t(t)] * inv;
         const float* v = vBase + t * kvDim + kvOff;
         for (int64_t j = 0; j < headDim_; j++) o[j] += p * v[j];
@@ -333,9 +355,21 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     float* tmp = tmp_.data();
     float* wbuf = row_.data();
     for (int64_t i = 0; i < n; i++) rmsNorm(&x_[size_t(i * H)], L.ln1, &xb_[size_t(i * H)], H, eps_, normOffset_);
-    project(L.q, xb_.data(), q_.data(), n, slots, tmp, wbuf);
-    project(L.k, xb_.data(), k_.data(), n, slots, tmp, wbuf);
-    project(L.v, xb_.data(), v_.data(), n, slots, tmp, wbuf);
+    const int64_t qDim = nHead_ * headDim_;
+    if (L.k.out == 0) {  // fused [q; k; v] rows
+      const int64_t w = qDim + 2 * kvDim;
+      project(L.q, xb_.data(), fused_.data(), n, slots, tmp, wbuf);
+      for (int64_t i = 0; i < n; i++) {
+        const float* f = &fused_[size_t(i * w)];
+        std::copy_n(f, qDim, &q_[size_t(i * qDim)]);
+        std::copy_n(f + qDim, kvDim, &k_[size_t(i * kvDim)]);
+        std::copy_n(f + qDim + kvDim, kvDim, &v_[size_t(i * kvDim)]);
+      }
+    } else {
+      project(L.q, xb_.data(), q_.data(), n, slots, tmp, wbuf);
+      project(L.k, xb_.data(), k_.data(), n, slots, tmp, wbuf);
+      project(L.v, xb_.data(), v_.data(), n, slots, tmp, wbuf);
+    }
     for (int64_t i = 0; i < n; i++) {
       const int64_t row = rows[i], pos = posOf_[size_t(i)];
       const float* c = &cos_[size_t(i * half)];
@@ -344,20 +378,46 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       rope(&k_[size_t(i * kvDim)], nKv_, c, s);
       std::copy_n(&k_[size_t(i * kvDim)], kvDim, cacheRow(kCache_, row, li) + pos * kvDim);
       std::copy_n(&v_[size_t(i * kvDim)], kvDim, cacheRow(vCache_, row, li) + pos * kvDim);
-      attend(i, row, li, pos);
+      attend(i, row, li, pos, L.window);
     }
     project(L.o, att_.data(), xb2_.data(), n, slots, tmp, wbuf);
-    for (int64_t i = 0; i < n * H; i++) x_[size_t(i)] += xb2_[size_t(i)];
+    residual(xb2_.data(), L.postAttn, n);
     for (int64_t i = 0; i < n; i++) rmsNorm(&x_[size_t(i * H)], L.ln2, &xb_[size_t(i * H)], H, eps_, normOffset_);
-    project(L.gate, xb_.data(), hb_.data(), n, slots, tmp, wbuf);
-    project(L.up, xb_.data(), hb2_.data(), n, slots, tmp, wbuf);
+    if (L.up.out == 0) {  // fused [gate; up] rows
+      project(L.gate, xb_.data(), fused_.data(), n, slots, tmp, wbuf);
+      for (int64_t i = 0; i < n; i++) {
+        const float* f = &fused_[size_t(i * 2 * inter_)];
+        std::copy_n(f, inter_, &hb_[size_t(i * inter_)]);
+        std::copy_n(f + inter_, inter_, &hb2_[size_t(i * inter_)]);
+      }
+    } else {
+      project(L.gate, xb_.data(), hb_.data(), n, slots, tmp, wbuf);
+      project(L.up, xb_.data(), hb2_.data(), n, slots, tmp, wbuf);
+    }
     const int64_t m = n * inter_;
     if (act_ == kSilu)
       for (int64_t i = 0; i < m; i++) hb_[size_t(i)] = silu(hb_[size_t(i)]) * hb2_[size_t(i)];
     else
       for (int64_t i = 0; i < m; i++) hb_[size_t(i)] = geluTanh(hb_[size_t(i)]) * hb2_[size_t(i)];
     project(L.down, hb_.data(), xb2_.data(), n, slots, tmp, wbuf);
-    for (int64_t i = 0; i < n * H; i++) x_[size_t(i)] += xb2_[size_t(i)];
+    residual(xb2_.data(), L.postFfn, n);
+  }
+
+  // x += norm(y) per token (Gemma 2's post norms), or x += y without one.
+  void residual(float* y, const float* norm, int64_t n) {
+    const int64_t H = hidden_;
+    if (norm)
+      for (int64_t i = 0; i < n; i++) {
+        float* r = y + i * H;
+        rmsNorm(r, norm, r, H, eps_, normOffset_);  // in place: the sum of squares is read first
+      }
+    for (int64_t i = 0; i < n * H; i++) x_[size_t(i)] += y[i];
+  }
+
+  // logits ← cap·tanh(logits/cap) (Gemma 2's final soft-capping), as decoder_heads.ts.
+  void capLogits(float* y, int64_t m) const {
+    if (finalCap_ > 0)
+      for (int64_t j = 0; j < m; j++) y[j] = std::tanh(y[j] / finalCap_) * finalCap_;
   }
 
   Napi::Value fail(Napi::Env env, const std::string& what) {
@@ -392,6 +452,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     else
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(vocab_), int(hidden_), 1.0f, xb_.data(),
                   int(hidden_), lmHead_, int(hidden_), 0.0f, y, int(vocab_));
+    capLogits(y, n * vocab_);
   }
 
   // step(tokens i32[n], rows i32[n], slots i32[n], logits f32[n·vocab] | null): token i enters row
@@ -445,6 +506,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
         rmsNorm(h, finalNorm_, xb_.data(), hidden_, eps_, normOffset_);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, int(vocab_), int(hidden_), 1.0f, lmHead_, int(hidden_), xb_.data(), 1,
                     0.0f, static_cast<float*>(out.data), 1);
+        capLogits(static_cast<float*>(out.data), vocab_);
       }
     }
     return env.Undefined();
@@ -520,7 +582,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   int64_t hidden_ = 0, inter_ = 0, nLayers_ = 0, nHead_ = 0, nKv_ = 0, headDim_ = 0, vocab_ = 0, maxSeq_ = 0;
   int64_t rows_ = 1, cap_ = 1;  // rows; tokens per forward (buffers)
   static constexpr int64_t kChunk = 64;  // prompt tokens per prefill pass
-  float eps_ = 0, embedScale_ = 1, scoreScale_ = 1;
+  float eps_ = 0, embedScale_ = 1, scoreScale_ = 1, attnCap_ = 0, finalCap_ = 0;
   double theta_ = 10000;
   int act_ = kSilu;
   bool normOffset_ = false;
@@ -530,7 +592,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   std::vector<Layer> layers_;
   std::unique_ptr<float[]> kCache_, vCache_;
   std::vector<float> logits_;
-  std::vector<float> x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, scores_, tmp_, row_, cos_, sin_;
+  std::vector<float> x_, xb_, xb2_, q_, k_, v_, att_, hb_, hb2_, fused_, scores_, tmp_, row_, cos_, sin_;
   std::vector<int64_t> pos_, posOf_;
   std::vector<double> invFreq_;
 };
