@@ -11,6 +11,7 @@
 // src/models/native_decode.ts builds a Decoder from a model's weights and tests compare logits and
 // greedy tokens.
 #include "common.h"
+#include "nibble.h"
 #include <cblas.h>
 #include <cmath>
 #include <vector>
@@ -102,11 +103,10 @@ void gemv4(const Quant4& q, int64_t out, int64_t in, const float* X, float* Y, i
         e++;
       }
       const uint8_t* bytes = q.packed + ((base + e) >> 1);
-      for (; e + 1 < end; e += 2, bytes++) {  // whole bytes: high nibble, then low nibble
-        row[e] = lut[*bytes >> 4];
-        row[e + 1] = lut[*bytes & 0x0f];
-      }
-      if (e < end) row[e] = lut[*bytes >> 4];
+      const int64_t pairs = (end - e) / 2;  // whole bytes: high nibble, then low nibble (nibble.h)
+      decodeNibbles(bytes, pairs, lut, row + e);
+      e += 2 * pairs;
+      if (e < end) row[e] = lut[bytes[pairs] >> 4];
       c = end;
     }
     for (int64_t i = 0; i < n; i++) {
