@@ -5,6 +5,7 @@
 // under double quantisation `absmax[block] = code8[q[block]] * absmax2[block / 256] + offset` is one
 // f32 multiply then one f32 add, never fused (see the pragma below).
 #include "common.h"
+#include "nibble.h"
 #include <omp.h>
 
 // -O3 -march=native may contract `a * b + c` into an FMA (GCC's default -ffp-contract=fast), which
@@ -30,17 +31,15 @@ struct Absmax {
 };
 
 // Decodes elements [start, end) of one block (start even) with scale `a`. The 16 products
-// code[k] * a are the same f32 multiplies the JS loop does, computed once per block.
+// code[k] * a are the same f32 multiplies the JS loop does, computed once per block; the codes are
+// then looked up 16 at a time (nibble.h).
 static void decodeBlock(const uint8_t* packed, const float* code, float a, int64_t start, int64_t end,
                         float* out) {
   float lut[16];
   for (int k = 0; k < 16; k++) lut[k] = code[k] * a;
-  int64_t i = start;
-  for (; i + 1 < end; i += 2) {
-    const uint8_t byte = packed[i >> 1];
-    out[i] = lut[byte >> 4];  // first element of the byte in the high nibble
-    out[i + 1] = lut[byte & 0x0f];
-  }
+  const int64_t pairs = (end - start) / 2;
+  decodeNibbles(packed + (start >> 1), pairs, lut, out + start);
+  const int64_t i = start + 2 * pairs;
   if (i < end) out[i] = lut[packed[i >> 1] >> 4];  // odd total length: the last low nibble is padding
 }
 

@@ -167,7 +167,11 @@ export async function generate(
   return generated;
 }
 
-/** The token loop of {@link generate} on a native decoder (same sampling, EOS and callbacks). */
+/**
+ * The token loop of {@link generate} on a native decoder (same sampling, EOS and callbacks). Greedy
+ * without a callback runs the whole loop in one addon call; otherwise one call per token, into one
+ * reused logits buffer.
+ */
 function generateNative(
   native: NativeDecoder,
   inputIds: number[],
@@ -177,13 +181,23 @@ function generateNative(
 ): number[] {
   const generated: number[] = [];
   try {
-    let feed = inputIds;
+    if (opts.maxNewTokens === 0) return generated;
+    const first = pick(native.feed(inputIds));
+    generated.push(first);
+    opts.onToken?.(first, 0);
+    if (eos.has(first) || opts.maxNewTokens === 1) return generated;
+    if ((opts.temperature ?? 0) === 0 && !opts.onToken)
+      return generated.concat(native.greedy(first, opts.maxNewTokens - 1, [...eos]));
+    const { handle, vocabSize } = native;
+    const [tok, row, slot] = [Int32Array.of(first), new Int32Array(1), new Int32Array(1)];
+    const logits = new Float32Array(vocabSize);
     while (generated.length < opts.maxNewTokens) {
-      const id = pick(native.feed(feed));
+      handle.step(tok, row, slot, logits);
+      const id = pick(logits);
       generated.push(id);
       opts.onToken?.(id, generated.length - 1);
       if (eos.has(id)) break;
-      feed = [id];
+      tok[0] = id;
     }
   } finally {
     native.dispose();

@@ -1,9 +1,10 @@
 /**
  * The native decode engine against the tfjs forward it replaces (the reference): logits at every
- * position of a 10-token sequence and greedy generations, for tiny Llama (GQA, attention biases),
- * Qwen2, Gemma and Mistral (window longer than the run), with unmerged LoRA, DoRA and AdaLoRA
- * adapters; models and settings it does not cover are refused with a reason and `generate` falls
- * back to tfjs. The stories260K oracle is checked through `generate` in stories260k.test.ts, which
+ * position of a 10-token sequence and greedy generations (one addon call for the whole greedy loop,
+ * and one per token with a callback), for tiny Llama (GQA, attention biases), Qwen2, Gemma, Mistral
+ * (windows longer and shorter than the run), Gemma 2 (soft-capping, alternate windows, post norms)
+ * and Phi-3 (fused projections), with unmerged LoRA, DoRA and AdaLoRA adapters; settings it does not
+ * cover are refused with a reason and `generate` falls back to tfjs. The stories260K oracle is checked through `generate` in stories260k.test.ts, which
  * runs the native path whenever the native backend is active (asserted there too).
  */
 import { test } from 'node:test';
@@ -95,6 +96,9 @@ async function checkAgainstTfjs(what: string, model: PreTrainedModel): Promise<v
   const viaNative = await generate(model, IDS.slice(0, 3), opts);
   const viaTfjs = await generate(model, IDS.slice(0, 3), { ...opts, native: false });
   assert.deepEqual(viaNative, viaTfjs, `${what}: greedy tokens`);
+  const streamed: number[] = []; // a callback: one addon call per token instead of the greedy loop
+  await generate(model, IDS.slice(0, 3), { ...opts, onToken: (id) => streamed.push(id) });
+  assert.deepEqual(streamed, viaTfjs, `${what}: greedy tokens, one call per token`);
   assert.equal(tf.memory().numTensors, before, `${what}: generate leaves no tensors behind`);
 }
 
@@ -103,12 +107,16 @@ const BASES: [string, HFConfig][] = [
   ['qwen2 (q/k/v biases)', TINY_DECODERS.qwen2!],
   ['gemma (offset norm, gelu tanh, embedding scale)', TINY_DECODERS.gemma!],
   ['mistral (window 64, longer than the run)', { ...TINY_DECODERS.mistral!, sliding_window: 64 }],
+  ['mistral (window 3, shorter than the run)', TINY_DECODERS.mistral!],
+  ['gemma2 (soft-capping, windows of 3 on alternate layers, post norms)', TINY_DECODERS.gemma2!],
+  ['phi3 (fused qkv_proj and gate_up_proj)', TINY_DECODERS.phi3!],
 ];
 
 for (const [what, cfg] of BASES) {
   test(`native decode equals tfjs: ${what}`, { skip }, async () => {
     const model = build(cfg);
-    if (cfg.model_type === 'gemma') perturb(model, 'norm', 0); // offsets near 0 hide a (1 + w) mistake
+    // offsets near 0 hide a (1 + w) mistake, and Gemma 2's four norms must not be interchangeable
+    if (cfg.model_type?.startsWith('gemma')) perturb(model, 'norm', 0);
     await checkAgainstTfjs(what, model);
     model.dispose();
   });
@@ -158,30 +166,35 @@ test('native decode equals tfjs with AdaLoRA (Λ moved off 0)', { skip }, async 
   model.dispose();
 });
 
+test("native decode equals tfjs with LoRA on Phi-3's fused projections", { skip }, async () => {
+  const model = build(TINY_DECODERS.phi3!);
+  const targets = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
+  getPeftModel(model, new LoraConfig({ r: 4, loraAlpha: 8, targetModules: targets, initLoraWeights: false }));
+  await checkAgainstTfjs('Phi-3 LoRA', model);
+  model.dispose();
+});
+
 test(
-  'models and settings outside the native kernel are refused with a reason; generate falls back',
+  'settings outside the native kernel are refused with a reason; generate falls back',
   { skip },
   async () => {
     await tf.setBackend('native');
-    const gemma2 = build(TINY_DECODERS.gemma2!);
-    assert.match(nativeDecodeSupport(gemma2) ?? '', /soft-capping/);
-    const mistral = build(TINY_DECODERS.mistral!); // window 3
-    assert.equal(nativeDecodeSupport(mistral, 3), null);
-    assert.match(nativeDecodeSupport(mistral, 4) ?? '', /sliding window/);
-    const phi3 = build(TINY_DECODERS.phi3!);
-    assert.match(nativeDecodeSupport(phi3) ?? '', /not covered natively/);
-    const ids = await generate(mistral, IDS.slice(0, 3), { maxNewTokens: 4 }); // tfjs path, window applies
-    assert.deepEqual(ids, await generate(mistral, IDS.slice(0, 3), { maxNewTokens: 4, native: false }));
+    const model = build(TINY_LLAMA);
+    const cfg = { r: 2, loraAlpha: 4, targetModules: ['q_proj'], loraBias: true, initLoraWeights: false };
+    getPeftModel(model, new LoraConfig(cfg));
+    assert.match(nativeDecodeSupport(model) ?? '', /not covered natively: lora_bias/);
+    const ids = await generate(model, IDS.slice(0, 3), { maxNewTokens: 4 }); // the tfjs path
+    assert.deepEqual(ids, await generate(model, IDS.slice(0, 3), { maxNewTokens: 4, native: false }));
     process.env.LOWRANK_NATIVE_DECODE = '0';
     try {
-      assert.match(nativeDecodeSupport(mistral, 3) ?? '', /LOWRANK_NATIVE_DECODE=0/);
+      assert.match(nativeDecodeSupport(model) ?? '', /LOWRANK_NATIVE_DECODE=0/);
     } finally {
       delete process.env.LOWRANK_NATIVE_DECODE;
     }
     await tf.setBackend('cpu');
-    assert.match(nativeDecodeSupport(mistral, 3) ?? '', /backend is cpu/);
+    assert.match(nativeDecodeSupport(model) ?? '', /backend is cpu/);
     await tf.setBackend('native');
-    [gemma2, mistral, phi3].forEach((m) => m.dispose());
+    model.dispose();
   },
 );
 

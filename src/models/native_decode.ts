@@ -1,193 +1,34 @@
 /**
  * The native decode engine (issue 17, item 1): when the `native` tfjs backend and its addon are loaded
- * and the model is a supported Llama-family decoder, `generate` hands the token loop to one addon call
- * per token (native/src/decode.cc) instead of hundreds of tfjs kernels. Weights are read in place from
- * the backend's arrays (no copy); the KV cache lives in the addon. Unmerged adapters run unmerged:
- * LoRA as `s·B(A x)` terms, AdaLoRA with Λ folded into A (`(A∘E)`, scale `α / (ranknum + 1e-5)`, PEFT
- * `SVDLinear`), DoRA as the per-row factor `m / ‖W + s·BA‖` (paper §4.3: the norm is a constant at
- * inference) applied before the bias. 4-bit (QLoRA) base weights stay 4-bit: the kernel decodes
- * each block as it multiplies. Anything else (lora_bias, Gemma 2 soft-caps,
- * sliding windows shorter than the run, fused Phi-3 projections, other backends) returns null from
- * {@link openNativeDecoder}, and `generate` keeps the tfjs path — which is also the reference the tests
- * compare against (native_decode.test.ts).
- *
- * Tuner layers are read by their PEFT field names (`base_layer`, `lora_A`, `lora_B`, `lora_E`,
- * `ranknum`, `lora_magnitude_vector`) rather than imported: models/ never depends on tuners/.
+ * and the model is a supported decoder — Llama (llama2.c checkpoints), Qwen2, Mistral, Gemma, Gemma 2
+ * (soft-capping, alternating sliding windows, post norms), Phi-3 (fused qkv / gate_up) — `generate`
+ * hands the token loop to the addon (native/src/decode.cc) instead of hundreds of tfjs kernels per
+ * token. Weights are read in place from the backend's arrays (no copy); the KV cache lives in the
+ * addon; adapters run unmerged per row (native_layers.ts). Anything else (lora_bias, other
+ * architectures, other backends) returns null from {@link openNativeDecoder}, and `generate` keeps the
+ * tfjs path — which is also the reference the tests compare against (native_decode.test.ts).
  */
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf, type Tensor } from '../tensor/tf.js';
 import { loadAddon } from '../tensor/native/addon.js';
 import { NATIVE_BACKEND } from '../tensor/native/register.js';
-import type { Module, TensorLayer } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
-import { Linear4bit } from '../nn/linear4bit.js';
-import type { LinearLike } from '../nn/linear_like.js';
-import { absmaxOf } from '../tensor/quant/blockwise.js';
+import type { Module } from '../nn/module.js';
+import { Embedding, Linear } from '../nn/layers.js';
 import { ConfigError } from '../errors.js';
 import type { PreTrainedModel } from './base.js';
 import { DecoderForCausalLM } from './decoder_heads.js';
-import { LlamaDecoderLayer, LlamaModel } from './llama.js';
-import { OffsetRMSNorm, RopeDecoderLayer, RopeDecoderModel } from './rope_decoder.js';
+import { LlamaModel } from './llama.js';
+import { RopeDecoderModel } from './rope_decoder.js';
+import { arr, blockArrays, field, normWeight, Unsupported } from './native_layers.js';
+import {
+  session,
+  type LayerArrays,
+  type NativeDecoder,
+  type NativeDecoderCtor,
+  type SlotSpec,
+} from './native_decode_session.js';
 
-/** AdaLoRA's ε in `ranknum + ε` (PEFT `SVDLinear.forward`). */
-const RANKNUM_EPS = 1e-5;
-
-/** The addon's `Decoder` instance (native/src/decode.cc). */
-export interface NativeDecoderHandle {
-  /** Token i enters row rows[i] at its next position with adapter slot slots[i]; logits [n, vocab]. */
-  step(tokens: Int32Array, rows: Int32Array, slots: Int32Array, logits: Float32Array | null): void;
-  /** The row starts over at position 0. */
-  reset(row: number): void;
-  /** Positions filled in the row. */
-  position(row: number): number;
-}
-
-/** Constructor of the addon's `Decoder`: dims (see decode.cc), [embed, norm, lmHead], layers. */
-export type NativeDecoderCtor = new (
-  dims: Float64Array,
-  weights: (Float32Array | null)[],
-  layers: unknown[],
-) => NativeDecoderHandle;
-
-/** [A, B, r, scale] of one `s·B(A x)` term. */
-type Term = [Float32Array, Float32Array, number, number];
-/** [DoRA row factor | null, terms]. */
-type Slot = [Float32Array | null, Term[]];
-/** A 4-bit weight: [packed codes, code book, absmax per block, blocksize]. */
-type Quant4 = [Uint8Array, Float32Array, Float32Array, number];
-/** [W | null (4-bit), bias | null, out, in, slots, 4-bit weight | null]. */
-type Proj = [Float32Array | null, Float32Array | null, number, number, Slot[], Quant4 | null];
-/** Adapters per slot: null = what the layer's forward runs now, else these adapter names, unmerged. */
-type SlotSpec = readonly (readonly string[] | null)[];
-
-/** What a decode run needs: the handle, the vocabulary size and the tensors it made (disposed at the end). */
-export interface NativeDecoder {
-  readonly handle: NativeDecoderHandle;
-  readonly vocabSize: number;
-  readonly rows: number;
-  /**
-   * Feeds `tokens` in order into one row (the prompt, then each new token) with adapter slot `slot`
-   * and returns the last one's logits (a fresh array owned by the caller).
-   */
-  feed(tokens: number[], row?: number, slot?: number): Float32Array;
-  /** One token for each of several distinct rows, each with its slot: logits [n, vocab] row-major. */
-  step(tokens: number[], rows: number[], slots: number[]): Float32Array;
-  reset(row: number): void;
-  position(row?: number): number;
-  /** Disposes the tensors derived for adapters (DoRA factors, AdaLoRA's A∘E). */
-  dispose(): void;
-}
-
-class Unsupported extends Error {}
-
-function backendArrays(): MathBackendCPU {
-  return tf.backend() as unknown as MathBackendCPU;
-}
-
-/** The float32 array behind `t` on the native backend (never copied). */
-function arr(t: Tensor): Float32Array {
-  const v = backendArrays().data.get(t.dataId).values;
-  if (t.dtype !== 'float32' || !(v instanceof Float32Array)) throw new Unsupported('non-f32 weight');
-  return v;
-}
-
-function field<T>(m: object, name: string): T | undefined {
-  return (m as Record<string, unknown>)[name] as T | undefined;
-}
-
-/**
- * A plain `Linear` [out, in] (no fan-in-fan-out) or a 4-bit `Linear4bit` (QLoRA: its codes are
- * decoded blockwise inside the kernel; double-quantised absmax decoded once here) as a projection
- * without adapter terms.
- */
-function plain(m: unknown): Proj {
-  if (m instanceof Linear4bit) {
-    const q = m.quant;
-    const quant: Quant4 = [q.packed, q.code, absmaxOf(q), q.blocksize];
-    return [null, m.bias ? arr(m.bias) : null, m.outFeatures, m.inFeatures, [], quant];
-  }
-  if (!(m instanceof Linear) || m.fanInFanOut) throw new Unsupported('projection is not a plain Linear');
-  return [arr(m.weight), m.bias ? arr(m.bias) : null, m.outFeatures, m.inFeatures, [], null];
-}
-
-interface AdapterDict {
-  get(name: string): unknown;
-}
-
-/** A LoRA / DoRA / AdaLoRA layer's adapters `names` (unmerged) as one slot of terms. */
-function slotOf(m: Module, base: Module, names: readonly string[], keep: Tensor[]): Slot {
-  const A = field<AdapterDict>(m, 'lora_A');
-  const B = field<AdapterDict>(m, 'lora_B');
-  const E = field<{ get(n: string): Tensor | undefined }>(m, 'lora_E');
-  const ranknum = field<{ get(n: string): Tensor | undefined }>(m, 'ranknum');
-  const magnitudes = field<AdapterDict>(m, 'lora_magnitude_vector');
-  const scaling = field<Map<string, number>>(m, 'scaling');
-  if (!A || !B || !scaling) throw new Unsupported('unknown adapter layer');
-  const slot: Slot = [null, []];
-  const present = names.filter((a) => A.get(a) !== undefined);
-  for (const name of present) {
-    const a = A.get(name) as Linear | Tensor;
-    const b = B.get(name) as Linear | Tensor;
-    const s = scaling.get(name)!;
-    if (E) {
-      // AdaLoRA: lora_A/lora_B/lora_E are parameters [r, in], [out, r], [r, 1]
-      if ((a as Tensor).shape[0] === 0) continue; // a fully pruned layer (PEFT #1539) adds nothing
-      const rank = arr(ranknum!.get(name)!)[0]!;
-      const folded = tf.mul(a as Tensor, E.get(name)!);
-      keep.push(folded);
-      const scale = Math.fround(s / Math.fround(rank + RANKNUM_EPS));
-      slot[1].push([arr(folded), arr(b as Tensor), (a as Tensor).shape[0]!, scale]);
-      continue;
-    }
-    const la = a as Linear;
-    const lb = b as Linear;
-    if (lb.bias) throw new Unsupported('lora_bias');
-    slot[1].push([arr(la.weight), arr(lb.weight), la.outFeatures, s]);
-    const mag = magnitudes?.get(name) as { weight: Tensor } | undefined;
-    if (mag) {
-      // DoRA rescales the sum of everything before it: only a lone DoRA adapter maps to one factor.
-      if (present.length !== 1) throw new Unsupported('DoRA with several active adapters');
-      const f = tf.tidy(() => {
-        const dense = (base as unknown as LinearLike).denseWeight(); // [out, in], dequantised if 4-bit
-        const w = tf.add(dense, tf.mul(tf.matMul(lb.weight, la.weight), s));
-        return tf.div(mag.weight, w.square().sum(1).sqrt()); // [out] = m / ‖W + s·BA‖
-      });
-      keep.push(f);
-      slot[0] = arr(f);
-    }
-  }
-  return slot;
-}
-
-/** A tuner layer as a projection with one slot per entry of `slots` (see {@link SlotSpec}). */
-function adapted(m: Module, slots: SlotSpec, keep: Tensor[]): Proj {
-  const base = field<Module>(m, 'base_layer')!;
-  const merged = field<boolean>(m, 'merged') ?? false;
-  const disabled = field<boolean>(m, 'disableAdapters') ?? false;
-  if (disabled && merged) throw new Unsupported('adapters disabled on a merged layer');
-  const proj = plain(base);
-  proj[4] = slots.map((names): Slot => {
-    if (names === null) {
-      if (disabled || merged) return [null, []];
-      return slotOf(m, base, field<string[]>(m, 'activeAdapterNames') ?? [], keep);
-    }
-    if (merged) throw new Unsupported('choosing adapters per row on a merged layer');
-    return slotOf(m, base, names, keep);
-  });
-  return proj;
-}
-
-function projection(m: TensorLayer, slots: SlotSpec, keep: Tensor[]): Proj {
-  if (m instanceof Linear || m instanceof Linear4bit) return plain(m);
-  if (field(m, 'base_layer') !== undefined) return adapted(m as unknown as Module, slots, keep);
-  throw new Unsupported('unknown projection layer');
-}
-
-function normWeight(m: TensorLayer, offset: boolean): Float32Array {
-  if (offset ? !(m instanceof OffsetRMSNorm) : !(m instanceof RMSNorm) || m instanceof OffsetRMSNorm)
-    throw new Unsupported('norm');
-  return arr((m as RMSNorm).weight);
-}
+export type { NativeDecoder, NativeDecoderHandle, SlotSpec } from './native_decode_session.js';
+export { nativeProjections } from './native_layers.js';
 
 const ACTIVATIONS: Record<string, number> = {
   silu: 0,
@@ -211,35 +52,27 @@ interface TrunkDims {
   normOffset: boolean;
   embedScale: number;
   scoreScale: number;
+  /** Per layer: sliding window or null. */
+  windows: (number | null)[];
+  attnSoftcap: number | null;
+  finalSoftcap: number | null;
 }
 
-/** The trunk's dims when it is Llama, or a rope_decoder trunk the native kernel covers for `maxSeq`. */
-function trunkDims(trunk: Module, maxSeq: number): TrunkDims {
+/** The trunk's dims when it is Llama or a rope_decoder trunk. */
+function trunkDims(trunk: Module): TrunkDims {
   if (trunk instanceof LlamaModel) {
     const d = trunk.dims;
-    return { ...d, normOffset: false, embedScale: 1, scoreScale: 1 / Math.sqrt(d.headDim) };
+    const none = { windows: [], attnSoftcap: null, finalSoftcap: null };
+    return { ...d, ...none, normOffset: false, embedScale: 1, scoreScale: 1 / Math.sqrt(d.headDim) };
   }
-  if (trunk instanceof RopeDecoderModel) {
-    const d = trunk.dims;
-    if (d.attnSoftcap !== null || d.finalSoftcap !== null) throw new Unsupported('soft-capping');
-    if (d.windows.some((w) => w !== null && w < maxSeq)) throw new Unsupported('sliding window');
-    return { ...d, embedScale: d.embedScale ?? 1 };
-  }
+  if (trunk instanceof RopeDecoderModel) return { ...trunk.dims, embedScale: trunk.dims.embedScale ?? 1 };
   throw new Unsupported('trunk');
 }
 
-function layerArrays(layer: Module, dims: TrunkDims, slots: SlotSpec, keep: Tensor[]): unknown[] {
-  if (!(layer instanceof LlamaDecoderLayer) && layer.constructor !== RopeDecoderLayer)
-    throw new Unsupported('layer');
-  const l = layer as LlamaDecoderLayer;
-  const { self_attn: at, mlp } = l;
-  return [
-    normWeight(l.input_layernorm, dims.normOffset),
-    normWeight(l.post_attention_layernorm, dims.normOffset),
-    ...[at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj].map((p) =>
-      projection(p, slots, keep),
-    ),
-  ];
+function layersOf(trunk: LlamaModel, dims: TrunkDims, slots: SlotSpec, keep: Tensor[]): unknown[] {
+  return trunk.layers
+    .namedChildren()
+    .map(([, l], i) => blockArrays(l, dims.normOffset, dims.windows[i] ?? null, slots, keep));
 }
 
 /** Rows and adapter slots of a native decoder (defaults: one row, one slot = the active adapters). */
@@ -312,14 +145,14 @@ function build(model: PreTrainedModel, maxSeq: number, opts: NativeDecodeOptions
     if (!(model instanceof DecoderForCausalLM)) throw new Unsupported(`${model.architecture}`);
     const trunk = field<Module>(model, 'model');
     if (!trunk) throw new Unsupported('trunk');
-    const dims = trunkDims(trunk, maxSeq);
+    const dims = trunkDims(trunk);
     const act = ACTIVATIONS[dims.act];
     if (act === undefined) throw new Unsupported(`activation ${dims.act}`);
     const t = trunk as LlamaModel;
     if (!(t.embed_tokens instanceof Embedding)) throw new Unsupported('embedding layer');
     const head = model.lm_head;
     if (!(head instanceof Linear) || head.bias || head.fanInFanOut) throw new Unsupported('lm_head');
-    const layers = t.layers.namedChildren().map(([, l]) => layerArrays(l, dims, slots, keep));
+    const layers = layersOf(t, dims, slots, keep);
     const d = dims;
     const vec = new Float64Array([
       d.hidden,
@@ -337,78 +170,25 @@ function build(model: PreTrainedModel, maxSeq: number, opts: NativeDecodeOptions
       Math.fround(d.embedScale),
       d.scoreScale,
       rows,
+      d.attnSoftcap ?? 0,
+      d.finalSoftcap ?? 0,
     ]);
     const weights = [arr(t.embed_tokens.weight), normWeight(t.norm, d.normOffset), arr(head.weight)];
     const handle = new Ctor(vec, weights, layers);
-    return session(handle, { vocabSize: d.vocabSize, rows, slots: slots.length, maxSeq }, keep);
+    const relayer = (spec: SlotSpec): LayerArrays | string => {
+      const fresh: Tensor[] = [];
+      try {
+        return { layers: layersOf(t, dims, spec, fresh), keep: fresh };
+      } catch (e) {
+        tf.dispose(fresh);
+        if (e instanceof Unsupported) return `not covered natively: ${e.message}`;
+        throw e;
+      }
+    };
+    return session(handle, { vocabSize: d.vocabSize, rows, slots: slots.length, maxSeq }, keep, relayer);
   } catch (e) {
     tf.dispose(keep);
     if (e instanceof Unsupported) return `not covered natively: ${e.message}`;
     throw e;
   }
-}
-
-function checkIds(tokens: readonly number[], vocabSize: number): void {
-  for (const id of tokens) {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      const fix = 'use ids from the model’s own tokenizer';
-      throw new ConfigError('generate.inputIds', `token ids must be integers in [0, ${vocabSize})`, id, fix);
-    }
-  }
-}
-
-function session(
-  handle: NativeDecoderHandle,
-  size: { vocabSize: number; rows: number; slots: number; maxSeq: number },
-  keep: Tensor[],
-): NativeDecoder {
-  const { vocabSize, rows, slots, maxSeq } = size;
-  const one = (v: number) => Int32Array.of(v);
-  return {
-    handle,
-    vocabSize,
-    rows,
-    feed(tokens: number[], row = 0, slot = 0): Float32Array {
-      checkIds(tokens, vocabSize);
-      const logits = new Float32Array(vocabSize);
-      tokens.forEach((id, i) =>
-        handle.step(one(id), one(row), one(slot), i === tokens.length - 1 ? logits : null),
-      );
-      return logits;
-    },
-    step(tokens: number[], rowIds: number[], slotIds: number[]): Float32Array {
-      checkIds(tokens, vocabSize);
-      const where = 'NativeDecoder.step';
-      if (rowIds.length !== tokens.length || slotIds.length !== tokens.length)
-        throw new ConfigError(
-          where,
-          'needs one row and one slot per token',
-          rowIds.length,
-          'align the arrays',
-        );
-      if (new Set(rowIds).size !== rowIds.length || rowIds.some((r) => !(r >= 0 && r < rows) || r % 1 !== 0))
-        throw new ConfigError(
-          where,
-          `rows must be distinct integers in [0, ${rows})`,
-          rowIds,
-          'fix the row ids',
-        );
-      if (slotIds.some((s) => !(s >= 0 && s < slots) || s % 1 !== 0))
-        throw new ConfigError(where, `slots must be integers in [0, ${slots})`, slotIds, 'fix the slot ids');
-      const full = rowIds.find((r) => handle.position(r) >= maxSeq);
-      if (full !== undefined)
-        throw new ConfigError(
-          where,
-          `row is full (maxSeq ${maxSeq})`,
-          full,
-          'reset the row or open a longer decoder',
-        );
-      const logits = new Float32Array(tokens.length * vocabSize);
-      handle.step(Int32Array.from(tokens), Int32Array.from(rowIds), Int32Array.from(slotIds), logits);
-      return logits;
-    },
-    reset: (row: number) => handle.reset(row),
-    position: (row = 0) => handle.position(row),
-    dispose: () => tf.dispose(keep),
-  };
 }

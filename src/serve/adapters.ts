@@ -43,6 +43,8 @@ export interface AdapterHandle {
    * copies, and LoRA on non-linear layers (embeddings), which mixed batches do not route per row.
    */
   readonly solo: boolean;
+  /** The adapter has `modules_to_save` copies (the native rows cannot run it; see native_rows.ts). */
+  readonly copies: boolean;
   release(): void;
 }
 
@@ -54,6 +56,7 @@ interface Entry {
   pins: number;
   lastUsed: number;
   solo: boolean;
+  copies: boolean;
   /** Replaced by a newer version or unloaded: dropped when the last pin goes. */
   retired: boolean;
 }
@@ -153,7 +156,8 @@ export class AdapterStore {
    * folder, 429 cache full of pinned adapters).
    */
   async acquire(name: string): Promise<AdapterHandle> {
-    if (name === BASE_MODEL_NAME) return { name, internal: null, solo: false, release: () => {} };
+    if (name === BASE_MODEL_NAME)
+      return { name, internal: null, solo: false, copies: false, release: () => {} };
     const dir = await this.folderOf(name);
     const fp = await this.fingerprint(dir);
     let e = this.entries.get(name);
@@ -171,6 +175,7 @@ export class AdapterStore {
       name,
       internal: entry.internal,
       solo: entry.solo,
+      copies: entry.copies,
       release: () => {
         if (released) return;
         released = true;
@@ -276,6 +281,7 @@ export class AdapterStore {
         pins: 0,
         lastUsed: ++this.clock,
         solo: this.needsOwnGroup(internal, config),
+        copies: (config.modulesToSave ?? []).length > 0,
         retired: false,
       };
       const old = this.entries.get(name);

@@ -1,7 +1,11 @@
 /**
  * Continuous batching over one base model and many adapters. Requests wait in a bounded queue; up to
  * `maxActive` sequences decode together. Each loop turn admits waiting requests (one prefill each, its
- * KV cache cloned for n > 1 choices), then runs ONE decode step for every active sequence: the LoRA
+ * KV cache cloned for n > 1 choices), then runs ONE decode step for every active sequence.
+ *
+ * On the native backend the sequences decode on the native engine (native_rows.ts): one addon call
+ * per turn for all of them, each row with its own adapter applied unmerged. Otherwise, and for
+ * adapters that engine does not cover, on tfjs: the LoRA
  * rows of all adapters (and base rows) in one mixed-adapter forward — one base GEMM per layer, each
  * adapter's delta on its own rows (tuners/lora/mixed_batch.ts) — and DoRA rows per adapter. Every
  * sequence keeps its own KV cache of its own length (models/ragged_cache.ts). Sampling is the
@@ -13,10 +17,11 @@
  *   sampling: { temperature: 0 }, onToken: (c, id) => true, signal });
  */
 import type { PreTrainedModel } from '../models/base.js';
-import type { KVCache, ModelInputs } from '../models/base.js';
+import type { KVCache } from '../models/base.js';
 import { sampleToken } from '../models/generate.js';
-import { cloneKVCache, prefillStep, RaggedBatch, type ForwardFn } from '../models/ragged_cache.js';
-import { BASE_ADAPTER } from '../tuners/lora/mixed_batch.js';
+import { cloneKVCache, prefillStep, RaggedBatch } from '../models/ragged_cache.js';
+import { NativeRows } from './native_rows.js';
+import { forwardFor } from './tfjs_forward.js';
 import { Rng } from '../util/rng.js';
 import type { AdapterHandle, AdapterStore } from './adapters.js';
 import { ApiError, toApiError } from './errors.js';
@@ -55,6 +60,11 @@ export interface EngineOptions {
   /** Requests waiting beyond that (then 429). */
   maxQueue: number;
   metrics?: Metrics;
+  /**
+   * Positions per sequence (prompt + new tokens; the server's context length). Given, the engine
+   * decodes on the native engine when the backend allows it; absent, always on tfjs.
+   */
+  maxSeq?: number;
 }
 
 interface Pending {
@@ -76,6 +86,8 @@ interface Seq {
   next: number;
   generated: number;
   done: boolean;
+  /** Its row on the native engine, or null (a tfjs batch group). */
+  row: number | null;
 }
 
 /** Rows of all LoRA adapters and the base share one group; each "solo" adapter (DoRA, …) has its own. */
@@ -92,6 +104,9 @@ export class Engine {
   private closing = false;
   private stopped = false;
   private readonly done: Promise<void>;
+  private readonly native: NativeRows | null;
+  /** 'native', or 'tfjs' with the reason the native engine is not used. */
+  readonly decodeEngine: string;
 
   constructor(
     readonly store: AdapterStore,
@@ -100,6 +115,9 @@ export class Engine {
     const m = opts.metrics;
     m?.gauge('lowrank_queue_depth', 'Requests waiting for a decoding slot').set(() => this.queue.length);
     m?.gauge('lowrank_active_sequences', 'Sequences decoding').set(() => this.active.length);
+    const rows = opts.maxSeq ? NativeRows.open(store, opts.maxActive, opts.maxSeq) : 'no maxSeq given';
+    this.native = typeof rows === 'string' ? null : rows;
+    this.decodeEngine = typeof rows === 'string' ? `tfjs (${rows})` : 'native';
     this.done = this.loop();
   }
 
@@ -167,31 +185,6 @@ export class Engine {
     this.wake = undefined;
   }
 
-  /** The forward of a group of rows: one mixed-adapter forward, or a solo adapter's own. */
-  private forwardFor(handles: AdapterHandle[]): ForwardFn {
-    const peft = this.store.peft;
-    if (!peft) return (inputs: ModelInputs) => this.store.base.forward(inputs);
-    const solo = handles[0]!.solo ? handles[0]!.internal! : null;
-    if (solo !== null) {
-      return (inputs) => {
-        peft.setAdapter(solo);
-        return peft.forward(inputs);
-      };
-    }
-    const names = handles.map((h) => h.internal ?? BASE_ADAPTER);
-    return (inputs) => {
-      // modules_to_save copies follow the active adapter, not the rows: mixed rows use the originals
-      // (adapters with copies decode in their own group)
-      const wrappers = peft.base_model.wrappers();
-      wrappers.forEach(([, w]) => w.enableAdapters(false));
-      try {
-        return peft.forwardMixed(inputs, names);
-      } finally {
-        wrappers.forEach(([, w]) => w.enableAdapters(true));
-      }
-    };
-  }
-
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.reap();
@@ -225,9 +218,10 @@ export class Engine {
       p.resolve(Array.from({ length: job.n }, () => ({ finishReason: 'cancelled', tokens: 0 })));
       return;
     }
+    if (this.native && this.native.refusal(job.adapter) === null) return this.admitNative(p, this.native);
     let first: { logits: Float32Array; cache: KVCache };
     try {
-      first = await prefillStep(this.forwardFor([job.adapter]), job.promptIds);
+      first = await prefillStep(forwardFor(this.store, [job.adapter]), job.promptIds);
     } catch (e) {
       p.reject(toApiError(e));
       return;
@@ -245,6 +239,7 @@ export class Engine {
         next: 0,
         generated: 0,
         done: false,
+        row: null,
       };
       batch.add(s, c === job.n - 1 ? first.cache : cloneKVCache(first.cache));
       seqs.push(s);
@@ -253,6 +248,31 @@ export class Engine {
     this.active.push(...seqs);
     for (const s of seqs) this.accept(s, first.logits);
     batch.remove(seqs.filter((s) => s.done));
+  }
+
+  /** {@link admit} on the native engine: the prompt into a row, copied for the other choices. */
+  private admitNative(p: Pending, native: NativeRows): void {
+    const { job } = p;
+    let first: { row: number; logits: Float32Array };
+    try {
+      first = native.prefill(job.promptIds, job.adapter);
+    } catch (e) {
+      p.reject(toApiError(e));
+      return;
+    }
+    const seqs: Seq[] = Array.from({ length: job.n }, (_, c) => ({
+      p,
+      choice: c,
+      rng: new Rng((job.sampling.seed ?? 0) + c),
+      group: 'native',
+      next: 0,
+      generated: 0,
+      done: false,
+      row: c === 0 ? first.row : native.fork(first.row),
+    }));
+    seqs.forEach(() => p.results.push({ finishReason: 'length', tokens: 0 }));
+    this.active.push(...seqs);
+    for (const s of seqs) this.accept(s, first.logits);
   }
 
   /** Samples the next token of `s` from `logits`, hands it to the job, and finishes `s` if it ended. */
@@ -278,6 +298,7 @@ export class Engine {
     if (s.done) return;
     s.done = true;
     this.active.splice(this.active.indexOf(s), 1);
+    if (s.row !== null) this.native?.release(s.row);
     s.p.results[s.choice] = { finishReason: reason, tokens: s.generated };
     if (--s.p.open === 0) s.p.resolve(s.p.results);
   }
@@ -287,16 +308,46 @@ export class Engine {
     this.opts.metrics
       ?.histogram('lowrank_batch_size', 'Sequences per decode step', BATCH_BUCKETS)
       .observe(this.active.length);
+    const steps = this.opts.metrics?.counter(
+      'lowrank_decode_rows_total',
+      'Sequence steps decoded, by engine',
+    );
+    const nat = this.active.filter((s) => s.row !== null);
+    if (this.native && nat.length > 0) {
+      steps?.inc({ engine: 'native' }, nat.length);
+      let logits: Float32Array[];
+      try {
+        const handles = nat.map((s) => s.p.job.adapter);
+        logits = this.native.step(
+          nat.map((s) => s.row!),
+          nat.map((s) => s.next),
+          handles,
+        );
+      } catch (e) {
+        for (const s of nat) {
+          s.done = true;
+          this.active.splice(this.active.indexOf(s), 1);
+          this.native.release(s.row!);
+          s.p.reject(toApiError(e));
+        }
+        logits = [];
+      }
+      nat.forEach((s, i) => logits[i] && this.accept(s, logits[i]));
+    }
     for (const [key, batch] of this.batches) {
       if (batch.size === 0) {
         this.batches.delete(key);
         continue;
       }
       const rows = [...batch.members];
+      steps?.inc({ engine: 'tfjs' }, rows.length);
       let logits: Float32Array[];
       try {
         logits = await batch.step(
-          this.forwardFor(rows.map((s) => s.p.job.adapter)),
+          forwardFor(
+            this.store,
+            rows.map((s) => s.p.job.adapter),
+          ),
           rows.map((s) => s.next),
         );
       } catch (e) {
@@ -333,5 +384,6 @@ export class Engine {
     await this.done; // the loop ends after its current step
     for (const b of this.batches.values()) b.dispose();
     this.batches.clear();
+    this.native?.dispose();
   }
 }

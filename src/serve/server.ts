@@ -127,16 +127,18 @@ export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
     metrics,
     log: (o, msg) => app.log.info(o, msg),
   });
-  const engine = new Engine(store, {
-    maxActive: opts.maxActive ?? 16,
-    maxQueue: opts.maxQueue ?? 64,
-    metrics,
-  });
   const limits: Limits = {
     maxTokens: opts.maxTokens ?? 512,
     maxN: opts.maxN ?? 8,
     contextLength: contextOf(m.model, opts.contextLength ?? 2048),
   };
+  const engine = new Engine(store, {
+    maxActive: opts.maxActive ?? 16,
+    maxQueue: opts.maxQueue ?? 64,
+    metrics,
+    maxSeq: limits.contextLength,
+  });
+  app.log.info({ decodeEngine: engine.decodeEngine }, 'decode engine');
   const recent: number[] = []; // generation timestamps (ms) of the last 10 s
   const WINDOW_MS = 10_000;
   const trim = (now: number) => {
@@ -249,6 +251,7 @@ export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
     active: engine.running,
     queued: engine.queued,
     adapters_loaded: store.loaded(),
+    decode_engine: engine.decodeEngine,
   }));
   app.get('/metrics', async (_req, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()),
