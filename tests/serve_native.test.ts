@@ -12,9 +12,9 @@ import fs from 'node:fs';
 import OpenAI from 'openai';
 import { initBackend } from '../src/tensor/backend.js';
 import { loadAddon } from '../src/tensor/native/addon.js';
-import { nativeAvailable } from '../src/tensor/native/testing.js';
+import { nativeAvailable } from '../src/testing/backend_parity.js';
 import { createServer, type LowrankServer } from '../src/serve/index.js';
-import { libraryGreedy, serveWorld, type World } from './serve_helpers.js';
+import { libraryGreedy, serveWorld, type World } from '../src/testing/serve_world.js';
 
 const decoder = (loadAddon() as { Decoder?: { prototype: object } } | null)?.Decoder?.prototype;
 const skip = !nativeAvailable()

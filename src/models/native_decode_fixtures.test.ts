@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../tensor/tf.js';
-import { nativeAvailable } from '../tensor/native/testing.js';
+import { nativeAvailable } from '../testing/backend_parity.js';
 import { PeftModel } from '../tuners/peft_model.js';
 import '../tuners/index.js';
 import { generate } from './generate.js';

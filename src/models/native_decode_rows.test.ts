@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
-import { nativeAvailable } from '../tensor/native/testing.js';
+import { nativeAvailable } from '../testing/backend_parity.js';
 import { loadAddon } from '../tensor/native/addon.js';
 import '../tuners/index.js'; // registers the tuners
 import { getPeftModel } from '../tuners/peft_model.js';
