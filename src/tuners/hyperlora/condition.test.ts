@@ -20,6 +20,7 @@ import { evaluate } from '../../training/evaluate.js';
 import { Trainer } from '../../training/trainer.js';
 import { forbidSyncReads } from '../../tensor/read.js';
 import { HyperLoraConfig, HyperLoraModel } from './index.js';
+import { maxDiff } from '../../testing/compare.js';
 
 const LLAMA: HFConfig = {
   model_type: 'llama',
@@ -49,7 +50,6 @@ const hyperOn = (m: PreTrainedModel, extra: Partial<ConstructorParameters<typeof
     }),
   );
 const values = (f: () => Tensor) => tf.tidy(() => Array.from(f().dataSync()));
-const maxDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 /** Twelve causal-LM examples of 6 tokens over three conditions (the token statistics differ per condition). */
 function lmExamples(): Example[] {
