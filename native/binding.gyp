@@ -11,7 +11,8 @@
         "src/fused.cc",
         "src/dequant.cc",
         "src/random.cc",
-        "src/decode.cc"
+        "src/decode.cc",
+        "src/adalora.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -32,6 +32,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
 void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA 4-bit weights)
 void registerRandom(Napi::Env env, Napi::Object exports);   // random.cc (dropout)
 void registerDecode(Napi::Env env, Napi::Object exports);   // decode.cc (native token decoding)
+void registerAdalora(Napi::Env env, Napi::Object exports);  // adalora.cc (orthogonal regulariser)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
@@ -48,6 +49,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerDequant(env, exports);
   registerRandom(env, exports);
   registerDecode(env, exports);
+  registerAdalora(env, exports);
   return exports;
 }
 

@@ -117,6 +117,10 @@ export interface NativeAddon {
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
   dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  /** AdaLoRA's orthogonal regulariser over all matrices; writes ∂R/∂P_i into grads[i], returns R. */
+  orthReg(ps: F32[], rows: I32, cols: I32, isA: Uint8Array, grads: F32[]): number;
+  /** ys[i] = xs[i]·s for every pair. */
+  scaleAll(xs: F32[], ys: F32[], s: number): void;
   sensitivityEma(
     p: F32,
     g: F32,
