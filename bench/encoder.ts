@@ -105,5 +105,9 @@ export function trainStep(
 }
 
 // `node --import tsx bench/encoder.ts [options]` runs issue 17's step benchmark (bench/encoder_bench.ts).
+// Not awaited: encoder_bench.ts imports this module, which must finish evaluating first.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
-  await import('./encoder_bench.js');
+  import('./encoder_bench.js').catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -119,6 +119,38 @@ export interface NativeAddon {
   dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
   /** AdaLoRA's orthogonal regulariser over all matrices; writes ∂R/∂P_i into grads[i], returns R. */
   orthReg(ps: F32[], rows: I32, cols: I32, isA: Uint8Array, grads: F32[]): number;
+  /** Multi-head attention over [B, T, heads·d] q/k/v (native/src/attention.cc). */
+  attentionForward(
+    q: F32,
+    k: F32,
+    v: F32,
+    mask: F32 | null,
+    maskStrides: I32,
+    out: F32,
+    probs: F32,
+    b: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    d: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    dy: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    b: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    d: number,
+    scale: number,
+  ): void;
   /** ys[i] = xs[i]·s for every pair. */
   scaleAll(xs: F32[], ys: F32[], s: number): void;
   sensitivityEma(

@@ -14,6 +14,7 @@ import { reduceKernels } from './reduce.js';
 import { layoutKernels } from './layout.js';
 import { fusedKernels } from './fused_kernels.js';
 import { adaloraKernels } from './adalora_kernels.js';
+import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
 import { BufferPool } from './pool.js';
 
@@ -83,6 +84,7 @@ export function nativeKernelSpecs(): NativeKernelSpec[] {
     ...layoutKernels,
     ...fusedKernels,
     ...adaloraKernels,
+    ...attentionKernels,
   ];
 }
 
