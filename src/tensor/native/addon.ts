@@ -114,6 +114,22 @@ export interface NativeAddon {
     weightDecay: number,
     step: number,
   ): void;
+  /** `adamw` over lists of parameters (same arithmetic), one call for an optimizer step. */
+  adamwAll(
+    p: F32[],
+    g: F32[],
+    m: F32[],
+    v: F32[],
+    pOut: F32[],
+    mOut: F32[],
+    vOut: F32[],
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
   dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;

@@ -16,6 +16,7 @@ export const FUSED = {
   maskedSoftmax: 'LowrankMaskedSoftmax',
   softmaxGrad: 'LowrankSoftmaxGrad',
   adamw: 'LowrankAdamW',
+  adamwAll: 'LowrankAdamWAll',
   dropout: 'LowrankDropout',
   sensitivityEma: 'LowrankSensitivityEma',
 } as const;
@@ -213,6 +214,39 @@ const adamw: NativeKernelSpec = {
 };
 
 /**
+ * LowrankAdamWAll {p0, g0, m0, v0, p1, …} attrs as LowrankAdamW → [p0', m0', v0', p1', …]: every
+ * parameter of an optimizer in one call (the same per-element arithmetic as LowrankAdamW).
+ */
+const adamwAll: NativeKernelSpec = {
+  name: FUSED.adamwAll,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const lists: TensorInfo[][] = [[], [], [], []];
+    for (let i = 0; inputs[`p${i}`] !== undefined; i++)
+      ['p', 'g', 'm', 'v'].forEach((k, j) => lists[j]!.push(inputs[`${k}${i}`]!));
+    const [ps, gs, ms, vs] = lists as [TensorInfo[], TensorInfo[], TensorInfo[], TensorInfo[]];
+    const outs = [0, 1, 2].map(() => ps.map((p) => allocF32(backend, sizeOf(p.shape))));
+    const arrays = (ts: TensorInfo[]) => ts.map((t) => f32(backend, t));
+    const h = (k: string) => Number(attrs?.[k]);
+    addon.adamwAll(
+      arrays(ps),
+      arrays(gs),
+      arrays(ms),
+      arrays(vs),
+      outs[0]!,
+      outs[1]!,
+      outs[2]!,
+      h('lr'),
+      h('beta1'),
+      h('beta2'),
+      h('eps'),
+      h('weightDecay'),
+      h('step'),
+    );
+    return ps.flatMap((p, i) => outs.map((o) => output(backend, [...p.shape], 'float32', o[i]!)));
+  },
+};
+
+/**
  * LowrankDropout {x} attrs {keep, s0, s1, s2, c} → [y, mult]: tf.dropout's mask from Alea state
  * (s0..s2 as integers, carry c; see src/tensor/ops/dropout.ts), y = x·mult.
  */
@@ -251,6 +285,7 @@ const sensitivityEma: NativeKernelSpec = {
 
 export const fusedKernels: NativeKernelSpec[] = [
   adamw,
+  adamwAll,
   dropout,
   sensitivityEma,
   norm,
