@@ -169,6 +169,18 @@ export interface NativeAddon {
   ): void;
   /** ys[i] = xs[i]·s for every pair. */
   scaleAll(xs: F32[], ys: F32[], s: number): void;
+  /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
+  sensitivityEmaAll(
+    p: F32[],
+    g: F32[],
+    i0: (F32 | null)[],
+    u0: (F32 | null)[],
+    ipt: F32[],
+    avgI: F32[],
+    avgU: F32[],
+    beta1: number,
+    beta2: number,
+  ): void;
   sensitivityEma(
     p: F32,
     g: F32,

@@ -19,6 +19,7 @@ export const FUSED = {
   adamwAll: 'LowrankAdamWAll',
   dropout: 'LowrankDropout',
   sensitivityEma: 'LowrankSensitivityEma',
+  sensitivityEmaAll: 'LowrankSensitivityEmaAll',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -283,7 +284,34 @@ const sensitivityEma: NativeKernelSpec = {
   },
 };
 
+/**
+ * LowrankSensitivityEmaAll {p0, g0, a0?, u0?, p1, …} attrs {beta1, beta2} → [ipt0, avgI0, avgU0, ipt1, …]:
+ * the sensitivity EMA of every tracked parameter in one call (a{i}/u{i}: previous Ī/Ū, absent = zeros).
+ */
+const sensitivityEmaAll: NativeKernelSpec = {
+  name: FUSED.sensitivityEmaAll,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const ps: TensorInfo[] = [];
+    for (let i = 0; inputs[`p${i}`] !== undefined; i++) ps.push(inputs[`p${i}`]!);
+    const opt = (t: TensorInfo | undefined) => (t ? f32(backend, t) : null);
+    const outs = [0, 1, 2].map(() => ps.map((p) => allocF32(backend, sizeOf(p.shape))));
+    addon.sensitivityEmaAll(
+      ps.map((p) => f32(backend, p)),
+      ps.map((_, i) => f32(backend, inputs[`g${i}`]!)),
+      ps.map((_, i) => opt(inputs[`a${i}`])),
+      ps.map((_, i) => opt(inputs[`u${i}`])),
+      outs[0]!,
+      outs[1]!,
+      outs[2]!,
+      Number(attrs?.beta1),
+      Number(attrs?.beta2),
+    );
+    return ps.flatMap((p, i) => outs.map((o) => output(backend, [...p.shape], 'float32', o[i]!)));
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
+  sensitivityEmaAll,
   adamw,
   adamwAll,
   dropout,

@@ -17,7 +17,7 @@
  *   `updateIpt` then keeps no statistics).
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
-import { sensitivityEma } from '../../tensor/ops/sensitivity.js';
+import { sensitivityEmaAll } from '../../tensor/ops/sensitivity.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
 import { assignMask, kthSmallest, replaceAll } from './masking.js';
 import { readAll, readDataSync } from '../../tensor/read.js';
@@ -152,6 +152,7 @@ export class RankAllocator {
   updateIpt(params: ParamMap, grads: ReadonlyMap<string, Tensor>): void {
     if (this.importance === 'magnitude') return;
     const { beta1, beta2 } = this.schedule;
+    const items: { n: string; p: Tensor; g: Tensor; own: boolean }[] = [];
     for (const [n, p] of params) {
       if (!this.tracked(n)) continue;
       const given = grads.get(n);
@@ -159,6 +160,7 @@ export class RankAllocator {
       // A fully pruned layer (rank 0) has empty tensors that take no part in the loss: zero gradient.
       const g: Tensor | undefined = given ?? (p.size === 0 ? tf.zerosLike(p) : undefined);
       if (!g) {
+        items.forEach((it) => it.own && it.g.dispose());
         throw new ConfigError(
           'RankAllocator.updateIpt',
           'a trainable adapter parameter has no gradient',
@@ -167,6 +169,7 @@ export class RankAllocator {
         );
       }
       if (!g.shape.every((d, i) => d === p.shape[i]) || g.rank !== p.rank) {
+        items.forEach((it) => it.own && it.g.dispose());
         throw new ShapeError(
           'RankAllocator.updateIpt',
           `gradient shape differs from parameter ${n}`,
@@ -174,18 +177,27 @@ export class RankAllocator {
           `expected [${p.shape}]`,
         );
       }
-      const prevI = this._expAvgIpt.get(n);
-      const prevU = this._expAvgUnc.get(n);
-      // One native kernel per parameter instead of eight (ops/sensitivity.ts; same float32 values).
-      const [ipt, avgI, avgU] = sensitivityEma(p, g, prevI ?? null, prevU ?? null, beta1, beta2);
-      if (!given) g.dispose();
-      this._ipt.get(n)?.dispose();
-      prevI?.dispose();
-      prevU?.dispose();
+      items.push({ n, p, g, own: !given });
+    }
+    // One native kernel for every parameter (ops/sensitivity.ts; same float32 values as the composed ops).
+    const next = sensitivityEmaAll(
+      items.map(({ n, p, g }) => ({
+        p,
+        g,
+        i0: this._expAvgIpt.get(n) ?? null,
+        u0: this._expAvgUnc.get(n) ?? null,
+      })),
+      beta1,
+      beta2,
+    );
+    items.forEach(({ n, g, own }, i) => {
+      const [ipt, avgI, avgU] = next[i]!;
+      if (own) g.dispose();
+      for (const m of [this._ipt, this._expAvgIpt, this._expAvgUnc]) m.get(n)?.dispose();
       this._ipt.set(n, ipt);
       this._expAvgIpt.set(n, avgI);
       this._expAvgUnc.set(n, avgU);
-    }
+    });
   }
 
   /** Element score s(n) (spec §3.3 `_element_score`), in a tidy scope of the caller. */
