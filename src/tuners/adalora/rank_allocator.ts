@@ -20,6 +20,7 @@ import { tf, type Tensor } from '../../tensor/tf.js';
 import { sensitivityEmaAll } from '../../tensor/ops/sensitivity.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
 import { assignMask, kthSmallest, replaceAll } from './masking.js';
+import { tripletScores } from './triplet_scores.js';
 import { readAll, readDataSync } from '../../tensor/read.js';
 
 export { kthSmallest } from './masking.js';
@@ -200,64 +201,12 @@ export class RankAllocator {
     });
   }
 
-  /** Element score s(n) (spec §3.3 `_element_score`), in a tidy scope of the caller. */
-  private elementScore(n: string, p: Tensor): Tensor {
-    if (this.importance === 'magnitude') return tf.abs(p);
-    const avgI = this._expAvgIpt.get(n);
-    if (!avgI) {
-      throw new ConfigError(
-        'RankAllocator.maskToBudget',
-        'no importance statistics for this parameter yet',
-        n,
-        'call updateIpt (or updateAndAllocate before the final phase) at least once before masking',
-      );
-    }
-    return this.importance === 'sensitivity' ? avgI : tf.mul(avgI, this._expAvgUnc.get(n)!);
-  }
-
   /**
    * Triplet scores per `lora_E` parameter name, each f32 [r] (spec §3.4: S = s(E) + mean over
    * in-features of s(A) + mean over out-features of s(B); magnitude mode: |E| only). Caller disposes.
    */
   tripletScores(params: ParamMap): Map<string, Tensor> {
-    const a = `lora_A.${this.adapterName}`;
-    const b = `lora_B.${this.adapterName}`;
-    const e = `lora_E.${this.adapterName}`;
-    const vec = new Map<string, Tensor[]>();
-    const val = new Map<string, Tensor>();
-    const out = new Map<string, Tensor>();
-    tf.tidy(() => {
-      for (const [n, p] of params) {
-        const magnitude = this.importance === 'magnitude';
-        if (n.includes(a) && !magnitude) {
-          const key = replaceAll(n, 'lora_A', '%s');
-          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 1).reshape([-1])]);
-        }
-        if (n.includes(b) && !magnitude) {
-          const key = replaceAll(n, 'lora_B', '%s');
-          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 0).reshape([-1])]);
-        }
-        if (n.includes(e)) {
-          const key = replaceAll(n, 'lora_E', '%s');
-          val.set(key, this.elementScore(n, p).reshape([-1]));
-          if (magnitude) vec.set(key, []);
-        }
-      }
-      for (const [key, parts] of vec) {
-        const sE = val.get(key);
-        if (!sE) {
-          throw new CheckpointError(
-            'RankAllocator.maskToBudget',
-            'lora_A/lora_B without a matching lora_E',
-            key.replace('%s', 'lora_E'),
-            'every AdaLoRA layer needs lora_A, lora_B and lora_E',
-          );
-        }
-        const s = parts.reduce((acc, t) => tf.add(acc, t), sE);
-        out.set(replaceAll(key, '%s', 'lora_E'), tf.keep(s));
-      }
-    });
-    return out;
+    return tripletScores(params, this.adapterName, this.importance, this._expAvgIpt, this._expAvgUnc);
   }
 
   /**
