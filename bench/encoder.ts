@@ -1,8 +1,10 @@
 /**
  * The reference encoder of the benchmark (issue 2): BERT, 6 layers, hidden 384, 6 heads, FFN 1536,
  * sequence 128, batch 8, 2-label classification head, built with the project's own
- * BertForSequenceClassification, plus one training step (forward, backward, AdamW).
+ * BertForSequenceClassification, plus one training step (forward, backward, AdamW). Run directly it
+ * is the step benchmark of issue 17 (bench/encoder_bench.ts has the options).
  */
+import { pathToFileURL } from 'node:url';
 import { tf, type Tensor, type Variable } from '../src/tensor/tf.js';
 import { BertForSequenceClassification } from '../src/models/bert_classification.js';
 import { manualSeed } from '../src/nn/init.js';
@@ -101,3 +103,11 @@ export function trainStep(
   tf.dispose([value, ...Object.values(grads)]);
   return loss;
 }
+
+// `node --import tsx bench/encoder.ts [options]` runs issue 17's step benchmark (bench/encoder_bench.ts).
+// Not awaited: encoder_bench.ts imports this module, which must finish evaluating first.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+  import('./encoder_bench.js').catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -1,13 +1,14 @@
 """PyTorch reference for bench/run.ts (Debian python3-torch 1.13 + OpenBLAS), printed as JSON.
 
   python3 bench/torch_bench.py sgemm '<json [[m, n, k, transA, transB], ...]>' threads reps
-  python3 bench/torch_bench.py step <full|lora|adalora> threads steps
+  python3 bench/torch_bench.py step <full|lora|adalora|lora-ada> threads steps
 
 The step is the same model as bench/encoder.ts written in plain PyTorch: BERT (6 layers, hidden
 384, 6 heads, FFN 1536, seq 128, batch 8, vocab 30522), classification head, cross-entropy,
 AdamW; `lora`: r=8 alpha=16 on query,value; `adalora`: SVD adapters init_r=12 on
 query,key,value,attention.output.dense,intermediate.dense,output.dense with PEFT's orthogonal
-regulariser and sensitivity-based rank allocation each step.
+regulariser and sensitivity-based rank allocation each step; `lora-ada`: LoRA r=12 alpha=12 on
+AdaLoRA's targets (same targets and initial rank, scale 1).
 """
 import json
 import math
@@ -43,13 +44,15 @@ class Adapted(nn.Module):
 
     def __init__(self, fin, fout, kind):
         super().__init__()
+        r = 12 if kind == "lora-ada" else 8
+        kind = "lora" if kind == "lora-ada" else kind
         self.base = nn.Linear(fin, fout)
         self.kind = kind
         self.drop = nn.Dropout(0.1)
         if kind == "lora":
-            self.A = nn.Parameter(torch.randn(8, fin) / math.sqrt(fin))
-            self.B = nn.Parameter(torch.zeros(fout, 8))
-            self.s = 16 / 8
+            self.A = nn.Parameter(torch.randn(r, fin) / math.sqrt(fin))
+            self.B = nn.Parameter(torch.zeros(fout, r))
+            self.s = 16 / 8 if r == 8 else 1.0
         elif kind == "adalora":
             self.A = nn.Parameter(torch.randn(12, fin) * 0.02)
             self.E = nn.Parameter(torch.zeros(12, 1))

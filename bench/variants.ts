@@ -2,14 +2,16 @@
  * The benchmark's three variants of the reference encoder (issue 2) and their training step, shared
  * by bench/step_worker.ts (timed cells) and bench/profile_step.ts (kernel profiles):
  * `full` fine-tuning, `lora` r=8 alpha=16 on query,value, `adalora` init_r=12 target_r=8 on every
- * linear of a layer with update_and_allocate at every step (as bench/torch_bench.py).
+ * linear of a layer with update_and_allocate at every step (as bench/torch_bench.py), and `lora-ada`:
+ * LoRA r=12 alpha=12 on AdaLoRA's targets (same targets, initial rank and scale 1 as `adalora`), the
+ * anchor of issue 17's "AdaLoRA ≤ 1.1× LoRA" goal.
  */
 import { tf, type Tensor, type Variable } from '../src/tensor/tf.js';
 import { AdamW } from '../src/training/optim.js';
 import { getPeftModel, LoraConfig, AdaLoraConfig, type PeftModel } from '../src/tuners/index.js';
 import { buildEncoder, type Batch, type EncoderShape } from './encoder.js';
 
-export const VARIANTS = ['full', 'lora', 'adalora'] as const;
+export const VARIANTS = ['full', 'lora', 'adalora', 'lora-ada'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 const ADALORA_TARGETS = [
@@ -46,6 +48,17 @@ export function buildVariant(variant: string, shape: EncoderShape): VariantModel
         loraAlpha: 16,
         loraDropout: 0.1,
         targetModules: ['query', 'value'],
+        taskType: 'SEQ_CLS',
+      }),
+    );
+  } else if (variant === 'lora-ada') {
+    peft = getPeftModel(
+      base,
+      new LoraConfig({
+        r: 12,
+        loraAlpha: 12,
+        loraDropout: 0.1,
+        targetModules: ADALORA_TARGETS,
         taskType: 'SEQ_CLS',
       }),
     );

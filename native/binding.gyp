@@ -12,7 +12,9 @@
         "src/dequant.cc",
         "src/random.cc",
         "src/decode.cc",
-        "src/memory.cc"
+        "src/memory.cc",
+        "src/adalora.cc",
+        "src/attention.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -33,6 +33,8 @@ void registerDequant(Napi::Env env, Napi::Object exports);  // dequant.cc (QLoRA
 void registerRandom(Napi::Env env, Napi::Object exports);   // random.cc (dropout)
 void registerDecode(Napi::Env env, Napi::Object exports);   // decode.cc (native token decoding)
 void registerMemory(Napi::Env env, Napi::Object exports);   // memory.cc (malloc_trim, allocator stats)
+void registerAdalora(Napi::Env env, Napi::Object exports);  // adalora.cc (orthogonal regulariser)
+void registerAttention(Napi::Env env, Napi::Object exports);  // attention.cc (fused multi-head attention)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
@@ -50,6 +52,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerRandom(env, exports);
   registerDecode(env, exports);
   registerMemory(env, exports);
+  registerAdalora(env, exports);
+  registerAttention(env, exports);
   return exports;
 }
 

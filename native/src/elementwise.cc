@@ -203,26 +203,15 @@ static Napi::Value Cast(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// AdaLoRA's sensitivity EMA for one parameter (PEFT RankAllocator.update_ipt), in one pass instead
-// of eight small kernels: ipt = |p·g|, avgI = i0·β1 + ipt·(1−β1), avgU = u0·β2 + |ipt − avgI|·(1−β2),
-// each product and sum rounded to float32 like the composed tfjs ops (no FMA contraction, so the
-// result is bit-identical to them). i0/u0 null: a first update from zeros.
-// sensitivityEma(p, g, i0|null, u0|null, ipt, avgI, avgU, beta1, beta2)
-__attribute__((optimize("fp-contract=off"))) static Napi::Value SensitivityEma(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (badArgs(info, 9, "sensitivityEma")) return env.Undefined();
-  Raw pr = raw(info[0]);
-  const float* p = static_cast<const float*>(pr.data);
-  const float* g = f32(info[1]);
-  const float* i0 = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
-  const float* u0 = info[3].IsTypedArray() ? f32(info[3]) : nullptr;
-  float* ipt = f32(info[4]);
-  float* avgI = f32(info[5]);
-  float* avgU = f32(info[6]);
-  const double beta1 = dbl(info, 7), beta2 = dbl(info, 8);
+// AdaLoRA's sensitivity EMA over n elements (RankAllocator.update_ipt): ipt = |p·g|,
+// avgI = i0·β1 + ipt·(1−β1), avgU = u0·β2 + |ipt − avgI|·(1−β2); i0/u0 null start from zeros.
+// One pass instead of eight small kernels; no FMA contraction, so each product and sum rounds to
+// float32 exactly as the composed tfjs ops do (bit-identical to them).
+__attribute__((optimize("fp-contract=off"))) static void sensitivityPass(
+    const float* p, const float* g, const float* i0, const float* u0, float* ipt, float* avgI, float* avgU,
+    int64_t n, double beta1, double beta2) {
   const float b1 = static_cast<float>(beta1), c1 = static_cast<float>(1 - beta1);
   const float b2 = static_cast<float>(beta2), c2 = static_cast<float>(1 - beta2);
-  const int64_t n = static_cast<int64_t>(pr.length);
   for (int64_t i = 0; i < n; i++) {
     const float ip = std::fabs(p[i] * g[i]);
     const float decayI = (i0 ? i0[i] : 0.f) * b1;
@@ -234,11 +223,41 @@ __attribute__((optimize("fp-contract=off"))) static Napi::Value SensitivityEma(c
     avgI[i] = ai;
     avgU[i] = decayU + newU;
   }
+}
+
+static const float* optionalF32(const Napi::Value& v) { return v.IsTypedArray() ? f32(v) : nullptr; }
+
+// sensitivityEma(p, g, i0|null, u0|null, ipt, avgI, avgU, beta1, beta2): one parameter.
+static Napi::Value SensitivityEma(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 9, "sensitivityEma")) return env.Undefined();
+  Raw pr = raw(info[0]);
+  sensitivityPass(static_cast<const float*>(pr.data), f32(info[1]), optionalF32(info[2]), optionalF32(info[3]),
+                  f32(info[4]), f32(info[5]), f32(info[6]), static_cast<int64_t>(pr.length), dbl(info, 7),
+                  dbl(info, 8));
+  return env.Undefined();
+}
+
+// sensitivityEmaAll([p], [g], [i0|null], [u0|null], [ipt], [avgI], [avgU], beta1, beta2): every
+// tracked parameter of an adapter in one call (same bits as sensitivityEma per parameter).
+static Napi::Value SensitivityEmaAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 9, "sensitivityEmaAll")) return env.Undefined();
+  Napi::Array arr[7];
+  for (int j = 0; j < 7; j++) arr[j] = info[j].As<Napi::Array>();
+  const double beta1 = dbl(info, 7), beta2 = dbl(info, 8);
+  for (uint32_t i = 0; i < arr[0].Length(); i++) {
+    Raw pr = raw(arr[0].Get(i));
+    sensitivityPass(static_cast<const float*>(pr.data), f32(arr[1].Get(i)), optionalF32(arr[2].Get(i)),
+                    optionalF32(arr[3].Get(i)), f32(arr[4].Get(i)), f32(arr[5].Get(i)), f32(arr[6].Get(i)),
+                    static_cast<int64_t>(pr.length), beta1, beta2);
+  }
   return env.Undefined();
 }
 
 void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("sensitivityEma", Napi::Function::New(env, SensitivityEma));
+  exports.Set("sensitivityEmaAll", Napi::Function::New(env, SensitivityEmaAll));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("select", Napi::Function::New(env, Select));

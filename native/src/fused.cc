@@ -262,40 +262,62 @@ static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// adamw(p, g, m, v, pOut, mOut, vOut, lr, beta1, beta2, eps, weightDecay, step): one pass of
-// torch.optim.AdamW's single-tensor update (decoupled decay, bias-corrected moments).
+// torch.optim.AdamW's single-tensor update (decoupled decay, bias-corrected moments) over n
+// elements; the constants are derived once per step from the hyper-parameters.
+struct AdamConsts {
+  float decay, stepSize, bc2Sqrt, b1, b2, eps;
+  AdamConsts(double lr, double b1d, double b2d, double epsd, double wd, double t)
+      : decay(static_cast<float>(1.0 - lr * wd)),
+        stepSize(static_cast<float>(lr / (1.0 - std::pow(b1d, t)))),
+        bc2Sqrt(static_cast<float>(std::sqrt(1.0 - std::pow(b2d, t)))),
+        b1(static_cast<float>(b1d)),
+        b2(static_cast<float>(b2d)),
+        eps(static_cast<float>(epsd)) {}
+};
+
+static void adamwPass(const float* p, const float* g, const float* m, const float* v, float* po, float* mo,
+                      float* vo, int64_t n, const AdamConsts& c) {
+#pragma omp parallel for if (n > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * c.b1 + gi * (1.f - c.b1);
+    const float vi = v[i] * c.b2 + gi * gi * (1.f - c.b2);
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] * c.decay - c.stepSize * mi / (std::sqrt(vi) / c.bc2Sqrt + c.eps);
+  }
+}
+
+// adamw(p, g, m, v, pOut, mOut, vOut, lr, beta1, beta2, eps, weightDecay, step): one parameter.
 static Napi::Value AdamW(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (badArgs(info, 13, "adamw")) return env.Undefined();
   Raw pr = raw(info[0]);
-  const float* p = static_cast<float*>(pr.data);
-  const float* g = f32(info[1]);
-  const float* m = f32(info[2]);
-  const float* v = f32(info[3]);
-  float* po = f32(info[4]);
-  float* mo = f32(info[5]);
-  float* vo = f32(info[6]);
-  const double lr = dbl(info, 7), b1 = dbl(info, 8), b2 = dbl(info, 9), eps = dbl(info, 10), wd = dbl(info, 11);
-  const double t = dbl(info, 12);
-  const float decay = static_cast<float>(1.0 - lr * wd);
-  const float stepSize = static_cast<float>(lr / (1.0 - std::pow(b1, t)));
-  const float bc2Sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
-  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2), feps = static_cast<float>(eps);
-  const int64_t n = static_cast<int64_t>(pr.length);
-#pragma omp parallel for if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const float gi = g[i];
-    const float mi = m[i] * fb1 + gi * (1.f - fb1);
-    const float vi = v[i] * fb2 + gi * gi * (1.f - fb2);
-    mo[i] = mi;
-    vo[i] = vi;
-    po[i] = p[i] * decay - stepSize * mi / (std::sqrt(vi) / bc2Sqrt + feps);
+  const AdamConsts c(dbl(info, 7), dbl(info, 8), dbl(info, 9), dbl(info, 10), dbl(info, 11), dbl(info, 12));
+  adamwPass(static_cast<float*>(pr.data), f32(info[1]), f32(info[2]), f32(info[3]), f32(info[4]), f32(info[5]),
+            f32(info[6]), static_cast<int64_t>(pr.length), c);
+  return env.Undefined();
+}
+
+// adamwAll([p, g, m, v, pOut, mOut, vOut] arrays of typed arrays, lr, beta1, beta2, eps, weightDecay,
+// step): the same update for every parameter of an optimizer in one call (same bits as adamw).
+static Napi::Value AdamWAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 13, "adamwAll")) return env.Undefined();
+  Napi::Array arr[7];
+  for (int j = 0; j < 7; j++) arr[j] = info[j].As<Napi::Array>();
+  const AdamConsts c(dbl(info, 7), dbl(info, 8), dbl(info, 9), dbl(info, 10), dbl(info, 11), dbl(info, 12));
+  for (uint32_t i = 0; i < arr[0].Length(); i++) {
+    Raw pr = raw(arr[0].Get(i));
+    adamwPass(static_cast<float*>(pr.data), f32(arr[1].Get(i)), f32(arr[2].Get(i)), f32(arr[3].Get(i)),
+              f32(arr[4].Get(i)), f32(arr[5].Get(i)), f32(arr[6].Get(i)), static_cast<int64_t>(pr.length), c);
   }
   return env.Undefined();
 }
 
 void registerFused(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("adamwAll", Napi::Function::New(env, AdamWAll));
   exports.Set("maskedSoftmax", Napi::Function::New(env, MaskedSoftmax));
   exports.Set("softmaxGrad", Napi::Function::New(env, SoftmaxGrad));
   exports.Set("softmax", Napi::Function::New(env, Softmax));

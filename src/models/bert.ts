@@ -9,13 +9,13 @@
  * dropout input. Eval outputs are unaffected.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
-import { activation, attention } from '../tensor/ops/index.js';
+import { activation, multiHeadAttention } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { ShapeError } from '../errors.js';
 import { PreTrainedModel, type HFConfig, type ModelInputs, type ModelOutput } from './base.js';
 import { ConfigReader } from './config.js';
-import { additivePaddingMask, batchShape, mergeHeads, splitHeads, tidyOutput } from './common.js';
+import { additivePaddingMask, batchShape, tidyOutput } from './common.js';
 
 /** The dimensions of a BERT/RoBERTa config, read once. */
 export interface BertDims {
@@ -137,11 +137,11 @@ export class BertSelfAttention extends Module {
 
   forward(x: Tensor, mask: Tensor | null): Tensor {
     return tf.tidy(() => {
-      const { nHead, headDim } = this.dims;
-      const q = splitHeads(this.query.forward(x), nHead, headDim); // [B, nHead, T, headDim]
-      const k = splitHeads(this.key.forward(x), nHead, headDim); // [B, nHead, T, headDim]
-      const v = splitHeads(this.value.forward(x), nHead, headDim); // [B, nHead, T, headDim]
-      return mergeHeads(attention(q, k, v, { mask })); // [B, T, H]
+      const q = this.query.forward(x); // [B, T, H]
+      const k = this.key.forward(x); // [B, T, H]
+      const v = this.value.forward(x); // [B, T, H]
+      // split into nHead heads of headDim, attend, merge: one fused kernel on native (no transposes)
+      return multiHeadAttention(q, k, v, this.dims.nHead, { mask }); // [B, T, H]
     });
   }
 }

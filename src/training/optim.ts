@@ -6,7 +6,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
 import { CheckpointError, ConfigError } from '../errors.js';
-import { adamwUpdate } from '../tensor/ops/adamw.js';
+import { adamwUpdateAll } from '../tensor/ops/adamw.js';
 import { readScalar } from '../tensor/read.js';
 
 export interface AdamWOptions {
@@ -28,6 +28,12 @@ export interface AdamWOptions {
  * const { grads } = tf.variableGrads(() => lossFn(), vars);
  * opt.step(grads); tf.dispose(grads);
  */
+/**
+ * Parameter elements updated per native AdamW call (16 MB of float32 per state array): all of a
+ * LoRA adapter's parameters in one call, a full model in slices of this size.
+ */
+const ADAMW_GROUP_ELEMENTS = 1 << 22;
+
 export class AdamW {
   readonly lr: number;
   readonly beta1: number;
@@ -88,27 +94,47 @@ export class AdamW {
       grads instanceof Map ? (grads.get(name) ?? grads.get(p.name)) : (grads[name] ?? grads[p.name]);
     this.stepCount += 1;
     const t = this.stepCount;
+    // torch.optim.AdamW single-tensor path: decoupled decay, moment updates, bias-corrected step;
+    // one fused kernel per group of parameters on the native backend, the composed ops elsewhere
+    // (tensor/ops/adamw.ts). Groups stay below ADAMW_GROUP_ELEMENTS so that the new p/m/v arrays
+    // of a group and the old ones they replace coexist only for that group (bounded extra memory).
+    const hyper = {
+      lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      step: t,
+    };
+    let group: { p: Variable; g: Tensor; m: Variable; v: Variable }[] = [];
+    let size = 0;
+    const flush = () => {
+      const items = group;
+      tf.tidy(() => {
+        const next = adamwUpdateAll(
+          items.map((x) => x.p),
+          items.map((x) => x.g),
+          items.map((x) => x.m),
+          items.map((x) => x.v),
+          hyper,
+        );
+        items.forEach(({ p, m, v }, i) => {
+          m.assign(next[i]!.m);
+          v.assign(next[i]!.v);
+          p.assign(next[i]!.p);
+        });
+      });
+      group = [];
+      size = 0;
+    };
     for (const [name, p] of this.params) {
       const g = get(name, p);
       if (!g) continue;
-      const m = this.m.get(name)!;
-      const v = this.v.get(name)!;
-      tf.tidy(() => {
-        // torch.optim.AdamW single-tensor path: decoupled decay, moment updates, bias-corrected step;
-        // one fused kernel on the native backend, the composed ops elsewhere (tensor/ops/adamw.ts).
-        const next = adamwUpdate(p, g, m, v, {
-          lr,
-          beta1: this.beta1,
-          beta2: this.beta2,
-          eps: this.eps,
-          weightDecay: this.weightDecay,
-          step: t,
-        });
-        m.assign(next.m);
-        v.assign(next.v);
-        p.assign(next.p);
-      });
+      if (group.length > 0 && size + p.size > ADAMW_GROUP_ELEMENTS) flush();
+      group.push({ p, g, m: this.m.get(name)!, v: this.v.get(name)! });
+      size += p.size;
     }
+    if (group.length > 0) flush();
   }
 
   /** Slot variables as `<param>/m`, `<param>/v` (live references; do not dispose). */

@@ -114,9 +114,73 @@ export interface NativeAddon {
     weightDecay: number,
     step: number,
   ): void;
+  /** `adamw` over lists of parameters (same arithmetic), one call for an optimizer step. */
+  adamwAll(
+    p: F32[],
+    g: F32[],
+    m: F32[],
+    v: F32[],
+    pOut: F32[],
+    mOut: F32[],
+    vOut: F32[],
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
   dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  /** AdaLoRA's orthogonal regulariser over all matrices; writes ∂R/∂P_i into grads[i], returns R. */
+  orthReg(ps: F32[], rows: I32, cols: I32, isA: Uint8Array, grads: F32[]): number;
+  /** Multi-head attention over [B, T, heads·d] q/k/v (native/src/attention.cc). */
+  attentionForward(
+    q: F32,
+    k: F32,
+    v: F32,
+    mask: F32 | null,
+    maskStrides: I32,
+    out: F32,
+    probs: F32,
+    b: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    d: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    dy: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    b: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    d: number,
+    scale: number,
+  ): void;
+  /** ys[i] = xs[i]·s for every pair. */
+  scaleAll(xs: F32[], ys: F32[], s: number): void;
+  /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
+  sensitivityEmaAll(
+    p: F32[],
+    g: F32[],
+    i0: (F32 | null)[],
+    u0: (F32 | null)[],
+    ipt: F32[],
+    avgI: F32[],
+    avgU: F32[],
+    beta1: number,
+    beta2: number,
+  ): void;
   sensitivityEma(
     p: F32,
     g: F32,

@@ -16,8 +16,10 @@ export const FUSED = {
   maskedSoftmax: 'LowrankMaskedSoftmax',
   softmaxGrad: 'LowrankSoftmaxGrad',
   adamw: 'LowrankAdamW',
+  adamwAll: 'LowrankAdamWAll',
   dropout: 'LowrankDropout',
   sensitivityEma: 'LowrankSensitivityEma',
+  sensitivityEmaAll: 'LowrankSensitivityEmaAll',
 } as const;
 
 function rowsCols(x: TensorInfo): [number, number] {
@@ -213,6 +215,39 @@ const adamw: NativeKernelSpec = {
 };
 
 /**
+ * LowrankAdamWAll {p0, g0, m0, v0, p1, …} attrs as LowrankAdamW → [p0', m0', v0', p1', …]: every
+ * parameter of an optimizer in one call (the same per-element arithmetic as LowrankAdamW).
+ */
+const adamwAll: NativeKernelSpec = {
+  name: FUSED.adamwAll,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const lists: TensorInfo[][] = [[], [], [], []];
+    for (let i = 0; inputs[`p${i}`] !== undefined; i++)
+      ['p', 'g', 'm', 'v'].forEach((k, j) => lists[j]!.push(inputs[`${k}${i}`]!));
+    const [ps, gs, ms, vs] = lists as [TensorInfo[], TensorInfo[], TensorInfo[], TensorInfo[]];
+    const outs = [0, 1, 2].map(() => ps.map((p) => allocF32(backend, sizeOf(p.shape))));
+    const arrays = (ts: TensorInfo[]) => ts.map((t) => f32(backend, t));
+    const h = (k: string) => Number(attrs?.[k]);
+    addon.adamwAll(
+      arrays(ps),
+      arrays(gs),
+      arrays(ms),
+      arrays(vs),
+      outs[0]!,
+      outs[1]!,
+      outs[2]!,
+      h('lr'),
+      h('beta1'),
+      h('beta2'),
+      h('eps'),
+      h('weightDecay'),
+      h('step'),
+    );
+    return ps.flatMap((p, i) => outs.map((o) => output(backend, [...p.shape], 'float32', o[i]!)));
+  },
+};
+
+/**
  * LowrankDropout {x} attrs {keep, s0, s1, s2, c} → [y, mult]: tf.dropout's mask from Alea state
  * (s0..s2 as integers, carry c; see src/tensor/ops/dropout.ts), y = x·mult.
  */
@@ -249,8 +284,36 @@ const sensitivityEma: NativeKernelSpec = {
   },
 };
 
+/**
+ * LowrankSensitivityEmaAll {p0, g0, a0?, u0?, p1, …} attrs {beta1, beta2} → [ipt0, avgI0, avgU0, ipt1, …]:
+ * the sensitivity EMA of every tracked parameter in one call (a{i}/u{i}: previous Ī/Ū, absent = zeros).
+ */
+const sensitivityEmaAll: NativeKernelSpec = {
+  name: FUSED.sensitivityEmaAll,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const ps: TensorInfo[] = [];
+    for (let i = 0; inputs[`p${i}`] !== undefined; i++) ps.push(inputs[`p${i}`]!);
+    const opt = (t: TensorInfo | undefined) => (t ? f32(backend, t) : null);
+    const outs = [0, 1, 2].map(() => ps.map((p) => allocF32(backend, sizeOf(p.shape))));
+    addon.sensitivityEmaAll(
+      ps.map((p) => f32(backend, p)),
+      ps.map((_, i) => f32(backend, inputs[`g${i}`]!)),
+      ps.map((_, i) => opt(inputs[`a${i}`])),
+      ps.map((_, i) => opt(inputs[`u${i}`])),
+      outs[0]!,
+      outs[1]!,
+      outs[2]!,
+      Number(attrs?.beta1),
+      Number(attrs?.beta2),
+    );
+    return ps.flatMap((p, i) => outs.map((o) => output(backend, [...p.shape], 'float32', o[i]!)));
+  },
+};
+
 export const fusedKernels: NativeKernelSpec[] = [
+  sensitivityEmaAll,
   adamw,
+  adamwAll,
   dropout,
   sensitivityEma,
   norm,

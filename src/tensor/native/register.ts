@@ -13,6 +13,8 @@ import { elementwiseKernels } from './elementwise.js';
 import { reduceKernels } from './reduce.js';
 import { layoutKernels } from './layout.js';
 import { fusedKernels } from './fused_kernels.js';
+import { adaloraKernels } from './adalora_kernels.js';
+import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
 import { BufferPool } from './pool.js';
 
@@ -75,7 +77,15 @@ export class NativeBackend extends QuietCpuBackend {
 
 /** Every native kernel override, by tfjs kernel name (plus lowrank's fused kernels). */
 export function nativeKernelSpecs(): NativeKernelSpec[] {
-  return [...matmulKernels, ...elementwiseKernels, ...reduceKernels, ...layoutKernels, ...fusedKernels];
+  return [
+    ...matmulKernels,
+    ...elementwiseKernels,
+    ...reduceKernels,
+    ...layoutKernels,
+    ...fusedKernels,
+    ...adaloraKernels,
+    ...attentionKernels,
+  ];
 }
 
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];

@@ -40,3 +40,28 @@ export function adamwUpdate(
     return { p: p1, m: m1, v: v1 };
   });
 }
+
+/**
+ * {@link adamwUpdate} for every parameter of an optimizer step: on native one kernel over all of them
+ * (the same per-element arithmetic, so the same bits as one call per parameter), elsewhere one
+ * composed update per parameter. Returns new tensors per parameter (the caller assigns and owns them).
+ *
+ * @example
+ * const next = adamwUpdateAll([w1, w2], [g1, g2], [m1, m2], [v1, v2], hyper); // [{ p, m, v }, { p, m, v }]
+ */
+export function adamwUpdateAll(
+  ps: Tensor[],
+  gs: Tensor[],
+  ms: Tensor[],
+  vs: Tensor[],
+  h: AdamWHyper,
+): { p: Tensor; m: Tensor; v: Tensor }[] {
+  if (ps.length === 0 || !nativeFused(...ps, ...gs, ...ms, ...vs))
+    return ps.map((p, i) => adamwUpdate(p, gs[i]!, ms[i]!, vs[i]!, h));
+  const inputs: Record<string, Tensor> = {};
+  ps.forEach((p, i) =>
+    Object.assign(inputs, { [`p${i}`]: p, [`g${i}`]: gs[i]!, [`m${i}`]: ms[i]!, [`v${i}`]: vs[i]! }),
+  );
+  const outs = runFused(FUSED.adamwAll, inputs, { ...h });
+  return ps.map((_, i) => ({ p: outs[3 * i]!, m: outs[3 * i + 1]!, v: outs[3 * i + 2]! }));
+}

@@ -1,4 +1,5 @@
 import { tf, type Tensor } from '../tf.js';
+import { ATTENTION_KERNELS } from '../native/attention_kernels.js';
 import { FUSED, customGrad1, nativeFused, runFused } from './fused.js';
 
 /** Large negative used for masked attention scores (finite, so fully masked rows stay NaN-free). */
@@ -61,6 +62,62 @@ function fusedAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions)
   });
   const probs = softmax(tf.matMul(q, k, false, true)); // [B, H, Tq, Tk]
   return tf.matMul(probs, v); // [B, H, Tq, D]
+}
+
+/**
+ * Multi-head attention on the projections' own layout: q [B, Tq, heads·d], k/v [B, Tk, heads·d] →
+ * [B, Tq, heads·d], i.e. `mergeHeads(attention(splitHeads(q), splitHeads(k), splitHeads(v)))`. On
+ * `native` the forward is one kernel (per head: q·kᵀ, scale, mask, softmax, ·v on strided views, no
+ * head transposes) and so is the backward (dq, dk, dv from the saved probabilities); the composed
+ * split/attention/merge runs on every other backend and is the reference it is tested against.
+ * The mask (same rules as {@link attention}) is a constant. No dropout on the probabilities.
+ *
+ * @example
+ * const ctx = multiHeadAttention(q, k, v, 6, { mask: paddingMask(attentionMask) }); // [B, T, 384]
+ */
+export function multiHeadAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  opts: AttentionOptions = {},
+): Tensor {
+  const [b, tq, width] = q.shape as number[];
+  const d = width! / heads;
+  const tk = k.shape[1]!;
+  const scores = [b!, heads, tq!, tk];
+  const mask = opts.mask ?? null;
+  const fits =
+    !mask ||
+    (mask.dtype === 'float32' &&
+      mask.rank <= 4 &&
+      mask.shape.every((n, i) => n === 1 || n === scores[4 - mask.rank + i]));
+  if (!(nativeFused(q, k, v) && q.rank === 3 && Number.isInteger(d) && fits))
+    return tf.tidy(() => {
+      const split = (t: Tensor) => t.reshape([t.shape[0]!, t.shape[1]!, heads, d]).transpose([0, 2, 1, 3]);
+      const out = attention(split(q), split(k), split(v), opts); // [B, heads, Tq, d]
+      return out.transpose([0, 2, 1, 3]).reshape([b!, tq!, width!]);
+    });
+  return tf.tidy(() => {
+    const scale = opts.scale ?? 1 / Math.sqrt(d);
+    let m = mask;
+    if (opts.causal) m = m ? tf.add(m, causalMask(tq!, tk)) : causalMask(tq!, tk);
+    const attrs = { heads, scale };
+    const f = tf.customGrad(((qi: Tensor, ki: Tensor, vi: Tensor, save: tf.GradSaveFunc) => {
+      const inputs: Record<string, Tensor> = { q: qi, k: ki, v: vi };
+      if (m) inputs.mask = m;
+      const [out, probs] = runFused(ATTENTION_KERNELS.forward, inputs, attrs);
+      save([qi, ki, vi, probs!]);
+      return {
+        value: out!,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const [sq, sk, sv, sp] = saved as [Tensor, Tensor, Tensor, Tensor];
+          return runFused(ATTENTION_KERNELS.backward, { dy, q: sq, k: sk, v: sv, probs: sp }, attrs);
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(q, k, v) as Tensor;
+  });
 }
 
 /** [1, 1, Tq, Tk] additive causal mask aligned to the end (query i ↔ absolute position Tk − Tq + i). */

@@ -20,7 +20,7 @@ import { gelu, geluTanh } from './activations.js';
 import { softmaxCrossEntropy } from './loss.js';
 import { attention, paddingMask } from './attention.js';
 import { loraDelta } from './lora.js';
-import { adamwUpdate } from './adamw.js';
+import { adamwUpdate, adamwUpdateAll } from './adamw.js';
 import { runOn } from '../../testing/backend_parity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
@@ -242,4 +242,43 @@ test('adamwUpdate: fused native pass equals the composed update and a hand compu
       `${be}: ${gotP!.values[0]} vs ${want}`,
     );
   }
+});
+
+test('adamwUpdateAll: one native call equals one adamwUpdate per parameter bit for bit, and the cpu path', async () => {
+  if (!nativeAvailable()) return;
+  const rng = new Rng(77);
+  const shapes = [[12, 384], [7], [3, 0], [1], [5, 5]];
+  const ins = shapes.flatMap((s) => [randn(rng, s), randn(rng, s), randn(rng, s), randn(rng, s)]);
+  const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 3 };
+  const split = (xs: Tensor[]) => [0, 1, 2, 3].map((j) => xs.filter((_, i) => i % 4 === j));
+  const all = (...xs: Tensor[]) => {
+    const [p, g, m, v] = split(xs) as [Tensor[], Tensor[], Tensor[], Tensor[]];
+    return adamwUpdateAll(
+      p,
+      g,
+      m.map((t) => tf.abs(t)),
+      v.map((t) => tf.abs(t)),
+      h,
+    ).flatMap((o) => [o.p, o.m, o.v]);
+  };
+  const each = (...xs: Tensor[]) => {
+    const [p, g, m, v] = split(xs) as [Tensor[], Tensor[], Tensor[], Tensor[]];
+    return p.flatMap((pi, i) => {
+      const o = adamwUpdate(pi, g[i]!, tf.abs(m[i]!), tf.abs(v[i]!), h);
+      return [o.p, o.m, o.v];
+    });
+  };
+  const natAll = await runOn('native', ins, all);
+  const natEach = await runOn('native', ins, each);
+  natAll.forEach((o, i) => assert.deepEqual(o.values, natEach[i]!.values, `output ${i}`));
+  const cpu = await runOn('cpu', ins, all);
+  natAll.forEach((o, i) =>
+    (o.values as Float32Array).forEach((x, j) => {
+      const y = cpu[i]!.values[j]!;
+      assert.ok(
+        Math.abs(x - y) <= VALUE_TOL.atol + VALUE_TOL.rtol * Math.abs(y),
+        `output ${i}[${j}] ${x} vs ${y}`,
+      );
+    }),
+  );
 });

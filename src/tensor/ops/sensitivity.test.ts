@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../tf.js';
 import { Rng } from '../../util/rng.js';
 import { nativeAvailable, randn, runOn } from '../../testing/backend_parity.js';
-import { sensitivityEma } from './sensitivity.js';
+import { sensitivityEma, sensitivityEmaAll } from './sensitivity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 const rng = new Rng(5);
@@ -41,3 +41,30 @@ test('sensitivityEma: values of a hand-computed case; no tensors left', { skip }
   tf.dispose([...out, p!, g!, i0!, u0!]);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test(
+  'sensitivityEmaAll: one native call equals one sensitivityEma per parameter bit for bit',
+  { skip },
+  async () => {
+    const shapes = [[12, 384], [7, 1], [3, 0], [1]];
+    const ins = shapes.flatMap((s) => [randn(rng, s), randn(rng, s), randn(rng, s), randn(rng, s)]);
+    const items = (xs: Tensor[]) =>
+      shapes.map((_, i) => ({
+        p: xs[4 * i]!,
+        g: xs[4 * i + 1]!,
+        // the first parameter starts from zeros, the others carry state
+        i0: i === 0 ? null : tf.abs(xs[4 * i + 2]!),
+        u0: i === 0 ? null : tf.abs(xs[4 * i + 3]!),
+      }));
+    const all = (...xs: Tensor[]) => sensitivityEmaAll(items(xs), 0.85, 0.95).flat();
+    const each = (...xs: Tensor[]) =>
+      items(xs).flatMap(({ p, g, i0, u0 }) => sensitivityEma(p, g, i0, u0, 0.85, 0.95));
+    const nat = await runOn('native', ins, all);
+    const one = await runOn('native', ins, each);
+    const cpu = await runOn('cpu', ins, all);
+    nat.forEach((o, i) => {
+      assert.deepEqual(o.values, one[i]!.values, `output ${i} vs per-parameter kernel`);
+      assert.deepEqual(o.values, cpu[i]!.values, `output ${i} vs composed ops on cpu`);
+    });
+  },
+);

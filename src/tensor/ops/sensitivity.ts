@@ -38,3 +38,36 @@ export function sensitivityEma(
     return [ipt, avgI, avgU];
   });
 }
+
+/** One parameter's inputs to {@link sensitivityEmaAll}. */
+export interface SensitivityItem {
+  p: Tensor;
+  g: Tensor;
+  i0: Tensor | null;
+  u0: Tensor | null;
+}
+
+/**
+ * {@link sensitivityEma} for every tracked parameter of an allocator step: one native kernel for all
+ * of them (the same bits as one call each), the per-parameter ops elsewhere. Caller disposes.
+ *
+ * @example const [[ipt, avgI, avgU]] = sensitivityEmaAll([{ p, g, i0: null, u0: null }], 0.85, 0.85);
+ */
+export function sensitivityEmaAll(
+  items: SensitivityItem[],
+  beta1: number,
+  beta2: number,
+): [Tensor, Tensor, Tensor][] {
+  const all = items.flatMap(({ p, g, i0, u0 }) => [p, g, ...[i0, u0].filter((t): t is Tensor => t !== null)]);
+  if (items.length === 0 || !nativeFused(...all))
+    return items.map(({ p, g, i0, u0 }) => sensitivityEma(p, g, i0, u0, beta1, beta2));
+  const inputs: Record<string, Tensor> = {};
+  items.forEach(({ p, g, i0, u0 }, i) => {
+    inputs[`p${i}`] = p;
+    inputs[`g${i}`] = g;
+    if (i0) inputs[`a${i}`] = i0;
+    if (u0) inputs[`u${i}`] = u0;
+  });
+  const outs = runFused(FUSED.sensitivityEmaAll, inputs, { beta1, beta2 });
+  return items.map((_, i) => [outs[3 * i]!, outs[3 * i + 1]!, outs[3 * i + 2]!]);
+}

@@ -4,7 +4,7 @@
  *
  * Names are `namedParameters()` names of the wrapped model, e.g.
  * `model.layers.0.self_attn.q_proj.lora_A.default`. Exactly as PEFT, parameters are selected by
- * *substring* tests (`lora_A.<adapter>` in the name, spec §3.1/§3.3/§3.4), budgets are counted in total
+ * *substring* tests (`lora_A.<adapter>` in the name, PEFT `_set_budget_scheduler`, `update_ipt`, `mask_to_budget`), budgets are counted in total
  * triplets (Σ ranks), the cubic schedule truncates with `Math.trunc` (Python `int()`), and the pruning
  * threshold is the k-th smallest triplet score with `<=` (ties prune more than k; NaN is never pruned).
  *
@@ -17,9 +17,10 @@
  *   `updateIpt` then keeps no statistics).
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
-import { sensitivityEma } from '../../tensor/ops/sensitivity.js';
+import { sensitivityEmaAll } from '../../tensor/ops/sensitivity.js';
 import { ConfigError, ShapeError, CheckpointError } from '../../errors.js';
 import { assignMask, kthSmallest, replaceAll } from './masking.js';
+import { tripletScores } from './triplet_scores.js';
 import { readAll, readDataSync } from '../../tensor/read.js';
 
 export { kthSmallest } from './masking.js';
@@ -55,7 +56,7 @@ export interface BudgetStep {
 }
 
 export class RankAllocator {
-  /** Σ initial ranks of the adapter's `lora_A` matrices (spec §3.1). */
+  /** Σ initial ranks of the adapter's `lora_A` matrices (PEFT `RankAllocator._set_budget_scheduler`). */
   readonly initBgt: number;
   /** `targetR` × number of adapted matrices. */
   readonly targetBgt: number;
@@ -97,7 +98,7 @@ export class RankAllocator {
         'omit it for PEFT behaviour',
       );
     }
-    // spec §3.1 `_set_budget_scheduler`: substring match, budget = Σ rows of lora_A.
+    // PEFT `RankAllocator._set_budget_scheduler` `_set_budget_scheduler`: substring match, budget = Σ rows of lora_A.
     let init = 0;
     const nameSet = new Set<string>();
     for (const [n, p] of params) {
@@ -124,7 +125,7 @@ export class RankAllocator {
   }
 
   /**
-   * Cubic budget schedule (spec §3.2, paper Eq. 12): `budget` in Σ ranks and whether this step masks.
+   * Cubic budget schedule (PEFT `RankAllocator.budget_schedule`, paper Eq. 12): `budget` in Σ ranks and whether this step masks.
    * @example alloc.budgetSchedule(0); // { budget: initBgt, maskInd: false }
    */
   budgetSchedule(step: number): BudgetStep {
@@ -136,13 +137,13 @@ export class RankAllocator {
     return { budget, maskInd: step % deltaT === 0 };
   }
 
-  /** Parameters the EMAs track: `lora_` and the adapter name in the name (spec §3.3). */
+  /** Parameters the EMAs track: `lora_` and the adapter name in the name (PEFT `RankAllocator.update_ipt`). */
   private tracked(n: string): boolean {
     return n.includes('lora_') && n.includes(this.adapterName);
   }
 
   /**
-   * One EMA step of sensitivity and uncertainty (spec §3.3, paper Eq. 8–9), in f32:
+   * One EMA step of sensitivity and uncertainty (PEFT `RankAllocator.update_ipt`, paper Eq. 8–9), in f32:
    * `ipt = |p·g|`, `Ī = β1·Ī + (1−β1)·ipt`, `Ū = β2·Ū + (1−β2)·|ipt − Ī|` (the new Ī).
    * Frozen parameters (`trainable === false` on a `tf.Variable`) are skipped instead of crashing
    * (PEFT #1721); an empty (rank-0) parameter without a gradient counts as zero gradient; any other
@@ -152,6 +153,7 @@ export class RankAllocator {
   updateIpt(params: ParamMap, grads: ReadonlyMap<string, Tensor>): void {
     if (this.importance === 'magnitude') return;
     const { beta1, beta2 } = this.schedule;
+    const items: { n: string; p: Tensor; g: Tensor; own: boolean }[] = [];
     for (const [n, p] of params) {
       if (!this.tracked(n)) continue;
       const given = grads.get(n);
@@ -159,6 +161,7 @@ export class RankAllocator {
       // A fully pruned layer (rank 0) has empty tensors that take no part in the loss: zero gradient.
       const g: Tensor | undefined = given ?? (p.size === 0 ? tf.zerosLike(p) : undefined);
       if (!g) {
+        items.forEach((it) => it.own && it.g.dispose());
         throw new ConfigError(
           'RankAllocator.updateIpt',
           'a trainable adapter parameter has no gradient',
@@ -167,6 +170,7 @@ export class RankAllocator {
         );
       }
       if (!g.shape.every((d, i) => d === p.shape[i]) || g.rank !== p.rank) {
+        items.forEach((it) => it.own && it.g.dispose());
         throw new ShapeError(
           'RankAllocator.updateIpt',
           `gradient shape differs from parameter ${n}`,
@@ -174,82 +178,39 @@ export class RankAllocator {
           `expected [${p.shape}]`,
         );
       }
-      const prevI = this._expAvgIpt.get(n);
-      const prevU = this._expAvgUnc.get(n);
-      // One native kernel per parameter instead of eight (ops/sensitivity.ts; same float32 values).
-      const [ipt, avgI, avgU] = sensitivityEma(p, g, prevI ?? null, prevU ?? null, beta1, beta2);
-      if (!given) g.dispose();
-      this._ipt.get(n)?.dispose();
-      prevI?.dispose();
-      prevU?.dispose();
+      items.push({ n, p, g, own: !given });
+    }
+    // One native kernel for every parameter (ops/sensitivity.ts; same float32 values as the composed ops).
+    const next = sensitivityEmaAll(
+      items.map(({ n, p, g }) => ({
+        p,
+        g,
+        i0: this._expAvgIpt.get(n) ?? null,
+        u0: this._expAvgUnc.get(n) ?? null,
+      })),
+      beta1,
+      beta2,
+    );
+    items.forEach(({ n, g, own }, i) => {
+      const [ipt, avgI, avgU] = next[i]!;
+      if (own) g.dispose();
+      for (const m of [this._ipt, this._expAvgIpt, this._expAvgUnc]) m.get(n)?.dispose();
       this._ipt.set(n, ipt);
       this._expAvgIpt.set(n, avgI);
       this._expAvgUnc.set(n, avgU);
-    }
-  }
-
-  /** Element score s(n) (spec §3.3 `_element_score`), in a tidy scope of the caller. */
-  private elementScore(n: string, p: Tensor): Tensor {
-    if (this.importance === 'magnitude') return tf.abs(p);
-    const avgI = this._expAvgIpt.get(n);
-    if (!avgI) {
-      throw new ConfigError(
-        'RankAllocator.maskToBudget',
-        'no importance statistics for this parameter yet',
-        n,
-        'call updateIpt (or updateAndAllocate before the final phase) at least once before masking',
-      );
-    }
-    return this.importance === 'sensitivity' ? avgI : tf.mul(avgI, this._expAvgUnc.get(n)!);
+    });
   }
 
   /**
-   * Triplet scores per `lora_E` parameter name, each f32 [r] (spec §3.4: S = s(E) + mean over
+   * Triplet scores per `lora_E` parameter name, each f32 [r] (PEFT `RankAllocator.mask_to_budget`: S = s(E) + mean over
    * in-features of s(A) + mean over out-features of s(B); magnitude mode: |E| only). Caller disposes.
    */
   tripletScores(params: ParamMap): Map<string, Tensor> {
-    const a = `lora_A.${this.adapterName}`;
-    const b = `lora_B.${this.adapterName}`;
-    const e = `lora_E.${this.adapterName}`;
-    const vec = new Map<string, Tensor[]>();
-    const val = new Map<string, Tensor>();
-    const out = new Map<string, Tensor>();
-    tf.tidy(() => {
-      for (const [n, p] of params) {
-        const magnitude = this.importance === 'magnitude';
-        if (n.includes(a) && !magnitude) {
-          const key = replaceAll(n, 'lora_A', '%s');
-          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 1).reshape([-1])]);
-        }
-        if (n.includes(b) && !magnitude) {
-          const key = replaceAll(n, 'lora_B', '%s');
-          vec.set(key, [...(vec.get(key) ?? []), tf.mean(this.elementScore(n, p), 0).reshape([-1])]);
-        }
-        if (n.includes(e)) {
-          const key = replaceAll(n, 'lora_E', '%s');
-          val.set(key, this.elementScore(n, p).reshape([-1]));
-          if (magnitude) vec.set(key, []);
-        }
-      }
-      for (const [key, parts] of vec) {
-        const sE = val.get(key);
-        if (!sE) {
-          throw new CheckpointError(
-            'RankAllocator.maskToBudget',
-            'lora_A/lora_B without a matching lora_E',
-            key.replace('%s', 'lora_E'),
-            'every AdaLoRA layer needs lora_A, lora_B and lora_E',
-          );
-        }
-        const s = parts.reduce((acc, t) => tf.add(acc, t), sE);
-        out.set(replaceAll(key, '%s', 'lora_E'), tf.keep(s));
-      }
-    });
-    return out;
+    return tripletScores(params, this.adapterName, this.importance, this._expAvgIpt, this._expAvgUnc);
   }
 
   /**
-   * Prunes the least important triplets down to `budget` (spec §3.4): zeroes the masked `lora_E`
+   * Prunes the least important triplets down to `budget` (PEFT `RankAllocator.mask_to_budget`): zeroes the masked `lora_E`
    * entries in place (they must be `tf.Variable`s) and returns the rank pattern. Reads the scores
    * synchronously, so CPU-memory backends only (cpu, native, wasm); on WebGPU/WebGL use
    * {@link maskToBudgetAsync}.
@@ -305,7 +266,7 @@ export class RankAllocator {
   }
 
   /**
-   * Budget step plus masking (spec §3.5): EMAs are updated while `step < totalStep − tfinal`; masks
+   * Budget step plus masking (PEFT `AdaLoraModel.update_and_allocate`): EMAs are updated while `step < totalStep − tfinal`; masks
    * when the schedule says so or `forceMask`. Returns the budget and the pattern (null if no mask).
    * CPU-memory backends only; {@link updateAndAllocateAsync} runs anywhere.
    * @example const { budget, rankPattern } = alloc.updateAndAllocate(params, grads, step);
@@ -339,7 +300,7 @@ export class RankAllocator {
   }
 
   /**
-   * Re-applies a frozen pattern (spec §3.5, final phase). Pattern keys may carry the adapter suffix
+   * Re-applies a frozen pattern (PEFT `AdaLoraModel.update_and_allocate`, final phase). Pattern keys may carry the adapter suffix
    * (`…lora_E.default`, in-memory) or not (as saved); only the trailing `.<adapter>` is stripped, so
    * module names containing the adapter name are not corrupted (PEFT replaces every occurrence; a key
    * written that way by PEFT is still found).
@@ -404,7 +365,7 @@ export class RankAllocator {
     ];
   }
 
-  /** Forgets the importance statistics (spec §3.5 at step totalStep − tfinal). */
+  /** Forgets the importance statistics (PEFT `AdaLoraModel.update_and_allocate` at step totalStep − tfinal). */
   resetIpt(): void {
     for (const m of [this._ipt, this._expAvgIpt, this._expAvgUnc]) {
       m.forEach((t) => t.dispose());
