@@ -5,13 +5,8 @@
 import { test } from 'node:test';
 import { tf, type Tensor } from '../tf.js';
 import { Rng } from '../../util/rng.js';
-import {
-  assertBackendsAgree,
-  nativeAvailable,
-  randint,
-  randn,
-  type HostTensor,
-} from '../../testing/backend_parity.js';
+import { assertBackendsAgree, nativeAvailable, randint, randn } from '../../testing/backend_parity.js';
+import type { HostTensor } from '../../testing/backend_parity.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 // BLAS sums k products in a different (blocked, FMA) order than the cpu kernel's loop: float32
