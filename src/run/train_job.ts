@@ -9,6 +9,8 @@ import { tf } from '../tensor/tf.js';
 import { initBackend } from '../tensor/backend.js';
 import { manualSeed } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
+import { setGradientCheckpointing } from '../nn/checkpoint.js';
+import { setChunkedLoss } from '../models/chunked_head.js';
 import { loadModel, saveModel } from '../models/load.js';
 import { Trainer } from '../training/trainer.js';
 import type { MetricTask } from '../training/metrics.js';
@@ -34,6 +36,13 @@ export interface TrainingJob {
   tokenizer?: string;
   /** The adapter (`taskType` and `totalStep` come from the data and `trainer.maxSteps`); 'full' trains every weight. */
   method: Omit<MethodSpec, 'taskType' | 'totalStep'> | 'full' | { hyper: HyperJob };
+  /**
+   * Memory savers for large models (same losses and gradients within f32 summation order):
+   * `gradientCheckpointing` recomputes each decoder layer in backward (HF
+   * `gradient_checkpointing_enable`); `chunkedLoss` never builds the [B·T, vocab] logits of a
+   * causal-LM step. Decoder families that lack the hook, and wrapped or soft-capped heads, run as before.
+   */
+  memory?: { gradientCheckpointing: boolean; chunkedLoss: boolean };
   /** A 4-bit base (QLoRA when the method is an adapter). */
   quantize?: { quantType: 'nf4' | 'fp4'; doubleQuant: boolean };
   /** The data (`data` is unused for HyperLoRA); `cache`: keep tokenised data beside the run folder. */
@@ -153,6 +162,8 @@ export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): 
       ? (await import('./hyperlora.js')).buildHyperLora(base, { ...hyper, names: conditionData.names })
       : undefined;
   const model: Module | HyperLoraModel = hyperModel ?? buildAdapter(base, specOf(job, taskType)).model;
+  if (job.memory?.gradientCheckpointing) setGradientCheckpointing(model);
+  if (job.memory?.chunkedLoss) setChunkedLoss(model);
   const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
   // only now, with every option checked and the model built, does the run folder get written
   const run = openRunFolder(output, job.config, runFacts, job.resume, job.outputLabel);

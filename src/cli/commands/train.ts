@@ -155,6 +155,10 @@ function trainingJob(
     ...(v.quantize !== undefined
       ? { quantize: { quantType: v.quantize as 'nf4' | 'fp4', doubleQuant: Boolean(v['double-quant']) } }
       : {}),
+    memory: {
+      gradientCheckpointing: Boolean(v['gradient-checkpointing']),
+      chunkedLoss: Boolean(v['chunked-loss']),
+    },
     data: dataFields(w),
     trainer: {
       lr: num('lr'),

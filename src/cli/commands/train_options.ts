@@ -122,6 +122,18 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
     description: 'with --quantize: quantise the absmax constants again (the QLoRA recipe)',
     default: true,
   },
+  {
+    name: 'gradient-checkpointing',
+    type: 'boolean',
+    description: 'recompute each decoder layer in backward instead of keeping its activations (less memory)',
+    default: false,
+  },
+  {
+    name: 'chunked-loss',
+    type: 'boolean',
+    description: 'causal LM: compute the loss over the vocabulary a block of rows at a time (less memory)',
+    default: false,
+  },
   { name: 'r', type: 'int', description: 'LoRA/DoRA/HyperLoRA rank', default: 8 },
   { name: 'lora-alpha', type: 'number', description: 'scaling numerator (default: 2 × rank)' },
   { name: 'lora-dropout', type: 'number', description: 'dropout on the adapter input', default: 0 },
