@@ -273,6 +273,9 @@ test(
     );
     await page.click('#pause');
     await page.waitForSelector('#train-state[data-state="paused"]', { timeout: 10_000 });
+    // the page shows "paused" as soon as the request is taken; a step already in flight (the worker
+    // yields during its asynchronous reads) still completes and reports before the run waits
+    await new Promise((r) => setTimeout(r, 500));
     const pausedAt = await stepOf();
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await stepOf(), pausedAt, 'no step is taken while paused');
