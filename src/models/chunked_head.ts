@@ -7,8 +7,9 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { chunkedLinearCrossEntropy } from '../tensor/ops/chunked_ce.js';
 import { Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { ConfigError, ShapeError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { ModelInputs, ModelOutput } from './base.js';
+import { assertCausalLabels } from './common.js';
 
 const chunkRowsOf = new WeakMap<Module, number | null>();
 
@@ -65,14 +66,7 @@ export function chunkedCausalLmOutput(
   if (rows === undefined || !labels || !recording || softcap !== null) return null;
   if (!(head instanceof Linear) || head.fanInFanOut || head.bias) return null;
   const [b, t, h] = hidden.shape as [number, number, number];
-  if (labels.rank !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
-    throw new ShapeError(
-      `${where}.labels`,
-      `must be [${b}, ${t}] like inputIds`,
-      labels.shape,
-      'pass token ids (-100 to ignore)',
-    );
-  }
+  assertCausalLabels(labels, b, t, where);
   const logits = tf.zeros([b, t, 0]);
   if (t < 2) return { logits, loss: tf.scalar(0) }; // nothing to predict, as causalLmLoss
   const shifted = hidden.slice([0, 0, 0], [b, t - 1, h]).reshape([b * (t - 1), h]); // [B·(T-1), H]

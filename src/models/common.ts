@@ -156,11 +156,10 @@ export function gatherPositions(hidden: Tensor, index: Tensor): Tensor {
 }
 
 /**
- * Causal-LM loss with HF's shift inside: logits at position i predict labels at i + 1; -100 is ignored.
- * logits [B, T, V], labels int32 [B, T] → scalar.
+ * Throws unless causal-LM `labels` are [B, T] like the inputIds (every causal-LM loss checks this).
+ * @example assertCausalLabels(labels, 2, 16, 'LlamaForCausalLM'); // labels [2, 16] → ok
  */
-export function causalLmLoss(logits: Tensor, labels: Tensor, where: string): Tensor {
-  const [b, t, v] = logits.shape as number[];
+export function assertCausalLabels(labels: Tensor, b: number, t: number, where: string): void {
   if (labels.rank !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
     throw new ShapeError(
       `${where}.labels`,
@@ -169,6 +168,15 @@ export function causalLmLoss(logits: Tensor, labels: Tensor, where: string): Ten
       'pass token ids (-100 to ignore)',
     );
   }
+}
+
+/**
+ * Causal-LM loss with HF's shift inside: logits at position i predict labels at i + 1; -100 is ignored.
+ * logits [B, T, V], labels int32 [B, T] → scalar.
+ */
+export function causalLmLoss(logits: Tensor, labels: Tensor, where: string): Tensor {
+  const [b, t, v] = logits.shape as number[];
+  assertCausalLabels(labels, b!, t!, where);
   if (t! < 2) return tf.scalar(0); // nothing to predict: like an all-ignored batch
   const shiftedLogits = logits.slice([0, 0, 0], [b!, t! - 1, v!]); // [B, T-1, V]
   const shiftedLabels = labels.slice([0, 1], [b!, t! - 1]); // [B, T-1]
