@@ -33,7 +33,7 @@ import { initBackend } from '../src/tensor/backend.js';
 import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { manualSeed } from '../src/nn/init.js';
-import { Trainer } from '../src/training/trainer.js';
+import { trainJob } from '../src/run/job.js';
 import { evaluate } from '../src/training/evaluate.js';
 import type { TrainableModel } from '../src/training/types.js';
 import type { Example } from '../src/training/data/dataset.js';
@@ -119,7 +119,10 @@ const heldOut = (ids: number[], condition?: number): Example[] =>
     ...(condition !== undefined ? { condition } : {}),
   }));
 
-/** One epoch of `train` with the library's Trainer: AdamW at a constant rate, no decay, no clipping. */
+/**
+ * One epoch of `train` through the run floor's training job (the library's Trainer): AdamW at a
+ * constant rate, no decay, no clipping.
+ */
 async function trainOnce(
   model: TrainableModel,
   train: Example[],
@@ -127,29 +130,20 @@ async function trainOnce(
   batchSize: number,
 ): Promise<number> {
   const t0 = Date.now();
-  const trainer = new Trainer(
-    model,
+  await trainJob(
     {
+      model: { model },
       task: 'causal_lm',
       train,
       padTokenId: 0,
-      lr,
-      weightDecay: 0,
-      schedule: 'constant',
-      maxSteps: STEPS,
-      batchSize,
       seed: SEED,
+      trainer: { lr, weightDecay: 0, schedule: 'constant', maxSteps: STEPS, batchSize },
     },
     {
       onStep: (l) =>
         l.step % 20 === 1 ? console.log(`  step ${l.step} loss ${l.loss.toFixed(4)}`) : undefined,
     },
   );
-  try {
-    await trainer.train();
-  } finally {
-    trainer.dispose();
-  }
   return (Date.now() - t0) / 1000;
 }
 

@@ -5,7 +5,8 @@
  *   2. loss on TinyStories val (first ~20k tokens, 256-token windows, BOS per story: the oracle's method),
  *   3. bytes held by the frozen weights,
  *   4. a short LoRA fine-tune on tiny-shakespeare, f32 base vs NF4 base, same seed and data (the
- *      library's Trainer: AdamW at a constant 3e-3, no clipping, the same random windows for both).
+ *      run floor's training job on the library's Trainer: AdamW at a constant 3e-3, no clipping,
+ *      the same random windows for both).
  * Prints tables and writes experiments/results/qlora.json. Needs ../shared/data.
  *
  *   LOWRANK_BACKEND=cpu npx tsx experiments/qlora.ts [--steps 60] [--skip-finetune]
@@ -16,7 +17,7 @@ import { initBackend } from '../src/tensor/backend.js';
 import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { manualSeed } from '../src/nn/init.js';
-import { Trainer } from '../src/training/trainer.js';
+import { trainJob } from '../src/run/job.js';
 import type { TrainableModel } from '../src/training/types.js';
 import type { Example } from '../src/training/data/dataset.js';
 import { getPeftModel } from '../src/tuners/peft_model.js';
@@ -127,20 +128,23 @@ if (!hasFlag('skip-finetune')) {
     );
     const before = windowedLoss(base, heldOut, 128);
     // the batches are drawn up front, in the order they are trained on (the same windows for both bases)
-    const trainer = new Trainer(
-      peft as unknown as TrainableModel,
+    const t0 = Date.now();
+    await trainJob(
       {
+        model: { model: peft as unknown as TrainableModel },
         task: 'causal_lm',
         train: windows,
         padTokenId: 0, // every window is T tokens: nothing is padded
-        shuffle: false,
-        lr: 3e-3,
-        weightDecay: 0,
-        schedule: 'constant',
-        maxSteps: STEPS,
-        batchSize: B,
-        maxGradNorm: 0,
         seed: 0,
+        trainer: {
+          shuffle: false,
+          lr: 3e-3,
+          weightDecay: 0,
+          schedule: 'constant',
+          maxSteps: STEPS,
+          batchSize: B,
+          maxGradNorm: 0,
+        },
       },
       {
         onStep: (l) => {
@@ -149,9 +153,6 @@ if (!hasFlag('skip-finetune')) {
         },
       },
     );
-    const t0 = Date.now();
-    await trainer.train();
-    trainer.dispose();
     const after = windowedLoss(peft, heldOut, 128);
     const mem = memoryByCategory(peft);
     finetune.push({

@@ -1,13 +1,15 @@
 /**
- * Runs one grid cell with the project's `Trainer` and returns the JSON record the harness writes:
- * config, exact trainable-parameter counts, dev (and test) metrics after the last step, wall time,
- * a sparse loss curve and, for AdaLoRA / Prune-LoRA, the final rank per adapted module.
+ * Runs one grid cell through the run floor's training job (`run/job.ts`: the project's `Trainer`)
+ * and returns the JSON record the harness writes: config, exact trainable-parameter counts, dev (and
+ * test) metrics after the last step, wall time, a sparse loss curve and, for AdaLoRA / Prune-LoRA,
+ * the final rank per adapted module.
  */
 import os from 'node:os';
 import { tf } from '../tensor/tf.js';
+import { ConfigError } from '../errors.js';
 import { manualSeed } from '../nn/init.js';
 import { loadModel } from '../models/load.js';
-import { Trainer } from '../training/trainer.js';
+import { trainJob } from '../run/job.js';
 import { evaluate, type EvalResult } from '../training/evaluate.js';
 import { primaryMetric, type MetricTask } from '../training/metrics.js';
 import type { TrainableModel } from '../training/types.js';
@@ -135,60 +137,60 @@ export async function runCell(
   const curve: [number, number][] = [];
   let lastRanks: Record<string, number> | undefined;
   const every = Math.max(1, Math.round(T.maxSteps / 50));
-  const trainer = new Trainer(
-    built.model as unknown as TrainableModel,
-    {
-      task: cell.task.type,
-      metricTask,
-      train: data.train,
-      eval: data.dev,
-      padTokenId,
-      lr,
-      weightDecay: T.weightDecay ?? 0,
-      schedule: 'linear',
-      warmupSteps: Math.round((T.warmupFraction ?? 0.06) * T.maxSteps),
-      maxSteps: T.maxSteps,
-      batchSize: cell.task.batchSize ?? T.batchSize,
-      evalBatchSize: T.evalBatchSize ?? 64,
-      maxGradNorm: T.maxGradNorm ?? 1,
-      evalEvery: 0,
-      seed: cell.seed,
-      stepHook: built.hook,
-    },
-    {
-      onStep: (l) => {
-        if (l.ranks) lastRanks = l.ranks;
-        if (l.step % every === 0 || l.step === 1) curve.push([l.step, Number(l.loss.toFixed(5))]);
-        if (l.step % Math.max(1, Math.round(T.maxSteps / 5)) === 0)
-          log(
-            `  ${cell.id} step ${l.step}/${T.maxSteps} loss ${l.loss.toFixed(4)} (${(l.elapsedMs / 1000).toFixed(0)} s)`,
-          );
-      },
-    },
-  );
+  const evalBatchSize = T.evalBatchSize ?? 64;
+  const model = built.model as unknown as TrainableModel;
   try {
     const tTrain = Date.now();
-    const summary = await trainer.train();
+    const { summary } = await trainJob(
+      {
+        model: { model, stepHook: built.hook },
+        task: cell.task.type,
+        train: data.train,
+        eval: data.dev,
+        padTokenId,
+        seed: cell.seed,
+        trainer: {
+          metricTask,
+          lr,
+          weightDecay: T.weightDecay ?? 0,
+          schedule: 'linear',
+          warmupSteps: Math.round((T.warmupFraction ?? 0.06) * T.maxSteps),
+          maxSteps: T.maxSteps,
+          batchSize: cell.task.batchSize ?? T.batchSize,
+          evalBatchSize,
+          maxGradNorm: T.maxGradNorm ?? 1,
+          evalEvery: 0,
+        },
+      },
+      {
+        onStep: (l) => {
+          if (l.ranks) lastRanks = l.ranks;
+          if (l.step % every === 0 || l.step === 1) curve.push([l.step, Number(l.loss.toFixed(5))]);
+          if (l.step % Math.max(1, Math.round(T.maxSteps / 5)) === 0)
+            log(
+              `  ${cell.id} step ${l.step}/${T.maxSteps} loss ${l.loss.toFixed(4)} (${(l.elapsedMs / 1000).toFixed(0)} s)`,
+            );
+        },
+      },
+    );
     const trainSeconds = (Date.now() - tTrain) / 1000;
-    const dev = summary.lastEval
-      ? {
-          loss: summary.lastEval.loss,
-          perplexity: summary.lastEval.perplexity,
-          metrics: summary.lastEval.metrics,
-          count: data.dev.length,
-        }
-      : rec(await trainer.evaluate());
+    // the Trainer evaluates the dev set after the last step; it has no eval only when dev is empty
+    const last = summary.lastEval;
+    if (!last)
+      throw new ConfigError(
+        `${suite.name}: task ${cell.task.name}`,
+        'has no dev examples to score the cell on',
+        data.dev.length,
+        'give the task a dev set (or raise its evalLimit)',
+      );
+    const dev = {
+      loss: last.loss,
+      perplexity: last.perplexity,
+      metrics: last.metrics,
+      count: data.dev.length,
+    };
     const test = data.test
-      ? rec(
-          await evaluate(
-            trainer.model,
-            data.test,
-            cell.task.type,
-            metricTask,
-            T.evalBatchSize ?? 64,
-            padTokenId,
-          ),
-        )
+      ? rec(await evaluate(model, data.test, cell.task.type, metricTask, evalBatchSize, padTokenId))
       : undefined;
     const primary = primaryMetric(metricTask);
     const value = primary.name === 'loss' ? dev.loss : dev.metrics[primary.name]!;
@@ -246,14 +248,13 @@ export async function runCell(
       },
     };
   } finally {
-    trainer.dispose();
     built.hook?.dispose?.();
     // AdaLoRA's allocator statistics belong to the tuner, not to the parameter list
     (
       built.model as { base_model?: { allocation?: { dispose(): void } | null } }
     ).base_model?.allocation?.dispose();
     tf.dispose(built.model.parameters());
-    tf.dispose((built.model as unknown as TrainableModel).trainableParameters().map(([, v]) => v));
+    tf.dispose(model.trainableParameters().map(([, v]) => v));
     tf.dispose(base.parameters());
   }
 }

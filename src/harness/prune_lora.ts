@@ -36,7 +36,9 @@ export class PruneLoraHook implements StepHook {
   private readonly zeroGrads = new Map<string, Tensor>();
 
   /**
-   * @example new Trainer(peft, { …, stepHook: new PruneLoraHook(peft, { targetR: 2, tinit, tfinal, totalStep, deltaT }) });
+   * @example
+   * const stepHook = new PruneLoraHook(peft, { targetR: 2, tinit, tfinal, totalStep, deltaT });
+   * await trainJob({ model: { model: peft, stepHook }, … });
    */
   constructor(
     readonly model: Module,

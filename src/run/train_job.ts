@@ -1,25 +1,24 @@
 /**
- * One typed training job → one run folder: load the tokenizer, the data and the base, wrap the base
- * with the method (`run/methods.ts`, or HyperLoRA's hypernetwork), write the run folder, train with
- * the library's `Trainer` (checkpoints, resume, log) and render the report. `lowrank train` and the
- * demo call it after parsing their flags; every error is one of the library's typed errors.
+ * The training job's file wrapper: one typed job of paths → one run folder. It loads the tokenizer,
+ * the data and the base, builds HyperLoRA's hypernetwork (other methods are built by the core), writes
+ * the run folder, prepares a resume, trains through the in-memory core (`run/job.ts` `trainJob`:
+ * the method, the memory savers, the `Trainer`) and renders the report. `lowrank train` and the demo
+ * call it after parsing their flags; every error is one of the library's typed errors.
  */
 import path from 'node:path';
 import { tf } from '../tensor/tf.js';
 import { initBackend } from '../tensor/backend.js';
 import { manualSeed } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
-import { setGradientCheckpointing } from '../nn/checkpoint.js';
-import { setChunkedLoss } from '../models/chunked_head.js';
 import { loadModel, saveModel } from '../models/load.js';
-import { Trainer } from '../training/trainer.js';
 import type { MetricTask } from '../training/metrics.js';
 import type { ScheduleName } from '../training/optim.js';
 import type { EvalLog, SkipLog, TrainableModel, TrainLog, TrainSummary } from '../training/types.js';
 import { findResumableCheckpoint, loadCheckpoint, disposeCheckpoint } from '../training/checkpoint.js';
-import { buildAdapter, methodConfig, type MethodSpec } from './methods.js';
+import { methodConfig, type MethodSpec } from './methods.js';
+import { trainJob, type MemorySavers } from './job.js';
 import { loadDataSets, openTokenizer, tokenizerFiles, type DataOptions } from './data.js';
-import { cleanInterruptedWrites, openRunFolder, rotateCheckpoints } from './run_folder.js';
+import { cleanInterruptedWrites, openRunFolder, rotateCheckpoints, type RunLog } from './run_folder.js';
 import type { ConditionDataSets, ConditionSet, HyperTrainOptions } from './hyperlora.js';
 import type { HyperLoraModel } from '../tuners/hyperlora/model.js';
 
@@ -36,13 +35,8 @@ export interface TrainingJob {
   tokenizer?: string;
   /** The adapter (`taskType` and `totalStep` come from the data and `trainer.maxSteps`); 'full' trains every weight. */
   method: Omit<MethodSpec, 'taskType' | 'totalStep'> | 'full' | { hyper: HyperJob };
-  /**
-   * Memory savers for large models (same losses and gradients within f32 summation order):
-   * `gradientCheckpointing` recomputes each decoder layer in backward (HF
-   * `gradient_checkpointing_enable`); `chunkedLoss` never builds the [B·T, vocab] logits of a
-   * causal-LM step. Decoder families that lack the hook, and wrapped or soft-capped heads, run as before.
-   */
-  memory?: { gradientCheckpointing: boolean; chunkedLoss: boolean };
+  /** Memory savers for large models ({@link MemorySavers}). */
+  memory?: MemorySavers;
   /** A 4-bit base (QLoRA when the method is an adapter). */
   quantize?: { quantType: 'nf4' | 'fp4'; doubleQuant: boolean };
   /** The data (`data` is unused for HyperLoRA); `cache`: keep tokenised data beside the run folder. */
@@ -118,8 +112,34 @@ function specOf(job: TrainingJob, taskType: 'SEQ_CLS' | 'CAUSAL_LM'): MethodSpec
 }
 
 /**
+ * Writes the run folder of `job` (new, or the earlier run on a resume), announces the start and, on a
+ * resume, picks the newest intact checkpoint, clears what an interrupted write left and cuts the log
+ * back to that checkpoint's step (undefined `resumeFrom`: the run starts over at step 0).
+ */
+async function startRunFolder(
+  job: TrainingJob,
+  facts: Record<string, unknown>,
+  events: JobEvents,
+  start: JobStart,
+): Promise<{ log: RunLog; resumeFrom?: string }> {
+  const run = openRunFolder(job.output, job.config, facts, job.resume, job.outputLabel);
+  events.onStart?.(start);
+  if (!job.resume) return { log: run.log };
+  cleanInterruptedWrites(job.output);
+  const found = await findResumableCheckpoint(job.output);
+  if (found.dir) {
+    const c = await loadCheckpoint(found.dir);
+    run.log.truncateAfter(c.state.step);
+    disposeCheckpoint(c);
+  } else run.log.truncateAfter(0);
+  events.onResume?.({ skipped: found.skipped, from: found.dir });
+  return { log: run.log, resumeFrom: found.dir };
+}
+
+/**
  * Runs `job` to its run folder and returns the summary (a stop through `job.signal` returns early
- * with `summary.steps < maxSteps`; the run resumes from its last checkpoint).
+ * with `summary.steps < maxSteps`; the run resumes from its last checkpoint). The training itself is
+ * the in-memory core's ({@link trainJob}); this wrapper loads from paths and writes the files.
  * @example const r = await runTrainingJob(job, { onStep: (l) => console.log(l.step, l.loss) });
  */
 export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): Promise<TrainResult> {
@@ -157,83 +177,57 @@ export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): 
     seed,
   });
   const maxSteps = job.trainer.maxSteps;
-  const hyperModel =
-    conditionData && hyper
-      ? (await import('./hyperlora.js')).buildHyperLora(base, { ...hyper, names: conditionData.names })
-      : undefined;
-  const model: Module | HyperLoraModel = hyperModel ?? buildAdapter(base, specOf(job, taskType)).model;
-  if (job.memory?.gradientCheckpointing) setGradientCheckpointing(model);
-  if (job.memory?.chunkedLoss) setChunkedLoss(model);
-  const trainableParams = model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
-  // only now, with every option checked and the model built, does the run folder get written
-  const run = openRunFolder(output, job.config, runFacts, job.resume, job.outputLabel);
-  events.onStart?.({
-    task: data.task,
-    backend: backend.backend,
-    train: data.train.length,
-    eval: data.eval.length,
-    trainableParams,
-  });
-  const saveAdapter = async (dir: string) => {
-    const m = model as unknown as { savePretrained?: (d: string) => Promise<void> };
-    if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
-    // full fine-tuning: the result is a complete Hugging Face folder, tokenizer included
-    await saveModel(base, dir, { tokenizerFiles: tokenizerFiles(tok.path) });
-  };
-  let lastRegLoss: number | undefined;
-  const t = job.trainer;
-  const trainer = new Trainer(
-    model as unknown as TrainableModel,
-    {
-      task: data.task,
-      metricTask: t.metricTask,
-      train: data.train,
-      eval: data.eval,
-      padTokenId: tok.text.padTokenId,
-      lr: t.lr,
-      weightDecay: t.weightDecay,
-      schedule: t.schedule,
-      warmupSteps: t.warmupSteps,
-      maxSteps,
-      batchSize: t.batchSize,
-      evalBatchSize: t.evalBatchSize,
-      gradientAccumulationSteps: t.gradientAccumulationSteps,
-      maxGradNorm: t.maxGradNorm,
-      evalEvery: t.evalEvery,
-      saveEvery: t.saveEvery,
-      seed,
-      maxNonFinite: t.maxNonFinite,
-      outputDir: output,
-      saveAdapter,
-    },
-    {
-      onLog: (l) => run.log.append(l),
-      onStep: (l) => {
-        lastRegLoss = l.regLoss;
-        events.onStep?.(l);
-      },
-      onEval: (l) => events.onEval?.(l),
-      onSkip: (s) => events.onSkip?.(s),
-      onCheckpoint: () => rotateCheckpoints(output, job.keepCheckpoints),
-    },
-  );
-  const onAbort = () => trainer.requestStop();
-  job.signal?.addEventListener('abort', onAbort);
+  let hyperModel: HyperLoraModel | undefined;
+  let trained: Module | undefined;
+  let log: RunLog | undefined;
   try {
-    let resumeFrom: string | undefined;
-    if (job.resume) {
-      cleanInterruptedWrites(output);
-      const found = await findResumableCheckpoint(output);
-      resumeFrom = found.dir;
-      if (found.dir) {
-        const c = await loadCheckpoint(found.dir);
-        run.log.truncateAfter(c.state.step);
-        disposeCheckpoint(c);
-      } else run.log.truncateAfter(0);
-      events.onResume?.({ skipped: found.skipped, from: found.dir });
-    }
-    if (job.signal?.aborted) trainer.requestStop();
-    const summary = await trainer.train({ resume: resumeFrom ?? false });
+    if (conditionData && hyper)
+      hyperModel = (await import('./hyperlora.js')).buildHyperLora(base, {
+        ...hyper,
+        names: conditionData.names,
+      });
+    const saveAdapter = async (dir: string, model: TrainableModel) => {
+      const m = model as unknown as { savePretrained?: (d: string) => Promise<void> };
+      if (typeof m.savePretrained === 'function') return m.savePretrained(dir);
+      // full fine-tuning: the result is a complete Hugging Face folder, tokenizer included
+      await saveModel(base, dir, { tokenizerFiles: tokenizerFiles(tok.path) });
+    };
+    const t = job.trainer;
+    const { summary, lastRegLoss, trainableParams } = await trainJob(
+      {
+        model: hyperModel
+          ? { model: hyperModel as unknown as TrainableModel }
+          : { base, method: specOf(job, taskType) },
+        task: data.task,
+        train: data.train,
+        eval: data.eval,
+        padTokenId: tok.text.padTokenId,
+        trainer: t,
+        seed,
+        memory: job.memory,
+        signal: job.signal,
+        output: { dir: output, saveAdapter },
+      },
+      {
+        // only now, with every option checked and the model built, does the run folder get written
+        beforeTraining: async ({ model, trainableParams }) => {
+          trained = model as unknown as Module;
+          const start = { task: data.task, backend: backend.backend, trainableParams };
+          const run = await startRunFolder(job, runFacts, events, {
+            ...start,
+            train: data.train.length,
+            eval: data.eval.length,
+          });
+          log = run.log;
+          return { resumeFrom: run.resumeFrom };
+        },
+        onLog: (l) => log?.append(l),
+        onStep: (l) => events.onStep?.(l),
+        onEval: (l) => events.onEval?.(l),
+        onSkip: (s) => events.onSkip?.(s),
+        onCheckpoint: () => rotateCheckpoints(output, job.keepCheckpoints),
+      },
+    );
     const result: TrainResult = { summary, output, trainableParams, lastRegLoss };
     if (conditionData && hyperModel && summary.steps >= maxSteps) {
       const { evalByCondition } = await import('./hyperlora.js');
@@ -251,8 +245,7 @@ export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): 
     result.heatmap = r.heatmapPng;
     return result;
   } finally {
-    job.signal?.removeEventListener('abort', onAbort);
-    trainer.dispose();
-    tf.dispose(model.parameters());
+    // the adapter lives inside the base (injected in place); HyperLoRA's hypernetwork beside it
+    tf.dispose((trained ?? hyperModel ?? base).parameters());
   }
 }
