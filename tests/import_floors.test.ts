@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { builtinModules } from 'node:module';
 import { floorOf, importsOf } from '../src/run/floors.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -171,4 +172,101 @@ test('one training loop: no code outside src/training takes gradients or drives 
   assert.deepEqual(loops, [], 'train through src/training/trainer.ts (or src/run/train_job.ts)');
   // the one loop is where it should be
   assert.ok(TRAINING_LOOP.test(code(fs.readFileSync(path.join(ROOT, 'src/training/step.ts'), 'utf8'))));
+});
+
+/** What builds a training loop of its own: constructing the library's Trainer. */
+const TRAINER_CONSTRUCTION = /\bnew\s+Trainer\s*\(/;
+
+/** The files (repo-relative) among `files` that construct a Trainer outside src/run and src/training. */
+function trainerOutsideRun(files: { rel: string; text: string }[]): string[] {
+  return files
+    .filter(({ rel }) => !rel.startsWith('src/run/') && !rel.startsWith('src/training/'))
+    .filter(({ text }) => TRAINER_CONSTRUCTION.test(code(text)))
+    .map(({ rel }) => rel);
+}
+
+test('trainerOutsideRun finds a Trainer built outside the run floor, not one named in a comment or string', () => {
+  const built = 'const t = new Trainer(peft, opts);';
+  assert.deepEqual(
+    trainerOutsideRun([
+      { rel: 'web/engine/train.ts', text: built },
+      { rel: 'src/harness/cell.ts', text: 'const t = new  Trainer (\n  model, opts);' },
+      { rel: 'experiments/x.ts', text: '/** @example new Trainer(peft, opts) */\nlog("new Trainer(");' },
+      { rel: 'src/run/job.ts', text: built },
+      { rel: 'src/training/trainer.ts', text: built },
+      { rel: 'src/harness/y.ts', text: 'const t = new TrainerLike(x); // new Trainer(' },
+    ]),
+    ['web/engine/train.ts', 'src/harness/cell.ts'],
+  );
+});
+
+test('one training job: only src/run (and src/training) construct a Trainer; the harness, the page and the scripts call the job', () => {
+  const files = ['src', 'web', 'experiments']
+    .flatMap((d) => sources(path.join(ROOT, d)))
+    .map((f) => ({
+      rel: path.relative(ROOT, f).split(path.sep).join('/'),
+      text: fs.readFileSync(f, 'utf8'),
+    }));
+  assert.ok(files.length > 200, `expected the whole code base, found ${files.length} files`);
+  assert.deepEqual(trainerOutsideRun(files), [], 'train through src/run/job.ts trainJob');
+  // the one construction is where it should be
+  const core = files.find((f) => f.rel === 'src/run/job.ts');
+  assert.ok(core && TRAINER_CONSTRUCTION.test(code(core.text)), 'src/run/job.ts builds the Trainer');
+});
+
+/**
+ * Files the web build swaps for a browser twin (web/vite.config.ts): their Node imports never reach
+ * the page, so the walk stops at them.
+ */
+const BROWSER_TWINS = ['src/io/source.ts', 'src/tensor/backend.ts', 'src/tensor/native/addon.ts'];
+
+/**
+ * The Node builtins that `entry` reaches through its value imports (static and dynamic), as
+ * "file imports spec" lines; `read` gives a repo-relative file's text (undefined: not in the repo).
+ */
+function nodeImportsReached(entry: string, read: (rel: string) => string | undefined): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const todo = [entry];
+  while (todo.length) {
+    const rel = todo.pop()!;
+    if (seen.has(rel) || BROWSER_TWINS.includes(rel)) continue;
+    seen.add(rel);
+    const text = read(rel);
+    if (text === undefined) continue;
+    for (const { spec, typeOnly } of importsOf(text)) {
+      if (typeOnly) continue;
+      if (spec.startsWith('node:') || builtinModules.includes(spec)) out.push(`${rel} imports ${spec}`);
+      else if (spec.startsWith('.'))
+        todo.push(path.posix.join(path.posix.dirname(rel), spec).replace(/\.js$/, '.ts'));
+    }
+  }
+  return out;
+}
+
+test('nodeImportsReached follows value imports to a Node builtin, skipping type imports and browser twins', () => {
+  const tree: Record<string, string> = {
+    'src/run/job.ts': "import { a } from './a.js';\nimport type { F } from './files.js';",
+    'src/run/a.ts': "import '../io/source.js';\nconst m = await import('./deep.js');",
+    'src/run/deep.ts': "import fs from 'node:fs';\nimport os from 'os';",
+    'src/run/files.ts': "import path from 'node:path';",
+    'src/io/source.ts': "import path from 'node:path';",
+  };
+  assert.deepEqual(
+    nodeImportsReached('src/run/job.ts', (r) => tree[r]),
+    ['src/run/deep.ts imports node:fs', 'src/run/deep.ts imports os'],
+  );
+  delete tree['src/run/deep.ts'];
+  assert.deepEqual(
+    nodeImportsReached('src/run/job.ts', (r) => tree[r]),
+    [],
+  );
+});
+
+test('the training job core (src/run/job.ts) is browser-safe: it reaches no Node builtin', () => {
+  const read = (rel: string) =>
+    fs.existsSync(path.join(ROOT, rel)) ? fs.readFileSync(path.join(ROOT, rel), 'utf8') : undefined;
+  assert.deepEqual(nodeImportsReached('src/run/job.ts', read), []);
+  // and the file wrapper does reach the file system (the walk is not vacuous)
+  assert.ok(nodeImportsReached('src/run/train_job.ts', read).length > 0);
 });
