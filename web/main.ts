@@ -66,11 +66,12 @@ function setTrainState(state: string): void {
   const s = $('train-state');
   s.textContent = state;
   s.dataset.state = state;
-  const active = state === 'running' || state === 'paused' || state === 'stopping';
+  const held = state === 'pausing' || state === 'paused';
+  const active = state === 'running' || held || state === 'stopping';
   $<HTMLButtonElement>('train').disabled = active;
   $<HTMLButtonElement>('pause').disabled = state !== 'running';
-  $<HTMLButtonElement>('resume').disabled = state !== 'paused';
-  $<HTMLButtonElement>('stop').disabled = !(state === 'running' || state === 'paused');
+  $<HTMLButtonElement>('resume').disabled = !held;
+  $<HTMLButtonElement>('stop').disabled = !(state === 'running' || held);
 }
 
 function formatMs(ms: number): string {
@@ -286,7 +287,9 @@ action('train', async () => {
 });
 for (const kind of ['pause', 'resume', 'stop'] as const) {
   $(kind).addEventListener('click', () => {
-    worker.call(kind, {}).then((r) => setTrainState(r.state), showErrorAt(kind));
+    // the state shown comes from the worker's trainState events alone: every change arrives as one,
+    // in order (`pausing` when asked, `paused` once the run waits between steps)
+    worker.call(kind, {}).catch(showErrorAt(kind));
   });
 }
 

@@ -132,7 +132,11 @@ export interface SerializedError {
   message: string;
 }
 
-export type TrainState = 'idle' | 'running' | 'paused' | 'stopping' | 'stopped' | 'done';
+/**
+ * A page run's state. `pausing`: a pause was asked for and the step in flight is finishing;
+ * `paused`: the run waits between two steps (no step runs until `resume` or `stop`).
+ */
+export type TrainState = 'idle' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done';
 
 export interface ProgressEvent {
   type: 'progress';
