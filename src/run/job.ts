@@ -88,6 +88,11 @@ export interface JobReady {
   trainableParams: number;
 }
 
+/** Where training starts: a checkpoint folder to restore first (undefined: step 0). */
+export interface JobStartPoint {
+  resumeFrom?: string;
+}
+
 /** The Trainer's events, and one hook before training starts. */
 export interface TrainJobEvents extends Omit<TrainerCallbacks, 'onEnd'> {
   /**
@@ -95,7 +100,7 @@ export interface TrainJobEvents extends Omit<TrainerCallbacks, 'onEnd'> {
    * resolving `{ resumeFrom }` restores that checkpoint folder first (exact resume). The file wrapper
    * writes its run folder here.
    */
-  beforeTraining?(ready: JobReady): Promise<{ resumeFrom?: string } | void> | void;
+  beforeTraining?(ready: JobReady): Promise<JobStartPoint | void> | JobStartPoint | void;
 }
 
 export interface TrainJobResult {
