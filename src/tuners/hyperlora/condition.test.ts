@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { manualSeed } from '../../nn/init.js';
-import type { HFConfig, PreTrainedModel } from '../../models/base.js';
+import type { PreTrainedModel } from '../../models/base.js';
 import { modelFromConfig } from '../../models/from_config.js';
 import { ConfigError, DataError } from '../../errors.js';
 import { collate, collateConditions } from '../../training/data/loader.js';
@@ -21,22 +21,14 @@ import { Trainer } from '../../training/trainer.js';
 import { forbidSyncReads } from '../../tensor/read.js';
 import { HyperLoraConfig, HyperLoraModel } from './index.js';
 import { maxDiff } from '../../testing/compare.js';
+import { TINY_LLAMA } from '../../testing/tiny_models.js';
 
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-};
 /** Same inputs, same kernels: the condition tensor and the id array gather the same rows. */
 const EXACT = 0;
 
 const llama = (): PreTrainedModel => {
   manualSeed(31);
-  return modelFromConfig(LLAMA, { task: 'CAUSAL_LM' });
+  return modelFromConfig(TINY_LLAMA, { task: 'CAUSAL_LM' });
 };
 const hyperOn = (m: PreTrainedModel, extra: Partial<ConstructorParameters<typeof HyperLoraConfig>[0]> = {}) =>
   new HyperLoraModel(
