@@ -16,13 +16,13 @@ import { createServer, type LowrankServer, type ServeOptions } from '../src/serv
 import { TextAssembler } from '../src/serve/text.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { loadModel, saveModel } from '../src/models/load.js';
+import { loadModel } from '../src/models/load.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { manualSeed } from '../src/nn/init.js';
 import { getPeftModel, PeftModel } from '../src/tuners/index.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { perturbAdapter } from '../src/testing/tuner_matrix.js';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
+import { charLlamaConfig, saveCharModel } from '../src/testing/char_llama.js';
 import { CLI_ENTRY, cli } from '../src/testing/cli_runner.js';
 import { serveWorld, tmp, type World } from '../src/testing/serve_world.js';
 
@@ -197,21 +197,14 @@ test('/v1/classify: labels and scores equal the library forward with the adapter
   try {
     manualSeed(3);
     const m = modelFromConfig(
-      {
-        ...demoModelConfig(259 + ALPHABET.length),
-        hidden_size: 16,
-        intermediate_size: 32,
+      charLlamaConfig({
         num_hidden_layers: 1,
-        num_attention_heads: 2,
-        num_key_value_heads: 2,
         id2label: { 0: 'neg', 1: 'pos' },
         label2id: { neg: 0, pos: 1 },
-      },
+      }),
       { task: 'SEQ_CLS', numLabels: 2 },
     );
-    await saveModel(m, path.join(dir, 'model'), {
-      tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) },
-    });
+    await saveCharModel(m, path.join(dir, 'model'));
     m.dispose();
     const model = path.join(dir, 'model');
     const peft = getPeftModel(

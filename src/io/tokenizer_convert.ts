@@ -113,32 +113,58 @@ export const templateToken = (id: string, typeId = 0): Json => ({ SpecialToken: 
 export const templateSequence = (id: 'A' | 'B', typeId = 0): Json => ({ Sequence: { id, type_id: typeId } });
 
 /**
- * Llama-2's SentencePiece normaliser (prepend ▁, spaces → ▁) and decoder (▁ → space, byte fallback,
- * fuse, strip the one leading space), as transformers' Llama converter writes them.
+ * A Llama-2 SentencePiece BPE `tokenizer.json` over the given vocabulary (ids 0–2 `<unk>`, `<s>`,
+ * `</s>`) and merges, as transformers' Llama converter writes it: prepend ▁ and spaces → ▁, BOS
+ * template, byte fallback, and the decoder that undoes the normaliser.
  *
  * @example
- * const doc = { normalizer: sentencePieceNormalizer(), decoder: sentencePieceDecoder() };
+ * const vocab = { '<unk>': 0, '<s>': 1, '</s>': 2, '▁': 3, H: 4, '▁H': 5 };
+ * HFTokenizer.fromJson(llama2TokenizerJson(vocab, [['▁', 'H']])).encode('H'); // [1, 5]
  */
-export function sentencePieceNormalizer(): Json {
+export function llama2TokenizerJson(
+  vocab: Record<string, number>,
+  merges: [string, string][] | string[],
+): Json {
   return {
-    type: 'Sequence',
-    normalizers: [
-      { type: 'Prepend', prepend: SPIECE_UNDERLINE },
-      { type: 'Replace', pattern: { String: ' ' }, content: SPIECE_UNDERLINE },
-    ],
-  };
-}
-
-/** The decoder that undoes {@link sentencePieceNormalizer}. */
-export function sentencePieceDecoder(): Json {
-  return {
-    type: 'Sequence',
-    decoders: [
-      { type: 'Replace', pattern: { String: SPIECE_UNDERLINE }, content: ' ' },
-      { type: 'ByteFallback' },
-      { type: 'Fuse' },
-      { type: 'Strip', content: ' ', start: 1, stop: 0 },
-    ],
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: SPECIALS.map((s, id) => addedToken(s, id)),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: SPIECE_UNDERLINE },
+        { type: 'Replace', pattern: { String: ' ' }, content: SPIECE_UNDERLINE },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [templateToken('<s>'), templateSequence('A')],
+      pair: [templateToken('<s>'), templateSequence('A'), templateToken('<s>', 1), templateSequence('B', 1)],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPIECE_UNDERLINE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
 }
 
@@ -196,33 +222,7 @@ export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
   const pieces = pieceStrings(tok);
   const vocab = buildVocab(pieces);
   const merges = buildMerges(pieces, tok.scores, vocab);
-  const tokenizerJson: Json = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: SPECIALS.map((s, id) => addedToken(s, id)),
-    normalizer: sentencePieceNormalizer(),
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [templateToken('<s>'), templateSequence('A')],
-      pair: [templateToken('<s>'), templateSequence('A'), templateToken('<s>', 1), templateSequence('B', 1)],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: sentencePieceDecoder(),
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab: Object.fromEntries(vocab),
-      merges,
-    },
-  };
+  const tokenizerJson = llama2TokenizerJson(Object.fromEntries(vocab), merges);
   const tokenizerConfig: Json = {
     add_bos_token: true,
     add_eos_token: false,

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../cli/demo/language.js';
 import { modelFromConfig } from '../models/from_config.js';
-import { loadModel, saveModel } from '../models/load.js';
+import { loadModel } from '../models/load.js';
+import { CHAR_VOCAB, charLlamaConfig, saveCharModel } from './char_llama.js';
 import { manualSeed } from '../nn/init.js';
 import { getPeftModel, PeftModel, type PeftConfig } from '../tuners/index.js';
 import { LoraConfig } from '../tuners/lora/index.js';
@@ -41,28 +41,26 @@ export async function serveWorld(opts: { hidden?: number; layers?: number } = {}
   const model = path.join(dir, 'model');
   manualSeed(0);
   const m = modelFromConfig(
-    {
-      ...demoModelConfig(259 + ALPHABET.length),
+    charLlamaConfig({
       hidden_size: opts.hidden ?? 32,
       intermediate_size: 2 * (opts.hidden ?? 32),
       num_hidden_layers: opts.layers ?? 2,
       num_attention_heads: 4,
-      num_key_value_heads: 2,
       max_position_embeddings: 256,
       eos_token_id: 2,
-    },
+    }),
     { task: 'CAUSAL_LM' },
   );
   // demo init (std 0.02) gives near-uniform logits; scaled-up weights give decisive, varied text
   const rng = new Rng(11);
   for (const [, p] of m.namedParameters()) {
     if (p.rank !== 2) continue;
-    const std = p.shape[0] === 259 + ALPHABET.length ? 1 : 1.5 / Math.sqrt(p.shape[1]!);
+    const std = p.shape[0] === CHAR_VOCAB ? 1 : 1.5 / Math.sqrt(p.shape[1]!);
     const t = tf.tensor(rng.normalArray(p.size, 0, std), p.shape, 'float32');
     p.assign(t);
     t.dispose();
   }
-  await saveModel(m, model, { tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) } });
+  await saveCharModel(m, model);
   m.dispose();
   fs.writeFileSync(
     path.join(model, 'tokenizer_config.json'),
