@@ -114,17 +114,30 @@ export class Gemma2DecoderLayer extends Module implements RopeLayer {
   }
 }
 
-/** The trunks: Gemma's pre-norm layers, Gemma 2's sandwich-norm layers; both heads sit on either. */
-const gemmaTrunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims));
-const gemma2Trunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new Gemma2DecoderLayer(dims));
+/**
+ * What the Gemma 2 heads change in the Gemma ones: the config reader, the block (sandwich norms), the
+ * config class named in errors, and the names.
+ */
+interface GemmaVariant {
+  modelType: 'gemma' | 'gemma2';
+  name: 'Gemma' | 'Gemma2';
+  dims: (config: HFConfig) => RopeDecoderDims;
+  layer: (dims: RopeDecoderDims) => RopeLayer;
+}
+const GEMMA: GemmaVariant = {
+  modelType: 'gemma',
+  name: 'Gemma',
+  dims: gemmaDims,
+  layer: (dims) => new RopeDecoderLayer(dims),
+};
+const GEMMA2: GemmaVariant = {
+  modelType: 'gemma2',
+  name: 'Gemma2',
+  dims: gemma2Dims,
+  layer: (dims) => new Gemma2DecoderLayer(dims),
+};
 
-const causalSpec = (dims: RopeDecoderDims) => ({
-  embeddingName: 'embed_tokens',
-  hidden: dims.hidden,
-  vocabSize: dims.vocabSize,
-  tieWordEmbeddings: dims.tieWordEmbeddings,
-  finalLogitSoftcapping: dims.finalSoftcap,
-});
+const trunk = (v: GemmaVariant, dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => v.layer(dims));
 
 /**
  * `GemmaForCausalLM`: logits [B, T, V] from the tied, unscaled embedding matrix.
@@ -135,24 +148,34 @@ const causalSpec = (dims: RopeDecoderDims) => ({
  */
 export class GemmaForCausalLM extends DecoderForCausalLM {
   declare model: RopeDecoderModel;
-  readonly modelType = 'gemma' as const;
-  readonly architecture = 'GemmaForCausalLM';
+  readonly modelType: GemmaVariant['modelType'];
+  readonly architecture: string;
 
-  constructor(config: HFConfig) {
-    const dims = gemmaDims(config);
-    super(config, 'model', gemmaTrunk(dims), causalSpec(dims));
+  constructor(config: HFConfig, variant: GemmaVariant = GEMMA) {
+    const dims = variant.dims(config);
+    super(config, 'model', trunk(variant, dims), {
+      embeddingName: 'embed_tokens',
+      hidden: dims.hidden,
+      vocabSize: dims.vocabSize,
+      tieWordEmbeddings: dims.tieWordEmbeddings,
+      finalLogitSoftcapping: dims.finalSoftcap,
+    });
+    this.modelType = variant.modelType;
+    this.architecture = `${variant.name}ForCausalLM`;
   }
 }
 
 /** `GemmaForSequenceClassification`: `score` on the last non-pad token. */
 export class GemmaForSequenceClassification extends DecoderForSequenceClassification {
   declare model: RopeDecoderModel;
-  readonly modelType = 'gemma' as const;
-  readonly architecture = 'GemmaForSequenceClassification';
+  readonly modelType: GemmaVariant['modelType'];
+  readonly architecture: string;
 
-  constructor(config: HFConfig) {
-    const dims = gemmaDims(config);
-    super(config, 'model', gemmaTrunk(dims), dims.hidden, 'GemmaConfig');
+  constructor(config: HFConfig, variant: GemmaVariant = GEMMA) {
+    const dims = variant.dims(config);
+    super(config, 'model', trunk(variant, dims), dims.hidden, `${variant.name}Config`);
+    this.modelType = variant.modelType;
+    this.architecture = `${variant.name}ForSequenceClassification`;
   }
 }
 
@@ -164,25 +187,15 @@ export class GemmaForSequenceClassification extends DecoderForSequenceClassifica
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
  *   query_pre_attn_scalar: 32, sliding_window: 8 });
  */
-export class Gemma2ForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma2' as const;
-  readonly architecture = 'Gemma2ForCausalLM';
-
+export class Gemma2ForCausalLM extends GemmaForCausalLM {
   constructor(config: HFConfig) {
-    const dims = gemma2Dims(config);
-    super(config, 'model', gemma2Trunk(dims), causalSpec(dims));
+    super(config, GEMMA2);
   }
 }
 
 /** `Gemma2ForSequenceClassification`: `score` on the last non-pad token (no final soft-capping, as HF). */
-export class Gemma2ForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma2' as const;
-  readonly architecture = 'Gemma2ForSequenceClassification';
-
+export class Gemma2ForSequenceClassification extends GemmaForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = gemma2Dims(config);
-    super(config, 'model', gemma2Trunk(dims), dims.hidden, 'Gemma2Config');
+    super(config, GEMMA2);
   }
 }

@@ -19,6 +19,8 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { Rng } from '../util/rng.js';
 import { tf } from '../tensor/tf.js';
+import OpenAI from 'openai';
+import { createServer, type LowrankServer, type ServeOptions } from '../serve/index.js';
 
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-serve-'));
 
@@ -135,4 +137,63 @@ export async function libraryGreedy(
   });
   model.dispose();
   return { ids, text: tok.decode(ids, { skipSpecialTokens: true }) };
+}
+
+/** An `openai` client for the server at `url` (no retries, so a refused request fails at once). */
+export function openaiClient(url: string, apiKey = 'x'): OpenAI {
+  return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+}
+
+/**
+ * A listening server on a free port without logs over `base` (a world, or a model path or loaded model
+ * with an optional adapters folder), `opts` on top, and a client with the server's key.
+ *
+ * @example
+ * const { server, client } = await startServer(world, { maxActive: 2 });
+ */
+export async function startServer(
+  base: { model: ServeOptions['model']; adapters?: string },
+  opts: Partial<ServeOptions> = {},
+): Promise<{ server: LowrankServer; client: OpenAI; url: string }> {
+  const server = await createServer({
+    model: base.model,
+    ...(base.adapters !== undefined ? { adapters: base.adapters } : {}),
+    port: 0,
+    logger: false,
+    ...opts,
+  });
+  const url = await server.listen();
+  return { server, client: openaiClient(url, opts.apiKey), url };
+}
+
+/**
+ * A greedy completion through the server; each choice's ids are read exactly from its logprobs
+ * (`token_id:<id>`).
+ *
+ * @example
+ * const [{ ids }] = (await serverGreedy(client, 'lora_a', '1+1=', 8)).choices;
+ */
+export async function serverGreedy(
+  client: OpenAI,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+  n = 1,
+): Promise<{ choices: { ids: number[]; text: string }[]; usage: OpenAI.CompletionUsage }> {
+  const r = await client.completions.create({
+    model,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 0,
+    n,
+    logprobs: 0,
+    return_tokens_as_token_ids: true,
+  } as never);
+  return {
+    choices: r.choices.map((c) => ({
+      ids: c.logprobs!.tokens!.map((t) => Number(t.slice('token_id:'.length))),
+      text: c.text,
+    })),
+    usage: r.usage!,
+  };
 }
