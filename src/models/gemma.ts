@@ -9,7 +9,7 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { Module, type TensorLayer } from '../nn/module.js';
 import type { HFConfig } from './base.js';
 import { ConfigReader } from './config.js';
-import { DecoderForCausalLM, DecoderForSequenceClassification } from './decoder_heads.js';
+import { RopeForCausalLM, RopeForSequenceClassification, type RopeFamily } from './rope_heads.js';
 import {
   GatedMLP,
   makeNorm,
@@ -17,8 +17,6 @@ import {
   readRopeDims,
   refuseDropout,
   RopeAttention,
-  RopeDecoderLayer,
-  RopeDecoderModel,
   slidingWindowOf,
   type LayerContext,
   type RopeDecoderDims,
@@ -114,30 +112,14 @@ export class Gemma2DecoderLayer extends Module implements RopeLayer {
   }
 }
 
-/**
- * What the Gemma 2 heads change in the Gemma ones: the config reader, the block (sandwich norms), the
- * config class named in errors, and the names.
- */
-interface GemmaVariant {
-  modelType: 'gemma' | 'gemma2';
-  name: 'Gemma' | 'Gemma2';
-  dims: (config: HFConfig) => RopeDecoderDims;
-  layer: (dims: RopeDecoderDims) => RopeLayer;
-}
-const GEMMA: GemmaVariant = {
-  modelType: 'gemma',
-  name: 'Gemma',
-  dims: gemmaDims,
-  layer: (dims) => new RopeDecoderLayer(dims),
-};
-const GEMMA2: GemmaVariant = {
+/** The names, config readers and blocks of the Gemma and Gemma 2 heads (rope_heads.ts). */
+const GEMMA: RopeFamily = { modelType: 'gemma', name: 'Gemma', dims: gemmaDims };
+const GEMMA2: RopeFamily = {
   modelType: 'gemma2',
   name: 'Gemma2',
   dims: gemma2Dims,
   layer: (dims) => new Gemma2DecoderLayer(dims),
 };
-
-const trunk = (v: GemmaVariant, dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => v.layer(dims));
 
 /**
  * `GemmaForCausalLM`: logits [B, T, V] from the tied, unscaled embedding matrix.
@@ -146,36 +128,16 @@ const trunk = (v: GemmaVariant, dims: RopeDecoderDims) => new RopeDecoderModel(d
  * const lm = new GemmaForCausalLM({ model_type: 'gemma', vocab_size: 1000, hidden_size: 64, head_dim: 16,
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
  */
-export class GemmaForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType: GemmaVariant['modelType'];
-  readonly architecture: string;
-
-  constructor(config: HFConfig, variant: GemmaVariant = GEMMA) {
-    const dims = variant.dims(config);
-    super(config, 'model', trunk(variant, dims), {
-      embeddingName: 'embed_tokens',
-      hidden: dims.hidden,
-      vocabSize: dims.vocabSize,
-      tieWordEmbeddings: dims.tieWordEmbeddings,
-      finalLogitSoftcapping: dims.finalSoftcap,
-    });
-    this.modelType = variant.modelType;
-    this.architecture = `${variant.name}ForCausalLM`;
+export class GemmaForCausalLM extends RopeForCausalLM {
+  constructor(config: HFConfig) {
+    super(config, GEMMA);
   }
 }
 
 /** `GemmaForSequenceClassification`: `score` on the last non-pad token. */
-export class GemmaForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType: GemmaVariant['modelType'];
-  readonly architecture: string;
-
-  constructor(config: HFConfig, variant: GemmaVariant = GEMMA) {
-    const dims = variant.dims(config);
-    super(config, 'model', trunk(variant, dims), dims.hidden, `${variant.name}Config`);
-    this.modelType = variant.modelType;
-    this.architecture = `${variant.name}ForSequenceClassification`;
+export class GemmaForSequenceClassification extends RopeForSequenceClassification {
+  constructor(config: HFConfig) {
+    super(config, GEMMA);
   }
 }
 
@@ -187,14 +149,14 @@ export class GemmaForSequenceClassification extends DecoderForSequenceClassifica
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
  *   query_pre_attn_scalar: 32, sliding_window: 8 });
  */
-export class Gemma2ForCausalLM extends GemmaForCausalLM {
+export class Gemma2ForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
     super(config, GEMMA2);
   }
 }
 
 /** `Gemma2ForSequenceClassification`: `score` on the last non-pad token (no final soft-capping, as HF). */
-export class Gemma2ForSequenceClassification extends GemmaForSequenceClassification {
+export class Gemma2ForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
     super(config, GEMMA2);
   }
