@@ -16,7 +16,8 @@ import { modelFromConfig } from '../src/models/from_config.js';
 import { Rng } from '../src/util/rng.js';
 import { evaluate } from '../src/training/evaluate.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
+import { ALPHABET, charTokenizerFile } from '../src/cli/demo/language.js';
+import { charLlamaConfig } from '../src/testing/char_llama.js';
 import {
   inputSubspace,
   orthonormalColumns,
@@ -35,15 +36,9 @@ const EIG_TOL = 1e-3;
 
 function tinyLlama() {
   manualSeed(0);
-  return modelFromConfig(
-    {
-      ...demoModelConfig(259 + ALPHABET.length),
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 2,
-    },
-    { task: 'CAUSAL_LM' },
-  );
+  return modelFromConfig(charLlamaConfig({ num_attention_heads: 4, num_key_value_heads: 4 }), {
+    task: 'CAUSAL_LM',
+  });
 }
 
 test('orthonormalColumns: QᵀQ = I', () => {

@@ -37,10 +37,10 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
   const n0 = tf.memory().numTensors;
   let r = await cli(
     'train',
-    ...['--model', w.model, '--method', 'hyperlora', '--conditions', `plain=${a},reversed=${b}`],
-    ...['--target-modules', 'q_proj,v_proj', '--r', '2', '--hyper-hidden', '8', '--max-length', '32'],
-    ...['--max-steps', '6', '--batch-size', '4', '--lr', '0.01', '--eval-limit', '8', '--backend', 'cpu'],
-    ...['-o', run, '--quiet'],
+    ...flags({ model: w.model, method: 'hyperlora', conditions: `plain=${a},reversed=${b}` }),
+    ...flags({ 'target-modules': 'q_proj,v_proj', '--r': 2, 'hyper-hidden': 8, 'max-length': 32 }),
+    ...flags({ 'max-steps': 6, 'batch-size': 4, lr: 0.01, 'eval-limit': 8, backend: 'cpu' }),
+    ...flags({ o: run, quiet: true }),
   );
   assert.equal(r.code, 0, r.err);
   assert.equal(tf.memory().numTensors, n0, 'train leaves no tensors behind');
@@ -57,14 +57,18 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
   assert.match(r.out, /hypernetwork: .*lowrank materialize --adapter/);
 
   // eval --condition on the same held-out split (same --seed, --eval-fraction) = train's per-condition loss
-  const evalArgs = (data: string) =>
-    ['eval', '--model', w.model, '--data', data, '--heldout', '--max-length', '32'].concat([
-      '--eval-limit',
-      '8',
-      '--backend',
-      'cpu',
-      '--json',
-    ]);
+  const evalArgs = (data: string) => [
+    'eval',
+    ...flags({
+      model: w.model,
+      data,
+      heldout: true,
+      'max-length': 32,
+      'eval-limit': 8,
+      backend: 'cpu',
+      json: true,
+    }),
+  ];
   const hyperDir = path.join(run, 'adapter');
   r = await cli(...evalArgs(b), '--adapter', hyperDir, '--condition', 'reversed');
   assert.equal(r.code, 0, r.err);
@@ -75,7 +79,7 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
   const mat = path.join(dir, 'reversed-lora');
   r = await cli(
     'materialize',
-    ...['-m', w.model, '--adapter', hyperDir, '--condition', 'reversed', '-o', mat, '--backend', 'cpu'],
+    ...flags({ m: w.model, adapter: hyperDir, condition: 'reversed', o: mat, backend: 'cpu' }),
   );
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /condition "reversed" \(id 1\) written/);
@@ -93,20 +97,7 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
 
   r = await cli(
     'generate',
-    ...[
-      '-m',
-      w.model,
-      '--adapter',
-      hyperDir,
-      '--condition',
-      'plain',
-      '-p',
-      '1+',
-      '-n',
-      '4',
-      '--backend',
-      'cpu',
-    ],
+    ...flags({ m: w.model, adapter: hyperDir, condition: 'plain', p: '1+', n: 4, backend: 'cpu' }),
   );
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^1\+/);
@@ -122,62 +113,32 @@ test('train --method hyperlora → hypernetwork folder; materialize; eval/genera
   await bad(
     /--condition: .*"nope".*use one of plain, reversed/,
     ...evalArgs(b),
-    '--adapter',
-    hyperDir,
-    '--condition',
-    'nope',
+    ...flags({ adapter: hyperDir, condition: 'nope' }),
   );
   await bad(
     /--condition: only with --adapter <a HyperLoRA/,
     ...evalArgs(b),
-    '--adapter',
-    mat,
-    '--condition',
-    'plain',
+    ...flags({ adapter: mat, condition: 'plain' }),
   );
   await bad(
     /--output: .* not empty/,
     'materialize',
-    '-m',
-    w.model,
-    '--adapter',
-    hyperDir,
-    '--condition',
-    'plain',
-    '-o',
-    mat,
+    ...flags({ m: w.model, adapter: hyperDir, condition: 'plain', o: mat }),
   );
   await bad(
     /--adapter: .*no hyperlora_config.json/,
     'materialize',
-    '-m',
-    w.model,
-    '--adapter',
-    mat,
-    '--condition',
-    'plain',
-    '-o',
-    path.join(dir, 'x'),
+    ...flags({ m: w.model, adapter: mat, condition: 'plain', o: path.join(dir, 'x') }),
   );
   await bad(
     /--condition: is required/,
     'materialize',
-    '-m',
-    w.model,
-    '--adapter',
-    hyperDir,
-    '-o',
-    path.join(dir, 'y'),
+    ...flags({ m: w.model, adapter: hyperDir, o: path.join(dir, 'y') }),
   );
   await bad(
     /--condition: is required/,
     'merge',
-    '-m',
-    w.model,
-    '--adapter',
-    hyperDir,
-    '-o',
-    path.join(dir, 'z'),
+    ...flags({ m: w.model, adapter: hyperDir, o: path.join(dir, 'z') }),
   );
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -187,68 +148,45 @@ test('train --method hyperlora: bad --conditions and conflicting flags are usage
   const w = await tinyWorld(dir);
   const { a, b } = twoSets(dir, w.text);
   let k = 0;
-  const train = async (re: RegExp, ...extra: string[]) => {
+  const train = async (re: RegExp, extra: Record<string, string>) => {
     const r = await cli(
       'train',
-      ...flags({ model: w.model, backend: 'cpu', o: path.join(dir, `r${k++}`) }),
-      ...extra,
+      ...flags({ model: w.model, backend: 'cpu', o: path.join(dir, `r${k++}`), ...extra }),
     );
-    assert.equal(r.code, 2, `${extra.join(' ')}: ${r.err}`);
+    assert.equal(r.code, 2, `${JSON.stringify(extra)}: ${r.err}`);
     assert.match(r.err, re);
   };
-  await train(/--conditions: HyperLoRA needs at least two training sets/, '--method', 'hyperlora');
-  await train(/--conditions: one condition is plain LoRA/, '--method', 'hyperlora', '--conditions', `x=${a}`);
-  await train(
-    /--conditions: each entry must be name=path \(got "x"\)/,
-    '--method',
-    'hyperlora',
-    '--conditions',
-    `x,y=${b}`,
-  );
-  await train(
-    /--conditions: a condition name appears twice \(got "x"\)/,
-    '--method',
-    'hyperlora',
-    '--conditions',
-    `x=${a},x=${b}`,
-  );
-  await train(
-    /--conditions: only for --method hyperlora/,
-    '--method',
-    'lora',
-    '--data',
-    a,
-    '--conditions',
-    `x=${a},y=${b}`,
-  );
-  await train(
-    /--data: --method hyperlora reads its training sets from --conditions/,
-    '--method',
-    'hyperlora',
-    '--data',
-    a,
-    '--conditions',
-    `x=${a},y=${b}`,
-  );
-  await train(
-    /--quantize: .*hyperlora is not supported yet/,
-    '--method',
-    'hyperlora',
-    '--quantize',
-    'nf4',
-    '--conditions',
-    `x=${a},y=${b}`,
-  );
-  await train(/--conditions y=.*causal LMs/, '--method', 'hyperlora', '--conditions', `x=${a},y=${w.train}`);
-  await train(
-    /--hyper-hidden: must be >= 1/,
-    '--method',
-    'hyperlora',
-    '--conditions',
-    `x=${a},y=${b}`,
-    '--hyper-hidden',
-    '0',
-  );
+  await train(/--conditions: HyperLoRA needs at least two training sets/, { method: 'hyperlora' });
+  await train(/--conditions: one condition is plain LoRA/, { method: 'hyperlora', conditions: `x=${a}` });
+  await train(/--conditions: each entry must be name=path \(got "x"\)/, {
+    method: 'hyperlora',
+    conditions: `x,y=${b}`,
+  });
+  await train(/--conditions: a condition name appears twice \(got "x"\)/, {
+    method: 'hyperlora',
+    conditions: `x=${a},x=${b}`,
+  });
+  await train(/--conditions: only for --method hyperlora/, {
+    method: 'lora',
+    data: a,
+    conditions: `x=${a},y=${b}`,
+  });
+  await train(/--data: --method hyperlora reads its training sets from --conditions/, {
+    method: 'hyperlora',
+    data: a,
+    conditions: `x=${a},y=${b}`,
+  });
+  await train(/--quantize: .*hyperlora is not supported yet/, {
+    method: 'hyperlora',
+    quantize: 'nf4',
+    conditions: `x=${a},y=${b}`,
+  });
+  await train(/--conditions y=.*causal LMs/, { method: 'hyperlora', conditions: `x=${a},y=${w.train}` });
+  await train(/--hyper-hidden: must be >= 1/, {
+    method: 'hyperlora',
+    conditions: `x=${a},y=${b}`,
+    'hyper-hidden': '0',
+  });
   const help = await cli('train', '--help');
   assert.match(help.out, /--conditions <a,b> +HyperLoRA: named text sets, name=path,name=path/);
   assert.match(help.out, /one of: lora, adalora, dora, full, hyperlora/);

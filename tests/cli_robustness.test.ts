@@ -99,6 +99,34 @@ test('robustness table: usage and range errors exit 2 naming the flag; nothing i
   assertUnchanged(before, dir, 'library rule left something behind');
 });
 
+test("range table: every command's numeric flags are checked before it runs (demo, serve, generate)", async () => {
+  const dir = tmp();
+  const out = path.join(dir, 'demo');
+  const cases: [string[], RegExp][] = [
+    [['demo', '-o', out, '--samples', '0'], /^lowrank: --samples: must be >= 1 \(got 0\)/],
+    [['demo', '-o', out, '--strength', '0'], /^lowrank: --strength: must be > 0 \(got 0\)/],
+    [
+      ['serve', '-m', path.join(dir, 'none'), '--max-active', '0'],
+      /^lowrank: --max-active: must be >= 1 \(got 0\)/,
+    ],
+    [
+      ['serve', '-m', path.join(dir, 'none'), '--timeout', '0'],
+      /^lowrank: --timeout: must be >= 0.001 \(got 0\)/,
+    ],
+    [
+      ['generate', '-m', path.join(dir, 'none'), '--top-p', '0'],
+      /^lowrank: --top-p: must be in \(0, 1\] \(got 0\)/,
+    ],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await cli(...argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+  }
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing is written');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('robustness table: bad paths and data exit 1 with a typed message naming the user path', async () => {
   const dir = tmp();
   const w = await tinyWorld(dir);

@@ -15,6 +15,7 @@ import { modelFromConfig } from '../src/models/from_config.js';
 import { saveModel } from '../src/models/load.js';
 import { manualSeed } from '../src/nn/init.js';
 import { TINY_DEBERTA, TINY_DECODERS } from '../src/testing/tiny_decoders.js';
+import { addedToken } from '../src/io/tokenizer_convert.js';
 
 const HF = fileURLToPath(new URL('../../shared/fixtures/hf', import.meta.url));
 const skip = fs.existsSync(path.join(HF, 'index.json')) ? false : 'needs ../shared/fixtures/hf';
@@ -23,20 +24,11 @@ const skip = fs.existsSync(path.join(HF, 'index.json')) ? false : 'needs ../shar
 function wordTokenizer(vocabSize: number): string {
   const vocab: Record<string, number> = { '<pad>': 0, '<s>': 1, '</s>': 2 };
   for (let i = 3; i < vocabSize; i++) vocab[`w${i}`] = i;
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   return JSON.stringify({
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special(0, '<pad>'), special(1, '<s>'), special(2, '</s>')],
+    added_tokens: ['<pad>', '<s>', '</s>'].map(addedToken),
     normalizer: null,
     pre_tokenizer: { type: 'WhitespaceSplit' },
     post_processor: null,

@@ -10,11 +10,17 @@ import path from 'node:path';
 import OpenAI, { APIError } from 'openai';
 import { tf } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
-import { createServer, type LowrankServer } from '../src/serve/index.js';
+import type { LowrankServer } from '../src/serve/index.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { PeftModel } from '../src/tuners/index.js';
-import { CHAT_TEMPLATE, serveWorld, type World } from '../src/testing/serve_world.js';
+import {
+  CHAT_TEMPLATE,
+  openaiClient,
+  serveWorld,
+  startServer,
+  type World,
+} from '../src/testing/serve_world.js';
 
 /** Server log-probabilities are float64 log-softmax of the same float32 logits (up to BLAS order). */
 const LOGPROB_ATOL = 1e-4;
@@ -29,17 +35,7 @@ let client: OpenAI;
 before(async () => {
   await initBackend('auto');
   world = await serveWorld();
-  server = await createServer({
-    model: world.model,
-    adapters: world.adapters,
-    port: 0,
-    logger: false,
-    apiKey: KEY,
-    bodyLimit: BODY_LIMIT,
-    maxTokens: 64,
-  });
-  url = await server.listen();
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY, maxRetries: 0 });
+  ({ server, client, url } = await startServer(world, { apiKey: KEY, bodyLimit: BODY_LIMIT, maxTokens: 64 }));
 });
 
 after(async () => {
@@ -227,12 +223,9 @@ test('chat: the model chat template, streaming with role then content, logprobs'
 
 test('a model without a chat template: chat is a 400 naming the fix; completions still work', async () => {
   const tok = await loadTokenizer(path.join(world.model, 'tok.bin'));
-  const s = await createServer({
+  const { server: s, client: c } = await startServer({
     model: { model: await loadModel(world.model, { seed: 0 }), tokenizer: tok },
-    port: 0,
-    logger: false,
   });
-  const c = new OpenAI({ baseURL: `${await s.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
   try {
     const e = await rejects(
       c.chat.completions.create({ model: 'base', messages: [{ role: 'user', content: 'hi' }] }),
@@ -312,7 +305,7 @@ test('malformed JSON, wrong types, over limits: 400/413 in OpenAI shape; server 
 });
 
 test('API key: missing or wrong → 401 authentication_error; /health needs none', async () => {
-  const wrong = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+  const wrong = openaiClient(url, 'sk-wrong');
   const e = await rejects(wrong.models.list(), 401, 'invalid_api_key');
   assert.equal(e.type, 'authentication_error');
   await rejects(wrong.completions.create({ model: 'base', prompt: 'x' }), 401, 'invalid_api_key');

@@ -11,17 +11,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import OpenAI from 'openai';
 import { initBackend } from '../src/tensor/backend.js';
-import { loadAddon } from '../src/tensor/native/addon.js';
-import { nativeAvailable } from '../src/testing/backend_parity.js';
-import { createServer, type LowrankServer } from '../src/serve/index.js';
-import { libraryGreedy, serveWorld, type World } from '../src/testing/serve_world.js';
+import { nativeRowsSkip } from '../src/testing/backend_parity.js';
+import type { LowrankServer } from '../src/serve/index.js';
+import {
+  libraryGreedy,
+  serveWorld,
+  serverGreedy,
+  startServer,
+  type World,
+} from '../src/testing/serve_world.js';
 
-const decoder = (loadAddon() as { Decoder?: { prototype: object } } | null)?.Decoder?.prototype;
-const skip = !nativeAvailable()
-  ? 'native addon not built'
-  : decoder && 'copyRow' in decoder
-    ? false
-    : 'native addon built before Decoder.copyRow (rebuild: node scripts/install-native.mjs)';
+const skip = nativeRowsSkip();
 const NATIVE = ['base', 'lora_a', 'lora_b', 'dora', 'adalora'];
 const TFJS = ['lora_norm'];
 
@@ -34,24 +34,9 @@ before(async () => {
 
 after(() => fs.rmSync(world.dir, { recursive: true, force: true }));
 
-async function open(): Promise<{ server: LowrankServer; client: OpenAI; url: string }> {
-  const server = await createServer({ model: world.model, adapters: world.adapters, port: 0, logger: false });
-  const url = await server.listen();
-  return { server, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 }), url };
-}
-
-async function greedy(client: OpenAI, model: string, prompt: string, maxTokens: number, n = 1) {
-  const r = await client.completions.create({
-    model,
-    prompt,
-    max_tokens: maxTokens,
-    temperature: 0,
-    n,
-    logprobs: 0,
-    return_tokens_as_token_ids: true,
-  } as never);
-  return r.choices.map((c) => c.logprobs!.tokens!.map((t) => Number(t.slice('token_id:'.length))));
-}
+/** Each choice's greedy ids through the server. */
+const greedy = async (client: OpenAI, model: string, prompt: string, maxTokens: number, n = 1) =>
+  (await serverGreedy(client, model, prompt, maxTokens, n)).choices.map((c) => c.ids);
 
 const rowsBy = (server: LowrankServer, engine: string) =>
   Number(
@@ -64,7 +49,7 @@ test(
   'native backend: covered adapters decode on native rows, lora_norm on tfjs, all = generate',
   { skip },
   async () => {
-    const { server, client, url } = await open();
+    const { server, client, url } = await startServer(world);
     try {
       const health = (await (await fetch(`${url}/health`)).json()) as { decode_engine: string };
       assert.equal(health.decode_engine, 'native');
@@ -99,9 +84,9 @@ test(
 
 test('LOWRANK_NATIVE_DECODE=0: the server decodes on tfjs with the same ids', { skip }, async () => {
   process.env.LOWRANK_NATIVE_DECODE = '0';
-  let s: Awaited<ReturnType<typeof open>>;
+  let s: Awaited<ReturnType<typeof startServer>>;
   try {
-    s = await open();
+    s = await startServer(world);
   } finally {
     delete process.env.LOWRANK_NATIVE_DECODE;
   }

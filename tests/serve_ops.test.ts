@@ -16,15 +16,15 @@ import { createServer, type LowrankServer, type ServeOptions } from '../src/serv
 import { TextAssembler } from '../src/serve/text.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { loadModel, saveModel } from '../src/models/load.js';
+import { loadModel } from '../src/models/load.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { manualSeed } from '../src/nn/init.js';
 import { getPeftModel, PeftModel } from '../src/tuners/index.js';
 import { LoraConfig } from '../src/tuners/lora/index.js';
 import { perturbAdapter } from '../src/testing/tuner_matrix.js';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../src/cli/demo/language.js';
+import { charLlamaConfig, saveCharModel } from '../src/testing/char_llama.js';
 import { CLI_ENTRY, cli } from '../src/testing/cli_runner.js';
-import { serveWorld, tmp, type World } from '../src/testing/serve_world.js';
+import { openaiClient, serveWorld, startServer, tmp, type World } from '../src/testing/serve_world.js';
 
 /** Softmax scores through the server vs the library forward: same kernels, float32. */
 const SCORE_ATOL = 1e-6;
@@ -40,16 +40,9 @@ async function withServer(
   opts: Partial<ServeOptions>,
   fn: (s: LowrankServer, c: OpenAI, url: string) => Promise<void>,
 ) {
-  const s = await createServer({
-    model: world.model,
-    adapters: world.adapters,
-    port: 0,
-    logger: false,
-    ...opts,
-  });
-  const url = await s.listen();
+  const { server: s, client, url } = await startServer(world, opts);
   try {
-    await fn(s, new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 }), url);
+    await fn(s, client, url);
   } finally {
     await s.close(0);
   }
@@ -170,8 +163,7 @@ test('a changed adapter folder is picked up on the next request', async () => {
 });
 
 test('graceful shutdown: a running request finishes, later ones are refused', async () => {
-  const s = await createServer({ model: world.model, adapters: world.adapters, port: 0, logger: false });
-  const c = new OpenAI({ baseURL: `${await s.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+  const { server: s, client: c } = await startServer(world);
   const running = c.completions.create({ model: 'lora_a', prompt: '1', max_tokens: 120, temperature: 0 });
   while (s.engine.running === 0) await new Promise((r) => setTimeout(r, 2));
   const closing = s.close(30_000);
@@ -182,8 +174,7 @@ test('graceful shutdown: a running request finishes, later ones are refused', as
 });
 
 test('shutdown without grace cancels the running request with 503', async () => {
-  const s = await createServer({ model: world.model, adapters: world.adapters, port: 0, logger: false });
-  const c = new OpenAI({ baseURL: `${await s.listen()}/v1`, apiKey: 'x', maxRetries: 0 });
+  const { server: s, client: c } = await startServer(world);
   const running = status(
     c.completions.create({ model: 'lora_a', prompt: '1', max_tokens: 200, temperature: 0 }),
   );
@@ -197,21 +188,14 @@ test('/v1/classify: labels and scores equal the library forward with the adapter
   try {
     manualSeed(3);
     const m = modelFromConfig(
-      {
-        ...demoModelConfig(259 + ALPHABET.length),
-        hidden_size: 16,
-        intermediate_size: 32,
+      charLlamaConfig({
         num_hidden_layers: 1,
-        num_attention_heads: 2,
-        num_key_value_heads: 2,
         id2label: { 0: 'neg', 1: 'pos' },
         label2id: { neg: 0, pos: 1 },
-      },
+      }),
       { task: 'SEQ_CLS', numLabels: 2 },
     );
-    await saveModel(m, path.join(dir, 'model'), {
-      tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) },
-    });
+    await saveCharModel(m, path.join(dir, 'model'));
     m.dispose();
     const model = path.join(dir, 'model');
     const peft = getPeftModel(
@@ -223,13 +207,10 @@ test('/v1/classify: labels and scores equal the library forward with the adapter
     peft.dispose();
     const tok = await loadTokenizer(path.join(model, 'tok.bin'));
     const base = await loadModel(model, { task: 'SEQ_CLS', numLabels: 2 });
-    const s = await createServer({
+    const { server: s, url } = await startServer({
       model: { model: base, tokenizer: tok },
       adapters: path.join(dir, 'adapters'),
-      port: 0,
-      logger: false,
     });
-    const url = await s.listen();
     try {
       const r = await fetch(`${url}/v1/classify`, {
         method: 'POST',
@@ -253,7 +234,7 @@ test('/v1/classify: labels and scores equal the library forward with the adapter
         assert.equal(body.data[i]!.label, p[1]! > p[0]! ? 'pos' : 'neg');
       }
       ref.dispose();
-      const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const c = openaiClient(url);
       assert.equal(await status(c.completions.create({ model: 'base', prompt: '1' })), 400);
     } finally {
       await s.close(0);
@@ -304,7 +285,7 @@ test('lowrank serve: usage errors exit 2; the command serves until SIGTERM, then
     });
     child.on('exit', () => reject(new Error(`serve exited early: ${err}`)));
   });
-  const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const c = openaiClient(url);
   const out = await c.completions.create({ model: 'lora_a', prompt: '2+2=', max_tokens: 5, temperature: 0 });
   assert.equal(out.usage!.completion_tokens, 5);
   const code = await new Promise<number | null>((resolve) => {

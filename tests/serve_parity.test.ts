@@ -9,12 +9,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { initBackend } from '../src/tensor/backend.js';
-import { createServer, type LowrankServer } from '../src/serve/index.js';
+import type { LowrankServer } from '../src/serve/index.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { generate } from '../src/models/generate.js';
 import { cli } from '../src/testing/cli_runner.js';
-import { libraryGreedy, serveWorld, type World } from '../src/testing/serve_world.js';
+import {
+  libraryGreedy,
+  serveWorld,
+  serverGreedy,
+  startServer,
+  type World,
+} from '../src/testing/serve_world.js';
 
 const ADAPTERS = ['base', 'lora_a', 'lora_b', 'lora_norm', 'dora', 'adalora'];
 let world: World;
@@ -24,10 +30,9 @@ let client: OpenAI;
 before(async () => {
   await initBackend('auto');
   world = await serveWorld();
-  server = await createServer({ model: world.model, adapters: world.adapters, port: 0, logger: false });
-  const url = await server.listen();
+  let url: string;
+  ({ server, client, url } = await startServer(world));
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
-  client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
@@ -35,29 +40,17 @@ after(async () => {
   fs.rmSync(world.dir, { recursive: true, force: true });
 });
 
-/** Greedy ids through the server, read exactly from the logprobs (`token_id:<id>`). */
-async function serverGreedy(model: string, prompt: string, maxTokens: number) {
-  const r = await client.completions.create({
-    model,
-    prompt,
-    max_tokens: maxTokens,
-    temperature: 0,
-    logprobs: 0,
-    return_tokens_as_token_ids: true,
-  } as never);
-  const c = r.choices[0]!;
-  return {
-    ids: c.logprobs!.tokens!.map((t) => Number(t.slice('token_id:'.length))),
-    text: c.text,
-    usage: r.usage!,
-  };
+/** Greedy ids and text of one completion through the server, and its usage. */
+async function greedy(model: string, prompt: string, maxTokens: number) {
+  const r = await serverGreedy(client, model, prompt, maxTokens);
+  return { ...r.choices[0]!, usage: r.usage };
 }
 
 test('each adapter alone: server greedy ids = library generate on the merged adapter', async () => {
   const outputs = new Set<string>();
   for (const a of ADAPTERS) {
     const want = await libraryGreedy(world, a === 'base' ? null : a, '12+30=', 24);
-    const got = await serverGreedy(a, '12+30=', 24);
+    const got = await greedy(a, '12+30=', 24);
     assert.deepEqual(got.ids, want.ids, a);
     assert.equal(got.text, want.text, a);
     assert.equal(got.usage.completion_tokens, want.ids.length);
@@ -81,7 +74,7 @@ test('all adapters in one continuous batch (ragged prompts): same ids as each al
     return all - ones;
   };
   const stepsBefore = multi();
-  const got = await Promise.all(jobs.map((j) => serverGreedy(j.a, j.prompt, j.n)));
+  const got = await Promise.all(jobs.map((j) => greedy(j.a, j.prompt, j.n)));
   jobs.forEach((j, i) => assert.deepEqual(got[i]!.ids, want[i]!.ids, `${j.a} ${j.prompt}`));
   assert.ok(multi() - stepsBefore >= 5, 'the requests really decoded together (steps with > 1 sequence)');
 });
@@ -89,7 +82,7 @@ test('all adapters in one continuous batch (ragged prompts): same ids as each al
 test('`lowrank generate --adapter` prints the prompt + the server completion', async () => {
   const tok = await loadTokenizer(path.join(world.model, 'tok.bin'));
   for (const a of ['lora_a', 'adalora']) {
-    const got = await serverGreedy(a, '5+5=', 16);
+    const got = await greedy(a, '5+5=', 16);
     const r = await cli(
       'generate',
       '-m',
@@ -184,8 +177,7 @@ test(
       await peft.savePretrained(path.join(dir, name));
       peft.dispose();
     }
-    const s = await createServer({ model: bin, adapters: dir, port: 0, logger: false });
-    const c = new OpenAI({ baseURL: `${await s.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const { server: s, client: c } = await startServer({ model: bin, adapters: dir });
     const tok = await loadTokenizer(path.join(STORIES, 'tok512.bin'));
     const jobs = [
       ['base', 'Once upon a time', 40],
@@ -194,18 +186,7 @@ test(
       ['tales', 'One day', 24],
     ] as const;
     try {
-      const got = await Promise.all(
-        jobs.map(([model, prompt, n]) =>
-          c.completions.create({
-            model,
-            prompt,
-            max_tokens: n,
-            temperature: 0,
-            logprobs: 0,
-            return_tokens_as_token_ids: true,
-          } as never),
-        ),
-      );
+      const got = await Promise.all(jobs.map(([model, prompt, n]) => serverGreedy(c, model, prompt, n)));
       const { PeftModel } = await import('../src/tuners/index.js');
       for (const [i, [model, prompt, n]] of jobs.entries()) {
         const base = await loadModel(bin);
@@ -219,10 +200,7 @@ test(
           eosTokenId: tok.eosTokenId,
         });
         m.dispose();
-        const ids = (got[i] as OpenAI.Completion).choices[0]!.logprobs!.tokens!.map((t) =>
-          Number(t.slice(9)),
-        );
-        assert.deepEqual(ids, want, `${model}: ${prompt}`);
+        assert.deepEqual(got[i]!.choices[0]!.ids, want, `${model}: ${prompt}`);
       }
     } finally {
       await s.close();

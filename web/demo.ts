@@ -5,6 +5,7 @@
  * the Node e2e test rebuilds the very same base model to check the page's adapter outputs.
  */
 import { HFTokenizer } from '../src/io/tokenizer.js';
+import { addedToken, wordPieceTokenizerJson } from '../src/io/tokenizer_convert.js';
 import type { HFConfig, PreTrainedModel } from '../src/models/base.js';
 import { modelFromConfig } from '../src/models/from_config.js';
 import { manualSeed } from '../src/nn/init.js';
@@ -39,15 +40,6 @@ export function demoVocab(): string[] {
 export function demoTokenizerJson(arch: DemoArch): Record<string, unknown> {
   const vocab = demoVocab();
   const id = (t: string) => vocab.indexOf(t);
-  const added = SPECIALS.map((content) => ({
-    id: id(content),
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
   const postProcessor =
     arch === 'bert'
       ? {
@@ -56,29 +48,11 @@ export function demoTokenizerJson(arch: DemoArch): Record<string, unknown> {
           cls: ['[CLS]', id('[CLS]')],
         }
       : null;
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: {
-      type: 'BertNormalizer',
-      clean_text: true,
-      handle_chinese_chars: true,
-      strip_accents: null,
-      lowercase: true,
-    },
-    pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: postProcessor,
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: {
-      type: 'WordPiece',
-      unk_token: '[UNK]',
-      continuing_subword_prefix: '##',
-      max_input_chars_per_word: 100,
-      vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
-    },
-  };
+  return wordPieceTokenizerJson(
+    Object.fromEntries(vocab.map((t, i) => [t, i])),
+    SPECIALS.map((content) => addedToken(content, id(content))),
+    postProcessor,
+  );
 }
 
 /** `tokenizer_config.json` of the demo (names the special tokens the tokenizer loader looks up). */

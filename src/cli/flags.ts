@@ -11,8 +11,12 @@ type Rule = [test: (x: number) => boolean, rule: string];
 const atLeast = (n: number): Rule => [(x) => x >= n, `must be >= ${n}`];
 const FRACTION_OPEN: Rule = [(x) => x > 0 && x < 1, 'must be between 0 and 1 (exclusive)'];
 const DROPOUT: Rule = [(x) => x >= 0 && x < 1, 'must be in [0, 1)'];
+const POSITIVE: Rule = [(x) => x > 0, 'must be > 0'];
 
-/** Range rules of numeric flags (those of every command; a flag a command lacks is skipped). */
+/**
+ * Range rules of numeric flags (those of every command; a flag a command lacks is skipped). `lowrank`
+ * checks them after parsing, before a command runs.
+ */
 export const RANGE_RULES: Record<string, Rule> = {
   'max-steps': atLeast(1),
   'batch-size': atLeast(1),
@@ -27,10 +31,10 @@ export const RANGE_RULES: Record<string, Rule> = {
   'delta-t': atLeast(1),
   'hyper-hidden': atLeast(1),
   'hyper-embedding': atLeast(1),
-  'lora-alpha': [(x) => x > 0, 'must be > 0'],
+  'lora-alpha': POSITIVE,
   'lora-dropout': DROPOUT,
   'orth-reg-weight': atLeast(0),
-  lr: [(x) => x > 0, 'must be > 0'],
+  lr: POSITIVE,
   'weight-decay': atLeast(0),
   'warmup-steps': atLeast(0),
   'max-grad-norm': atLeast(0),
@@ -46,6 +50,21 @@ export const RANGE_RULES: Record<string, Rule> = {
   'top-k': atLeast(0),
   'top-p': [(x) => x > 0 && x <= 1, 'must be in (0, 1]'],
   'num-labels': atLeast(1),
+  // demo
+  'pretrain-steps': atLeast(1),
+  'finetune-steps': atLeast(1),
+  'planted-rank': atLeast(1),
+  strength: POSITIVE,
+  samples: atLeast(1),
+  // serve
+  port: [(x) => x >= 0 && x <= 65535, 'must be 0–65535'],
+  'max-active': atLeast(1),
+  'max-queue': atLeast(0),
+  'max-tokens': atLeast(1),
+  'max-n': atLeast(1),
+  'body-limit-kb': atLeast(1),
+  timeout: atLeast(0.001),
+  'adapter-cache-mb': atLeast(0.001),
 };
 
 /**

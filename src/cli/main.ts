@@ -8,7 +8,7 @@ import { processIO, type CliIO } from './io.js';
 import type { Command } from './command.js';
 import { LowrankError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
-import { toCliError } from './flags.js';
+import { checkRanges, toCliError } from './flags.js';
 
 function overview(): string {
   const lines = [
@@ -59,6 +59,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       io.out(helpText(cmd.spec));
       return 0;
     }
+    checkRanges(parsed.values);
     return (await cmd.run(parsed, io)) ?? 0;
   } catch (thrown) {
     const e = toCliError(thrown);

@@ -83,38 +83,53 @@ function buildMerges(pieces: string[], scores: Float32Array, vocab: Map<string, 
   return merges.map((m) => [m.l, m.r]);
 }
 
-const special = (content: string, id: number) => ({
-  id,
-  content,
-  single_word: false,
-  lstrip: false,
-  rstrip: false,
-  normalized: false,
-  special: true,
-});
-
 /**
- * Builds `tokenizer.json` and `tokenizer_config.json` contents equivalent to a llama2.c tokenizer
- * (BOS added on encode, EOS not, as llama2.c's generation does).
+ * The `added_tokens` entry of `tokenizer.json` for a special token (matched whole, before normalisation,
+ * as Hugging Face tokenizers' `AddedToken(special=True)` serialises).
  *
  * @example
- * const { tokenizerJson, tokenizerConfig } = llama2cToTokenizerJson(tok512);
- * HFTokenizer.fromJson(tokenizerJson, tokenizerConfig).encode('Once upon a time'); // [1, 403, 407, 261, 378]
+ * addedToken('<s>', 1); // { id: 1, content: '<s>', single_word: false, …, special: true }
  */
-export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
-  tokenizerJson: Json;
-  tokenizerConfig: Json;
-} {
-  const pieces = pieceStrings(tok);
-  const vocab = buildVocab(pieces);
-  const merges = buildMerges(pieces, tok.scores, vocab);
-  const seq = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
-  const bos = (typeId: number) => ({ SpecialToken: { id: '<s>', type_id: typeId } });
-  const tokenizerJson: Json = {
+export function addedToken(content: string, id: number): Json {
+  return {
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  };
+}
+
+/**
+ * `TemplateProcessing` pieces: a special token, or sequence A / B, with its token-type id.
+ *
+ * @example
+ * const single = [templateToken('[CLS]'), templateSequence('A'), templateToken('[SEP]')];
+ */
+export const templateToken = (id: string, typeId = 0): Json => ({ SpecialToken: { id, type_id: typeId } });
+/** Sequence A or B of a `TemplateProcessing` template (see {@link templateToken}). */
+export const templateSequence = (id: 'A' | 'B', typeId = 0): Json => ({ Sequence: { id, type_id: typeId } });
+
+/**
+ * A Llama-2 SentencePiece BPE `tokenizer.json` over the given vocabulary (ids 0–2 `<unk>`, `<s>`,
+ * `</s>`) and merges, as transformers' Llama converter writes it: prepend ▁ and spaces → ▁, BOS
+ * template, byte fallback, and the decoder that undoes the normaliser.
+ *
+ * @example
+ * const vocab = { '<unk>': 0, '<s>': 1, '</s>': 2, '▁': 3, H: 4, '▁H': 5 };
+ * HFTokenizer.fromJson(llama2TokenizerJson(vocab, [['▁', 'H']])).encode('H'); // [1, 5]
+ */
+export function llama2TokenizerJson(
+  vocab: Record<string, number>,
+  merges: [string, string][] | string[],
+): Json {
+  return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIALS.map((s, id) => special(s, id)),
+    added_tokens: SPECIALS.map((s, id) => addedToken(s, id)),
     normalizer: {
       type: 'Sequence',
       normalizers: [
@@ -125,8 +140,8 @@ export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
     pre_tokenizer: null,
     post_processor: {
       type: 'TemplateProcessing',
-      single: [bos(0), seq('A', 0)],
-      pair: [bos(0), seq('A', 0), bos(1), seq('B', 1)],
+      single: [templateToken('<s>'), templateSequence('A')],
+      pair: [templateToken('<s>'), templateSequence('A'), templateToken('<s>', 1), templateSequence('B', 1)],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: {
@@ -147,10 +162,67 @@ export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
       fuse_unk: true,
       byte_fallback: true,
       ignore_merges: false,
-      vocab: Object.fromEntries(vocab),
+      vocab,
       merges,
     },
   };
+}
+
+/**
+ * A BERT-uncased WordPiece `tokenizer.json`: lower-casing `BertNormalizer`, `BertPreTokenizer`, `##`
+ * continuations, `[UNK]` for unknown words, the given added tokens and post-processor.
+ *
+ * @example
+ * const vocab = { '[UNK]': 0, '[CLS]': 1, '[SEP]': 2, hello: 3 };
+ * const doc = wordPieceTokenizerJson(vocab, [addedToken('[UNK]', 0)], null);
+ * HFTokenizer.fromJson(doc).encode('Hello'); // [3]
+ */
+export function wordPieceTokenizerJson(
+  vocab: Record<string, number>,
+  addedTokens: Json[],
+  postProcessor: Json | null,
+): Json {
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: true,
+    },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: postProcessor,
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab,
+    },
+  };
+}
+
+/**
+ * Builds `tokenizer.json` and `tokenizer_config.json` contents equivalent to a llama2.c tokenizer
+ * (BOS added on encode, EOS not, as llama2.c's generation does).
+ *
+ * @example
+ * const { tokenizerJson, tokenizerConfig } = llama2cToTokenizerJson(tok512);
+ * HFTokenizer.fromJson(tokenizerJson, tokenizerConfig).encode('Once upon a time'); // [1, 403, 407, 261, 378]
+ */
+export function llama2cToTokenizerJson(tok: Llama2cTokenizer): {
+  tokenizerJson: Json;
+  tokenizerConfig: Json;
+} {
+  const pieces = pieceStrings(tok);
+  const vocab = buildVocab(pieces);
+  const merges = buildMerges(pieces, tok.scores, vocab);
+  const tokenizerJson = llama2TokenizerJson(Object.fromEntries(vocab), merges);
   const tokenizerConfig: Json = {
     add_bos_token: true,
     add_eos_token: false,

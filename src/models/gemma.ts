@@ -9,7 +9,7 @@ import { tf, type Tensor } from '../tensor/tf.js';
 import { Module, type TensorLayer } from '../nn/module.js';
 import type { HFConfig } from './base.js';
 import { ConfigReader } from './config.js';
-import { DecoderForCausalLM, DecoderForSequenceClassification } from './decoder_heads.js';
+import { RopeForCausalLM, RopeForSequenceClassification, type RopeFamily } from './rope_heads.js';
 import {
   GatedMLP,
   makeNorm,
@@ -17,8 +17,6 @@ import {
   readRopeDims,
   refuseDropout,
   RopeAttention,
-  RopeDecoderLayer,
-  RopeDecoderModel,
   slidingWindowOf,
   type LayerContext,
   type RopeDecoderDims,
@@ -114,17 +112,14 @@ export class Gemma2DecoderLayer extends Module implements RopeLayer {
   }
 }
 
-/** The trunks: Gemma's pre-norm layers, Gemma 2's sandwich-norm layers; both heads sit on either. */
-const gemmaTrunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims));
-const gemma2Trunk = (dims: RopeDecoderDims) => new RopeDecoderModel(dims, () => new Gemma2DecoderLayer(dims));
-
-const causalSpec = (dims: RopeDecoderDims) => ({
-  embeddingName: 'embed_tokens',
-  hidden: dims.hidden,
-  vocabSize: dims.vocabSize,
-  tieWordEmbeddings: dims.tieWordEmbeddings,
-  finalLogitSoftcapping: dims.finalSoftcap,
-});
+/** The names, config readers and blocks of the Gemma and Gemma 2 heads (rope_heads.ts). */
+const GEMMA: RopeFamily = { modelType: 'gemma', name: 'Gemma', dims: gemmaDims };
+const GEMMA2: RopeFamily = {
+  modelType: 'gemma2',
+  name: 'Gemma2',
+  dims: gemma2Dims,
+  layer: (dims) => new Gemma2DecoderLayer(dims),
+};
 
 /**
  * `GemmaForCausalLM`: logits [B, T, V] from the tied, unscaled embedding matrix.
@@ -133,26 +128,16 @@ const causalSpec = (dims: RopeDecoderDims) => ({
  * const lm = new GemmaForCausalLM({ model_type: 'gemma', vocab_size: 1000, hidden_size: 64, head_dim: 16,
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
  */
-export class GemmaForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma' as const;
-  readonly architecture = 'GemmaForCausalLM';
-
+export class GemmaForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
-    const dims = gemmaDims(config);
-    super(config, 'model', gemmaTrunk(dims), causalSpec(dims));
+    super(config, GEMMA);
   }
 }
 
 /** `GemmaForSequenceClassification`: `score` on the last non-pad token. */
-export class GemmaForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma' as const;
-  readonly architecture = 'GemmaForSequenceClassification';
-
+export class GemmaForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = gemmaDims(config);
-    super(config, 'model', gemmaTrunk(dims), dims.hidden, 'GemmaConfig');
+    super(config, GEMMA);
   }
 }
 
@@ -164,25 +149,15 @@ export class GemmaForSequenceClassification extends DecoderForSequenceClassifica
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
  *   query_pre_attn_scalar: 32, sliding_window: 8 });
  */
-export class Gemma2ForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma2' as const;
-  readonly architecture = 'Gemma2ForCausalLM';
-
+export class Gemma2ForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
-    const dims = gemma2Dims(config);
-    super(config, 'model', gemma2Trunk(dims), causalSpec(dims));
+    super(config, GEMMA2);
   }
 }
 
 /** `Gemma2ForSequenceClassification`: `score` on the last non-pad token (no final soft-capping, as HF). */
-export class Gemma2ForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'gemma2' as const;
-  readonly architecture = 'Gemma2ForSequenceClassification';
-
+export class Gemma2ForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = gemma2Dims(config);
-    super(config, 'model', gemma2Trunk(dims), dims.hidden, 'Gemma2Config');
+    super(config, GEMMA2);
   }
 }

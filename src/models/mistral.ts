@@ -5,15 +5,8 @@
  */
 import type { HFConfig } from './base.js';
 import { ConfigReader } from './config.js';
-import { DecoderForCausalLM, DecoderForSequenceClassification } from './decoder_heads.js';
-import {
-  readRopeDims,
-  refuseDropout,
-  RopeDecoderLayer,
-  RopeDecoderModel,
-  slidingWindowOf,
-  type RopeDecoderDims,
-} from './rope_decoder.js';
+import { RopeForCausalLM, RopeForSequenceClassification, type RopeFamily } from './rope_heads.js';
+import { readRopeDims, refuseDropout, slidingWindowOf, type RopeDecoderDims } from './rope_decoder.js';
 
 /** Reads and validates a `mistral` config (HF MistralConfig defaults: window 4096, 8 kv heads). */
 export function mistralDims(config: HFConfig): RopeDecoderDims {
@@ -34,6 +27,9 @@ export function mistralDims(config: HFConfig): RopeDecoderDims {
   return { ...dims, windows: dims.windows.map(() => window) };
 }
 
+/** The names, config reader and block of the Mistral heads (rope_heads.ts). */
+const MISTRAL: RopeFamily = { modelType: 'mistral', name: 'Mistral', dims: mistralDims };
+
 /**
  * `MistralForCausalLM`: logits [B, T, V]; `generate` applies the window with the KV cache too.
  *
@@ -42,36 +38,15 @@ export function mistralDims(config: HFConfig): RopeDecoderDims {
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
  *   sliding_window: 8 });
  */
-export class MistralForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'mistral' as const;
-  readonly architecture = 'MistralForCausalLM';
-
+export class MistralForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
-    const dims = mistralDims(config);
-    super(config, 'model', new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)), {
-      embeddingName: 'embed_tokens',
-      hidden: dims.hidden,
-      vocabSize: dims.vocabSize,
-      tieWordEmbeddings: dims.tieWordEmbeddings,
-    });
+    super(config, MISTRAL);
   }
 }
 
 /** `MistralForSequenceClassification`: `score` (no bias) on the last non-pad token of each row. */
-export class MistralForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'mistral' as const;
-  readonly architecture = 'MistralForSequenceClassification';
-
+export class MistralForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = mistralDims(config);
-    super(
-      config,
-      'model',
-      new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)),
-      dims.hidden,
-      'MistralConfig',
-    );
+    super(config, MISTRAL);
   }
 }

@@ -16,7 +16,7 @@ import { Embedding, Linear } from '../nn/layers.js';
 import { ConfigError } from '../errors.js';
 import type { PreTrainedModel } from './base.js';
 import { DecoderForCausalLM } from './decoder_heads.js';
-import { LlamaModel } from './llama.js';
+import { LlamaModel, type LlamaDims } from './llama.js';
 import { RopeDecoderModel } from './rope_decoder.js';
 import { arr, blockArrays, field, normWeight, Unsupported } from './native_layers.js';
 import {
@@ -38,17 +38,8 @@ const ACTIVATIONS: Record<string, number> = {
   gelu_fast: 1,
 };
 
-interface TrunkDims {
-  hidden: number;
-  intermediate: number;
-  nLayers: number;
-  nHead: number;
-  nKvHead: number;
-  headDim: number;
-  vocabSize: number;
-  eps: number;
-  ropeTheta: number;
-  act: string;
+/** Llama's dims without the bias and tying flags, plus what a rope_decoder trunk adds. */
+interface TrunkDims extends Omit<LlamaDims, 'attentionBias' | 'mlpBias' | 'tieWordEmbeddings'> {
   normOffset: boolean;
   embedScale: number;
   scoreScale: number;

@@ -8,8 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
-import { nativeAvailable } from '../testing/backend_parity.js';
-import { loadAddon } from '../tensor/native/addon.js';
+import { nativeRowsSkip } from '../testing/backend_parity.js';
 import '../tuners/index.js'; // registers the tuners
 import { getPeftModel } from '../tuners/peft_model.js';
 import { LoraConfig } from '../tuners/lora/config.js';
@@ -19,12 +18,7 @@ import { argmax, generate } from './generate.js';
 import { openNativeDecoder } from './native_decode.js';
 import { TINY_DECODERS } from '../testing/tiny_decoders.js';
 
-const hasRows = (loadAddon() as { Decoder?: { prototype: object } } | null)?.Decoder?.prototype;
-const skip = !nativeAvailable()
-  ? 'native addon not built'
-  : hasRows && 'copyRow' in hasRows
-    ? false
-    : 'native addon built before Decoder.copyRow (rebuild: node scripts/install-native.mjs)';
+const skip = nativeRowsSkip();
 const TARGETS = ['q_proj', 'v_proj', 'down_proj'];
 
 function build(): PreTrainedModel {

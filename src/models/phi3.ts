@@ -12,14 +12,13 @@ import { Linear } from '../nn/layers.js';
 import type { HFConfig } from './base.js';
 import { ConfigReader } from './config.js';
 import { appendCache, mergeHeads, splitHeads } from './common.js';
-import { DecoderForCausalLM, DecoderForSequenceClassification } from './decoder_heads.js';
+import { RopeForCausalLM, RopeForSequenceClassification, type RopeFamily } from './rope_heads.js';
 import { applyRope } from './rope.js';
 import {
   makeNorm,
   readRopeDims,
   refuseDropout,
   ropeAttention,
-  RopeDecoderModel,
   slidingWindowOf,
   type LayerContext,
   type RopeDecoderDims,
@@ -115,6 +114,14 @@ export class Phi3DecoderLayer extends Module implements RopeLayer {
   }
 }
 
+/** The names, config reader and block of the Phi3 heads (rope_heads.ts). */
+const PHI3: RopeFamily = {
+  modelType: 'phi3',
+  name: 'Phi3',
+  dims: phi3Dims,
+  layer: (dims) => new Phi3DecoderLayer(dims),
+};
+
 /**
  * `Phi3ForCausalLM`: logits [B, T, V].
  *
@@ -122,36 +129,15 @@ export class Phi3DecoderLayer extends Module implements RopeLayer {
  * const lm = new Phi3ForCausalLM({ model_type: 'phi3', vocab_size: 1000, hidden_size: 64,
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
  */
-export class Phi3ForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'phi3' as const;
-  readonly architecture = 'Phi3ForCausalLM';
-
+export class Phi3ForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
-    const dims = phi3Dims(config);
-    super(config, 'model', new RopeDecoderModel(dims, () => new Phi3DecoderLayer(dims)), {
-      embeddingName: 'embed_tokens',
-      hidden: dims.hidden,
-      vocabSize: dims.vocabSize,
-      tieWordEmbeddings: dims.tieWordEmbeddings,
-    });
+    super(config, PHI3);
   }
 }
 
 /** `Phi3ForSequenceClassification`: `score` on the last non-pad token. */
-export class Phi3ForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'phi3' as const;
-  readonly architecture = 'Phi3ForSequenceClassification';
-
+export class Phi3ForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = phi3Dims(config);
-    super(
-      config,
-      'model',
-      new RopeDecoderModel(dims, () => new Phi3DecoderLayer(dims)),
-      dims.hidden,
-      'Phi3Config',
-    );
+    super(config, PHI3);
   }
 }

@@ -5,14 +5,8 @@
  */
 import type { HFConfig } from './base.js';
 import { ConfigReader } from './config.js';
-import { DecoderForCausalLM, DecoderForSequenceClassification } from './decoder_heads.js';
-import {
-  readRopeDims,
-  refuseDropout,
-  RopeDecoderLayer,
-  RopeDecoderModel,
-  type RopeDecoderDims,
-} from './rope_decoder.js';
+import { RopeForCausalLM, RopeForSequenceClassification, type RopeFamily } from './rope_heads.js';
+import { readRopeDims, refuseDropout, type RopeDecoderDims } from './rope_decoder.js';
 import { NotSupportedError } from '../errors.js';
 
 /** Reads and validates a `qwen2` config (HF Qwen2Config defaults for absent fields). */
@@ -39,6 +33,9 @@ export function qwen2Dims(config: HFConfig): RopeDecoderDims {
   return { ...dims, qkvBias: true };
 }
 
+/** The names, config reader and block of the Qwen2 heads (rope_heads.ts). */
+const QWEN2: RopeFamily = { modelType: 'qwen2', name: 'Qwen2', dims: qwen2Dims };
+
 /**
  * `Qwen2ForCausalLM`: logits [B, T, V] for every position; labels give the shifted LM loss.
  *
@@ -47,36 +44,15 @@ export function qwen2Dims(config: HFConfig): RopeDecoderDims {
  *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
  * const { logits } = lm.forward({ inputIds }); // [B, T, 1000]
  */
-export class Qwen2ForCausalLM extends DecoderForCausalLM {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'qwen2' as const;
-  readonly architecture = 'Qwen2ForCausalLM';
-
+export class Qwen2ForCausalLM extends RopeForCausalLM {
   constructor(config: HFConfig) {
-    const dims = qwen2Dims(config);
-    super(config, 'model', new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)), {
-      embeddingName: 'embed_tokens',
-      hidden: dims.hidden,
-      vocabSize: dims.vocabSize,
-      tieWordEmbeddings: dims.tieWordEmbeddings,
-    });
+    super(config, QWEN2);
   }
 }
 
 /** `Qwen2ForSequenceClassification`: `score` (no bias) on the last non-pad token of each row. */
-export class Qwen2ForSequenceClassification extends DecoderForSequenceClassification {
-  declare model: RopeDecoderModel;
-  readonly modelType = 'qwen2' as const;
-  readonly architecture = 'Qwen2ForSequenceClassification';
-
+export class Qwen2ForSequenceClassification extends RopeForSequenceClassification {
   constructor(config: HFConfig) {
-    const dims = qwen2Dims(config);
-    super(
-      config,
-      'model',
-      new RopeDecoderModel(dims, () => new RopeDecoderLayer(dims)),
-      dims.hidden,
-      'Qwen2Config',
-    );
+    super(config, QWEN2);
   }
 }

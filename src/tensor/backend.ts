@@ -7,28 +7,12 @@
 import * as tfc from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { ConfigError, NotSupportedError } from '../errors.js';
+import { BACKENDS, type BackendName, type BackendReport, type BackendInfo } from './backend_types.js';
 import { addonError, loadAddon } from './native/addon.js';
 import { NATIVE_BACKEND, QuietCpuBackend, registerNativeBackend } from './native/register.js';
 import { initWasmBackend } from './backend_wasm.js';
 
-export const BACKENDS = ['auto', 'native', 'wasm', 'cpu', 'tensorflow', 'webgpu', 'webgl'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
-/** What {@link initBackend} did: the backend in use and why each faster one was passed over. */
-export interface BackendReport {
-  backend: string;
-  tried: { name: string; ok: boolean; reason?: string }[];
-}
-
-export interface BackendInfo {
-  backend: string;
-  addonLoaded: boolean;
-  addonError?: string;
-  blas: string | null;
-  threads: number;
-  version: string;
-  tfjsVersion: string;
-}
+export { BACKENDS, type BackendName, type BackendReport, type BackendInfo } from './backend_types.js';
 
 /** Threads for native kernels: option, else LOWRANK_THREADS, else every core. */
 function resolveThreads(threads?: number): number {

@@ -12,30 +12,14 @@ import * as tfc from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { ConfigError, NotSupportedError } from '../errors.js';
+import { BACKENDS, type BackendName, type BackendReport, type BackendInfo } from './backend_types.js';
 import { registerWasmFallbackKernels } from './wasm_kernels.js';
 import { registerGpuKernelFixes } from './gpu_kernels.js';
 
 registerWasmFallbackKernels();
 registerGpuKernelFixes();
 
-export const BACKENDS = ['auto', 'native', 'wasm', 'cpu', 'tensorflow', 'webgpu', 'webgl'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
-/** What {@link initBackend} did: the backend in use and why each faster one was passed over. */
-export interface BackendReport {
-  backend: string;
-  tried: { name: string; ok: boolean; reason?: string }[];
-}
-
-export interface BackendInfo {
-  backend: string;
-  addonLoaded: boolean;
-  addonError?: string;
-  blas: string | null;
-  threads: number;
-  version: string;
-  tfjsVersion: string;
-}
+export { BACKENDS, type BackendName, type BackendReport, type BackendInfo } from './backend_types.js';
 
 /** Keep in step with package.json and backend.ts (checked by tests/web_source_browser.test.ts). */
 export const LOWRANK_VERSION = '0.1.0';

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../tensor/tf.js';
 import { Rng } from '../util/rng.js';
+import { loadAddon } from '../tensor/native/addon.js';
 
 /** Inputs for a parity case: plain arrays, so each backend builds its own tensors. */
 export interface HostTensor {
@@ -78,3 +79,17 @@ export async function assertBackendsAgree(
 
 /** True when the native backend is registered (addon built). */
 export const nativeAvailable = (): boolean => tf.findBackend('native') != null;
+
+/**
+ * Why the native decoder's row tests cannot run here (`false`: they can): no native backend, or an
+ * addon built before `Decoder.copyRow`.
+ *
+ * @example test('native rows', { skip: nativeRowsSkip() }, async () => {});
+ */
+export function nativeRowsSkip(): string | false {
+  if (!nativeAvailable()) return 'native addon not built';
+  const decoder = (loadAddon() as { Decoder?: { prototype: object } } | null)?.Decoder?.prototype;
+  return decoder && 'copyRow' in decoder
+    ? false
+    : 'native addon built before Decoder.copyRow (rebuild: node scripts/install-native.mjs)';
+}

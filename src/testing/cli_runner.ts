@@ -4,15 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../cli/main.js';
 import type { CliIO } from '../cli/io.js';
-import {
-  ALPHABET,
-  charTokenizerFile,
-  demoModelConfig,
-  equationTsv,
-  pretrainCorpus,
-} from '../cli/demo/language.js';
+import { equationTsv, pretrainCorpus } from '../cli/demo/language.js';
 import { modelFromConfig } from '../models/from_config.js';
-import { saveModel } from '../models/load.js';
+import { charLlamaConfig, saveCharModel } from './char_llama.js';
 import { manualSeed } from '../nn/init.js';
 
 /**
@@ -38,18 +32,8 @@ export async function tinyWorld(
 ): Promise<{ model: string; train: string; dev: string; text: string }> {
   manualSeed(0);
   const model = path.join(dir, 'model');
-  const m = modelFromConfig(
-    {
-      ...demoModelConfig(259 + ALPHABET.length),
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 2,
-      num_attention_heads: 2,
-      num_key_value_heads: 2,
-    },
-    { task: 'CAUSAL_LM' },
-  );
-  await saveModel(m, model, { tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) } });
+  const m = modelFromConfig(charLlamaConfig(), { task: 'CAUSAL_LM' });
+  await saveCharModel(m, model);
   m.dispose();
   const files = {
     train: path.join(dir, 'train.tsv'),

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ALPHABET, charTokenizerFile, demoModelConfig } from '../cli/demo/language.js';
 import { modelFromConfig } from '../models/from_config.js';
-import { loadModel, saveModel } from '../models/load.js';
+import { loadModel } from '../models/load.js';
+import { CHAR_VOCAB, charLlamaConfig, saveCharModel } from './char_llama.js';
 import { manualSeed } from '../nn/init.js';
 import { getPeftModel, PeftModel, type PeftConfig } from '../tuners/index.js';
 import { LoraConfig } from '../tuners/lora/index.js';
@@ -19,6 +19,8 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { Rng } from '../util/rng.js';
 import { tf } from '../tensor/tf.js';
+import OpenAI from 'openai';
+import { createServer, type LowrankServer, type ServeOptions } from '../serve/index.js';
 
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-serve-'));
 
@@ -41,28 +43,26 @@ export async function serveWorld(opts: { hidden?: number; layers?: number } = {}
   const model = path.join(dir, 'model');
   manualSeed(0);
   const m = modelFromConfig(
-    {
-      ...demoModelConfig(259 + ALPHABET.length),
+    charLlamaConfig({
       hidden_size: opts.hidden ?? 32,
       intermediate_size: 2 * (opts.hidden ?? 32),
       num_hidden_layers: opts.layers ?? 2,
       num_attention_heads: 4,
-      num_key_value_heads: 2,
       max_position_embeddings: 256,
       eos_token_id: 2,
-    },
+    }),
     { task: 'CAUSAL_LM' },
   );
   // demo init (std 0.02) gives near-uniform logits; scaled-up weights give decisive, varied text
   const rng = new Rng(11);
   for (const [, p] of m.namedParameters()) {
     if (p.rank !== 2) continue;
-    const std = p.shape[0] === 259 + ALPHABET.length ? 1 : 1.5 / Math.sqrt(p.shape[1]!);
+    const std = p.shape[0] === CHAR_VOCAB ? 1 : 1.5 / Math.sqrt(p.shape[1]!);
     const t = tf.tensor(rng.normalArray(p.size, 0, std), p.shape, 'float32');
     p.assign(t);
     t.dispose();
   }
-  await saveModel(m, model, { tokenizerFiles: { 'tok.bin': charTokenizerFile(ALPHABET) } });
+  await saveCharModel(m, model);
   m.dispose();
   fs.writeFileSync(
     path.join(model, 'tokenizer_config.json'),
@@ -137,4 +137,63 @@ export async function libraryGreedy(
   });
   model.dispose();
   return { ids, text: tok.decode(ids, { skipSpecialTokens: true }) };
+}
+
+/** An `openai` client for the server at `url` (no retries, so a refused request fails at once). */
+export function openaiClient(url: string, apiKey = 'x'): OpenAI {
+  return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+}
+
+/**
+ * A listening server on a free port without logs over `base` (a world, or a model path or loaded model
+ * with an optional adapters folder), `opts` on top, and a client with the server's key.
+ *
+ * @example
+ * const { server, client } = await startServer(world, { maxActive: 2 });
+ */
+export async function startServer(
+  base: { model: ServeOptions['model']; adapters?: string },
+  opts: Partial<ServeOptions> = {},
+): Promise<{ server: LowrankServer; client: OpenAI; url: string }> {
+  const server = await createServer({
+    model: base.model,
+    ...(base.adapters !== undefined ? { adapters: base.adapters } : {}),
+    port: 0,
+    logger: false,
+    ...opts,
+  });
+  const url = await server.listen();
+  return { server, client: openaiClient(url, opts.apiKey), url };
+}
+
+/**
+ * A greedy completion through the server; each choice's ids are read exactly from its logprobs
+ * (`token_id:<id>`).
+ *
+ * @example
+ * const [{ ids }] = (await serverGreedy(client, 'lora_a', '1+1=', 8)).choices;
+ */
+export async function serverGreedy(
+  client: OpenAI,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+  n = 1,
+): Promise<{ choices: { ids: number[]; text: string }[]; usage: OpenAI.CompletionUsage }> {
+  const r = await client.completions.create({
+    model,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 0,
+    n,
+    logprobs: 0,
+    return_tokens_as_token_ids: true,
+  } as never);
+  return {
+    choices: r.choices.map((c) => ({
+      ids: c.logprobs!.tokens!.map((t) => Number(t.slice('token_id:'.length))),
+      text: c.text,
+    })),
+    usage: r.usage!,
+  };
 }

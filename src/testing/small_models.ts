@@ -1,6 +1,7 @@
 /**
  * The small GPT-2, Llama (GQA, tied embeddings) and BERT configs of the model tests (vocabulary 40 / 30,
- * hidden 16), and small tensor helpers for them.
+ * hidden 16), the 64-wide GPT-2 and Llama of the training conformance cases and 4-bit tests, and small
+ * tensor helpers for them.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
 import type { HFConfig, KVCache } from '../models/base.js';
@@ -33,6 +34,33 @@ export const SMALL_BERT: HFConfig = {
   intermediate_size: 32,
   max_position_embeddings: 16,
 };
+
+/**
+ * GPT-2 64 wide (vocabulary 96, 2 layers of 4 heads, 32 positions): wide enough that a training step's
+ * reductions differ between backends, small enough for every backend in the conformance suite.
+ */
+export const GPT2_64: HFConfig = {
+  model_type: 'gpt2',
+  vocab_size: 96,
+  n_embd: 64,
+  n_layer: 2,
+  n_head: 4,
+  n_positions: 32,
+};
+/**
+ * Llama 64 wide (vocabulary 96, 4 query heads over 2 key/value heads, untied head): its linear layers'
+ * inputs are one 4-bit quantisation block of 64.
+ */
+export const LLAMA_64 = {
+  model_type: 'llama',
+  vocab_size: 96,
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  tie_word_embeddings: false,
+} satisfies HFConfig;
 
 /** An int32 [rows, cols] id tensor. */
 export function ids(rows: number[][]): Tensor {

@@ -4,16 +4,9 @@
  * of 3 (Mistral, Gemma 2's even layers) so 5-token inputs already cross it, Gemma 2 soft-capping on.
  */
 import type { HFConfig } from '../models/base.js';
+import { TINY_LLAMA } from './tiny_models.js';
 
-const common = {
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  pad_token_id: 0,
-};
+const common = { ...TINY_LLAMA, pad_token_id: 0 };
 
 export const TINY_DECODERS: Record<string, HFConfig> = {
   qwen2: { ...common, model_type: 'qwen2' },

@@ -5,7 +5,7 @@
  */
 import { tf } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
-import type { HFConfig, PreTrainedModel } from '../models/base.js';
+import type { HFConfig, ModelInputs, PreTrainedModel } from '../models/base.js';
 import { modelFromConfig } from '../models/from_config.js';
 import { TinyMlp } from './tiny_mlp.js';
 
@@ -89,3 +89,23 @@ export function tinyLlamaLm(opts: { tieWordEmbeddings?: boolean } = {}): PreTrai
 }
 
 export const lmInputs = () => ({ inputIds: tinyIds(), labels: tinyIds() });
+
+/** A tiny model with the inputs it takes, to spread into a tuner-matrix case. */
+export interface TinySubject {
+  makeModel: () => PreTrainedModel | TinyMlp;
+  makeInputs: () => ModelInputs;
+}
+
+/**
+ * Each tiny model paired with its inputs, so a matrix case names one subject instead of two factories.
+ * @example
+ * registerTunerMatrix([{ name: 'lora × mlp', ...TINY.mlp, makeConfig: () => new LoraConfig({ r: 2 }) }]);
+ */
+export const TINY = {
+  mlp: { makeModel: tinyMlp, makeInputs: mlpInputs },
+  bertCls: { makeModel: tinyBertClassifier, makeInputs: clsInputs },
+  gpt2: { makeModel: tinyGpt2Lm, makeInputs: lmInputs },
+  llama: { makeModel: () => tinyLlamaLm(), makeInputs: lmInputs },
+  /** Llama with `lm_head` tied to the embedding. */
+  llamaTied: { makeModel: () => tinyLlamaLm({ tieWordEmbeddings: true }), makeInputs: lmInputs },
+} satisfies Record<string, TinySubject>;

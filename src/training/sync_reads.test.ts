@@ -7,7 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../tensor/tf.js';
 import { forbidSyncReads, readDataSync } from '../tensor/read.js';
@@ -16,7 +15,7 @@ import { getPeftModel, LoraConfig, type PeftModel } from '../tuners/index.js';
 import { AdaLoraConfig } from '../tuners/adalora/index.js';
 import { quantizeModelAsync } from '../nn/linear4bit.js';
 import { tinyBertClassifier, tinyLlamaLm } from '../testing/tiny_models.js';
-import { Trainer } from './trainer.js';
+import { trainWithoutSyncReads, withoutSyncReads } from '../testing/sync_reads.js';
 import type { Example } from './data/dataset.js';
 
 const STEPS = 6;
@@ -29,33 +28,15 @@ function examples(n: number, task: 'classification' | 'causal_lm'): Example[] {
 }
 
 async function trainGuarded(peft: PeftModel, task: 'classification' | 'causal_lm'): Promise<number[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-'));
-  const losses: number[] = [];
-  const trainer = new Trainer(
-    peft,
-    {
-      task,
-      train: examples(16, task),
-      eval: examples(6, task),
-      padTokenId: 0,
-      lr: 0.01,
-      maxSteps: STEPS,
-      batchSize: 4,
-      seed: 1,
-      maxGradNorm: 0.5,
-      evalEvery: 3,
-      outputDir: dir,
-      saveAdapter: (d) => peft.savePretrained(d),
-    },
-    { onStep: (l) => losses.push(l.loss) },
-  );
-  const restore = forbidSyncReads();
-  try {
-    await trainer.train();
-  } finally {
-    restore();
-    trainer.dispose();
-  }
+  const { losses, dir } = await trainWithoutSyncReads(peft, {
+    task,
+    train: examples(16, task),
+    eval: examples(6, task),
+    maxSteps: STEPS,
+    seed: 1,
+    evalEvery: 3,
+    saveAdapter: (d) => peft.savePretrained(d),
+  });
   assert.ok(fs.existsSync(path.join(dir, 'adapter', 'adapter_model.safetensors')), 'adapter saved');
   fs.rmSync(dir, { recursive: true, force: true });
   return losses;
@@ -107,12 +88,7 @@ test('AdaLoRA on Llama (masking during the run, freeze and final phases) never r
 
 test('QLoRA: quantizeModelAsync + LoRA training never read synchronously', async () => {
   const model = tinyLlamaLm();
-  const restore = forbidSyncReads();
-  try {
-    await quantizeModelAsync(model, { quantType: 'nf4' });
-  } finally {
-    restore();
-  }
+  await withoutSyncReads(() => quantizeModelAsync(model, { quantType: 'nf4' }));
   const peft = getPeftModel(model, new LoraConfig({ r: 2, targetModules: ['q_proj', 'v_proj'] }));
   const losses = await trainGuarded(peft, 'causal_lm');
   assert.ok(losses.every(Number.isFinite));

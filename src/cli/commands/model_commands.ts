@@ -7,7 +7,6 @@ import { loadDataSets, openTokenizer, tokenizerFiles, tokenizerPathFor } from '.
 import { isHyperLoraFolder, loadHyperAsLora } from '../../run/hyperlora.js';
 import { checkOutputFolder } from '../output_folder.js';
 import { checkInputPath, checkTextEncoding, maxPositions, withEncoding } from '../inputs.js';
-import { checkRanges } from '../flags.js';
 import { trimSlash } from '../run_folder.js';
 
 export const BACKEND = {
@@ -111,7 +110,6 @@ export const evalCommand: Command = {
   },
   async run(p, io) {
     const v = p.values;
-    checkRanges(v);
     checkInputPath(need(v, 'model', 'a model'), '--model');
     if (typeof v.data === 'string') {
       checkInputPath(v.data, '--data');
@@ -187,7 +185,6 @@ export const generateCommand: Command = {
   },
   async run(p, io) {
     const v = p.values;
-    checkRanges(v);
     checkInputPath(need(v, 'model', 'a causal LM'), '--model');
     const tok = await openTokenizer(need(v, 'model', 'a causal LM'), v.tokenizer as string | undefined);
     const { base, peft } = await loadWithAdapter(v, 'CAUSAL_LM');

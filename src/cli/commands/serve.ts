@@ -10,12 +10,6 @@ import { BACKEND, MODEL, need } from './model_commands.js';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
-function positive(v: Record<string, unknown>, key: string, min = 1): number {
-  const x = v[key] as number;
-  if (!(x >= min)) throw new UsageError(`--${key}: must be ≥ ${min} (got ${x})`);
-  return x;
-}
-
 export const serveCommand: Command = {
   spec: {
     name: 'serve',
@@ -76,7 +70,6 @@ export const serveCommand: Command = {
     if (adapters !== undefined && !fs.statSync(adapters, { throwIfNoEntry: false })?.isDirectory())
       throw new UsageError(`--adapters: ${adapters} is not a folder`);
     const port = v.port as number;
-    if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port: must be 0–65535 (got ${port})`);
     const host = v.host as string;
     const apiKey = (v['api-key'] as string | undefined) ?? process.env.LOWRANK_API_KEY;
     if (!LOOPBACK.has(host) && !apiKey)
@@ -91,13 +84,13 @@ export const serveCommand: Command = {
       host,
       port,
       ...(apiKey ? { apiKey } : {}),
-      maxActive: positive(v, 'max-active'),
-      maxQueue: positive(v, 'max-queue', 0),
-      maxTokens: positive(v, 'max-tokens'),
-      maxN: positive(v, 'max-n'),
-      bodyLimit: positive(v, 'body-limit-kb') * 1024,
-      requestTimeoutMs: positive(v, 'timeout', 0.001) * 1000,
-      adapterCacheBytes: Math.floor(positive(v, 'adapter-cache-mb', 0.001) * 2 ** 20),
+      maxActive: v['max-active'] as number,
+      maxQueue: v['max-queue'] as number,
+      maxTokens: v['max-tokens'] as number,
+      maxN: v['max-n'] as number,
+      bodyLimit: (v['body-limit-kb'] as number) * 1024,
+      requestTimeoutMs: (v.timeout as number) * 1000,
+      adapterCacheBytes: Math.floor((v['adapter-cache-mb'] as number) * 2 ** 20),
       logger: { level: v['log-level'] as string },
       backend: v.backend as string,
     });

@@ -62,9 +62,6 @@ export const demoCommand: Command = {
   async run(p, io) {
     const v = p.values;
     const quick = Boolean(v.quick);
-    for (const k of ['pretrain-steps', 'finetune-steps', 'r', 'planted-rank', 'samples'] as const)
-      if ((v[k] as number) < 1) throw new UsageError(`--${k}: must be >= 1 (got ${v[k]})`);
-    if (!((v.strength as number) > 0)) throw new UsageError(`--strength: must be > 0 (got ${v.strength})`);
     if ((v['planted-rank'] as number) > 48)
       throw new UsageError(`--planted-rank: must be <= 48, the model's width (got ${v['planted-rank']})`);
     await runDemo(

@@ -5,7 +5,7 @@
  * adapters run on the backend under test. Each case reports every step's loss, the first step's
  * gradients, the final hypernetwork weights and the LoRA factors materialised for one condition.
  */
-import { tf, type Tensor } from '../../tensor/tf.js';
+import { tf } from '../../tensor/tf.js';
 import { manualSeed } from '../../nn/init.js';
 import { modelFromConfig } from '../../models/from_config.js';
 import type { HFConfig } from '../../models/base.js';
@@ -14,15 +14,12 @@ import {
   HyperLoraModel,
   type HyperLoraConfigOptions,
 } from '../../tuners/hyperlora/index.js';
-import { AdamW, clipGradNorm } from '../../training/optim.js';
-import { collate } from '../../training/data/loader.js';
 import type { Example } from '../../training/data/dataset.js';
-import { readAll, readScalar } from '../../tensor/read.js';
-import { FIRST_LOSS_TOL, LATER_LOSS_TOL, STEP_GRAD_TOL, WEIGHT_TOL } from './training.js';
+import { readAll } from '../../tensor/read.js';
+import { GPT2_64, LLAMA_64 } from '../small_models.js';
+import { NO_DROPOUT, STEPS, STEP_TOLS, WEIGHT_TOL, librarySteps } from './training.js';
 import type { ConformanceCase, Values } from './types.js';
 
-const LR = 1e-3;
-const STEPS = 4;
 const HIDDEN = 8;
 /**
  * A materialised factor entry is a head's dot product over HIDDEN tanh units (|h| ≤ 1) plus a bias:
@@ -30,27 +27,7 @@ const HIDDEN = 8;
  */
 export const MATERIALISED_TOL = { atol: WEIGHT_TOL.atol * (HIDDEN + 1), rtol: 0 };
 
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 96,
-  hidden_size: 64,
-  intermediate_size: 128,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  tie_word_embeddings: false,
-};
-const GPT2: HFConfig = {
-  model_type: 'gpt2',
-  vocab_size: 96,
-  n_embd: 64,
-  n_layer: 2,
-  n_head: 4,
-  n_positions: 32,
-  embd_pdrop: 0,
-  resid_pdrop: 0,
-  attn_pdrop: 0,
-};
+const GPT2: HFConfig = { ...GPT2_64, ...NO_DROPOUT };
 /** Condition vectors of the 'vector' case: condition k is row k. */
 const VECTORS = [
   [1, 0, 0.5],
@@ -83,41 +60,10 @@ async function hyperSteps(spec: HyperSpec): Promise<Record<string, Values>> {
     for (const [n, p] of hyper.hypernet.namedParameters())
       if (/_B\.weight$/.test(n)) p.assign(tf.randomNormal(p.shape, 0, 0.05, 'float32', 17));
   });
-  const params = hyper.trainableParameters();
-  const byVar = new Map(params.map(([n, v]) => [v.name, n]));
-  const opt = new AdamW(params, { lr: LR, weightDecay: 0.01 });
   const vector = spec.hyper.conditionType === 'vector';
-  const data = examples(vector);
   const out: Record<string, Values> = {};
-  const losses: number[] = [];
   try {
-    hyper.train();
-    for (let step = 0; step < STEPS; step++) {
-      const batch = collate(data.slice((step % 2) * 4, (step % 2) * 4 + 4), 'causal_lm', 0);
-      const { value, grads } = tf.variableGrads(
-        () => hyper.forward(batch).loss as tf.Scalar,
-        params.map(([, v]) => v),
-      );
-      tf.dispose(Object.values(batch));
-      losses.push(await readScalar(value));
-      value.dispose();
-      const { grads: clipped } = await clipGradNorm(grads, 1);
-      if (step === 0) {
-        const names = Object.keys(grads);
-        const vals = await readAll(names.map((n) => grads[n]!));
-        names.forEach((n, i) => (out[`grad ${byVar.get(n) ?? n}`] = vals[i]!));
-      }
-      tf.dispose(Object.values(grads));
-      opt.step(
-        new Map<string, Tensor>(Object.entries(clipped).map(([vn, g]) => [byVar.get(vn) ?? vn, g])),
-        LR,
-      );
-      tf.dispose(Object.values(clipped));
-    }
-    out['loss step 1'] = [losses[0]!];
-    out['loss later steps'] = losses.slice(1);
-    const finals = await readAll(params.map(([, v]) => v));
-    params.forEach(([n], i) => (out[`weight ${n}`] = finals[i]!));
+    await librarySteps(hyper, examples(vector), 'causal_lm', out);
     const cond = vector ? tf.tensor2d([VECTORS[1]!]) : 1;
     const { weights } = hyper.materialize(cond);
     try {
@@ -130,7 +76,6 @@ async function hyperSteps(spec: HyperSpec): Promise<Record<string, Values>> {
     }
     return out;
   } finally {
-    opt.dispose();
     hyper.dispose();
   }
 }
@@ -139,14 +84,7 @@ function hyperCase(spec: HyperSpec): ConformanceCase {
   return {
     name: spec.name,
     group: 'training',
-    tol: {
-      default: WEIGHT_TOL,
-      'loss step 1': FIRST_LOSS_TOL,
-      'loss later': LATER_LOSS_TOL,
-      grad: STEP_GRAD_TOL,
-      weight: WEIGHT_TOL,
-      materialised: MATERIALISED_TOL,
-    },
+    tol: { ...STEP_TOLS, materialised: MATERIALISED_TOL },
     run: () => hyperSteps(spec),
   };
 }
@@ -156,7 +94,7 @@ export function hyperloraCases(): ConformanceCase[] {
   return [
     hyperCase({
       name: `Llama + HyperLoRA (condition ids from the collator, mixed batch, FiLM), ${STEPS} steps`,
-      config: LLAMA,
+      config: LLAMA_64,
       hyper: { targetModules: ['q_proj', 'v_proj', 'down_proj'], numConditions: 3, conditioning: 'film' },
     }),
     hyperCase({

@@ -6,10 +6,10 @@
  * the final trainable weights. Models are built from a seed in JS, with dropout off, so every backend
  * starts from the same bytes.
  */
-import { tf, type Tensor } from '../../tensor/tf.js';
+import { tf, type Tensor, type Variable } from '../../tensor/tf.js';
 import { manualSeed } from '../../nn/init.js';
 import { modelFromConfig } from '../../models/from_config.js';
-import type { HFConfig, PreTrainedModel } from '../../models/base.js';
+import type { HFConfig, ModelInputs, ModelOutput, PreTrainedModel } from '../../models/base.js';
 import { quantizeModelAsync } from '../../nn/linear4bit.js';
 import { getPeftModel, LoraConfig, type PeftModel } from '../../tuners/index.js';
 import { AdaLoraConfig, AdaLoraModel } from '../../tuners/adalora/index.js';
@@ -17,6 +17,7 @@ import { AdamW, clipGradNorm } from '../../training/optim.js';
 import { collate } from '../../training/data/loader.js';
 import type { Example } from '../../training/data/dataset.js';
 import { readAll, readScalar } from '../../tensor/read.js';
+import { GPT2_64, LLAMA_64 } from '../small_models.js';
 import type { ConformanceCase, Tolerance, Values } from './types.js';
 
 /**
@@ -36,9 +37,10 @@ export const STEP_GRAD_TOL: Tolerance = { atol: 5e-5, rtol: 1e-3 };
  */
 export const WEIGHT_TOL: Tolerance = { atol: 8e-3, rtol: 0 };
 
-const LR = 1e-3;
-const STEPS = 4;
-const NO_DROPOUT = {
+export const LR = 1e-3;
+export const STEPS = 4;
+/** Every dropout field of the BERT and GPT-2 configs, off. */
+export const NO_DROPOUT = {
   hidden_dropout_prob: 0,
   attention_probs_dropout_prob: 0,
   classifier_dropout: 0,
@@ -57,25 +59,8 @@ const BERT: HFConfig = {
   max_position_embeddings: 32,
   ...NO_DROPOUT,
 };
-const GPT2: HFConfig = {
-  model_type: 'gpt2',
-  vocab_size: 96,
-  n_embd: 64,
-  n_layer: 2,
-  n_head: 4,
-  n_positions: 32,
-  ...NO_DROPOUT,
-};
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 96,
-  hidden_size: 64,
-  intermediate_size: 128,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  tie_word_embeddings: false,
-};
+const GPT2: HFConfig = { ...GPT2_64, ...NO_DROPOUT };
+const LLAMA = LLAMA_64;
 
 /** Eight examples of 5–12 tokens (padded batches), labels for 3 classes. */
 function examples(task: 'classification' | 'causal_lm'): Example[] {
@@ -93,33 +78,44 @@ interface TrainSpec {
   maxGradNorm?: number;
 }
 
-/** Runs STEPS steps of the library's training step; returns losses, step-1 grads, final weights. */
-async function trainSteps(spec: TrainSpec): Promise<Record<string, Values>> {
-  manualSeed(1234);
-  const base = modelFromConfig(
-    spec.config,
-    spec.task === 'classification' ? { task: 'SEQ_CLS', numLabels: 3 } : { task: 'CAUSAL_LM' },
-  );
-  const peft = await spec.peft(base);
-  const params = peft.trainableParameters();
+/** What {@link librarySteps} trains: a PEFT or HyperLoRA model, by its forward loss. */
+export interface StepSubject {
+  train(): unknown;
+  forward(batch: ModelInputs): ModelOutput;
+  trainableParameters(): [string, Variable][];
+}
+
+/**
+ * STEPS steps of the library's training step on alternating halves of `data` (collate → forward →
+ * `tf.variableGrads` → `clipGradNorm` → AdamW at LR → `afterStep` with the clipped gradients by
+ * parameter name). Adds step 1's gradients, every step's loss and the final trainable weights to `out`.
+ */
+export async function librarySteps(
+  model: StepSubject,
+  data: Example[],
+  task: 'classification' | 'causal_lm',
+  out: Record<string, Values>,
+  opts: {
+    maxGradNorm?: number;
+    afterStep?: (step: number, grads: Map<string, Tensor>) => Promise<void>;
+  } = {},
+): Promise<void> {
+  const params = model.trainableParameters();
   const byVar = new Map(params.map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { lr: LR, weightDecay: 0.01 });
-  const data = examples(spec.task);
-  const tuner = peft.base_model;
-  const out: Record<string, Values> = {};
   const losses: number[] = [];
   try {
-    peft.train();
+    model.train();
     for (let step = 0; step < STEPS; step++) {
-      const batch = collate(data.slice((step % 2) * 4, (step % 2) * 4 + 4), spec.task, 0);
+      const batch = collate(data.slice((step % 2) * 4, (step % 2) * 4 + 4), task, 0);
       const { value, grads } = tf.variableGrads(
-        () => peft.forward(batch).loss as tf.Scalar,
+        () => model.forward(batch).loss as tf.Scalar,
         params.map(([, v]) => v),
       );
       tf.dispose(Object.values(batch));
       losses.push(await readScalar(value));
       value.dispose();
-      const { grads: clipped } = await clipGradNorm(grads, spec.maxGradNorm ?? 1);
+      const { grads: clipped } = await clipGradNorm(grads, opts.maxGradNorm ?? 1);
       if (step === 0) {
         const names = Object.keys(grads);
         const vals = await readAll(names.map((n) => grads[n]!));
@@ -130,19 +126,48 @@ async function trainSteps(spec: TrainSpec): Promise<Record<string, Values>> {
         Object.entries(clipped).map(([vn, g]) => [byVar.get(vn) ?? vn, g]),
       );
       opt.step(named, LR);
-      if (tuner instanceof AdaLoraModel) {
-        const info = await tuner.updateAndAllocateAsync(step, named);
-        out[`ranks after step ${step + 1}`] = Object.values(info.ranks ?? {});
-      }
+      await opts.afterStep?.(step, named);
       tf.dispose(Object.values(clipped));
     }
     out['loss step 1'] = [losses[0]!];
     out['loss later steps'] = losses.slice(1);
     const finals = await readAll(params.map(([, v]) => v));
     params.forEach(([n], i) => (out[`weight ${n}`] = finals[i]!));
-    return out;
   } finally {
     opt.dispose();
+  }
+}
+
+/** The tolerances of a training case's losses, step-1 gradients and final weights. */
+export const STEP_TOLS = {
+  default: WEIGHT_TOL,
+  'loss step 1': FIRST_LOSS_TOL,
+  'loss later': LATER_LOSS_TOL,
+  grad: STEP_GRAD_TOL,
+  weight: WEIGHT_TOL,
+};
+
+/** Runs STEPS steps of the library's training step; returns losses, step-1 grads, final weights. */
+async function trainSteps(spec: TrainSpec): Promise<Record<string, Values>> {
+  manualSeed(1234);
+  const base = modelFromConfig(
+    spec.config,
+    spec.task === 'classification' ? { task: 'SEQ_CLS', numLabels: 3 } : { task: 'CAUSAL_LM' },
+  );
+  const peft = await spec.peft(base);
+  const tuner = peft.base_model;
+  const out: Record<string, Values> = {};
+  try {
+    await librarySteps(peft, examples(spec.task), spec.task, out, {
+      maxGradNorm: spec.maxGradNorm,
+      afterStep: async (step, grads) => {
+        if (!(tuner instanceof AdaLoraModel)) return;
+        const info = await tuner.updateAndAllocateAsync(step, grads);
+        out[`ranks after step ${step + 1}`] = Object.values(info.ranks ?? {});
+      },
+    });
+    return out;
+  } finally {
     if (tuner instanceof AdaLoraModel) tuner.allocation?.dispose();
     for (const [, p] of peft.namedParameters()) p.dispose();
   }
@@ -152,14 +177,7 @@ function trainingCase(spec: TrainSpec): ConformanceCase {
   return {
     name: spec.name,
     group: 'training',
-    tol: {
-      default: WEIGHT_TOL,
-      'loss step 1': FIRST_LOSS_TOL,
-      'loss later': LATER_LOSS_TOL,
-      grad: STEP_GRAD_TOL,
-      weight: WEIGHT_TOL,
-      ranks: { atol: 0, rtol: 0 },
-    },
+    tol: { ...STEP_TOLS, ranks: { atol: 0, rtol: 0 } },
     run: () => trainSteps(spec),
   };
 }

@@ -20,16 +20,10 @@ import { memoryByCategory } from '../../nn/memory_report.js';
 import { denseLinearWeights, quantizationErrors } from '../../nn/linear4bit_report.js';
 import { REQUANTIZE_WARNING } from './quantized.js';
 import { maxDiff } from '../../testing/compare.js';
+import { LLAMA_64 } from '../../testing/small_models.js';
 
-const CONFIG = {
-  model_type: 'llama',
-  vocab_size: 96,
-  hidden_size: 64,
-  intermediate_size: 128,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 4, // no GQA: the llama repeatKv backward needs a rank-5 Tile gradient tfjs lacks
-};
+// no GQA: the llama repeatKv backward needs a rank-5 Tile gradient tfjs lacks
+const CONFIG = { ...LLAMA_64, num_key_value_heads: 4 };
 // Same 4-bit weights, same ops: a fresh adapter adds exactly B·A·x = 0.
 const FRESH_ATOL = 1e-6;
 // NF4 rounding of a merged weight: per-weight error ≤ 0.152·block absmax, summed over 64 inputs.

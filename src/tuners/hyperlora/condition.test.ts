@@ -11,32 +11,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { manualSeed } from '../../nn/init.js';
-import type { HFConfig, PreTrainedModel } from '../../models/base.js';
+import type { PreTrainedModel } from '../../models/base.js';
 import { modelFromConfig } from '../../models/from_config.js';
 import { ConfigError, DataError } from '../../errors.js';
 import { collate, collateConditions } from '../../training/data/loader.js';
 import type { Example } from '../../training/data/dataset.js';
 import { evaluate } from '../../training/evaluate.js';
 import { Trainer } from '../../training/trainer.js';
-import { forbidSyncReads } from '../../tensor/read.js';
+import { trainWithoutSyncReads } from '../../testing/sync_reads.js';
 import { HyperLoraConfig, HyperLoraModel } from './index.js';
 import { maxDiff } from '../../testing/compare.js';
+import { TINY_LLAMA } from '../../testing/tiny_models.js';
 
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-};
 /** Same inputs, same kernels: the condition tensor and the id array gather the same rows. */
 const EXACT = 0;
 
 const llama = (): PreTrainedModel => {
   manualSeed(31);
-  return modelFromConfig(LLAMA, { task: 'CAUSAL_LM' });
+  return modelFromConfig(TINY_LLAMA, { task: 'CAUSAL_LM' });
 };
 const hyperOn = (m: PreTrainedModel, extra: Partial<ConstructorParameters<typeof HyperLoraConfig>[0]> = {}) =>
   new HyperLoraModel(
@@ -287,34 +279,16 @@ test('token-type ids reach a BERT base model next to the condition (the old path
 });
 
 test('HyperLoRA training, evaluation and save never read a tensor synchronously (GPU backends)', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-hyper-sync-'));
   const hyper = hyperOn(llama());
-  const losses: number[] = [];
-  const trainer = new Trainer(
-    hyper,
-    {
-      task: 'causal_lm',
-      train: lmExamples(),
-      eval: lmExamples().slice(0, 5),
-      padTokenId: 0,
-      lr: 0.01,
-      maxSteps: 4,
-      batchSize: 4,
-      seed: 2,
-      maxGradNorm: 0.5,
-      evalEvery: 2,
-      outputDir: dir,
-      saveAdapter: (d) => hyper.savePretrained(d),
-    },
-    { onStep: (l) => losses.push(l.loss) },
-  );
-  const restore = forbidSyncReads();
-  try {
-    await trainer.train();
-  } finally {
-    restore();
-    trainer.dispose();
-  }
+  const { losses, dir } = await trainWithoutSyncReads(hyper, {
+    task: 'causal_lm',
+    train: lmExamples(),
+    eval: lmExamples().slice(0, 5),
+    maxSteps: 4,
+    seed: 2,
+    evalEvery: 2,
+    saveAdapter: (d) => hyper.savePretrained(d),
+  });
   assert.equal(losses.length, 4);
   assert.ok(losses.every(Number.isFinite));
   assert.ok(fs.existsSync(path.join(dir, 'adapter', 'hyperlora_model.safetensors')));

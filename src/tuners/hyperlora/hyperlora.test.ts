@@ -5,29 +5,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { manualSeed } from '../../nn/init.js';
-import type { HFConfig, PreTrainedModel } from '../../models/base.js';
+import type { PreTrainedModel } from '../../models/base.js';
 import { modelFromConfig } from '../../models/from_config.js';
 import { ConfigError, ShapeError } from '../../errors.js';
 import { PeftModel } from '../peft_model.js';
 import '../lora/index.js';
 import { HyperLoraConfig, HyperLoraModel, HYPER_CONFIG_NAME, hyperToLora } from './index.js';
 import { maxDiff } from '../../testing/compare.js';
+import { TINY_LLAMA } from '../../testing/tiny_models.js';
 
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-};
 // Same factors, products in another order (batched per-row matmul vs. LoRA's shared A, B).
 const ATOL = 2e-5;
 
 const base = (): PreTrainedModel => {
   manualSeed(21);
-  return modelFromConfig(LLAMA, { task: 'CAUSAL_LM' });
+  return modelFromConfig(TINY_LLAMA, { task: 'CAUSAL_LM' });
 };
 const ids = () =>
   tf.tensor2d(
@@ -138,7 +130,7 @@ test('materialize(condition) → PEFT LoRA folder → PeftModel.fromPretrained g
       a,
     ) <= ATOL,
   );
-  const other = modelFromConfig({ ...LLAMA, num_hidden_layers: 1 }, { task: 'CAUSAL_LM' });
+  const other = modelFromConfig({ ...TINY_LLAMA, num_hidden_layers: 1 }, { task: 'CAUSAL_LM' });
   await assert.rejects(HyperLoraModel.fromPretrained(other, path.join(dir, 'hyper')), /other target layers/);
   other.dispose();
   again.dispose();

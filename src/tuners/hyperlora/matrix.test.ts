@@ -10,15 +10,7 @@
 import { tf, type Tensor } from '../../tensor/tf.js';
 import type { Module } from '../../nn/module.js';
 import type { ModelInputs, ModelOutput } from '../../models/base.js';
-import {
-  mlpInputs,
-  clsInputs,
-  lmInputs,
-  tinyMlp,
-  tinyBertClassifier,
-  tinyGpt2Lm,
-  tinyLlamaLm,
-} from '../../testing/tiny_models.js';
+import { TINY } from '../../testing/tiny_models.js';
 import {
   registerTunerMatrix,
   type ConditionedSubject,
@@ -125,50 +117,43 @@ const common = { isAdapterParam: (n: string) => n.startsWith('hypernet.'), noMer
 const cases: MatrixCase[] = [
   {
     name: 'hyperlora × mlp',
-    makeModel: tinyMlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     tuner: hyperTuner({ r: 2, loraAlpha: 4, targetModules: ['fc1', 'fc2'] }),
     ...common,
   },
   {
     name: 'hyperlora × bert SEQ_CLS',
-    makeModel: tinyBertClassifier,
-    makeInputs: clsInputs,
+    ...TINY.bertCls,
     tuner: hyperTuner({ r: 2, targetModules: ['query', 'key', 'value'] }),
     ...common,
   },
   {
     name: 'hyperlora + dropout × gpt2 (Conv1D)',
-    makeModel: tinyGpt2Lm,
-    makeInputs: lmInputs,
+    ...TINY.gpt2,
     tuner: hyperTuner({ r: 2, loraDropout: 0.1, targetModules: ['c_attn', 'c_fc'] }),
     ...common,
   },
   {
     name: 'hyperlora × llama',
-    makeModel: tinyLlamaLm,
-    makeInputs: lmInputs,
+    ...TINY.llama,
     tuner: hyperTuner({ r: 2, targetModules: ['q_proj', 'v_proj', 'down_proj'] }),
     ...common,
   },
   {
     name: 'hyperlora film conditioning × bert SEQ_CLS',
-    makeModel: tinyBertClassifier,
-    makeInputs: clsInputs,
+    ...TINY.bertCls,
     tuner: hyperTuner({ r: 2, conditioning: 'film', targetModules: ['query', 'value'] }),
     ...common,
   },
   {
     name: 'hyperlora shared A × llama',
-    makeModel: tinyLlamaLm,
-    makeInputs: lmInputs,
+    ...TINY.llama,
     tuner: hyperTuner({ r: 2, sharedA: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] }),
     ...common,
   },
   {
     name: 'hyperlora condition vectors × llama',
-    makeModel: tinyLlamaLm,
-    makeInputs: lmInputs,
+    ...TINY.llama,
     tuner: hyperTuner({
       r: 3,
       conditionType: 'vector',

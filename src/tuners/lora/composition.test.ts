@@ -19,16 +19,9 @@ import { LoraConfig, LoraLinear, type LoraModel } from './index.js';
 import { addWeightedAdapter } from './weighted.js';
 import { mixedBatchForward, BASE_ADAPTER } from './mixed_batch.js';
 import { maxDiff } from '../../testing/compare.js';
+import { TINY_LLAMA } from '../../testing/tiny_models.js';
 
-const LLAMA: HFConfig = {
-  model_type: 'llama',
-  vocab_size: 30,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 4,
-};
+const LLAMA: HFConfig = { ...TINY_LLAMA, num_key_value_heads: 4 };
 // Same products in another association/summation order (B·(A·x) vs. concatenated factors): f32 rounding.
 const ATOL = 2e-5;
 // Jacobi SVD in f64 of an f32 delta, rounded back to f32 factors.

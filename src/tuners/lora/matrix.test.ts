@@ -2,30 +2,16 @@
  * LoRA × model matrix (issue 4): the shared invariants of `src/testing/tuner_matrix.ts` for LoRA
  * configurations on the tiny MLP and the project's tiny BERT, GPT-2 (Conv1D, fanInFanOut) and Llama.
  */
-import {
-  mlpInputs,
-  clsInputs,
-  lmInputs,
-  tinyMlp,
-  tinyBertClassifier,
-  tinyGpt2Lm,
-  tinyLlamaLm,
-} from '../../testing/tiny_models.js';
+import { TINY } from '../../testing/tiny_models.js';
 import { registerTunerMatrix, type MatrixCase } from '../../testing/tuner_matrix.js';
 import { LoraConfig, type LoraConfigOptions } from './index.js';
-
-const mlp = tinyMlp;
-const bertCls = tinyBertClassifier;
-const gpt2 = tinyGpt2Lm;
-const llama = () => tinyLlamaLm({ tieWordEmbeddings: true });
 
 const lora = (o: LoraConfigOptions) => () => new LoraConfig(o);
 
 const cases: MatrixCase[] = [
   {
     name: 'lora × mlp (linear + embedding + modulesToSave)',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({
       r: 2,
       loraAlpha: 4,
@@ -35,8 +21,7 @@ const cases: MatrixCase[] = [
   },
   {
     name: 'lora rslora+patterns+dropout × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({
       r: 4,
       loraAlpha: 8,
@@ -50,57 +35,48 @@ const cases: MatrixCase[] = [
   {
     name: 'lora init=false × mlp',
     freshIsIdentity: false,
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 2, initLoraWeights: false, targetModules: ['fc1'] }),
   },
   {
     name: 'lora loraBias × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 2, loraBias: true, targetModules: ['fc1', 'fc2'] }),
   },
   {
     name: 'lora gaussian × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 2, initLoraWeights: 'gaussian', targetModules: ['fc1', 'fc2'] }),
   },
   {
     name: 'lora pissa × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 3, loraAlpha: 6, initLoraWeights: 'pissa', targetModules: ['fc1', 'fc2'] }),
   },
   {
     name: 'lora olora × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 3, initLoraWeights: 'olora', targetModules: ['fc1', 'fc2'] }),
   },
   {
     name: 'lora bias=lora_only × mlp',
-    makeModel: mlp,
-    makeInputs: mlpInputs,
+    ...TINY.mlp,
     makeConfig: lora({ r: 2, bias: 'lora_only', targetModules: ['fc1'] }),
     isAdapterParam: (n) => /\.lora_|base_layer\.bias$/.test(n),
   },
   {
     name: 'lora default targets × bert SEQ_CLS',
-    makeModel: bertCls,
-    makeInputs: clsInputs,
+    ...TINY.bertCls,
     makeConfig: lora({ r: 2, loraAlpha: 4, taskType: 'SEQ_CLS' }),
   },
   {
     name: 'lora all-linear × gpt2 (Conv1D)',
-    makeModel: gpt2,
-    makeInputs: lmInputs,
+    ...TINY.gpt2,
     makeConfig: lora({ r: 2, targetModules: 'all-linear', taskType: 'CAUSAL_LM' }),
   },
   {
     name: 'lora layersToTransform × llama',
-    makeModel: llama,
-    makeInputs: lmInputs,
+    ...TINY.llamaTied,
     makeConfig: lora({
       r: 2,
       targetModules: ['q_proj', 'v_proj', 'down_proj'],
@@ -110,8 +86,7 @@ const cases: MatrixCase[] = [
   },
   {
     name: 'lora bias=all × bert SEQ_CLS',
-    makeModel: bertCls,
-    makeInputs: clsInputs,
+    ...TINY.bertCls,
     makeConfig: lora({ r: 2, bias: 'all', targetModules: ['query', 'key', 'dense'], taskType: 'SEQ_CLS' }),
     isAdapterParam: (n) => /\.lora_|\.modules_to_save\.|\.bias$/.test(n),
   },
