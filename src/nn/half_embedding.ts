@@ -39,7 +39,7 @@ export class HalfEmbedding extends Module {
     return this.table.gatherRows(ids);
   }
 
-  /** Bytes held (packed float16 + the 256 KB widening table). */
+  /** Bytes held by the float16 storage (see `HalfMatrix.bytes`). */
   bytesHeld(): number {
     return this.table.bytes;
   }

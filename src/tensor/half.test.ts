@@ -67,14 +67,20 @@ test('packHalfRows: a matrix packed in row blocks equals one pass; shapes that d
   assert.throws(() => packHalfRows(w, c.H, blocks, 1), /inside the output/);
 });
 
-for (const backend of backends) {
-  test(`HalfMatrix (${backend}): lookup, tied-head matmul and chunked loss equal torch on W.half().float()`, async () => {
+const runs = [
+  ...backends.map((b) => [b, 'host'] as const),
+  ['cpu', 'tensor'] as const, // the tfjs widening GPU backends use, checked on cpu
+];
+for (const [backend, storage] of runs) {
+  test(`HalfMatrix (${backend}, ${storage} storage): lookup, tied-head matmul and chunked loss equal torch on W.half().float()`, async () => {
     await initBackend(backend);
     const before = tf.memory().numTensors;
     for (const c of ref.cases) {
       const what = `V ${c.V} H ${c.H}`;
-      const w = HalfMatrix.fromFloat32(Float32Array.from(c.weight), c.V, c.H);
-      assert.equal(w.bytes, c.V * Math.ceil(c.H / 2) * 4 + 65536 * 4, `${what}: bytes`);
+      const w = HalfMatrix.fromFloat32(Float32Array.from(c.weight), c.V, c.H, storage);
+      assert.equal(w.storage, storage);
+      const table = storage === 'tensor' ? 65536 * 4 : 0;
+      assert.equal(w.bytes, c.V * Math.ceil(c.H / 2) * 4 + table, `${what}: bytes`);
       const ids = tf.tensor2d(c.ids, [2, 5], 'int32');
       const rows = w.gatherRows(ids);
       assert.deepEqual(rows.shape, [2, 5, c.H]);
@@ -124,6 +130,17 @@ for (const backend of backends) {
       w.dispose();
       assert.ok(w.isDisposed);
     }
+    if (storage === 'host') {
+      const w = HalfMatrix.fromFloat32(
+        Float32Array.from(ref.cases[0]!.weight),
+        ref.cases[0]!.V,
+        ref.cases[0]!.H,
+      );
+      const bad = tf.tensor1d([0, ref.cases[0]!.V], 'int32');
+      assert.throws(() => w.gatherRows(bad), /token ids must be in \[0, 37\)/);
+      bad.dispose();
+      w.dispose();
+    }
     assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
   });
 }
@@ -135,7 +152,7 @@ test('HalfMatrix: one bit pattern per int32 (the WebGL layout) widens to the sam
   packHalfRows(Float32Array.from(c.weight), c.H, packed, 0);
   // build the split layout through the public path by pretending to be on webgl is not possible in
   // Node; check the unpairing arithmetic the WebGL path uses against the paired widening instead
-  const w = HalfMatrix.fromPacked(packed, c.V, c.H);
+  const w = HalfMatrix.fromPacked(packed, c.V, c.H, 'tensor');
   assert.equal(w.paired, true);
   const lo = (v: number) => v & 0xffff;
   const hi = (v: number) => (v >>> 16) & 0xffff;

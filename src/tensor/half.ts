@@ -8,14 +8,17 @@
  * Rounding is round-to-nearest-even with subnormals, ±inf on overflow and NaN kept, as torch's
  * `tensor.half()`; so `widen(pack(w))` equals torch's `w.half().float()` bit for bit.
  *
- * Widening is plain tfjs (integer floor-division and modulo split the pairs, a 65,536-entry f32 table
- * maps bit patterns to values), so it runs on every backend whose int32 tensors are exact 32-bit
- * integers: cpu, native, wasm, tensorflow, webgpu. WebGL stores int32 as float32 (24-bit mantissa),
+ * On the CPU-memory backends the pairs stay in a JS array and are widened by a loop (a table lookup
+ * per value). Elsewhere the storage is an int32 tensor and widening is plain tfjs (integer
+ * floor-division and modulo split the pairs, a 65,536-entry f32 table tensor maps bit patterns to
+ * values), exact wherever int32 tensors are 32-bit integers (webgpu; cpu and wasm too, which the
+ * tests use). WebGL stores int32 as float32 (24-bit mantissa),
  * which cannot hold a pair: there each int32 holds one bit pattern (exact below 2²⁴), the same values
  * without the memory saving.
  */
 import { tf, type Tensor } from './tf.js';
 import { ShapeError } from '../errors.js';
+import { isGpuBackend, readDataSync } from './read.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -125,9 +128,14 @@ function unpairs(packed: Int32Array, rows: number, cols: number): Int32Array {
 /** Float32 elements in one widened row block by default: 2 Mi (8 MB). */
 export const HALF_BLOCK_ELEMENTS = 2 ** 21;
 
+/** Where a {@link HalfMatrix} keeps its pairs: a JS array (CPU-memory backends) or tensors. */
+export type HalfStorage = 'host' | 'tensor';
+
 /**
- * A frozen [rows, cols] matrix stored as float16 (see the file comment). It owns two tensors (the
- * packed pairs and the 256 KB widening table); `dispose()` frees them.
+ * A frozen [rows, cols] matrix stored as float16 (see the file comment). On the CPU-memory backends
+ * (cpu, native, wasm) the packed pairs stay in a JS array and blocks are widened by a loop over it
+ * (an embedding lookup reads its ids synchronously, a copy on those backends); elsewhere they are an
+ * int32 tensor widened with tfjs ops and a table tensor. `dispose()` frees either.
  *
  * @example
  * const w = HalfMatrix.fromFloat32(values, 49152, 576); // 57 MB instead of 113 MB
@@ -136,11 +144,14 @@ export const HALF_BLOCK_ELEMENTS = 2 ** 21;
 export class HalfMatrix {
   /** Rows per widened block in matmuls (default: {@link HALF_BLOCK_ELEMENTS} f32 elements). */
   blockRows: number;
+  private disposed = false;
 
   private constructor(
-    /** int32 [rows, ceil(cols / 2)] (on WebGL [rows, cols], one bit pattern each). */
-    readonly packed: Tensor,
-    private readonly table: Tensor,
+    /** Packed pairs, row-major [rows, ceil(cols / 2)] ('host' storage). */
+    private host: Int32Array | null,
+    /** int32 [rows, ceil(cols / 2)] (on WebGL [rows, cols], one bit pattern each) ('tensor' storage). */
+    private readonly packed: Tensor | null,
+    private readonly table: Tensor | null,
     readonly rows: number,
     readonly cols: number,
     /** False on WebGL: one bit pattern per int32 (see the file comment). */
@@ -150,45 +161,52 @@ export class HalfMatrix {
   }
 
   /**
-   * Wraps packed pairs (from {@link packHalfRows}); the array becomes the tensor's data on CPU
-   * backends. On WebGL the pairs are split (see the file comment).
+   * Wraps packed pairs (from {@link packHalfRows}), which it keeps (host storage) or uploads. The
+   * storage defaults to 'host' on CPU-memory backends, else 'tensor' (split pairs on WebGL).
    */
-  static fromPacked(packed: Int32Array, rows: number, cols: number): HalfMatrix {
+  static fromPacked(
+    packed: Int32Array,
+    rows: number,
+    cols: number,
+    storage: HalfStorage = isGpuBackend() ? 'tensor' : 'host',
+  ): HalfMatrix {
     const c2 = Math.ceil(cols / 2);
     if (packed.length !== rows * c2) {
       throw new ShapeError('HalfMatrix', `${rows}·${c2} packed int32 values`, packed.length);
     }
+    if (storage === 'host') return new HalfMatrix(packed, null, null, rows, cols, true);
     const table = tf.tensor1d(halfTable());
     if (!SPLIT_PAIRS.has(tf.getBackend()))
-      return new HalfMatrix(tf.tensor2d(packed, [rows, c2], 'int32'), table, rows, cols, true);
-    return new HalfMatrix(
-      tf.tensor2d(unpairs(packed, rows, cols), [rows, cols], 'int32'),
-      table,
-      rows,
-      cols,
-      false,
-    );
+      return new HalfMatrix(null, tf.tensor2d(packed, [rows, c2], 'int32'), table, rows, cols, true);
+    const split = tf.tensor2d(unpairs(packed, rows, cols), [rows, cols], 'int32');
+    return new HalfMatrix(null, split, table, rows, cols, false);
   }
 
   /**
    * Rounds a row-major f32 [rows, cols] matrix to float16.
    * @example const w = HalfMatrix.fromFloat32(new Float32Array([1, 2, 3, 4]), 2, 2);
    */
-  static fromFloat32(values: Float32Array, rows: number, cols: number): HalfMatrix {
+  static fromFloat32(values: Float32Array, rows: number, cols: number, storage?: HalfStorage): HalfMatrix {
     if (values.length !== rows * cols)
       throw new ShapeError('HalfMatrix', `${rows}·${cols} values`, values.length);
     const out = new Int32Array(rows * Math.ceil(cols / 2));
     packHalfRows(values, cols, out, 0);
-    return HalfMatrix.fromPacked(out, rows, cols);
+    return HalfMatrix.fromPacked(out, rows, cols, storage);
   }
 
-  /** Bytes held: the packed pairs and the widening table. */
+  /** Where the pairs live. */
+  get storage(): HalfStorage {
+    return this.packed ? 'tensor' : 'host';
+  }
+
+  /** Bytes held: the packed pairs (and the widening table with tensor storage). */
   get bytes(): number {
-    return this.packed.size * 4 + this.table.size * 4;
+    if (this.packed) return this.packed.size * 4 + this.table!.size * 4;
+    return this.host?.byteLength ?? 0;
   }
 
   get isDisposed(): boolean {
-    return this.packed.isDisposed;
+    return this.disposed;
   }
 
   /**
@@ -196,20 +214,55 @@ export class HalfMatrix {
    * @example const x = w.gatherRows(tf.tensor1d([3, 1], 'int32')); // [2, cols]
    */
   gatherRows(ids: Tensor): Tensor {
-    return tf.tidy(() => {
-      const flat = ids.reshape([-1]).toInt();
-      return this.widen(tf.gather(this.packed, flat)).reshape([...ids.shape, this.cols]);
-    });
+    if (this.packed) {
+      const packed = this.packed;
+      return tf.tidy(() => {
+        const flat = ids.reshape([-1]).toInt();
+        return this.widen(tf.gather(packed, flat)).reshape([...ids.shape, this.cols]);
+      });
+    }
+    const idx = readDataSync(ids, 'HalfMatrix.gatherRows', 'tensor storage');
+    const out = new Float32Array(idx.length * this.cols);
+    for (let i = 0; i < idx.length; i++) {
+      const r = idx[i]!;
+      if (!(Number.isInteger(r) && r >= 0 && r < this.rows)) {
+        throw new ShapeError('embedding lookup', `token ids must be in [0, ${this.rows})`, r);
+      }
+      this.widenRow(r, out, i * this.cols);
+    }
+    return tf.tensor(out, [...ids.shape, this.cols]);
   }
 
   /** Rows [r0, r0 + n) widened to f32 [n, cols]. Caller owns the result. */
   rowBlock(r0: number, n: number): Tensor {
-    return tf.tidy(() => this.widen(this.packed.slice([r0, 0], [n, this.packed.shape[1]!])));
+    if (this.packed) {
+      const packed = this.packed;
+      return tf.tidy(() => this.widen(packed.slice([r0, 0], [n, packed.shape[1]!])));
+    }
+    const out = new Float32Array(n * this.cols);
+    for (let r = 0; r < n; r++) this.widenRow(r0 + r, out, r * this.cols);
+    return tf.tensor2d(out, [n, this.cols]);
   }
 
-  /** Packed rows int32 [n, ceil(cols/2)] → f32 [n, cols]. */
+  /** Host storage: row `r` into `out` at `at`. */
+  private widenRow(r: number, out: Float32Array, at: number): void {
+    const host = this.host!;
+    const table = halfTable();
+    const c2 = Math.ceil(this.cols / 2);
+    const even = this.cols >> 1;
+    const src = r * c2;
+    for (let j = 0; j < even; j++) {
+      const v = host[src + j]!;
+      out[at + 2 * j] = table[v & 0xffff]!;
+      out[at + 2 * j + 1] = table[(v >>> 16) & 0xffff]!;
+    }
+    if (this.cols & 1) out[at + this.cols - 1] = table[host[src + even]! & 0xffff]!;
+  }
+
+  /** Tensor storage: packed rows int32 [n, ceil(cols/2)] → f32 [n, cols]. */
   private widen(packed: Tensor): Tensor {
-    if (!this.paired) return tf.gather(this.table, packed);
+    const table = this.table!;
+    if (!this.paired) return tf.gather(table, packed);
     const n = packed.shape[0]!;
     const c2 = packed.shape[1]!;
     const base = tf.scalar(65536, 'int32');
@@ -218,13 +271,15 @@ export class HalfMatrix {
     const hi = tf.mod(q, base); // [0, 65535]
     let bits = tf.stack([lo, hi], 2).reshape([n, 2 * c2]);
     if (2 * c2 !== this.cols) bits = bits.slice([0, 0], [n, this.cols]);
-    return tf.gather(this.table, bits);
+    return tf.gather(table, bits);
   }
 
-  /** Frees the packed data and the table. */
+  /** Frees the packed data (and the table). */
   dispose(): void {
-    if (!this.packed.isDisposed) this.packed.dispose();
-    if (!this.table.isDisposed) this.table.dispose();
+    this.disposed = true;
+    this.host = null;
+    if (this.packed && !this.packed.isDisposed) this.packed.dispose();
+    if (this.table && !this.table.isDisposed) this.table.dispose();
   }
 }
 
