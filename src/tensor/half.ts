@@ -8,13 +8,12 @@
  * Rounding is round-to-nearest-even with subnormals, ±inf on overflow and NaN kept, as torch's
  * `tensor.half()`; so `widen(pack(w))` equals torch's `w.half().float()` bit for bit.
  *
- * On the CPU-memory backends the pairs stay in a JS array and are widened by a loop (a table lookup
- * per value). Elsewhere the storage is an int32 tensor and widening is plain tfjs (integer
- * floor-division and modulo split the pairs, a 65,536-entry f32 table tensor maps bit patterns to
- * values), exact wherever int32 tensors are 32-bit integers (webgpu; cpu and wasm too, which the
- * tests use). WebGL stores int32 as float32 (24-bit mantissa),
- * which cannot hold a pair: there each int32 holds one bit pattern (exact below 2²⁴), the same values
- * without the memory saving.
+ * On the CPU-memory backends (cpu, native, wasm) the pairs stay in a JS array and are widened by a
+ * loop (a table lookup per value): half the bytes of f32. On GPU backends the storage is an int32
+ * tensor holding one bit pattern per element (exact below 2²⁴ even where int32 is float32, as on
+ * WebGL), widened by a gather from a 65,536-entry f32 table tensor: the same values, no saving. (A
+ * packed-pair tensor split with integer floor-division and modulo was exact on cpu, wasm and WebGL
+ * but not on tfjs-webgpu 4.22 in the conformance run, so GPU backends do not pack.)
  */
 import { tf, type Tensor } from './tf.js';
 import { ShapeError } from '../errors.js';
@@ -110,10 +109,7 @@ export function packHalfRows(
   }
 }
 
-/** Backends whose int32 tensors are not exact 32-bit integers (float32 textures). */
-const SPLIT_PAIRS = new Set(['webgl']);
-
-/** Packed pairs → one bit pattern per int32 [rows, cols] (the WebGL layout). */
+/** Packed pairs → one bit pattern per int32 [rows, cols] (the tensor storage). */
 function unpairs(packed: Int32Array, rows: number, cols: number): Int32Array {
   const c2 = Math.ceil(cols / 2);
   const out = new Int32Array(rows * cols);
@@ -134,8 +130,8 @@ export type HalfStorage = 'host' | 'tensor';
 /**
  * A frozen [rows, cols] matrix stored as float16 (see the file comment). On the CPU-memory backends
  * (cpu, native, wasm) the packed pairs stay in a JS array and blocks are widened by a loop over it
- * (an embedding lookup reads its ids synchronously, a copy on those backends); elsewhere they are an
- * int32 tensor widened with tfjs ops and a table tensor. `dispose()` frees either.
+ * (an embedding lookup reads its ids synchronously, a copy on those backends); elsewhere one bit
+ * pattern per int32 tensor element, widened by a table gather. `dispose()` frees either.
  *
  * @example
  * const w = HalfMatrix.fromFloat32(values, 49152, 576); // 57 MB instead of 113 MB
@@ -149,20 +145,18 @@ export class HalfMatrix {
   private constructor(
     /** Packed pairs, row-major [rows, ceil(cols / 2)] ('host' storage). */
     private host: Int32Array | null,
-    /** int32 [rows, ceil(cols / 2)] (on WebGL [rows, cols], one bit pattern each) ('tensor' storage). */
+    /** int32 [rows, cols], one bit pattern each ('tensor' storage). */
     private readonly packed: Tensor | null,
     private readonly table: Tensor | null,
     readonly rows: number,
     readonly cols: number,
-    /** False on WebGL: one bit pattern per int32 (see the file comment). */
-    readonly paired: boolean,
   ) {
     this.blockRows = Math.max(1, Math.floor(HALF_BLOCK_ELEMENTS / Math.max(cols, 1)));
   }
 
   /**
    * Wraps packed pairs (from {@link packHalfRows}), which it keeps (host storage) or uploads. The
-   * storage defaults to 'host' on CPU-memory backends, else 'tensor' (split pairs on WebGL).
+   * storage defaults to 'host' on CPU-memory backends, else 'tensor' (one pattern per int32).
    */
   static fromPacked(
     packed: Int32Array,
@@ -174,12 +168,9 @@ export class HalfMatrix {
     if (packed.length !== rows * c2) {
       throw new ShapeError('HalfMatrix', `${rows}·${c2} packed int32 values`, packed.length);
     }
-    if (storage === 'host') return new HalfMatrix(packed, null, null, rows, cols, true);
-    const table = tf.tensor1d(halfTable());
-    if (!SPLIT_PAIRS.has(tf.getBackend()))
-      return new HalfMatrix(null, tf.tensor2d(packed, [rows, c2], 'int32'), table, rows, cols, true);
+    if (storage === 'host') return new HalfMatrix(packed, null, null, rows, cols);
     const split = tf.tensor2d(unpairs(packed, rows, cols), [rows, cols], 'int32');
-    return new HalfMatrix(null, split, table, rows, cols, false);
+    return new HalfMatrix(null, split, tf.tensor1d(halfTable()), rows, cols);
   }
 
   /**
@@ -237,7 +228,7 @@ export class HalfMatrix {
   rowBlock(r0: number, n: number): Tensor {
     if (this.packed) {
       const packed = this.packed;
-      return tf.tidy(() => this.widen(packed.slice([r0, 0], [n, packed.shape[1]!])));
+      return tf.tidy(() => this.widen(packed.slice([r0, 0], [n, this.cols])));
     }
     const out = new Float32Array(n * this.cols);
     for (let r = 0; r < n; r++) this.widenRow(r0 + r, out, r * this.cols);
@@ -259,19 +250,9 @@ export class HalfMatrix {
     if (this.cols & 1) out[at + this.cols - 1] = table[host[src + even]! & 0xffff]!;
   }
 
-  /** Tensor storage: packed rows int32 [n, ceil(cols/2)] → f32 [n, cols]. */
-  private widen(packed: Tensor): Tensor {
-    const table = this.table!;
-    if (!this.paired) return tf.gather(table, packed);
-    const n = packed.shape[0]!;
-    const c2 = packed.shape[1]!;
-    const base = tf.scalar(65536, 'int32');
-    const q = tf.floorDiv(packed, base); // high half as a signed value in [-32768, 32767]
-    const lo = tf.sub(packed, tf.mul(q, base)); // [0, 65535]
-    const hi = tf.mod(q, base); // [0, 65535]
-    let bits = tf.stack([lo, hi], 2).reshape([n, 2 * c2]);
-    if (2 * c2 !== this.cols) bits = bits.slice([0, 0], [n, this.cols]);
-    return tf.gather(table, bits);
+  /** Tensor storage: bit patterns int32 [n, cols] → f32 [n, cols]. */
+  private widen(bits: Tensor): Tensor {
+    return tf.gather(this.table!, bits);
   }
 
   /** Frees the packed data (and the table). */

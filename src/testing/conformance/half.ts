@@ -1,6 +1,6 @@
 /**
- * Conformance of float16 storage (tensor/half.ts, issue 18): the widening (integer split of packed
- * pairs, or one pattern per int32 on WebGL, then a table gather) must be exact on every backend, and
+ * Conformance of float16 storage (tensor/half.ts, issue 18): the widening (a loop over packed pairs
+ * on CPU-memory backends, a table gather on GPU backends) must be exact on every backend, and
  * the blockwise tied-head matmul and the chunked loss over it as close as any matmul. Rounding edge
  * cases against torch are in tensor/half.test.ts.
  */
