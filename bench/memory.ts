@@ -6,10 +6,10 @@
  *
  *   node --import tsx bench/memory.ts [--dir /tmp/lowrank-mem] [--shapes 135M,360M] \
  *     [--cells load,step] [--batches 1,4] [--seq 256] [--steps 2] [--torch] \
- *     [--opts checkpoint,chunked,trim] [--parity] [--js]
+ *     [--opts checkpoint,chunked,trim,half] [--parity] [--js]
  *
- * `--opts` turns on activation checkpointing, the chunked vocabulary loss and malloc_trim in the
- * lowrank cells; `--parity` makes each step cell also compute the first-step loss on the plain path
+ * `--opts` turns on activation checkpointing, the chunked vocabulary loss, malloc_trim and (`half`,
+ * NF4 cells only) float16 embeddings in the lowrank cells; `--parity` makes each step cell also compute the first-step loss on the plain path
  * (and torch uses the same token ids, so its first loss is comparable); `--js` runs the worker as
  * plain JavaScript (bundled once with esbuild into .bench/js/) instead of through tsx, whose
  * transpiler adds ~90 MB to every lowrank RSS that a user of the compiled package does not pay.

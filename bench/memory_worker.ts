@@ -4,7 +4,8 @@
  * LoRA steps (r 16, alpha 32, q_proj + v_proj, AdamW, causal-LM loss on random ids) and prints one
  * JSON line: load seconds, RSS before/peak/after the load, tensor bytes held, and per step its
  * seconds and the peak RSS of the steps. Options: `checkpoint` (activation checkpointing), `chunked`
- * (chunked vocabulary loss), `trim` (malloc_trim after the load and after each step). Token ids are
+ * (chunked vocabulary loss), `trim` (malloc_trim after the load and after each step), `half` (with
+ * NF4: embeddings and a tied head in float16, `embeddingDtype: 'float16'`). Token ids are
  * `(i·7919 + 13) mod vocab` (bench/torch_llama.py uses the same), so the first-step loss is
  * comparable across implementations; with `parity` the worker also computes it on the plain path
  * (no checkpointing, no chunking, no gradients) before the step and reports both.
@@ -30,6 +31,8 @@ interface Cell {
   checkpoint?: boolean;
   chunked?: boolean;
   trim?: boolean;
+  /** With quantize: `embeddingDtype: 'float16'`. */
+  half?: boolean;
   parity?: boolean;
   /** Record the peak of tensor bytes (tf.profile: slower steps, so time without it). */
   profile?: boolean;
@@ -52,13 +55,18 @@ globalThis.gc?.();
 const before = processMemory().rss;
 resetPeakRss();
 let t0 = performance.now();
-const base = await loadModel(cell.path, cell.quantize ? { quantize: 'nf4', doubleQuant: true } : {});
+const base = await loadModel(
+  cell.path,
+  cell.quantize
+    ? { quantize: 'nf4', doubleQuant: true, ...(cell.half ? { embeddingDtype: 'float16' as const } : {}) }
+    : {},
+);
 const loadSeconds = (performance.now() - t0) / 1000;
 if (cell.trim) trimAllocator();
 const afterLoad = processMemory();
 const held = totalBytes(memoryByCategory(base));
 const out: Record<string, unknown> = {
-  quantize: cell.quantize ?? 'f32',
+  quantize: cell.quantize ? `${cell.quantize}${cell.half ? '+f16 emb' : ''}` : 'f32',
   loadSeconds,
   rssBeforeMb: mb(before),
   loadPeakMb: mb(afterLoad.peakRss),

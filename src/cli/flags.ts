@@ -107,6 +107,7 @@ const FIELD_FLAGS: Record<string, string> = {
   temperature: '--temperature',
   name: '--schedule',
   tokenizerPath: '--tokenizer',
+  embeddingDtype: '--embedding-dtype',
 };
 
 /**

@@ -41,6 +41,8 @@ export interface HFFolderStream {
    * on `buffer`, valid until the next read.
    */
   read(entry: StreamEntry, buffer: Uint8Array): Promise<RawTensor>;
+  /** Reads `length` bytes of one tensor from byte `start` of its data into `buffer`; a view on it. */
+  readRange(entry: StreamEntry, start: number, length: number, buffer: Uint8Array): Promise<Uint8Array>;
   /** Closes every shard file. */
   close(): Promise<void>;
 }
@@ -124,6 +126,8 @@ export async function openHFFolderStream(dir: string): Promise<HFFolderStream> {
     entries,
     maxTensorBytes: entries.reduce((m, e) => Math.max(m, byteLength(e.info)), 0),
     read: (entry, buffer) => entry.reader.readRawInto(entry.name, buffer),
+    readRange: (entry, start, length, buffer) =>
+      entry.reader.readRangeInto(entry.name, start, length, buffer),
     close: async () => {
       await Promise.all(readers.map((r) => r.close()));
     },

@@ -279,6 +279,23 @@ export class SafetensorsReader {
     };
   }
 
+  /**
+   * Reads `length` bytes of one tensor's data starting `start` bytes into it, into the front of
+   * `buffer` (a loader converting a large tensor a block of rows at a time); a view on `buffer`.
+   */
+  async readRangeInto(name: string, start: number, length: number, buffer: Uint8Array): Promise<Uint8Array> {
+    const [b, e] = this.info(name).dataOffsets;
+    if (start < 0 || length < 0 || start + length > e - b) {
+      throw new CheckpointError(
+        this.file.path,
+        `range [${start}, ${start + length}) is outside tensor "${name}" (${e - b} bytes)`,
+        undefined,
+        'read within the tensor',
+      );
+    }
+    return this.file.readInto(this.header.dataStart + b + start, length, buffer);
+  }
+
   /** The file this reader reads (for error messages). */
   get path(): string {
     return this.file.path;

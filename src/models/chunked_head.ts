@@ -6,6 +6,7 @@
 import { tf, type Tensor } from '../tensor/tf.js';
 import { chunkedLinearCrossEntropy } from '../tensor/ops/chunked_ce.js';
 import { Linear } from '../nn/layers.js';
+import { HalfLinear } from '../nn/half_embedding.js';
 import type { Module } from '../nn/module.js';
 import { ConfigError } from '../errors.js';
 import type { ModelInputs, ModelOutput } from './base.js';
@@ -18,7 +19,8 @@ const chunkRowsOf = new WeakMap<Module, number | null>();
  * module of `model`. While on, a causal-LM forward with labels under gradient recording returns the
  * same loss (within summation order) and gradients, but its `logits` are an empty [B, T, 0] tensor
  * (as Liger's fused linear cross-entropy returns none); forwards without gradients (evaluation,
- * generation) are unchanged. Applies when the head is a plain `Linear` without soft-capping; a head
+ * generation) are unchanged. Applies when the head is a plain `Linear` (or a float16 tied head,
+ * nn/half_embedding.ts) without soft-capping; a head
  * wrapped by an adapter or `modules_to_save`, or Gemma 2's capped logits, keep the full path.
  *
  * @example
@@ -64,13 +66,15 @@ export function chunkedCausalLmOutput(
   const labels = inputs.labels;
   const recording = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
   if (rows === undefined || !labels || !recording || softcap !== null) return null;
-  if (!(head instanceof Linear) || head.fanInFanOut || head.bias) return null;
+  const half = head instanceof HalfLinear ? head.table : null; // a float16 tied head: widened per block
+  if (!half && (!(head instanceof Linear) || head.fanInFanOut || head.bias)) return null;
   const [b, t, h] = hidden.shape as [number, number, number];
   assertCausalLabels(labels, b, t, where);
   const logits = tf.zeros([b, t, 0]);
   if (t < 2) return { logits, loss: tf.scalar(0) }; // nothing to predict, as causalLmLoss
   const shifted = hidden.slice([0, 0, 0], [b, t - 1, h]).reshape([b * (t - 1), h]); // [B·(T-1), H]
   const next = labels.slice([0, 1], [b, t - 1]).reshape([-1]); // [B·(T-1)]
-  const loss = chunkedLinearCrossEntropy(shifted, head.weight, next, { chunkRows: rows ?? undefined });
+  const weight = half ?? (head as Linear).weight;
+  const loss = chunkedLinearCrossEntropy(shifted, weight, next, { chunkRows: rows ?? undefined });
   return { logits, loss };
 }

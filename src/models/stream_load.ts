@@ -13,6 +13,9 @@ import { rawToTensor } from '../io/safetensors.js';
 import type { HFFolderStream } from '../io/hf_stream.js';
 import type { PendingInit } from '../nn/init.js';
 import { quantizeChild, quantizeTargets, type QuantizeOptions } from '../nn/linear4bit.js';
+import { adoptHalfEmbedding, embeddingModules, HalfEmbedding, HalfLinear } from '../nn/half_embedding.js';
+import type { Embedding } from '../nn/layers.js';
+import { HalfMatrix, packHalfRows } from '../tensor/half.js';
 import type { LinearLike } from '../nn/linear_like.js';
 import type { PreTrainedModel } from './base.js';
 import { planWeights, type LoadWeightsOptions, type WeightLoadReport } from './weights.js';
@@ -22,6 +25,42 @@ export interface StreamWeightsOptions extends LoadWeightsOptions {
   pending: PendingInit;
   /** Quantise the linear layers (except heads) to 4-bit as they are read (QLoRA). */
   quantize?: QuantizeOptions;
+  /**
+   * Store every embedding (and a head tied to one) in float16, converted a block of rows at a time as
+   * it is read (nn/half_embedding.ts): the f32 table never exists whole.
+   */
+  halfEmbeddings?: boolean;
+}
+
+/** Bytes read per block when an embedding is converted to float16 while streaming. */
+const HALF_READ_BYTES = 4 * 2 ** 20;
+
+/**
+ * Reads an embedding table a block of rows at a time, rounds each block to float16 into the packed
+ * storage and installs it (a tied head follows). Returns false (nothing read) for a non-float dtype.
+ */
+async function streamHalfEmbedding(
+  model: PreTrainedModel,
+  folder: HFFolderStream,
+  entry: HFFolderStream['entries'][number],
+  target: [string, Embedding],
+  where: string,
+): Promise<boolean> {
+  const dtype = entry.info.dtype;
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') return false;
+  const [rows, cols] = entry.info.shape as [number, number];
+  const rowBytes = cols * (dtype === 'F32' ? 4 : 2);
+  const blockRows = Math.max(1, Math.floor(HALF_READ_BYTES / rowBytes));
+  const buffer = new Uint8Array(Math.min(rows, blockRows) * rowBytes);
+  const packed = new Int32Array(rows * Math.ceil(cols / 2));
+  for (let r0 = 0; r0 < rows; r0 += blockRows) {
+    const n = Math.min(blockRows, rows - r0);
+    const bytes = await folder.readRange(entry, r0 * rowBytes, n * rowBytes, buffer);
+    // F32: a view on the buffer; F16/BF16 widened exactly (float16 → f32 → float16 is the identity)
+    packHalfRows(bytesToTypedArray(dtype, bytes, where, true) as Float32Array, cols, packed, r0);
+  }
+  adoptHalfEmbedding(model, target[0], target[1], HalfMatrix.fromPacked(packed, rows, cols));
+  return true;
 }
 
 /** Splits `a.b.c` into the module path `a.b` and the leaf name `c`. */
@@ -85,6 +124,9 @@ export async function streamWeights(
   const targets = opts.quantize ? quantizeTargets(model, opts.quantize).targets : [];
   const streamable = streamableTargets(model, targets, plan.sources);
   const done = new Set<string>();
+  const halfTargets = new Map<string, [string, Embedding]>(
+    opts.halfEmbeddings ? embeddingModules(model).map(([p, m]) => [`${p}.weight`, [p, m]]) : [],
+  );
   // One buffer, reused, for the tensors quantised as they are read; every other tensor is read
   // straight into a fresh array that becomes its parameter's data (no copy at all).
   const reused = new Uint8Array(
@@ -97,6 +139,10 @@ export async function streamWeights(
     const key = targetOf.get(entry.name);
     if (key === undefined) continue; // ignored checkpoint entry: never read
     const where = `${entry.reader.path}: tensor "${entry.name}"`;
+    const half = halfTargets.get(key);
+    if (half && (await streamHalfEmbedding(model, folder, entry, half, where))) continue;
+    const owner = model.getSubmodule(splitKey(key)[0]);
+    if (owner instanceof HalfEmbedding || owner instanceof HalfLinear) continue; // a tied alias already in float16
     const q = streamable.get(entry.name);
     if (q) {
       const raw = await folder.read(entry, reused);

@@ -4,6 +4,7 @@
  */
 import type { Module } from './module.js';
 import { Linear4bit } from './linear4bit.js';
+import { HalfEmbedding } from './half_embedding.js';
 
 /** Memory by category for a model (bytes), as `printTrainableParameters` / `lowrank info` report it. */
 export interface MemoryByCategory {
@@ -15,6 +16,8 @@ export interface MemoryByCategory {
   frozenQuantized: number;
   /** What the 4-bit weights would take as f32. */
   frozenQuantizedFp32: number;
+  /** Frozen float16 storage (embeddings and heads tied to them, `embeddingDtype: 'float16'`). */
+  frozenHalf: number;
   /** Buffers (non-trainable state such as AdaLoRA's ranknum). */
   buffers: number;
 }
@@ -32,6 +35,7 @@ export function memoryByCategory(model: Module): MemoryByCategory {
     frozenDense: 0,
     frozenQuantized: 0,
     frozenQuantizedFp32: 0,
+    frozenHalf: 0,
     buffers: 0,
   };
   for (const [, p] of model.namedParameters()) {
@@ -41,6 +45,7 @@ export function memoryByCategory(model: Module): MemoryByCategory {
   }
   for (const [, b] of model.namedBuffers()) out.buffers += b.size * bytesPerElement(b.dtype);
   for (const [, m] of model.namedModules()) {
+    if (m instanceof HalfEmbedding) out.frozenHalf += m.bytesHeld(); // a tied head shares it: counted once
     if (!(m instanceof Linear4bit)) continue;
     const held = m.bytesHeld();
     out.frozenQuantized += held.weight;
@@ -55,7 +60,7 @@ function bytesPerElement(dtype: string): number {
 
 /** All bytes of {@link MemoryByCategory} (the f32-equivalent size is a comparison, not held). */
 export function totalBytes(m: MemoryByCategory): number {
-  return m.trainable + m.frozenDense + m.frozenQuantized + m.buffers;
+  return m.trainable + m.frozenDense + m.frozenQuantized + m.frozenHalf + m.buffers;
 }
 
 /** `1,234,567 B (1.18 MiB)`: exact bytes plus a binary-unit size. */
@@ -87,6 +92,7 @@ export function memoryRows(m: MemoryByCategory): [string, string][] {
     ['trainable', formatBytes(m.trainable)],
     ['frozen dense', formatBytes(m.frozenDense)],
     ['frozen 4-bit (packed)', q4],
+    ...(m.frozenHalf > 0 ? [['frozen float16', formatBytes(m.frozenHalf)] as [string, string]] : []),
     ['buffers', formatBytes(m.buffers)],
     ['total held', formatBytes(totalBytes(m))],
   ];

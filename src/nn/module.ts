@@ -259,8 +259,15 @@ export abstract class Module {
     for (const [, m] of this.namedModules()) {
       for (const [, p] of m._params) if (!p.isDisposed) p.dispose();
       for (const [, b] of m._buffers) if (!b.isDisposed) b.dispose();
+      m.disposeOwned();
     }
   }
+
+  /**
+   * Frees tensors a module holds outside its parameters and buffers (e.g. float16 storage,
+   * nn/half_embedding.ts); called by {@link dispose} for every module below. Default: nothing.
+   */
+  protected disposeOwned(): void {}
 }
 
 /** An ordered list of modules named "0", "1", … like `torch.nn.ModuleList`. */

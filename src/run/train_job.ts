@@ -38,7 +38,7 @@ export interface TrainingJob {
   /** Memory savers for large models ({@link MemorySavers}). */
   memory?: MemorySavers;
   /** A 4-bit base (QLoRA when the method is an adapter). */
-  quantize?: { quantType: 'nf4' | 'fp4'; doubleQuant: boolean };
+  quantize?: { quantType: 'nf4' | 'fp4'; doubleQuant: boolean; embeddingDtype?: 'float32' | 'float16' };
   /** The data (`data` is unused for HyperLoRA); `cache`: keep tokenised data beside the run folder. */
   data: Omit<DataOptions, 'data' | 'cacheDir' | 'seed'> & { data?: string; cache: boolean };
   trainer: {
@@ -174,6 +174,7 @@ export async function runTrainingJob(job: TrainingJob, events: JobEvents = {}): 
     // the collator pads with the tokenizer's id; a decoder classifier must look for the same id
     ...(taskType === 'SEQ_CLS' ? { numLabels: data.numLabels, padTokenId: tok.text.padTokenId } : {}),
     ...(job.quantize ? { quantize: job.quantize.quantType, doubleQuant: job.quantize.doubleQuant } : {}),
+    ...(job.quantize?.embeddingDtype ? { embeddingDtype: job.quantize.embeddingDtype } : {}),
     seed,
   });
   const maxSteps = job.trainer.maxSteps;

@@ -62,3 +62,13 @@ test(
     assert.ok(dropped >= bytes / 2, `RSS fell by ${dropped} B after malloc_trim (free heap was ${free} B)`);
   },
 );
+
+test('releaseMemory runs a full garbage collection even without --expose-gc (disposed tensor data goes)', async () => {
+  assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'this process has no global gc');
+  let garbage: number[][] | null = Array.from({ length: 100 }, () => new Array(100).fill(1));
+  const ref = new WeakRef(garbage);
+  garbage = null;
+  await new Promise((r) => setTimeout(r, 0)); // WeakRef targets are kept until the current job ends
+  releaseMemory();
+  assert.equal(ref.deref(), undefined, 'collected');
+});

@@ -37,6 +37,10 @@ export async function runTraining(
     throw new UsageError('--conditions: only for --method hyperlora (use --data for one training set)');
   if (hyper && v.quantize !== undefined)
     throw new UsageError('--quantize: a 4-bit base under --method hyperlora is not supported yet');
+  if (v['embedding-dtype'] === 'float16' && v.quantize === undefined)
+    throw new UsageError(
+      '--embedding-dtype float16: needs --quantize (it is the storage of a 4-bit base; add --quantize nf4)',
+    );
   if (v.quantize !== undefined && v.method === 'full')
     throw new UsageError(
       '--quantize: a 4-bit base is frozen, so it needs an adapter method (use --method lora, adalora or dora)',
@@ -153,7 +157,15 @@ function trainingJob(
     tokenizer: v.tokenizer as string | undefined,
     method,
     ...(v.quantize !== undefined
-      ? { quantize: { quantType: v.quantize as 'nf4' | 'fp4', doubleQuant: Boolean(v['double-quant']) } }
+      ? {
+          quantize: {
+            quantType: v.quantize as 'nf4' | 'fp4',
+            doubleQuant: Boolean(v['double-quant']),
+            ...(v['embedding-dtype'] !== undefined
+              ? { embeddingDtype: v['embedding-dtype'] as 'float32' | 'float16' }
+              : {}),
+          },
+        }
       : {}),
     memory: {
       gradientCheckpointing: Boolean(v['gradient-checkpointing']),

@@ -123,6 +123,13 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
     default: true,
   },
   {
+    name: 'embedding-dtype',
+    type: 'string',
+    description:
+      "with --quantize: storage of the frozen embeddings and a tied head; float16 halves them (as transformers' 4-bit load)",
+    choices: ['float32', 'float16'],
+  },
+  {
     name: 'gradient-checkpointing',
     type: 'boolean',
     description: 'recompute each decoder layer in backward instead of keeping its activations (less memory)',

@@ -10,6 +10,7 @@
 import { tf, type Tensor } from '../tf.js';
 import { FUSED, nativeFused, runFused } from './fused.js';
 import { IGNORE_INDEX } from './loss.js';
+import { HalfMatrix, matMulHalf, matMulHalfT } from '../half.js';
 
 /** Logit elements per block by default: 8 Mi floats (32 MB), e.g. 170 rows of a 49,152 vocabulary. */
 export const DEFAULT_CHUNK_ELEMENTS = 2 ** 23;
@@ -30,7 +31,8 @@ export function chunkRowsFor(v: number, chunkRows?: number): number {
 }
 
 /**
- * Mean cross-entropy of `hidden [N, H] · weightᵀ` ([V, H], a Linear's layout) against int32
+ * Mean cross-entropy of `hidden [N, H] · weightᵀ` ([V, H], a Linear's layout, or a frozen float16
+ * {@link HalfMatrix}) against int32
  * `labels [N]`, rows equal to `ignoreIndex` skipped, 0 when all are: equal to
  * `softmaxCrossEntropy(linear(hidden, weight), labels)` up to summation order. The weight gets a
  * gradient only when it is a trainable variable (a frozen or tied-frozen head costs no dW GEMM).
@@ -40,12 +42,12 @@ export function chunkRowsFor(v: number, chunkRows?: number): number {
  */
 export function chunkedLinearCrossEntropy(
   hidden: Tensor,
-  weight: Tensor,
+  weight: Tensor | HalfMatrix,
   labels: Tensor,
   opts: ChunkedCrossEntropyOptions = {},
 ): Tensor {
   const ignoreIndex = opts.ignoreIndex ?? IGNORE_INDEX;
-  const rows = chunkRowsFor(weight.shape[0]!, opts.chunkRows);
+  const rows = chunkRowsFor(weight instanceof HalfMatrix ? weight.rows : weight.shape[0]!, opts.chunkRows);
   const recording = (tf.engine() as unknown as EngineTape).isTapeOn();
   if (!recording) return tf.tidy(() => passes(hidden, weight, labels, rows, ignoreIndex, false).loss);
   const trainW = weight instanceof tf.Variable && weight.trainable;
@@ -70,7 +72,7 @@ interface PassResult {
 /** The blocks: loss, and with `grad` the gradients at dy = 1. Call inside a tidy/customGrad. */
 function passes(
   hidden: Tensor,
-  weight: Tensor,
+  weight: Tensor | HalfMatrix,
   labels: Tensor,
   rows: number,
   ignoreIndex: number,
@@ -88,10 +90,12 @@ function passes(
     const block = tf.tidy(() => {
       const hc = hidden.slice([r0, 0], [m, h]); // [m, H]
       const lc = flatLabels.slice([r0], [m]); // [m]
-      const logits = tf.matMul(hc, weight, false, true); // [m, V]
+      // a float16 weight (a tied head, nn/half_embedding.ts) is widened a block of vocabulary rows at a time
+      const logits =
+        weight instanceof HalfMatrix ? matMulHalfT(hc, weight) : tf.matMul(hc, weight, false, true); // [m, V]
       const { sum, dLogits } = blockLoss(logits, lc, count, ignoreIndex, grad);
       if (!dLogits) return { sum };
-      const dhc = tf.matMul(dLogits, weight); // [m, H]
+      const dhc = weight instanceof HalfMatrix ? matMulHalf(dLogits, weight) : tf.matMul(dLogits, weight); // [m, H]
       const dwc = trainW ? tf.matMul(dLogits, hc, true, false) : null; // [V, H]
       return dwc ? { sum, dhc, dwc } : { sum, dhc };
     }) as { sum: Tensor; dhc?: Tensor; dwc?: Tensor };

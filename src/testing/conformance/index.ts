@@ -5,6 +5,7 @@
 import { opCases } from './ops.js';
 import { trainingCases } from './training.js';
 import { hyperloraCases } from './hyperlora.js';
+import { halfCases } from './half.js';
 import type { ConformanceCase } from './types.js';
 
 export * from './types.js';
@@ -12,5 +13,5 @@ export { compareOutputs, referenceOutputs, runOnBackend } from './runner.js';
 
 /** Every case: ops first, then whole training runs. */
 export function conformanceCases(): ConformanceCase[] {
-  return [...opCases(), ...trainingCases(), ...hyperloraCases()];
+  return [...opCases(), ...halfCases(), ...trainingCases(), ...hyperloraCases()];
 }
