@@ -167,6 +167,41 @@ export interface NativeAddon {
     d: number,
     scale: number,
   ): void;
+  /** LayerNorm(dropout(h) + residual) per row (native/src/add_norm.cc); mask null = no dropout. */
+  addNormForward(
+    h: F32,
+    residual: F32,
+    gamma: F32,
+    beta: F32 | null,
+    y: F32,
+    sum: F32,
+    mean: F32,
+    rstd: F32,
+    mask: Uint8Array | null,
+    rows: number,
+    cols: number,
+    eps: number,
+    keep: number,
+    s0: number,
+    s1: number,
+    s2: number,
+    c: number,
+  ): void;
+  addNormBackward(
+    dy: F32,
+    sum: F32,
+    gamma: F32,
+    mean: F32,
+    rstd: F32,
+    mask: Uint8Array | null,
+    dh: F32,
+    dres: F32,
+    dgamma: F32,
+    dbeta: F32 | null,
+    rows: number,
+    cols: number,
+    keep: number,
+  ): void;
   /** ys[i] = xs[i]·s for every pair. */
   scaleAll(xs: F32[], ys: F32[], s: number): void;
   /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
