@@ -15,6 +15,7 @@ import { BertForSequenceClassification } from '../src/models/bert_classification
 import { manualSeed } from '../src/nn/init.js';
 import { AdamW } from '../src/training/optim.js';
 import { orthPenalty } from '../src/tensor/ops/orth_reg.js';
+import { aleaStreams } from '../src/tensor/ops/dropout.js';
 
 const mode = process.argv[2] ?? 'scenario';
 const steps = Number(process.argv[3] ?? 40);
@@ -105,6 +106,8 @@ function kernels() {
   const rows = new Float32Array(b * t);
   const mask = new Uint8Array(b * t * w);
   const g = f(w);
+  const { states: list, chunk } = aleaStreams('5', b * t * w);
+  const states = Float64Array.from(list);
   const run = () => {
     addon.attentionForward(q, q, q, null, new Int32Array(4), out, probs, b, t, t, h, d, 0.3);
     addon.attentionBackward(out, q, q, q, probs, dq, dk, dv, b, t, t, h, d, 0.3);
@@ -126,9 +129,9 @@ function kernels() {
       3,
     );
     addon.orthReg(ps, Int32Array.from([4, 16]), Int32Array.from([16, 4]), Uint8Array.from([1, 0]), gs);
-    addon.addNormForward(q, q, g, g, y, sum, rows, rows, mask, b * t, w, 1e-12, 0.9, 1, 2, 3, 1);
+    addon.addNormForward(q, q, g, g, y, sum, rows, rows, mask, b * t, w, 1e-12, 0.9, states, chunk);
     addon.addNormBackward(y, sum, g, rows, rows, mask, dq, dk, g.slice(), null, b * t, w, 0.9);
-    addon.dropout(q, y, sum, 0.9, 1, 2, 3, 1);
+    addon.dropout(q, y, sum, 0.9, states, chunk);
   };
   for (let i = 0; i < 1000; i++) run();
   gc();

@@ -10,24 +10,15 @@
 // FMA, see addDropped) — so results are bit-identical to the unfused native path.
 #include "common.h"
 #include "norm_rows.h"
+#include "alea.h"
 #include <cmath>
 
 namespace lowrank {
 
-// Alea's mask bits: keep[i] = floor(u_i + keep) ≥ 1, u_i the float32 uniforms tfjs draws from
-// state (s0, s1, s2, c) — random.cc's stream and test, one byte per element.
-static void aleaMask(uint8_t* mask, int64_t n, float keep, uint64_t s0, uint64_t s1, uint64_t s2, uint64_t c) {
-  constexpr uint64_t kMul = 2091639;
-  constexpr double kTwoPowMinus32 = 2.3283064365386963e-10;
-  for (int64_t i = 0; i < n; i++) {
-    const uint64_t t = kMul * s0 + c;
-    s0 = s1;
-    s1 = s2;
-    c = t >> 32;
-    s2 = t & 0xffffffffu;
-    const float u = static_cast<float>(static_cast<double>(s2) * kTwoPowMinus32);
-    mask[i] = std::floor(u + keep) >= 1.f ? 1 : 0;
-  }
+// Alea's mask bits: keep[i] = floor(u_i + keep) ≥ 1, u_i the float32 uniforms tfjs draws (the
+// substreams of alea.h, as random.cc's dropout), one byte per element.
+static void aleaMask(uint8_t* mask, int64_t n, float keep, const double* states, int64_t streams, int64_t chunk) {
+  aleaUniforms(n, states, streams, chunk, [&](int64_t i, float u) { mask[i] = std::floor(u + keep) >= 1.f ? 1 : 0; });
 }
 
 // s = h·m + r as two roundings (dropout's product, then Add's sum): contraction into an FMA would
@@ -43,10 +34,11 @@ __attribute__((noinline, optimize("fp-contract=off"))) static void addDropped(co
 }
 
 // addNormForward(h, residual, gamma, beta|null, y, sum, mean, rstd, mask|null, rows, cols, eps,
-//                keep, s0, s1, s2, c): mask null = no dropout (keep ignored).
+//                keep, states|null, chunk): mask null = no dropout (keep ignored); states and chunk
+//                are the Alea substreams (alea.h).
 static Napi::Value AddNormForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (badArgs(info, 17, "addNormForward")) return env.Undefined();
+  if (badArgs(info, 15, "addNormForward")) return env.Undefined();
   const float* h = f32(info[0]);
   const float* res = f32(info[1]);
   const float* g = f32(info[2]);
@@ -59,9 +51,11 @@ static Napi::Value AddNormForward(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 9), cols = num(info, 10);
   const float eps = static_cast<float>(dbl(info, 11));
   const float keep = static_cast<float>(dbl(info, 12));
-  if (mask)
-    aleaMask(mask, rows * cols, keep, static_cast<uint64_t>(num(info, 13)), static_cast<uint64_t>(num(info, 14)),
-             static_cast<uint64_t>(num(info, 15)), static_cast<uint64_t>(num(info, 16)));
+  if (mask) {
+    Raw st = raw(info[13]);
+    aleaMask(mask, rows * cols, keep, static_cast<const double*>(st.data), static_cast<int64_t>(st.length) / 4,
+             num(info, 14));
+  }
   const float kept = 1.f / keep;  // = floor(u + keep) / keep for a kept element (tf.dropout's multiplier)
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
   for (int64_t r = 0; r < rows; r++) {

@@ -2,7 +2,8 @@
  * Fused dropout + residual add + layer norm kernels (native/src/add_norm.cc), run by
  * `dropoutAddLayerNorm` in src/tensor/ops/add_norm.ts:
  *
- * - `LowrankAddNorm` {h, residual, gamma, beta?} attrs {eps, dropout, keep, s0, s1, s2, c}
+ * - `LowrankAddNorm` {h, residual, gamma, beta?} attrs {eps, dropout, keep, states, chunk}
+ *   (Alea substreams, `aleaStreams` in src/tensor/ops/dropout.ts)
  *   → [y, sum (h·m + residual), mean [rows], rstd [rows], mask (bool, only with dropout)]
  * - `LowrankAddNormGrad` {dy, sum, gamma, mean, rstd, mask?} attrs {keep, hasBeta}
  *   → [dh, dresidual, dgamma, dbeta?]
@@ -46,10 +47,8 @@ const forward: NativeKernelSpec = {
       cols,
       Number(attrs?.eps),
       Number(attrs?.keep ?? 1),
-      Number(attrs?.s0 ?? 0),
-      Number(attrs?.s1 ?? 0),
-      Number(attrs?.s2 ?? 0),
-      Number(attrs?.c ?? 0),
+      mask ? Float64Array.from(attrs?.states as number[]) : null,
+      Number(attrs?.chunk ?? 1),
     );
     const shape = [...h!.shape];
     const outs = [

@@ -132,7 +132,8 @@ export interface NativeAddon {
   ): void;
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
-  dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  /** tf.dropout's mask from Alea substreams: states (s0, s1, s2, c) per chunk of `chunk` elements. */
+  dropout(x: F32, y: F32, mult: F32, keep: number, states: Float64Array, chunk: number): void;
   /** AdaLoRA's orthogonal regulariser over all matrices; writes ∂R/∂P_i into grads[i], returns R. */
   orthReg(ps: F32[], rows: I32, cols: I32, isA: Uint8Array, grads: F32[]): number;
   /** Multi-head attention over [B, T, heads·d] q/k/v (native/src/attention.cc). */
@@ -182,10 +183,8 @@ export interface NativeAddon {
     cols: number,
     eps: number,
     keep: number,
-    s0: number,
-    s1: number,
-    s2: number,
-    c: number,
+    states: Float64Array | null,
+    chunk: number,
   ): void;
   addNormBackward(
     dy: F32,

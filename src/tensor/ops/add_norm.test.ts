@@ -25,6 +25,7 @@ const CASES: { shape: number[]; drop: DropoutDraw | null }[] = [
   { shape: [3, 33], drop: { rate: 0.5, seed: 4294967295 } },
   { shape: [4, 8, 24], drop: null },
   { shape: [1, 7], drop: { rate: 0.3, seed: 0 } },
+  { shape: [3, 37, 97], drop: { rate: 0.1, seed: 12345 } }, // 10767 elements: two mask substreams
 ];
 
 /** y and the gradients of sum(y·w) for h, residual, γ, β, by the fused op or by the composed ops. */

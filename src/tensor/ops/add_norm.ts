@@ -1,6 +1,6 @@
 import { tf, type Tensor } from '../tf.js';
 import { ADD_NORM_KERNELS } from '../native/add_norm_kernels.js';
-import { aleaState, dropout } from './dropout.js';
+import { aleaStreams, dropout } from './dropout.js';
 import { nativeFused, runFused } from './fused.js';
 import { layerNorm } from './norm.js';
 
@@ -47,7 +47,7 @@ export function dropoutAddLayerNorm(
   const hasBeta = beta !== null;
   const keep = active ? 1 - active.rate : 1; // tf.dropout's keepProb (float32 in the kernel)
   const attrs = active
-    ? { eps, dropout: true, keep, ...aleaState(String(active.seed)) }
+    ? { eps, dropout: true, keep, ...aleaStreams(String(active.seed), h.size) }
     : { eps, dropout: false };
   const f = tf.customGrad((...args: unknown[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
