@@ -36,6 +36,9 @@ const steps = opt('steps', '5');
 const reps = Number(opt('reps', '3'));
 const paritySteps = Number(opt('parity-steps', '2'));
 const variants = opt('variants', 'lora,lora-ada,adalora,full').split(',');
+// OpenBLAS workers spin 2^timeout cycles after each GEMM (default 28) before sleeping; both lowrank
+// and PyTorch (same OpenBLAS) read it from the environment, so an A/B sets it for the whole run.
+const blasTimeout = process.env.OPENBLAS_THREAD_TIMEOUT ?? 'default';
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));
 
 interface Cell {
@@ -126,7 +129,7 @@ const range = (xs: number[], d = 0) =>
 await initBackend('native');
 const loadBefore = load();
 console.log(
-  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), load ${loadBefore.join(' ')}`,
+  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), OPENBLAS_THREAD_TIMEOUT ${blasTimeout}, load ${loadBefore.join(' ')}`,
 );
 const rate = sgemmRate();
 console.log(`sgemm rate (best direct cblas_sgemm at the step's shapes): ${rate.gflops.toFixed(0)} GFLOP/s`);
@@ -214,7 +217,7 @@ console.log(`load before ${loadBefore.join(' ')}, after ${loadAfter.join(' ')}`)
 const file = opt('json', '');
 if (file) {
   const result = {
-    env: { ...backendInfo(), threads, loadBefore, loadAfter, date: new Date().toISOString() },
+    env: { ...backendInfo(), threads, blasTimeout, loadBefore, loadAfter, date: new Date().toISOString() },
     rate,
     rows,
     adaVsLora,
