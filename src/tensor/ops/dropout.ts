@@ -48,6 +48,7 @@ const ALEA_B_INV = 2091639n * ALEA_B ** 2n;
 const MAX_STREAMS = 16;
 const MIN_CHUNK = 4096;
 const jumps = new Map<number, bigint>(); // b⁻ᶜʰᵘⁿᵏ mod m by chunk length
+const MAX_CACHED_JUMPS = 256; // tensor sizes vary with dynamic padding: keep the cache bounded
 
 function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
   let r = 1n;
@@ -92,6 +93,7 @@ export function aleaStreams(seed: string, n: number): { states: number[]; chunk:
   let jump = jumps.get(chunk);
   if (jump === undefined) {
     jump = modPow(ALEA_B_INV, BigInt(chunk), ALEA_M);
+    if (jumps.size >= MAX_CACHED_JUMPS) jumps.clear();
     jumps.set(chunk, jump);
   }
   const first = aleaState(seed);
@@ -107,9 +109,10 @@ export function aleaStreams(seed: string, n: number): { states: number[]; chunk:
 
 /**
  * Inverted dropout, `tf.dropout(x, rate, undefined, seed)` bit for bit on every backend: on `native`
- * one kernel draws tfjs's own Alea stream (see native/src/random.cc; in substreams, {@link aleaStreams}) and returns y and the mask
- * multiplier (saved for the gradient dy·mask), instead of a JS loop for the uniforms and four
- * elementwise kernels; elsewhere it is tf.dropout. x is not kept for the gradient.
+ * one kernel draws tfjs's own Alea stream (native/src/random.cc, in the substreams of
+ * {@link aleaStreams}) and returns y and the mask multiplier (saved for the gradient dy·mask),
+ * instead of a JS loop for the uniforms and four elementwise kernels; elsewhere it is tf.dropout.
+ * x is not kept for the gradient.
  *
  * @example const y = dropout(x, 0.1, 1234); // equals tf.dropout(x, 0.1, undefined, 1234)
  */
