@@ -81,9 +81,74 @@ static Napi::Value ScaleAll(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The SVD adapter's small factors (PEFT SVDLinear.forward: x·(A∘E)ᵀ·Bᵀ·s/(ranknum + 1e-5), the
+// scale folded into B as in ops/lora.ts): left = A∘E [r, in], scaledB = (B·s)/(ranknum + 1e-5)
+// [out, r], each element rounded exactly as the composed Multiply / Add / RealDiv kernels do, so the
+// fused op is bit-identical to them. No FMA contraction (two roundings, as the separate kernels).
+__attribute__((noinline, optimize("fp-contract=off"))) static void svdPrepCore(
+    const float* a, const float* e, const float* b, float rnEps, float s, float* left, float* scaledB,
+    int64_t r, int64_t inF, int64_t outF) {
+  for (int64_t i = 0; i < r; i++)
+    for (int64_t j = 0; j < inF; j++) left[i * inF + j] = a[i * inF + j] * e[i];
+  for (int64_t k = 0; k < outF * r; k++) scaledB[k] = (b[k] * s) / rnEps;
+}
+
+// Sum of a contiguous run in the order of reduce.cc's sumRun (8 partial sums), so dE equals the
+// composed Multiply + Sum bit for bit.
+static inline float sumRun8(const float* x, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) sum += x[i];
+  return sum;
+}
+
+// The gradients of svdPrepCore, as tfjs's Multiply / RealDiv gradients compute them:
+// dA = dLeft·E, dE_i = Σ_j dLeft_ij·A_ij, dB = (dScaledB / (ranknum + 1e-5))·s.
+__attribute__((noinline, optimize("fp-contract=off"))) static void svdPrepGradCore(
+    const float* dLeft, const float* dScaledB, const float* a, const float* e, float rnEps, float s,
+    float* dA, float* dE, float* dB, int64_t r, int64_t inF, int64_t outF) {
+  std::vector<float> prod(inF);
+  for (int64_t i = 0; i < r; i++) {
+    const float* dl = dLeft + i * inF;
+    const float* ai = a + i * inF;
+    for (int64_t j = 0; j < inF; j++) {
+      dA[i * inF + j] = dl[j] * e[i];
+      prod[j] = dl[j] * ai[j];
+    }
+    dE[i] = sumRun8(prod.data(), inF);
+  }
+  for (int64_t k = 0; k < outF * r; k++) dB[k] = (dScaledB[k] / rnEps) * s;
+}
+
+// svdPrep(a, e, b, ranknum, left, scaledB, r, in, out, scale)
+static Napi::Value SvdPrep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 10, "svdPrep")) return env.Undefined();
+  const float rnEps = f32(info[3])[0] + 1e-5f;  // f32(ranknum + 1e-5), as the Add kernel
+  svdPrepCore(f32(info[0]), f32(info[1]), f32(info[2]), rnEps, static_cast<float>(dbl(info, 9)),
+              f32(info[4]), f32(info[5]), num(info, 6), num(info, 7), num(info, 8));
+  return env.Undefined();
+}
+
+// svdPrepGrad(dLeft, dScaledB, a, e, ranknum, dA, dE, dB, r, in, out, scale)
+static Napi::Value SvdPrepGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 12, "svdPrepGrad")) return env.Undefined();
+  const float rnEps = f32(info[4])[0] + 1e-5f;
+  svdPrepGradCore(f32(info[0]), f32(info[1]), f32(info[2]), f32(info[3]), rnEps,
+                  static_cast<float>(dbl(info, 11)), f32(info[5]), f32(info[6]), f32(info[7]),
+                  num(info, 8), num(info, 9), num(info, 10));
+  return env.Undefined();
+}
+
 void registerAdalora(Napi::Env env, Napi::Object exports) {
   exports.Set("orthReg", Napi::Function::New(env, OrthReg));
   exports.Set("scaleAll", Napi::Function::New(env, ScaleAll));
+  exports.Set("svdPrep", Napi::Function::New(env, SvdPrep));
+  exports.Set("svdPrepGrad", Napi::Function::New(env, SvdPrepGrad));
 }
 
 }  // namespace lowrank

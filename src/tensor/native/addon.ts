@@ -203,6 +203,34 @@ export interface NativeAddon {
   ): void;
   /** ys[i] = xs[i]·s for every pair. */
   scaleAll(xs: F32[], ys: F32[], s: number): void;
+  /** AdaLoRA's small factors: left = A∘E [r, in], scaledB = (B·s)/(ranknum + 1e-5) [out, r]. */
+  svdPrep(
+    a: F32,
+    e: F32,
+    b: F32,
+    ranknum: F32,
+    left: F32,
+    scaledB: F32,
+    r: number,
+    inF: number,
+    outF: number,
+    scale: number,
+  ): void;
+  /** The gradients of `svdPrep`: dA = dLeft·E, dE = Σ_j dLeft·A, dB = dScaledB/(ranknum + 1e-5)·s. */
+  svdPrepGrad(
+    dLeft: F32,
+    dScaledB: F32,
+    a: F32,
+    e: F32,
+    ranknum: F32,
+    dA: F32,
+    dE: F32,
+    dB: F32,
+    r: number,
+    inF: number,
+    outF: number,
+    scale: number,
+  ): void;
   /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
   sensitivityEmaAll(
     p: F32[],
