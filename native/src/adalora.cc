@@ -144,11 +144,66 @@ static Napi::Value SvdPrepGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// AdaLoRA's triplet scores over every layer in one call (paper Eq. 11; PEFT RankAllocator
+// mask_to_budget): per group g (one SVD layer), s_g = s(E) + Σ_parts mean(s(part)) in the parts'
+// order, where s(x) = avgIpt·avgUnc (f32 product) or avgIpt alone (no unc), 'A' parts [r, in] are
+// averaged over their columns (reduce.cc's sumRun order, then / in) and 'B' parts [out, r] over
+// their rows (a running sum down the rows, then / out): the rounding of the composed Multiply /
+// Mean / Add kernels, so the scores (and the pruning threshold) are bit-identical.
+// tripletScores(ipt[], unc[] | null, kinds Uint8Array (0 E, 1 A, 2 B), rows, cols, groupStart, outs[])
+__attribute__((optimize("fp-contract=off"))) static Napi::Value TripletScores(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (badArgs(info, 7, "tripletScores")) return env.Undefined();
+  Napi::Array ipt = info[0].As<Napi::Array>();
+  const bool hasUnc = info[1].IsArray();
+  Napi::Array unc = hasUnc ? info[1].As<Napi::Array>() : Napi::Array::New(env);
+  const uint8_t* kinds = u8(info[2]);
+  const int32_t* rows = i32(info[3]);
+  const int32_t* cols = i32(info[4]);
+  Raw gs = raw(info[5]);
+  const int32_t* groupStart = static_cast<const int32_t*>(gs.data);
+  Napi::Array outs = info[6].As<Napi::Array>();
+  const uint32_t groups = outs.Length();
+  const uint32_t items = ipt.Length();
+  std::vector<float> prod, part;
+  for (uint32_t g = 0; g < groups; g++) {
+    float* s = f32(outs.Get(g));
+    const uint32_t end = g + 1 < groups ? static_cast<uint32_t>(groupStart[g + 1]) : items;
+    for (uint32_t k = static_cast<uint32_t>(groupStart[g]); k < end; k++) {
+      const int64_t R = rows[k], C = cols[k], n = R * C;
+      const float* iv = f32(ipt.Get(k));
+      prod.resize(n);
+      if (hasUnc) {
+        const float* uv = f32(unc.Get(k));
+        for (int64_t e = 0; e < n; e++) prod[e] = iv[e] * uv[e];
+      } else {
+        for (int64_t e = 0; e < n; e++) prod[e] = iv[e];
+      }
+      if (kinds[k] == 0) {  // E [r, 1]: the start of the sum
+        for (int64_t e = 0; e < n; e++) s[e] = prod[e];
+        continue;
+      }
+      const int64_t r = kinds[k] == 1 ? R : C;
+      part.assign(r, 0.f);
+      if (kinds[k] == 1) {  // A [r, in]: mean over axis 1
+        for (int64_t i = 0; i < r; i++) part[i] = sumRun8(prod.data() + i * C, C) / static_cast<float>(C);
+      } else {  // B [out, r]: mean over axis 0
+        for (int64_t o = 0; o < R; o++)
+          for (int64_t i = 0; i < r; i++) part[i] += prod[o * C + i];
+        for (int64_t i = 0; i < r; i++) part[i] /= static_cast<float>(R);
+      }
+      for (int64_t i = 0; i < r; i++) s[i] = s[i] + part[i];
+    }
+  }
+  return env.Undefined();
+}
+
 void registerAdalora(Napi::Env env, Napi::Object exports) {
   exports.Set("orthReg", Napi::Function::New(env, OrthReg));
   exports.Set("scaleAll", Napi::Function::New(env, ScaleAll));
   exports.Set("svdPrep", Napi::Function::New(env, SvdPrep));
   exports.Set("svdPrepGrad", Napi::Function::New(env, SvdPrepGrad));
+  exports.Set("tripletScores", Napi::Function::New(env, TripletScores));
 }
 
 }  // namespace lowrank

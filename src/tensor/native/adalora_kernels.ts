@@ -14,6 +14,7 @@ export const ADALORA_KERNELS = {
   scaleAll: 'LowrankScaleAll',
   svdPrep: 'LowrankSvdPrep',
   svdPrepGrad: 'LowrankSvdPrepGrad',
+  tripletScores: 'LowrankTripletScores',
 } as const;
 
 /** The numbered inputs x0, x1, … in order. */
@@ -146,4 +147,38 @@ const svdPrepGrad: NativeKernelSpec = {
   },
 };
 
-export const adaloraKernels: NativeKernelSpec[] = [orthReg, scaleAll, svdPrep, svdPrepGrad];
+/**
+ * LowrankTripletScores {i0 …, u0 … (optional)} attrs {kinds: 'E'/'A'/'B' per input, groupStart:
+ * first input of each group} → one [r] score per group: s(E) + mean_j s(A)_ij + mean_o s(B)_oi in
+ * the inputs' order, s = i·u (or i without u), rounded as the composed Multiply / Mean / Add kernels.
+ */
+const tripletScoresKernel: NativeKernelSpec = {
+  name: ADALORA_KERNELS.tripletScores,
+  run: ({ inputs, backend, attrs }, addon) => {
+    const ipt = numbered(inputs, 'i');
+    const unc = numbered(inputs, 'u');
+    const kinds = String(attrs?.kinds ?? '');
+    const groupStart = (attrs?.groupStart ?? []) as number[];
+    if (kinds.length !== ipt.length || (unc.length > 0 && unc.length !== ipt.length)) return null;
+    if (ipt.some((t) => t.shape.length !== 2) || groupStart.some((g) => kinds[g] !== 'E')) return null;
+    const outs = groupStart.map((g) => allocF32(backend, ipt[g]!.shape[0]!));
+    addon.tripletScores(
+      ipt.map((t) => f32(backend, t)),
+      unc.length > 0 ? unc.map((t) => f32(backend, t)) : null,
+      Uint8Array.from(kinds, (k) => (k === 'E' ? 0 : k === 'A' ? 1 : 2)),
+      Int32Array.from(ipt, (t) => t.shape[0]!),
+      Int32Array.from(ipt, (t) => t.shape[1]!),
+      Int32Array.from(groupStart),
+      outs,
+    );
+    return groupStart.map((g, i) => output(backend, [ipt[g]!.shape[0]!], 'float32', outs[i]!));
+  },
+};
+
+export const adaloraKernels: NativeKernelSpec[] = [
+  orthReg,
+  scaleAll,
+  svdPrep,
+  svdPrepGrad,
+  tripletScoresKernel,
+];

@@ -216,6 +216,16 @@ export interface NativeAddon {
     outF: number,
     scale: number,
   ): void;
+  /** AdaLoRA's triplet scores per group (E first, then A / B parts), written into outs[g] ([r]). */
+  tripletScores(
+    ipt: F32[],
+    unc: F32[] | null,
+    kinds: Uint8Array,
+    rows: I32,
+    cols: I32,
+    groupStart: I32,
+    outs: F32[],
+  ): void;
   /** The gradients of `svdPrep`: dA = dLeft·E, dE = Σ_j dLeft·A, dB = dScaledB/(ranknum + 1e-5)·s. */
   svdPrepGrad(
     dLeft: F32,
