@@ -6,7 +6,9 @@
  * (bench/torch_bench.py, same shapes, same thread count) each in their own process, alternated so
  * load changes hit both; medians and ranges over the repetitions. The GEMM bound is the step's GEMM
  * FLOPs (bench/encoder_flops.ts) over the best direct `cblas_sgemm` rate measured at the step's
- * shapes in this run. Parity: the losses of the first `--parity-steps` steps from the seeded start on
+ * shapes in this run. The shape-honest bound times every product of the step (bench/encoder_flops.ts
+ * `stepGemms`: real m, n, k and transposes, attention per (batch, head) block) one by one with the
+ * addon's sgemm, best of several calls per distinct shape, and sums count × time. Parity: the losses of the first `--parity-steps` steps from the seeded start on
  * native against the tfjs cpu backend (the composed reference ops), per variant.
  * Ratios in the JSON and table are same-run; the load average is printed before and after.
  */
@@ -16,7 +18,7 @@ import { loadavg } from 'node:os';
 import { backendInfo, initBackend, setThreads } from '../src/tensor/backend.js';
 import { loadAddon } from '../src/tensor/native/addon.js';
 import { REFERENCE } from './encoder.js';
-import { stepGemmFlops } from './encoder_flops.js';
+import { stepGemmFlops, stepGemms, type Gemm } from './encoder_flops.js';
 
 // Native and cpu run the same seeded step (same dropout masks, see src/tensor/ops/dropout.ts); only
 // float32 summation orders differ (BLAS vs the cpu kernels' loops), which moves a loss of ~0.7 by a
@@ -34,6 +36,9 @@ const steps = opt('steps', '5');
 const reps = Number(opt('reps', '3'));
 const paritySteps = Number(opt('parity-steps', '2'));
 const variants = opt('variants', 'lora,lora-ada,adalora,full').split(',');
+// OpenBLAS workers spin 2^timeout cycles after each GEMM (default 28) before sleeping; both lowrank
+// and PyTorch (same OpenBLAS) read it from the environment, so an A/B sets it for the whole run.
+const blasTimeout = process.env.OPENBLAS_THREAD_TIMEOUT ?? 'default';
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));
 
 interface Cell {
@@ -89,6 +94,34 @@ function sgemmRate(): { gflops: number; shapes: { mnk: number[]; gflops: number 
   return { gflops: Math.max(...rows.map((r) => r.gflops)), shapes: rows };
 }
 
+/** Best time (ms) of the addon's sgemm at each distinct product shape, cached across variants. */
+const gemmMs = new Map<string, number>();
+function timeGemm(g: Gemm): number {
+  const key = `${g.m},${g.n},${g.k},${g.transA},${g.transB}`;
+  const known = gemmMs.get(key);
+  if (known !== undefined) return known;
+  const addon = loadAddon()!;
+  const a = Float32Array.from({ length: g.m * g.k }, (_, i) => Math.sin(i));
+  const b = Float32Array.from({ length: g.k * g.n }, (_, i) => Math.cos(i));
+  const c = new Float32Array(g.m * g.n);
+  // tiny products take microseconds: time batches of calls so timer resolution does not dominate
+  const per = Math.max(1, Math.min(64, Math.ceil(2e7 / (2 * g.m * g.n * g.k))));
+  let best = Infinity;
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    for (let j = 0; j < per; j++) addon.sgemm(a, b, c, g.m, g.n, g.k, g.transA, g.transB);
+    if (i >= 2) best = Math.min(best, (performance.now() - t0) / per);
+  }
+  gemmMs.set(key, best);
+  return best;
+}
+
+/** The shape-honest GEMM bound of a variant's step: Σ count × best sgemm time of each product. */
+function shapeBound(variant: string): { ms: number; gemms: (Gemm & { ms: number })[] } {
+  const gemms = stepGemms(REFERENCE, variant).map((g) => ({ ...g, ms: timeGemm(g) }));
+  return { ms: gemms.reduce((a, g) => a + g.count * g.ms, 0), gemms };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[], d = 0) =>
   xs.length ? `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}` : '—';
@@ -96,7 +129,7 @@ const range = (xs: number[], d = 0) =>
 await initBackend('native');
 const loadBefore = load();
 console.log(
-  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), load ${loadBefore.join(' ')}`,
+  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), OPENBLAS_THREAD_TIMEOUT ${blasTimeout}, load ${loadBefore.join(' ')}`,
 );
 const rate = sgemmRate();
 console.log(`sgemm rate (best direct cblas_sgemm at the step's shapes): ${rate.gflops.toFixed(0)} GFLOP/s`);
@@ -137,13 +170,15 @@ if (paritySteps > 0) {
   }
 }
 
+const shapeBounds = Object.fromEntries(variants.map((v) => [v, shapeBound(v)]));
 console.log(
-  `\n| variant | native ms | PyTorch ms | native / PyTorch | GEMM bound ms | native / bound | parity (first ${paritySteps} losses vs cpu) |`,
+  `\n| variant | native ms | PyTorch ms | native / PyTorch | GEMM bound ms | native / bound | shape-honest bound ms | native / shape bound | parity (first ${paritySteps} losses vs cpu) |`,
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|');
 const rows = variants.map((v) => {
   const s = ms[v]!;
   const boundMs = (stepGemmFlops(REFERENCE, v) / (rate.gflops * 1e9)) * 1e3;
+  const shape = shapeBounds[v]!;
   const p = parity[v];
   const pText =
     p === undefined
@@ -153,10 +188,18 @@ const rows = variants.map((v) => {
         : `${p.ok ? 'ok' : 'FAIL'} (max rel ${p.maxRelDiff.toExponential(1)})`;
   const nMed = s.native.length ? median(s.native) : NaN;
   console.log(
-    `| ${v} | ${nMed.toFixed(0)} (${range(s.native)}) | ${s.torch.length ? median(s.torch).toFixed(0) : '—'} (${range(s.torch)}) | ${s.ratio.length ? median(s.ratio).toFixed(2) : '—'}× (${range(s.ratio, 2)}) | ${boundMs.toFixed(0)} | ${(nMed / boundMs).toFixed(2)}× | ${pText} |`,
+    `| ${v} | ${nMed.toFixed(0)} (${range(s.native)}) | ${s.torch.length ? median(s.torch).toFixed(0) : '—'} (${range(s.torch)}) | ${s.ratio.length ? median(s.ratio).toFixed(2) : '—'}× (${range(s.ratio, 2)}) | ${boundMs.toFixed(0)} | ${(nMed / boundMs).toFixed(2)}× | ${shape.ms.toFixed(0)} | ${(nMed / shape.ms).toFixed(2)}× | ${pText} |`,
   );
   if (s.errors.length) console.log(`  errors: ${s.errors.join('; ')}`);
-  return { variant: v, ...s, gemmFlops: stepGemmFlops(REFERENCE, v), boundMs, parity: p };
+  return {
+    variant: v,
+    ...s,
+    gemmFlops: stepGemmFlops(REFERENCE, v),
+    boundMs,
+    shapeBoundMs: shape.ms,
+    shapeGemms: shape.gemms,
+    parity: p,
+  };
 });
 const pairRatio = (a: string, b: string) => {
   const [x, y] = [ms[a], ms[b]];
@@ -174,7 +217,7 @@ console.log(`load before ${loadBefore.join(' ')}, after ${loadAfter.join(' ')}`)
 const file = opt('json', '');
 if (file) {
   const result = {
-    env: { ...backendInfo(), threads, loadBefore, loadAfter, date: new Date().toISOString() },
+    env: { ...backendInfo(), threads, blasTimeout, loadBefore, loadAfter, date: new Date().toISOString() },
     rate,
     rows,
     adaVsLora,

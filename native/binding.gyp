@@ -14,7 +14,8 @@
         "src/decode.cc",
         "src/memory.cc",
         "src/adalora.cc",
-        "src/attention.cc"
+        "src/attention.cc",
+        "src/add_norm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -35,6 +35,7 @@ void registerDecode(Napi::Env env, Napi::Object exports);   // decode.cc (native
 void registerMemory(Napi::Env env, Napi::Object exports);   // memory.cc (malloc_trim, allocator stats)
 void registerAdalora(Napi::Env env, Napi::Object exports);  // adalora.cc (orthogonal regulariser)
 void registerAttention(Napi::Env env, Napi::Object exports);  // attention.cc (fused multi-head attention)
+void registerAddNorm(Napi::Env env, Napi::Object exports);    // add_norm.cc (dropout + residual + layer norm)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
@@ -54,6 +55,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerMemory(env, exports);
   registerAdalora(env, exports);
   registerAttention(env, exports);
+  registerAddNorm(env, exports);
   return exports;
 }
 

@@ -3,6 +3,7 @@
 // Each replaces a chain of 5-10 elementwise kernels and their intermediate tensors.
 #include "common.h"
 #include "vecmath.h"
+#include "norm_rows.h"
 #include <cmath>
 #include <omp.h>
 #include <algorithm>
@@ -37,19 +38,6 @@ static Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Column sums of a [rows, cols] product, split by column range so threads never share outputs.
-template <typename F>
-static void columnSums(int64_t rows, int64_t cols, float* out, F term) {
-#pragma omp parallel if (rows * cols > kParallelGrain)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t c0 = cols * t / T, c1 = cols * (t + 1) / T;
-    std::fill(out + c0, out + c1, 0.f);
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t c = c0; c < c1; c++) out[c] += term(r, c);
-  }
-}
-
 // layerNorm(x, gamma, beta|null, out, mean, rstd, rows, cols, eps); gamma may be null (rms: no mean)
 // rmsMode = info[9]: RMS norm (no centring, no beta).
 static Napi::Value NormForward(const Napi::CallbackInfo& info) {
@@ -65,19 +53,8 @@ static Napi::Value NormForward(const Napi::CallbackInfo& info) {
   const float eps = static_cast<float>(dbl(info, 8));
   const bool rms = info[9].As<Napi::Boolean>().Value();
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * cols;
-    double s = 0;
-    if (!rms) for (int64_t c = 0; c < cols; c++) s += xr[c];
-    const float mu = rms ? 0.f : static_cast<float>(s / cols);
-    double v = 0;
-    for (int64_t c = 0; c < cols; c++) { const float d = xr[c] - mu; v += d * d; }
-    const float rs = 1.f / std::sqrt(static_cast<float>(v / cols) + eps);
-    mean[r] = mu;
-    rstd[r] = rs;
-    float* orow = o + r * cols;
-    for (int64_t c = 0; c < cols; c++) orow[c] = (xr[c] - mu) * rs * g[c] + (b ? b[c] : 0.f);
-  }
+  for (int64_t r = 0; r < rows; r++)
+    normRowForward(x + r * cols, g, b, o + r * cols, cols, eps, rms, mean + r, rstd + r);
   return env.Undefined();
 }
 
@@ -96,22 +73,11 @@ static Napi::Value NormBackward(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 8), cols = num(info, 9);
   const bool rms = info[10].As<Napi::Boolean>().Value();
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * cols;
-    const float* dyr = dy + r * cols;
-    const float mu = mean[r], rs = rstd[r];
-    double sg = 0, sgx = 0;  // Σ dy·γ and Σ dy·γ·x̂ over the row
-    for (int64_t c = 0; c < cols; c++) {
-      const float gc = dyr[c] * g[c];
-      sg += gc;
-      sgx += gc * (xr[c] - mu) * rs;
-    }
-    const float mg = rms ? 0.f : static_cast<float>(sg / cols), mgx = static_cast<float>(sgx / cols);
-    float* dxr = dx + r * cols;
-    for (int64_t c = 0; c < cols; c++) dxr[c] = rs * (dyr[c] * g[c] - mg - (xr[c] - mu) * rs * mgx);
-  }
-  columnSums(rows, cols, dg, [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
-  if (db) columnSums(rows, cols, db, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
+  for (int64_t r = 0; r < rows; r++)
+    normRowBackward(x + r * cols, dy + r * cols, g, mean[r], rstd[r], dx + r * cols, cols, rms);
+  columnSums(rows, cols, dg, kParallelGrain,
+             [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
+  if (db) columnSums(rows, cols, db, kParallelGrain, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
   return env.Undefined();
 }
 

@@ -7,36 +7,31 @@
 // same numbers as the JS doubles bit for bit, at a few cycles per element instead of a JS loop.
 // The mask then follows tf.dropout's float32 ops: m = floor(u + keep) / keep, y = x·m.
 #include "common.h"
+#include "alea.h"
 #include <cmath>
 
 namespace lowrank {
 
-// dropout(x, y, mult, keep, s0, s1, s2, c): y = x·mult, mult = floor(u + keep) / keep, u the
-// float32 uniforms Alea yields from state (s0, s1, s2 as integers < 2³², carry c).
+// dropout(x, y, mult, keep, states, chunk): y = x·mult, mult = floor(u + keep) / keep, u the
+// float32 uniforms Alea yields, drawn as substreams of `chunk` elements from `states` (Float64Array
+// of (s0, s1, s2, c) per substream, exact integers; see alea.h).
 static Napi::Value Dropout(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (badArgs(info, 8, "dropout")) return env.Undefined();
+  if (badArgs(info, 6, "dropout")) return env.Undefined();
   Raw xr = raw(info[0]);
   const float* x = static_cast<const float*>(xr.data);
   float* y = f32(info[1]);
   float* mult = f32(info[2]);
   const float keep = static_cast<float>(dbl(info, 3));
-  uint64_t s0 = static_cast<uint64_t>(num(info, 4)), s1 = static_cast<uint64_t>(num(info, 5));
-  uint64_t s2 = static_cast<uint64_t>(num(info, 6)), c = static_cast<uint64_t>(num(info, 7));
+  Raw st = raw(info[4]);
+  const int64_t chunk = num(info, 5);
   const int64_t n = static_cast<int64_t>(xr.length);
-  constexpr uint64_t kMul = 2091639;
-  constexpr double kTwoPowMinus32 = 2.3283064365386963e-10;
-  for (int64_t i = 0; i < n; i++) {
-    const uint64_t t = kMul * s0 + c;  // < 2^53: the JS double product is exact
-    s0 = s1;
-    s1 = s2;
-    c = t >> 32;
-    s2 = t & 0xffffffffu;
-    const float u = static_cast<float>(static_cast<double>(s2) * kTwoPowMinus32);
-    const float m = std::floor(u + keep) / keep;
-    mult[i] = m;
-    y[i] = x[i] * m;
-  }
+  aleaUniforms(n, static_cast<const double*>(st.data), static_cast<int64_t>(st.length) / 4, chunk,
+               [&](int64_t i, float u) {
+                 const float m = std::floor(u + keep) / keep;
+                 mult[i] = m;
+                 y[i] = x[i] * m;
+               });
   return env.Undefined();
 }
 

@@ -9,7 +9,7 @@
  * dropout input. Eval outputs are unaffected.
  */
 import { tf, type Tensor } from '../tensor/tf.js';
-import { activation, multiHeadAttention } from '../tensor/ops/index.js';
+import { activation, dropoutAddLayerNorm, multiHeadAttention } from '../tensor/ops/index.js';
 import { Module, ModuleList, type TensorLayer } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { ShapeError } from '../errors.js';
@@ -161,8 +161,12 @@ export class BertResidualOutput extends Module {
 
   forward(x: Tensor, residual: Tensor): Tensor {
     return tf.tidy(() => {
-      const h = this.dropout.forward(this.dense.forward(x)); // [B, T, H]
-      return this.LayerNorm.forward(tf.add(h, residual)); // [B, T, H]
+      const h = this.dense.forward(x); // [B, T, H]
+      const ln = this.LayerNorm;
+      // dropout, residual add and LayerNorm in one kernel each way on native (same bits, same seed)
+      if (ln instanceof LayerNorm)
+        return dropoutAddLayerNorm(h, residual, ln.weight, ln.bias ?? null, ln.eps, this.dropout.draw()); // [B, T, H]
+      return ln.forward(tf.add(this.dropout.forward(h), residual)); // [B, T, H]
     });
   }
 }

@@ -2,7 +2,7 @@
  * Basic layers with PyTorch's parameter names and layouts, so checkpoint keys copy straight in.
  */
 import { tf, type Tensor, type Variable } from '../tensor/tf.js';
-import { dropout, linear, layerNorm, rmsNorm } from '../tensor/ops/index.js';
+import { dropout, linear, layerNorm, rmsNorm, type DropoutDraw } from '../tensor/ops/index.js';
 import { ConfigError } from '../errors.js';
 import { Module } from './module.js';
 import { defaultRng, kaimingUniformLinear, kaimingUniformLinearTransposed, normal, uniform } from './init.js';
@@ -127,8 +127,17 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x;
-    const seed = defaultRng().nextUint32();
-    return dropout(x, this.p, seed); // tf.dropout's exact mask; one kernel on native
+    const d = this.draw();
+    return d ? dropout(x, d.rate, d.seed) : x; // tf.dropout's exact mask; one kernel on native
+  }
+
+  /**
+   * The rate and seed `forward` would use now (drawing the seed as it does), or null in eval or at
+   * p = 0: for fused ops that apply the dropout themselves (`dropoutAddLayerNorm`).
+   * @example const y = dropoutAddLayerNorm(h, x, ln.weight, ln.bias, ln.eps, drop.draw());
+   */
+  draw(): DropoutDraw | null {
+    if (!this.training || this.p === 0) return null;
+    return { rate: this.p, seed: defaultRng().nextUint32() };
   }
 }

@@ -132,7 +132,8 @@ export interface NativeAddon {
   ): void;
   maskedSoftmax(x: F32, mask: F32 | null, out: F32, shape: I32, maskStrides: I32, scale: number): void;
   softmaxGrad(y: F32, dy: F32, dx: F32, rows: number, cols: number, scale: number): void;
-  dropout(x: F32, y: F32, mult: F32, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  /** tf.dropout's mask from Alea substreams: states (s0, s1, s2, c) per chunk of `chunk` elements. */
+  dropout(x: F32, y: F32, mult: F32, keep: number, states: Float64Array, chunk: number): void;
   /** AdaLoRA's orthogonal regulariser over all matrices; writes ∂R/∂P_i into grads[i], returns R. */
   orthReg(ps: F32[], rows: I32, cols: I32, isA: Uint8Array, grads: F32[]): number;
   /** Multi-head attention over [B, T, heads·d] q/k/v (native/src/attention.cc). */
@@ -167,8 +168,79 @@ export interface NativeAddon {
     d: number,
     scale: number,
   ): void;
+  /** LayerNorm(dropout(h) + residual) per row (native/src/add_norm.cc); mask null = no dropout. */
+  addNormForward(
+    h: F32,
+    residual: F32,
+    gamma: F32,
+    beta: F32 | null,
+    y: F32,
+    sum: F32,
+    mean: F32,
+    rstd: F32,
+    mask: Uint8Array | null,
+    rows: number,
+    cols: number,
+    eps: number,
+    keep: number,
+    states: Float64Array | null,
+    chunk: number,
+  ): void;
+  addNormBackward(
+    dy: F32,
+    sum: F32,
+    gamma: F32,
+    mean: F32,
+    rstd: F32,
+    mask: Uint8Array | null,
+    dh: F32,
+    dres: F32,
+    dgamma: F32,
+    dbeta: F32 | null,
+    rows: number,
+    cols: number,
+    keep: number,
+  ): void;
   /** ys[i] = xs[i]·s for every pair. */
   scaleAll(xs: F32[], ys: F32[], s: number): void;
+  /** AdaLoRA's small factors: left = A∘E [r, in], scaledB = (B·s)/(ranknum + 1e-5) [out, r]. */
+  svdPrep(
+    a: F32,
+    e: F32,
+    b: F32,
+    ranknum: F32,
+    left: F32,
+    scaledB: F32,
+    r: number,
+    inF: number,
+    outF: number,
+    scale: number,
+  ): void;
+  /** AdaLoRA's triplet scores per group (E first, then A / B parts), written into outs[g] ([r]). */
+  tripletScores(
+    ipt: F32[],
+    unc: F32[] | null,
+    kinds: Uint8Array,
+    rows: I32,
+    cols: I32,
+    groupStart: I32,
+    outs: F32[],
+  ): void;
+  /** The gradients of `svdPrep`: dA = dLeft·E, dE = Σ_j dLeft·A, dB = dScaledB/(ranknum + 1e-5)·s. */
+  svdPrepGrad(
+    dLeft: F32,
+    dScaledB: F32,
+    a: F32,
+    e: F32,
+    ranknum: F32,
+    dA: F32,
+    dE: F32,
+    dB: F32,
+    r: number,
+    inF: number,
+    outF: number,
+    scale: number,
+  ): void;
   /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
   sensitivityEmaAll(
     p: F32[],

@@ -248,8 +248,9 @@ const adamwAll: NativeKernelSpec = {
 };
 
 /**
- * LowrankDropout {x} attrs {keep, s0, s1, s2, c} → [y, mult]: tf.dropout's mask from Alea state
- * (s0..s2 as integers, carry c; see src/tensor/ops/dropout.ts), y = x·mult.
+ * LowrankDropout {x} attrs {keep, states, chunk} → [y, mult]: tf.dropout's mask from Alea
+ * substreams (`states`: s0, s1, s2, c per chunk of `chunk` elements; see `aleaStreams` in
+ * src/tensor/ops/dropout.ts), y = x·mult.
  */
 const dropout: NativeKernelSpec = {
   name: FUSED.dropout,
@@ -258,7 +259,8 @@ const dropout: NativeKernelSpec = {
     const n = sizeOf(x.shape);
     const [y, mult] = [allocF32(backend, n), allocF32(backend, n)];
     const h = (k: string) => Number(attrs?.[k]);
-    addon.dropout(f32(backend, x), y, mult, h('keep'), h('s0'), h('s1'), h('s2'), h('c'));
+    const states = Float64Array.from(attrs?.states as number[]);
+    addon.dropout(f32(backend, x), y, mult, h('keep'), states, h('chunk'));
     return [output(backend, [...x.shape], 'float32', y), output(backend, [...x.shape], 'float32', mult)];
   },
 };

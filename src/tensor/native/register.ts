@@ -13,6 +13,7 @@ import { elementwiseKernels } from './elementwise.js';
 import { reduceKernels } from './reduce.js';
 import { layoutKernels } from './layout.js';
 import { fusedKernels } from './fused_kernels.js';
+import { addNormKernels } from './add_norm_kernels.js';
 import { adaloraKernels } from './adalora_kernels.js';
 import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
@@ -85,6 +86,7 @@ export function nativeKernelSpecs(): NativeKernelSpec[] {
     ...fusedKernels,
     ...adaloraKernels,
     ...attentionKernels,
+    ...addNormKernels,
   ];
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../tf.js';
 import { Rng } from '../../util/rng.js';
 import { nativeAvailable, randn, runOn } from '../../testing/backend_parity.js';
-import { aleaState, dropout } from './dropout.js';
+import { aleaJump, aleaState, aleaStreams, dropout, type AleaState } from './dropout.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 const rng = new Rng(11);
@@ -33,9 +33,35 @@ test('aleaState reproduces the stream of tf.randomUniform (seedrandom Alea)', ()
   }
 });
 
+test('aleaJump and aleaStreams land on the states of the single stream (multiply-with-carry jump)', () => {
+  const step = (st: AleaState): AleaState => {
+    const t = 2091639 * st.s0 + st.c;
+    return { s0: st.s1, s1: st.s2, s2: t % 2 ** 32, c: Math.floor(t / 2 ** 32) };
+  };
+  for (const seed of ['0', '4294967295', '123']) {
+    let st = aleaState(seed);
+    const start = st;
+    const want = new Map<number, AleaState>();
+    for (let k = 1; k <= 20000; k++) {
+      st = step(st);
+      if ([1, 2, 3, 7, 4096, 12289, 20000].includes(k)) want.set(k, st);
+    }
+    for (const [k, s] of want) assert.deepEqual(aleaJump(start, k), s, `seed ${seed} k ${k}`);
+    const { states, chunk } = aleaStreams(seed, 20000);
+    assert.ok(states.length / 4 > 1, 'several substreams');
+    for (let j = 0; j < states.length / 4; j++)
+      assert.deepEqual(
+        states.slice(4 * j, 4 * j + 4),
+        Object.values(aleaJump(start, j * chunk)),
+        `stream ${j}`,
+      );
+  }
+});
+
 test('native dropout equals tf.dropout on cpu bit for bit, value and gradient', { skip }, async () => {
   for (const { seed, rate } of SEEDS) {
-    for (const shape of [[7, 33], [2, 3, 5, 4], [1], [0, 3], [1000]]) {
+    // the last two are split into substreams (aleaStreams: chunks of ≥ 4096, uneven last chunk)
+    for (const shape of [[7, 33], [2, 3, 5, 4], [1], [0, 3], [1000], [97, 1031], [8193]]) {
       const x = randn(rng, shape);
       const w = randn(rng, shape);
       const program = (xi: Tensor, wi: Tensor) => {

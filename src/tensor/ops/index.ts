@@ -7,3 +7,4 @@ export * from './lora.js';
 export * from './adamw.js';
 export * from './dropout.js';
 export * from './sensitivity.js';
+export * from './add_norm.js';

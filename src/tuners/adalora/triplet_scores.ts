@@ -4,6 +4,8 @@
  * s = Ī·Ū ('sensitivity-uncertainty'), Ī ('sensitivity') or |λ| alone ('magnitude').
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
+import { ADALORA_KERNELS } from '../../tensor/native/adalora_kernels.js';
+import { nativeFused, runFused } from '../../tensor/ops/fused.js';
 import { ConfigError, CheckpointError } from '../../errors.js';
 import { replaceAll } from './masking.js';
 import type { ImportanceMetric, ParamMap } from './rank_allocator.js';
@@ -45,6 +47,10 @@ export function tripletScores(
   const a = `lora_A.${adapterName}`;
   const b = `lora_B.${adapterName}`;
   const e = `lora_E.${adapterName}`;
+  if (importance !== 'magnitude') {
+    const fused = nativeTripletScores(params, [a, b, e], importance, avgIpt, avgUnc);
+    if (fused) return fused;
+  }
   const score = (n: string, p: Tensor) => elementScore(n, p, importance, avgIpt, avgUnc);
   const magnitude = importance === 'magnitude';
   const vec = new Map<string, Tensor[]>();
@@ -81,4 +87,62 @@ export function tripletScores(
     }
   });
   return out;
+}
+
+/**
+ * The scores of {@link tripletScores} for 'sensitivity' / 'sensitivity-uncertainty' on `native` in
+ * one `LowrankTripletScores` call over every layer (instead of ~10 small kernels per layer), with
+ * the same float32 roundings (bit-identical: triplet_scores.test.ts); null when the composed path
+ * must run (another backend, missing statistics or an unmatched A/B: that path raises the error).
+ */
+function nativeTripletScores(
+  params: ParamMap,
+  [a, b, e]: [string, string, string],
+  importance: ImportanceMetric,
+  avgIpt: ReadonlyMap<string, Tensor>,
+  avgUnc: ReadonlyMap<string, Tensor>,
+): Map<string, Tensor> | null {
+  // groups in the composed path's key order (first A or B seen), parts in params order
+  const groups = new Map<string, { e?: string; parts: [string, 'A' | 'B'][] }>();
+  for (const [n] of params) {
+    for (const [tag, kind] of [
+      [a, 'A'],
+      [b, 'B'],
+    ] as const) {
+      if (!n.includes(tag)) continue;
+      const key = replaceAll(n, `lora_${kind}`, '%s');
+      const g = groups.get(key) ?? { parts: [] };
+      g.parts.push([n, kind]);
+      groups.set(key, g);
+    }
+    if (n.includes(e)) {
+      const key = replaceAll(n, 'lora_E', '%s');
+      const g = groups.get(key);
+      if (g) g.e = n;
+    }
+  }
+  const withUnc = importance === 'sensitivity-uncertainty';
+  const names: string[] = [];
+  let kinds = '';
+  const groupStart: number[] = [];
+  for (const g of groups.values()) {
+    if (!g.e) return null;
+    groupStart.push(names.length);
+    names.push(g.e);
+    kinds += 'E';
+    for (const [n, kind] of g.parts) {
+      names.push(n);
+      kinds += kind;
+    }
+  }
+  const ipt = names.map((n) => avgIpt.get(n));
+  const unc = names.map((n) => avgUnc.get(n));
+  const all = [...ipt, ...(withUnc ? unc : [])];
+  if (names.length === 0 || all.some((t) => !t || t.rank !== 2) || !nativeFused(...(all as Tensor[])))
+    return null;
+  const inputs: Record<string, Tensor> = {};
+  ipt.forEach((t, i) => (inputs[`i${i}`] = t!));
+  if (withUnc) unc.forEach((t, i) => (inputs[`u${i}`] = t!));
+  const scores = runFused(ADALORA_KERNELS.tripletScores, inputs, { kinds, groupStart });
+  return new Map([...groups.keys()].map((key, i) => [replaceAll(key, '%s', 'lora_E'), scores[i]!]));
 }
