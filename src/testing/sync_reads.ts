@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { forbidSyncReads } from '../tensor/read.js';
-import { Trainer } from '../training/trainer.js';
+import { trainJob } from '../run/job.js';
 import type { TrainableModel, TrainerOptions } from '../training/types.js';
 
 /**
@@ -30,7 +30,7 @@ export type GuardedRun = Pick<
 >;
 
 /**
- * Trains `model` with the library's Trainer (lr 0.01, batches of 4, gradient norm ≤ 0.5, pad id 0,
+ * Trains `model` through the library's training job (`run/job.ts`; lr 0.01, batches of 4, gradient norm ≤ 0.5, pad id 0,
  * output in a new temp folder) with synchronous reads forbidden throughout. Returns the step losses
  * and the output folder (the caller removes it).
  *
@@ -44,15 +44,21 @@ export async function trainWithoutSyncReads(
 ): Promise<{ losses: number[]; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowrank-sync-'));
   const losses: number[] = [];
-  const trainer = new Trainer(
-    model,
-    { padTokenId: 0, lr: 0.01, batchSize: 4, maxGradNorm: 0.5, outputDir: dir, ...run },
-    { onStep: (l) => losses.push(l.loss) },
+  const { task, train, eval: evalSet, maxSteps, seed, evalEvery, saveAdapter } = run;
+  await withoutSyncReads(() =>
+    trainJob(
+      {
+        model: { model },
+        task,
+        train,
+        eval: evalSet,
+        padTokenId: 0,
+        seed,
+        trainer: { lr: 0.01, batchSize: 4, maxGradNorm: 0.5, maxSteps, evalEvery },
+        output: { dir, ...(saveAdapter ? { saveAdapter: (d: string) => saveAdapter(d) } : {}) },
+      },
+      { onStep: (l) => losses.push(l.loss) },
+    ),
   );
-  try {
-    await withoutSyncReads(() => trainer.train());
-  } finally {
-    trainer.dispose();
-  }
   return { losses, dir };
 }
