@@ -3,6 +3,9 @@
  * conversions of raw little-endian bytes to the tensors tfjs holds (float32 / int32 / bool).
  */
 import { CheckpointError, NotSupportedError } from '../errors.js';
+import { f16BitsToFloat } from '../util/float16.js';
+
+export { f16BitsToFloat, floatToF16Bits } from '../util/float16.js';
 
 /** The dtypes lowrank reads and writes (every dtype of the format except the 4/6/8-bit floats and C64). */
 export type SafeDtype =
@@ -81,53 +84,6 @@ export function tfDtypeFor(d: SafeDtype): 'float32' | 'int32' | 'bool' {
 
 const F32_SCRATCH = new Float32Array(1);
 const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
-
-/**
- * IEEE binary16 bits → number (exact; subnormals, infinities and NaN included).
- *
- * @example
- * f16BitsToFloat(0x3c00); // 1
- */
-export function f16BitsToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/**
- * number → IEEE binary16 bits, rounding to nearest even like PyTorch's `.half()`.
- *
- * @example
- * floatToF16Bits(1); // 0x3c00
- */
-export function floatToF16Bits(x: number): number {
-  F32_SCRATCH[0] = x;
-  const f = U32_SCRATCH[0]!;
-  const sign = (f >>> 16) & 0x8000;
-  const exp = (f >>> 23) & 0xff;
-  let mant = f & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let out = mant >>> shift;
-    if (rest > half || (rest === half && out & 1)) out += 1;
-    return sign | out;
-  }
-  const rest = mant & 0x1fff;
-  let out = (e << 10) | (mant >>> 13);
-  // A carry out of the mantissa bumps the exponent, up to 0x7c00 = infinity, as round-to-nearest should.
-  if (rest > 0x1000 || (rest === 0x1000 && out & 1)) out += 1;
-  return sign | out;
-}
 
 /**
  * bfloat16 bits → number (the top half of a float32).

@@ -11,7 +11,7 @@ import { Embedding, Linear } from '../nn/layers.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import { HalfEmbedding, HalfLinear, halfEmbeddings } from '../nn/half_embedding.js';
 import { memoryByCategory } from '../nn/memory_report.js';
-import { halfBits, halfValue } from '../tensor/half.js';
+import { f16BitsToFloat, floatToF16Bits } from '../util/float16.js';
 import { setGradientCheckpointing } from '../nn/checkpoint.js';
 import { TINY_LLAMA } from '../testing/tiny_models.js';
 import { getPeftModel, LoraConfig, PeftModel } from '../tuners/index.js';
@@ -49,7 +49,9 @@ async function writeFolder(tie: boolean): Promise<string> {
 /** Rounds a model's embedding weight to float16 values in place (the reference: f32 storage). */
 function roundEmbedding(model: PreTrainedModel): void {
   const emb = model.getSubmodule('model.embed_tokens') as Embedding;
-  const values = Float32Array.from(emb.weight.dataSync() as Float32Array, (v) => halfValue(halfBits(v)));
+  const values = Float32Array.from(emb.weight.dataSync() as Float32Array, (v) =>
+    f16BitsToFloat(floatToF16Bits(v)),
+  );
   tf.tidy(() => emb.weight.assign(tf.tensor(values, emb.weight.shape)));
 }
 

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { tf } from './tf.js';
 import { initBackend } from './backend.js';
 import { nativeAvailable } from '../testing/backend_parity.js';
-import { HalfMatrix, halfBits, halfValue, matMulHalf, matMulHalfT, packHalfRows } from './half.js';
+import { HalfMatrix, matMulHalf, matMulHalfT, packHalfRows } from './half.js';
+import { f16BitsToFloat, floatToF16Bits } from '../util/float16.js';
 import { chunkedLinearCrossEntropy } from './ops/chunked_ce.js';
 
 interface Case {
@@ -41,16 +42,16 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: st
     assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `${what}[${i}] ${a[i]} vs ${b[i]}`);
 }
 
-test('halfBits rounds as torch .half() (ties to even, subnormals, overflow, NaN); halfValue inverts it', () => {
+test('floatToF16Bits rounds as torch .half() (ties to even, subnormals, overflow, NaN); f16BitsToFloat inverts it', () => {
   const u = new Uint32Array(ref.f32Bits);
   const f = new Float32Array(u.buffer);
   for (let i = 0; i < f.length; i++) {
-    assert.equal(halfBits(f[i]!), ref.halfBits[i], `value ${f[i]} (f32 bits ${u[i]!.toString(16)})`);
+    assert.equal(floatToF16Bits(f[i]!), ref.halfBits[i], `value ${f[i]} (f32 bits ${u[i]!.toString(16)})`);
   }
   for (let b = 0; b < 65536; b++) {
-    const v = halfValue(b);
+    const v = f16BitsToFloat(b);
     if (Number.isNaN(v)) continue;
-    assert.equal(halfBits(v), b, `round trip of float16 ${b.toString(16)}`);
+    assert.equal(floatToF16Bits(v), b, `round trip of float16 ${b.toString(16)}`);
   }
 });
 
