@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { backendInfo, initBackend, setThreads } from '../src/tensor/backend.js';
-import { loadAddon } from '../src/tensor/native/addon.js';
+import { loadAddon, userEnvironment } from '../src/tensor/native/addon.js';
 import { REFERENCE } from './encoder.js';
 import { stepGemmFlops, stepGemms, type Gemm } from './encoder_flops.js';
 
@@ -36,9 +36,19 @@ const steps = opt('steps', '5');
 const reps = Number(opt('reps', '3'));
 const paritySteps = Number(opt('parity-steps', '2'));
 const variants = opt('variants', 'lora,lora-ada,adalora,full').split(',');
-// OpenBLAS workers spin 2^timeout cycles after each GEMM (default 28) before sleeping; both lowrank
-// and PyTorch (same OpenBLAS) read it from the environment, so an A/B sets it for the whole run.
-const blasTimeout = process.env.OPENBLAS_THREAD_TIMEOUT ?? 'default';
+// OpenBLAS workers spin 2^timeout cycles after each GEMM (OpenBLAS's default 28) before sleeping.
+// Both sides read the user's value (an A/B sets it for the whole run).
+// PyTorch runs at its fastest setting seen here: passive OpenMP waiting unless the user chose
+// otherwise (its default spinning made this step ~2× slower on 2 cores: 1107 vs ~560 ms, 8 Dec
+// 2026) and OpenBLAS's own timeout (28 beat 4 for PyTorch: ~560 vs ~600 ms).
+const torchEnv = {
+  ...userEnvironment(),
+  OMP_WAIT_POLICY: userEnvironment().OMP_WAIT_POLICY ?? 'passive',
+};
+const blasTimeout = {
+  lowrank: process.env.OPENBLAS_THREAD_TIMEOUT ?? 'OpenBLAS default',
+  pytorch: userEnvironment().OPENBLAS_THREAD_TIMEOUT ?? 'OpenBLAS default',
+};
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));
 
 interface Cell {
@@ -63,6 +73,7 @@ function torch(variant: string): Cell {
   if (!existsSync(PYTHON)) return { error: `${PYTHON} not found` };
   const r = spawnSync(PYTHON, ['bench/torch_bench.py', 'step', variant, String(threads), steps], {
     encoding: 'utf8',
+    env: torchEnv,
   });
   if (r.status !== 0) return { error: r.stderr.trim().split('\n').slice(-2).join(' ') };
   return JSON.parse(r.stdout) as Cell;
@@ -129,7 +140,7 @@ const range = (xs: number[], d = 0) =>
 await initBackend('native');
 const loadBefore = load();
 console.log(
-  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), OPENBLAS_THREAD_TIMEOUT ${blasTimeout}, load ${loadBefore.join(' ')}`,
+  `# reference encoder step — ${backendInfo().blas}, ${threads} thread(s), OPENBLAS_THREAD_TIMEOUT lowrank ${blasTimeout.lowrank} / PyTorch ${blasTimeout.pytorch}, load ${loadBefore.join(' ')}`,
 );
 const rate = sgemmRate();
 console.log(`sgemm rate (best direct cblas_sgemm at the step's shapes): ${rate.gflops.toFixed(0)} GFLOP/s`);

@@ -285,6 +285,27 @@ function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
+/** Threading variables this module sets when it loads the addon. */
+const TUNED_ENV = ['OMP_WAIT_POLICY'] as const;
+const inheritedEnv: Partial<Record<(typeof TUNED_ENV)[number], string | undefined>> = {};
+
+/**
+ * The process environment as the user gave it: `process.env` with the threading variables this
+ * module set for itself put back (removed when the user had not set them). Benchmarks start their
+ * reference processes (PyTorch) with it, so those run at their own defaults.
+ * @example spawnSync('/usr/bin/python3', ['bench/torch_bench.py'], { env: userEnvironment() });
+ */
+export function userEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of TUNED_ENV) {
+    if (!(k in inheritedEnv)) continue;
+    const v = inheritedEnv[k];
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
 /**
  * The addon, or null when it is not built or cannot load (reason in {@link addonError}).
  * `LOWRANK_NATIVE=0` disables it (for testing the fallbacks).
@@ -306,6 +327,7 @@ export function loadAddon(): NativeAddon | null {
   // libgomp reads these when the addon is loaded. Its default (spin ~300k iterations before
   // sleeping) is ruinous on a shared or oversubscribed machine: measured here under load, a 2-layer
   // encoder forward took 4.8 s with spinning workers and 0.9 s with passive ones.
+  for (const k of TUNED_ENV) inheritedEnv[k] ??= process.env[k];
   process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     cached = createRequire(import.meta.url)(file) as NativeAddon;
