@@ -15,3 +15,8 @@ export function loadAddon(): NativeAddon | null {
 export function addonError(): string | undefined {
   return 'the native addon is Node-only (browsers use WebGPU, WebGL or WASM)';
 }
+
+/** A browser has no process environment to restore: always empty. */
+export function userEnvironment(): Record<string, string | undefined> {
+  return {};
+}
