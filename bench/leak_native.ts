@@ -16,42 +16,21 @@ import { manualSeed } from '../src/nn/init.js';
 import { AdamW } from '../src/training/optim.js';
 import { orthPenalty } from '../src/tensor/ops/orth_reg.js';
 import { aleaStreams } from '../src/tensor/ops/dropout.js';
+import { DROPOUT_BERT_CLS, dropoutBertBatch } from '../src/testing/tiny_models.js';
+import { garbageCollector } from '../src/tensor/memory.js';
 
 const mode = process.argv[2] ?? 'scenario';
 const steps = Number(process.argv[3] ?? 40);
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+const gc = garbageCollector() ?? (() => undefined);
 const mb = (b: number) => Number((b / 2 ** 20).toFixed(2));
-
-/** The test's model and batch (tests/native_training.test.ts). */
-const CONFIG = {
-  model_type: 'bert',
-  vocab_size: 50,
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  intermediate_size: 32,
-  hidden_act: 'gelu',
-  hidden_dropout_prob: 0.1,
-  attention_probs_dropout_prob: 0.1,
-  max_position_embeddings: 16,
-  type_vocab_size: 2,
-  layer_norm_eps: 1e-12,
-  num_labels: 3,
-};
 
 function scenario() {
   manualSeed(3);
-  const model = new BertForSequenceClassification(CONFIG);
+  const model = new BertForSequenceClassification(DROPOUT_BERT_CLS);
   model.train();
   const named = model.trainableParameters();
   const opt = new AdamW(named, { lr: 1e-3 });
-  const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 7 + 3) % 50);
-  const mask = Int32Array.from({ length: 24 }, (_, i) => (i % 8 < 6 || i < 8 ? 1 : 0));
-  const data = {
-    inputIds: tf.tensor2d(ids, [3, 8], 'int32'),
-    attentionMask: tf.tensor2d(mask, [3, 8], 'int32'),
-    labels: tf.tensor1d([0, 2, 1], 'int32'),
-  };
+  const data = dropoutBertBatch();
   const step = () => {
     const { value, grads } = tf.variableGrads(
       () => {

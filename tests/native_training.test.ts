@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { tf, type Tensor } from '../src/tensor/tf.js';
 import { nativeAvailable } from '../src/testing/backend_parity.js';
 import { BertForSequenceClassification } from '../src/models/bert_classification.js';
 import { manualSeed } from '../src/nn/init.js';
 import { AdamW } from '../src/training/optim.js';
+import { garbageCollector } from '../src/tensor/memory.js';
+import { DROPOUT_BERT_CLS, dropoutBertBatch } from '../src/testing/tiny_models.js';
 
 const skip = nativeAvailable() ? false : 'native addon not built';
 // Two layers of float32 math whose kernels round differently (BLAS order, fused norms/softmax,
@@ -28,47 +28,15 @@ const MEASURED_STEPS = 40;
 // after a GC), which left a 16 MB bound a 2 MB margin.
 const RSS_GROWTH_LIMIT_MB = 16;
 
-/** A full V8 collection (the test runner does not pass --expose-gc). */
-function collector(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
-
-const CONFIG = {
-  model_type: 'bert',
-  vocab_size: 50,
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  intermediate_size: 32,
-  hidden_act: 'gelu',
-  hidden_dropout_prob: 0.1,
-  attention_probs_dropout_prob: 0.1,
-  max_position_embeddings: 16,
-  type_vocab_size: 2,
-  layer_norm_eps: 1e-12,
-  num_labels: 3,
-};
-
-function batch() {
-  const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 7 + 3) % 50);
-  const mask = Int32Array.from({ length: 24 }, (_, i) => (i % 8 < 6 || i < 8 ? 1 : 0));
-  return {
-    inputIds: tf.tensor2d(ids, [3, 8], 'int32'),
-    attentionMask: tf.tensor2d(mask, [3, 8], 'int32'),
-    labels: tf.tensor1d([0, 2, 1], 'int32'),
-  };
-}
-
 /** Builds the model on `backend`, runs `steps` AdamW steps; returns losses, last grads, final weights. */
 async function train(backend: string, steps: number) {
   await tf.setBackend(backend);
   manualSeed(11);
-  const model = new BertForSequenceClassification(CONFIG);
+  const model = new BertForSequenceClassification(DROPOUT_BERT_CLS);
   model.train();
   const named = model.trainableParameters();
   const opt = new AdamW(named, { lr: 1e-2 });
-  const data = batch();
+  const data = dropoutBertBatch();
   const losses: number[] = [];
   let grads: Record<string, Float32Array> = {};
   for (let s = 0; s < steps; s++) {
@@ -121,11 +89,11 @@ test('a training step gives the same loss, gradients and update on native and cp
 test('tensor count and RSS stay flat across training steps on native', { skip }, async () => {
   await tf.setBackend('native');
   manualSeed(3);
-  const model = new BertForSequenceClassification(CONFIG);
+  const model = new BertForSequenceClassification(DROPOUT_BERT_CLS);
   model.train();
   const named = model.trainableParameters();
   const opt = new AdamW(named, { lr: 1e-3 });
-  const data = batch();
+  const data = dropoutBertBatch();
   const step = () => {
     const { value, grads } = tf.variableGrads(
       () => {
@@ -139,7 +107,8 @@ test('tensor count and RSS stay flat across training steps on native', { skip },
     tf.dispose([value as Tensor, ...Object.values(grads)]);
   };
   for (let i = 0; i < 10; i++) step(); // warm-up: optimizer slots, pool
-  const gc = collector();
+  const gc = garbageCollector();
+  assert.ok(gc, 'a full garbage collection is available in Node');
   const tensors = tf.memory().numTensors;
   gc();
   const rss = process.memoryUsage().rss;

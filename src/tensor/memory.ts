@@ -76,8 +76,9 @@ let collector: (() => void) | null | undefined;
  * V8 then provides. Disposed tensors of the CPU-memory backends (cpu, native) keep their
  * ArrayBuffers until V8 collects them: after a plain 135M-shape training step (batch 4 × 256) that
  * is the whole 7.6 GB step peak until a GC runs, and 1.2 GB after one (bench/memory_worker.ts).
+ * @example garbageCollector()?.(); // RSS samples after this exclude uncollected garbage
  */
-function garbageCollector(): (() => void) | null {
+export function garbageCollector(): (() => void) | null {
   if (collector !== undefined) return collector;
   const exposed = (globalThis as { gc?: () => void }).gc;
   if (typeof exposed === 'function') return (collector = exposed);

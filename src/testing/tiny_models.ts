@@ -3,7 +3,7 @@
  * QLoRA): one definition so the matrices exercise the same architectures. Each factory reseeds, so a
  * model is identical wherever it is built.
  */
-import { tf } from '../tensor/tf.js';
+import { tf, type Tensor } from '../tensor/tf.js';
 import { manualSeed } from '../nn/init.js';
 import type { HFConfig, ModelInputs, PreTrainedModel } from '../models/base.js';
 import { modelFromConfig } from '../models/from_config.js';
@@ -109,3 +109,34 @@ export const TINY = {
   /** Llama with `lm_head` tied to the embedding. */
   llamaTied: { makeModel: () => tinyLlamaLm({ tieWordEmbeddings: true }), makeInputs: lmInputs },
 } satisfies Record<string, TinySubject>;
+
+/**
+ * The native-training case's model (tests/native_training.test.ts, bench/leak_native.ts): a
+ * 2-layer, 16-wide BERT classifier with dropout on, so a step runs every fused training kernel.
+ */
+export const DROPOUT_BERT_CLS: HFConfig = {
+  model_type: 'bert',
+  vocab_size: 50,
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  intermediate_size: 32,
+  hidden_act: 'gelu',
+  hidden_dropout_prob: 0.1,
+  attention_probs_dropout_prob: 0.1,
+  max_position_embeddings: 16,
+  type_vocab_size: 2,
+  layer_norm_eps: 1e-12,
+  num_labels: 3,
+};
+
+/** Its batch: 3 rows of 8 ids with padding in the last two columns of rows 2–3, and 3 labels. */
+export function dropoutBertBatch(): { inputIds: Tensor; attentionMask: Tensor; labels: Tensor } {
+  const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 7 + 3) % 50);
+  const mask = Int32Array.from({ length: 24 }, (_, i) => (i % 8 < 6 || i < 8 ? 1 : 0));
+  return {
+    inputIds: tf.tensor2d(ids, [3, 8], 'int32'),
+    attentionMask: tf.tensor2d(mask, [3, 8], 'int32'),
+    labels: tf.tensor1d([0, 2, 1], 'int32'),
+  };
+}
