@@ -46,7 +46,6 @@ export type TrainerSettings = Omit<
   | 'outputDir'
   | 'saveAdapter'
   | 'stepHook'
-  | 'keepCheckpoints'
 >;
 
 /**

@@ -63,6 +63,7 @@ export interface TrainingJob {
   /** The run folder (new or empty, or an earlier run with `resume`). */
   output: string;
   resume: boolean;
+  /** Resumable checkpoints kept in `output` (the oldest are deleted after each new one). */
   keepCheckpoints: number;
   /** Render report.html (+ rank heatmap) at the end. */
   report: boolean;

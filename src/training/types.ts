@@ -71,8 +71,6 @@ export interface TrainerOptions {
   evalEvery?: number;
   /** Write a resumable checkpoint every N steps (0: only at the end). */
   saveEvery?: number;
-  /** Resumable checkpoints to keep (oldest deleted first). */
-  keepCheckpoints?: number;
   seed: number;
   /** Stop after this many non-finite losses in a row. */
   maxNonFinite?: number;
