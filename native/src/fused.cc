@@ -4,6 +4,7 @@
 #include "common.h"
 #include "vecmath.h"
 #include "norm_rows.h"
+#include "softmax_rows.h"
 #include <cmath>
 #include <omp.h>
 #include <algorithm>
@@ -52,9 +53,16 @@ static Napi::Value NormForward(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 6), cols = num(info, 7);
   const float eps = static_cast<float>(dbl(info, 8));
   const bool rms = info[9].As<Napi::Boolean>().Value();
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++)
-    normRowForward(x + r * cols, g, b, o + r * cols, cols, eps, rms, mean + r, rstd + r);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0);
+    const float* xs[kNormGroup];
+    float* os[kNormGroup];
+    rowPointers(x, r0, n, cols, xs);
+    rowPointers(o, r0, n, cols, os);
+    normRowsForward(n, xs, g, b, os, cols, eps, rms, mean + r0, rstd + r0);
+  }
   return env.Undefined();
 }
 
@@ -72,9 +80,17 @@ static Napi::Value NormBackward(const Napi::CallbackInfo& info) {
   float* db = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
   const int64_t rows = num(info, 8), cols = num(info, 9);
   const bool rms = info[10].As<Napi::Boolean>().Value();
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++)
-    normRowBackward(x + r * cols, dy + r * cols, g, mean[r], rstd[r], dx + r * cols, cols, rms);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0);
+    const float *xs[kNormGroup], *dys[kNormGroup];
+    float* dxs[kNormGroup];
+    rowPointers(x, r0, n, cols, xs);
+    rowPointers(dy, r0, n, cols, dys);
+    rowPointers(dx, r0, n, cols, dxs);
+    normRowsBackward(n, xs, dys, g, mean + r0, rstd + r0, dxs, cols, rms);
+  }
   columnSums(rows, cols, dg, kParallelGrain,
              [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
   if (db) columnSums(rows, cols, db, kParallelGrain, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
@@ -174,6 +190,7 @@ static Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
 // maskedSoftmax(x, mask|null, out, shape[4], maskStrides[4], scale):
 // out = softmax(x·scale + mask) over the last axis of a [B, H, Tq, Tk] score tensor, with the
 // additive mask read through broadcast strides (0 on broadcast dims; its last stride is 0 or 1).
+// Rows go kRowGroup at a time (softmax_rows.h, the arithmetic of the fused attention kernel).
 static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (badArgs(info, 6, "maskedSoftmax")) return env.Undefined();
@@ -184,25 +201,20 @@ static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
   const int32_t* ms = i32(info[4]);
   const float scale = static_cast<float>(dbl(info, 5));
   const int64_t d0 = sh[0], d1 = sh[1], d2 = sh[2], cols = sh[3];
-  const int64_t rows = d0 * d1 * d2;
+  const int64_t rows = d0 * d1 * d2, groups = (rows + kRowGroup - 1) / kRowGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d1 * d2);
-    const float* mr = mask ? mask + i0 * ms[0] + i1 * ms[1] + i2 * ms[2] : nullptr;
-    const int64_t mc = ms[3];
-    const float* xr = x + r * cols;
-    float* orow = o + r * cols;
-    float mx = -INFINITY;
-    for (int64_t c = 0; c < cols; c++) {
-      const float v = xr[c] * scale + (mr ? mr[c * mc] : 0.f);
-      orow[c] = v;
-      mx = std::max(mx, v);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const float* xs[kRowGroup];
+    float* os[kRowGroup];
+    const float* masks[kRowGroup];
+    const int64_t r0 = gi * kRowGroup, n = std::min(kRowGroup, rows - r0);
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t r = r0 + j, i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d1 * d2);
+      xs[j] = x + r * cols;
+      os[j] = o + r * cols;
+      masks[j] = mask ? mask + i0 * ms[0] + i1 * ms[1] + i2 * ms[2] : nullptr;
     }
-    for (int64_t c = 0; c < cols; c++) orow[c] = vexp(orow[c] - mx);
-    float sum = 0.f;
-    for (int64_t c = 0; c < cols; c++) sum += orow[c];
-    const float inv = 1.f / sum;
-    for (int64_t c = 0; c < cols; c++) orow[c] *= inv;
+    softmaxRows(n, xs, os, masks, ms[3], cols, scale);
   }
   return env.Undefined();
 }
@@ -216,14 +228,19 @@ static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
   float* dx = f32(info[2]);
   const int64_t rows = num(info, 3), cols = num(info, 4);
   const float scale = static_cast<float>(dbl(info, 5));
+  const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* yr = y + r * cols;
-    const float* dyr = dy + r * cols;
-    float dot = 0.f;
-    for (int64_t c = 0; c < cols; c++) dot += dyr[c] * yr[c];
-    float* dxr = dx + r * cols;
-    for (int64_t c = 0; c < cols; c++) dxr[c] = scale * yr[c] * (dyr[c] - dot);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const float* ys[kRowGroup];
+    const float* dys[kRowGroup];
+    float* dxs[kRowGroup];
+    const int64_t r0 = gi * kRowGroup, n = std::min(kRowGroup, rows - r0);
+    for (int64_t j = 0; j < n; j++) {
+      ys[j] = y + (r0 + j) * cols;
+      dys[j] = dy + (r0 + j) * cols;
+      dxs[j] = dx + (r0 + j) * cols;
+    }
+    softmaxGradRows(n, ys, dys, dxs, cols, scale);
   }
   return env.Undefined();
 }
