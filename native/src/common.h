@@ -80,5 +80,6 @@ void registerElementwise(Napi::Env env, Napi::Object exports);
 void registerReduce(Napi::Env env, Napi::Object exports);
 void registerLayout(Napi::Env env, Napi::Object exports);
 void registerFused(Napi::Env env, Napi::Object exports);
+void registerGelu(Napi::Env env, Napi::Object exports);  // gelu.cc (compiled with 512-bit vectors)
 
 }  // namespace lowrank

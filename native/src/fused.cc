@@ -1,5 +1,5 @@
-// Fused row kernels: softmax / log-softmax, layer norm and RMS norm (forward + backward),
-// GELU (exact and tanh, forward + backward) and softmax cross-entropy (forward + backward).
+// Fused row kernels: softmax / log-softmax, layer norm and RMS norm (forward + backward) and
+// softmax cross-entropy (forward + backward); GELU is in gelu.cc.
 // Each replaces a chain of 5-10 elementwise kernels and their intermediate tensors.
 #include "common.h"
 #include "vecmath.h"
@@ -94,43 +94,6 @@ static Napi::Value NormBackward(const Napi::CallbackInfo& info) {
   columnSums(rows, cols, dg, kParallelGrain,
              [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
   if (db) columnSums(rows, cols, db, kParallelGrain, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
-  return env.Undefined();
-}
-
-static constexpr float kInvSqrt2 = 0.70710678118654752f;
-static constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-static constexpr float kSqrt2OverPi = 0.79788456080286536f;
-static constexpr float kGeluC = 0.044715f;
-
-// One GELU pass, specialised so the loop has no branches and vectorises (see vecmath.h).
-template <bool Tanh, bool Grad>
-static void geluLoop(const float* __restrict x, const float* __restrict dy, float* __restrict o, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    if (Tanh) {
-      const float t = vtanh(kSqrt2OverPi * (v + kGeluC * v * v * v));
-      o[i] = Grad ? dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluC * v * v))
-                  : 0.5f * v * (1.f + t);
-    } else {
-      const float cdf = 0.5f * (1.f + verf(v * kInvSqrt2));
-      o[i] = Grad ? dy[i] * (cdf + v * kInvSqrt2Pi * vexp(-0.5f * v * v)) : v * cdf;
-    }
-  }
-}
-
-// gelu(x, out, dy|null, tanhMode): forward when dy is null, else out = dy · gelu'(x).
-static Napi::Value Gelu(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (badArgs(info, 4, "gelu")) return env.Undefined();
-  Raw xr = raw(info[0]);
-  const float* x = static_cast<float*>(xr.data);
-  float* o = f32(info[1]);
-  const float* dy = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
-  const bool tanhMode = info[3].As<Napi::Boolean>().Value();
-  const int64_t n = static_cast<int64_t>(xr.length);
-  if (tanhMode) dy ? geluLoop<true, true>(x, dy, o, n) : geluLoop<true, false>(x, dy, o, n);
-  else dy ? geluLoop<false, true>(x, dy, o, n) : geluLoop<false, false>(x, dy, o, n);
   return env.Undefined();
 }
 
@@ -306,7 +269,6 @@ void registerFused(Napi::Env env, Napi::Object exports) {
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("normForward", Napi::Function::New(env, NormForward));
   exports.Set("normBackward", Napi::Function::New(env, NormBackward));
-  exports.Set("gelu", Napi::Function::New(env, Gelu));
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
 }
