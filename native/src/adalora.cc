@@ -33,8 +33,8 @@ static Napi::Value OrthReg(const Napi::CallbackInfo& info) {
   const float invN = 1.f / static_cast<float>(count);
   // Matrices are small (r ≤ a few dozen): one single-threaded GEMM pair per matrix, matrices split
   // across OpenMP threads; each norm is one sequential f32 sum, so results do not depend on threads.
-  const int savedThreads = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  {
+  const SerialBlas serial(SerialBlas::kWorkers);
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < count; i++) {
     const int64_t pr = rows[i], pc = cols[i];
@@ -59,7 +59,7 @@ static Napi::Value OrthReg(const Napi::CallbackInfo& info) {
     else  // ∂/∂P = s·P·C, [n, r]·[r, r]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, r, s, p[i], r, c.data(), r, 0.f, g[i], r);
   }
-  openblas_set_num_threads(savedThreads);
+  }
   float sum = 0.f;  // in matrix order, as addN over the terms
   for (int64_t i = 0; i < count; i++) sum += norms[i];
   return Napi::Number::New(env, static_cast<double>(sum / static_cast<float>(count)));

@@ -57,11 +57,16 @@ static Napi::Value AddNormForward(const Napi::CallbackInfo& info) {
              num(info, 14));
   }
   const float kept = 1.f / keep;  // = floor(u + keep) / keep for a kept element (tf.dropout's multiplier)
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t o = r * cols;
-    addDropped(h + o, mask ? mask + o : nullptr, kept, res + o, sum + o, cols);
-    normRowForward(sum + o, g, b, y + o, cols, eps, false, mean + r, rstd + r);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0), o = r0 * cols;
+    addDropped(h + o, mask ? mask + o : nullptr, kept, res + o, sum + o, n * cols);
+    const float* ss[kNormGroup];
+    float* ys[kNormGroup];
+    rowPointers<const float>(sum, r0, n, cols, ss);
+    rowPointers(y, r0, n, cols, ys);
+    normRowsForward(n, ss, g, b, ys, cols, eps, false, mean + r0, rstd + r0);
   }
   return env.Undefined();
 }
@@ -82,14 +87,20 @@ static Napi::Value AddNormBackward(const Napi::CallbackInfo& info) {
   float* db = info[9].IsTypedArray() ? f32(info[9]) : nullptr;
   const int64_t rows = num(info, 10), cols = num(info, 11);
   const float kept = 1.f / static_cast<float>(dbl(info, 12));
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t o = r * cols;
-    normRowBackward(s + o, dy + o, g, mean[r], rstd[r], dres + o, cols, false);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0), o = r0 * cols;
+    const float *ss[kNormGroup], *dys[kNormGroup];
+    float* ds[kNormGroup];
+    rowPointers(s, r0, n, cols, ss);
+    rowPointers(dy, r0, n, cols, dys);
+    rowPointers(dres, r0, n, cols, ds);
+    normRowsBackward(n, ss, dys, g, mean + r0, rstd + r0, ds, cols, false);
     if (mask)
-      for (int64_t c = 0; c < cols; c++) dh[o + c] = dres[o + c] * (mask[o + c] ? kept : 0.f);
+      for (int64_t c = 0; c < n * cols; c++) dh[o + c] = dres[o + c] * (mask[o + c] ? kept : 0.f);
     else
-      std::copy(dres + o, dres + o + cols, dh + o);
+      std::copy(dres + o, dres + o + n * cols, dh + o);
   }
   columnSums(rows, cols, dg, kParallelGrain,
              [&](int64_t r, int64_t c) { return dy[r * cols + c] * (s[r * cols + c] - mean[r]) * rstd[r]; });

@@ -49,6 +49,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerReduce(env, exports);
   registerLayout(env, exports);
   registerFused(env, exports);
+  registerGelu(env, exports);
   registerDequant(env, exports);
   registerRandom(env, exports);
   registerDecode(env, exports);

@@ -5,12 +5,14 @@
 // (batch, head) block; the softmax rows are the same arithmetic as maskedSoftmax / softmaxGrad in
 // fused.cc. (batch, head) blocks run one per OpenMP thread with single-threaded GEMMs; each block
 // writes its own output columns, so results do not depend on the thread count.
+// The softmax rows between the GEMMs (softmax_rows.h) are vectorised and keep their bits.
 #include "common.h"
-#include "vecmath.h"
+#include "softmax_rows.h"
 #include <cblas.h>
 #include <cmath>
 #include <algorithm>
 #include <vector>
+#include <omp.h>
 
 namespace lowrank {
 
@@ -21,6 +23,36 @@ struct AttnDims {
 
 static AttnDims dimsOf(const Napi::CallbackInfo& info, size_t at) {
   return AttnDims{num(info, at), num(info, at + 1), num(info, at + 2), num(info, at + 3), num(info, at + 4)};
+}
+
+// softmax(row·scale + mask) in place for the rows of one [tq, tk] block of scores, kRowGroup at a
+// time (softmax_rows.h); the mask row i starts at mask + i·rowStride and steps by colStride.
+static void softmaxBlock(float* p, int64_t tq, int64_t tk, float scale, const float* mask, int64_t rowStride,
+                         int64_t colStride) {
+  float* rows[kRowGroup];
+  const float* masks[kRowGroup];
+  for (int64_t i0 = 0; i0 < tq; i0 += kRowGroup) {
+    const int64_t n = std::min(kRowGroup, tq - i0);
+    for (int64_t j = 0; j < n; j++) {
+      rows[j] = p + (i0 + j) * tk;
+      masks[j] = mask ? mask + (i0 + j) * rowStride : nullptr;
+    }
+    softmaxRows(n, rows, rows, masks, colStride, tk, scale);
+  }
+}
+
+// ds ← scale·p⊙(ds − Σ ds⊙p) per row of one [tq, tk] block (ds holds dP on entry).
+static void softmaxGradBlock(float* ds, const float* p, int64_t tq, int64_t tk, float scale) {
+  float* d[kRowGroup];
+  const float* y[kRowGroup];
+  for (int64_t i0 = 0; i0 < tq; i0 += kRowGroup) {
+    const int64_t n = std::min(kRowGroup, tq - i0);
+    for (int64_t j = 0; j < n; j++) {
+      d[j] = ds + (i0 + j) * tk;
+      y[j] = p + (i0 + j) * tk;
+    }
+    softmaxGradRows(n, y, d, d, tk, scale);
+  }
 }
 
 // attentionForward(q, k, v, mask|null, maskStrides Int32[4], out, probs, B, Tq, Tk, heads, d, scale)
@@ -39,8 +71,7 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   const AttnDims a = dimsOf(info, 7);
   const float scale = static_cast<float>(dbl(info, 12));
   const int64_t w = a.width(), blocks = a.b * a.heads;
-  const int saved = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  const SerialBlas serial(SerialBlas::kWorkers);
 #pragma omp parallel for if (blocks * a.tq * a.tk * a.d > 16 * kParallelGrain) schedule(static)
   for (int64_t blk = 0; blk < blocks; blk++) {
     const int64_t bi = blk / a.heads, h = blk % a.heads;
@@ -52,28 +83,14 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.tq, a.tk, a.d, 1.f, qb, w, kb, w, 0.f, p, a.tk);
     else
       std::fill(p, p + a.tq * a.tk, 0.f);
-    for (int64_t i = 0; i < a.tq; i++) {
-      float* row = p + i * a.tk;
-      const float* mr = mask ? mask + bi * ms[0] + h * ms[1] + i * ms[2] : nullptr;
-      float mx = -INFINITY;
-      for (int64_t c = 0; c < a.tk; c++) {
-        const float s = row[c] * scale + (mr ? mr[c * ms[3]] : 0.f);
-        row[c] = s;
-        mx = std::max(mx, s);
-      }
-      for (int64_t c = 0; c < a.tk; c++) row[c] = vexp(row[c] - mx);
-      float sum = 0.f;
-      for (int64_t c = 0; c < a.tk; c++) sum += row[c];
-      const float inv = 1.f / sum;
-      for (int64_t c = 0; c < a.tk; c++) row[c] *= inv;
-    }
+    const float* mb = mask ? mask + bi * ms[0] + h * ms[1] : nullptr;
+    softmaxBlock(p, a.tq, a.tk, scale, mb, ms[2], ms[3]);
     float* ob = out + bi * a.tq * w + h * a.d;
     if (a.tk > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a.tq, a.d, a.tk, 1.f, p, a.tk, vb, w, 0.f, ob, w);
     else
       for (int64_t i = 0; i < a.tq; i++) std::fill(ob + i * w, ob + i * w + a.d, 0.f);
   }
-  openblas_set_num_threads(saved);
   return env.Undefined();
 }
 
@@ -94,32 +111,28 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const float scale = static_cast<float>(dbl(info, 13));
   const int64_t w = a.width(), blocks = a.b * a.heads;
   if (a.d == 0) return env.Undefined();
-  const int saved = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-#pragma omp parallel for if (blocks * a.tq * a.tk * a.d > 16 * kParallelGrain) schedule(static)
+  const SerialBlas serial(SerialBlas::kWorkers);
+  const bool parallel = blocks * a.tq * a.tk * a.d > 16 * kParallelGrain;
+  // one dS block per thread, allocated once per call
+  std::vector<float> scratch(static_cast<size_t>(parallel ? omp_get_max_threads() : 1) * a.tq * a.tk);
+#pragma omp parallel for if (parallel) schedule(static)
   for (int64_t blk = 0; blk < blocks; blk++) {
     const int64_t bi = blk / a.heads, h = blk % a.heads;
     const int64_t qo = bi * a.tq * w + h * a.d, ko = bi * a.tk * w + h * a.d;
     const float* p = probs + blk * a.tq * a.tk;
-    std::vector<float> ds(a.tq * a.tk);
+    float* ds = scratch.data() + static_cast<int64_t>(omp_get_thread_num()) * a.tq * a.tk;
     if (a.tk > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.tq, a.tk, a.d, 1.f, dy + qo, w, v + ko, w, 0.f,
-                  ds.data(), a.tk);
-    for (int64_t i = 0; i < a.tq; i++) {
-      const float* pr = p + i * a.tk;
-      float* dr = ds.data() + i * a.tk;
-      float dot = 0.f;
-      for (int64_t c = 0; c < a.tk; c++) dot += dr[c] * pr[c];
-      for (int64_t c = 0; c < a.tk; c++) dr[c] = scale * pr[c] * (dr[c] - dot);
-    }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.tq, a.tk, a.d, 1.f, dy + qo, w, v + ko, w, 0.f, ds,
+                  a.tk);
+    softmaxGradBlock(ds, p, a.tq, a.tk, scale);
     if (a.tk > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a.tq, a.d, a.tk, 1.f, ds.data(), a.tk, k + ko, w,
-                  0.f, dq + qo, w);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a.tq, a.d, a.tk, 1.f, ds, a.tk, k + ko, w, 0.f,
+                  dq + qo, w);
     } else {
       for (int64_t i = 0; i < a.tq; i++) std::fill(dq + qo + i * w, dq + qo + i * w + a.d, 0.f);
     }
     if (a.tq > 0) {
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a.tk, a.d, a.tq, 1.f, ds.data(), a.tk, q + qo, w, 0.f,
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a.tk, a.d, a.tq, 1.f, ds, a.tk, q + qo, w, 0.f,
                   dk + ko, w);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a.tk, a.d, a.tq, 1.f, p, a.tk, dy + qo, w, 0.f,
                   dv + ko, w);
@@ -130,7 +143,6 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
       }
     }
   }
-  openblas_set_num_threads(saved);
   return env.Undefined();
 }
 

@@ -3,6 +3,7 @@
 // nothing is copied across the JS/C++ boundary.
 #pragma once
 #include <napi.h>
+#include <cblas.h>
 #include <cstdint>
 #include <cstddef>
 
@@ -12,6 +13,38 @@ namespace lowrank {
 // (waking passive, sleeping workers: see OMP_WAIT_POLICY in addon.ts) outweighs the work. Set once
 // when the addon loads, from LOWRANK_PARALLEL_GRAIN when given (for tuning; see addon.cc).
 inline int64_t kParallelGrain = int64_t(1) << 16;
+
+// OpenBLAS comes in a pthreads build (its own worker threads) and an OpenMP build (our OpenMP
+// pool); openblas_get_parallel() says which (1 and 2). In the OpenMP build
+// openblas_set_num_threads(n) also calls omp_set_num_threads(n), and a GEMM called from inside an
+// OpenMP parallel region already runs on the calling thread alone.
+inline bool blasUsesOpenMP() {
+  static const bool openmp = openblas_get_parallel() == 2;
+  return openmp;
+}
+
+// Runs OpenBLAS on one thread for the guard's lifetime and restores the count after.
+//  - SerialBlas::kCaller: GEMMs called on this thread (small products not worth waking workers).
+//  - SerialBlas::kWorkers: GEMMs called from our OpenMP workers, one per thread; only the pthreads
+//    build needs the cap (the OpenMP build serialises nested calls itself, and capping it would
+//    shrink the OpenMP region that follows to one thread).
+class SerialBlas {
+ public:
+  enum Scope { kCaller, kWorkers };
+  explicit SerialBlas(Scope scope, bool when = true)
+      : active_(when && (scope == kCaller || !blasUsesOpenMP())), saved_(openblas_get_num_threads()) {
+    if (active_) openblas_set_num_threads(1);
+  }
+  ~SerialBlas() {
+    if (active_) openblas_set_num_threads(saved_);
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  bool active_;
+  int saved_;
+};
 
 struct Raw {
   void* data;
@@ -47,5 +80,6 @@ void registerElementwise(Napi::Env env, Napi::Object exports);
 void registerReduce(Napi::Env env, Napi::Object exports);
 void registerLayout(Napi::Env env, Napi::Object exports);
 void registerFused(Napi::Env env, Napi::Object exports);
+void registerGelu(Napi::Env env, Napi::Object exports);  // gelu.cc (compiled with 512-bit vectors)
 
 }  // namespace lowrank

@@ -1,9 +1,10 @@
-// Fused row kernels: softmax / log-softmax, layer norm and RMS norm (forward + backward),
-// GELU (exact and tanh, forward + backward) and softmax cross-entropy (forward + backward).
+// Fused row kernels: softmax / log-softmax, layer norm and RMS norm (forward + backward) and
+// softmax cross-entropy (forward + backward); GELU is in gelu.cc.
 // Each replaces a chain of 5-10 elementwise kernels and their intermediate tensors.
 #include "common.h"
 #include "vecmath.h"
 #include "norm_rows.h"
+#include "softmax_rows.h"
 #include <cmath>
 #include <omp.h>
 #include <algorithm>
@@ -52,9 +53,16 @@ static Napi::Value NormForward(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 6), cols = num(info, 7);
   const float eps = static_cast<float>(dbl(info, 8));
   const bool rms = info[9].As<Napi::Boolean>().Value();
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++)
-    normRowForward(x + r * cols, g, b, o + r * cols, cols, eps, rms, mean + r, rstd + r);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0);
+    const float* xs[kNormGroup];
+    float* os[kNormGroup];
+    rowPointers(x, r0, n, cols, xs);
+    rowPointers(o, r0, n, cols, os);
+    normRowsForward(n, xs, g, b, os, cols, eps, rms, mean + r0, rstd + r0);
+  }
   return env.Undefined();
 }
 
@@ -72,49 +80,20 @@ static Napi::Value NormBackward(const Napi::CallbackInfo& info) {
   float* db = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
   const int64_t rows = num(info, 8), cols = num(info, 9);
   const bool rms = info[10].As<Napi::Boolean>().Value();
+  const int64_t groups = (rows + kNormGroup - 1) / kNormGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++)
-    normRowBackward(x + r * cols, dy + r * cols, g, mean[r], rstd[r], dx + r * cols, cols, rms);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const int64_t r0 = gi * kNormGroup, n = std::min(kNormGroup, rows - r0);
+    const float *xs[kNormGroup], *dys[kNormGroup];
+    float* dxs[kNormGroup];
+    rowPointers(x, r0, n, cols, xs);
+    rowPointers(dy, r0, n, cols, dys);
+    rowPointers(dx, r0, n, cols, dxs);
+    normRowsBackward(n, xs, dys, g, mean + r0, rstd + r0, dxs, cols, rms);
+  }
   columnSums(rows, cols, dg, kParallelGrain,
              [&](int64_t r, int64_t c) { return dy[r * cols + c] * (x[r * cols + c] - mean[r]) * rstd[r]; });
   if (db) columnSums(rows, cols, db, kParallelGrain, [&](int64_t r, int64_t c) { return dy[r * cols + c]; });
-  return env.Undefined();
-}
-
-static constexpr float kInvSqrt2 = 0.70710678118654752f;
-static constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-static constexpr float kSqrt2OverPi = 0.79788456080286536f;
-static constexpr float kGeluC = 0.044715f;
-
-// One GELU pass, specialised so the loop has no branches and vectorises (see vecmath.h).
-template <bool Tanh, bool Grad>
-static void geluLoop(const float* __restrict x, const float* __restrict dy, float* __restrict o, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    if (Tanh) {
-      const float t = vtanh(kSqrt2OverPi * (v + kGeluC * v * v * v));
-      o[i] = Grad ? dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluC * v * v))
-                  : 0.5f * v * (1.f + t);
-    } else {
-      const float cdf = 0.5f * (1.f + verf(v * kInvSqrt2));
-      o[i] = Grad ? dy[i] * (cdf + v * kInvSqrt2Pi * vexp(-0.5f * v * v)) : v * cdf;
-    }
-  }
-}
-
-// gelu(x, out, dy|null, tanhMode): forward when dy is null, else out = dy · gelu'(x).
-static Napi::Value Gelu(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (badArgs(info, 4, "gelu")) return env.Undefined();
-  Raw xr = raw(info[0]);
-  const float* x = static_cast<float*>(xr.data);
-  float* o = f32(info[1]);
-  const float* dy = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
-  const bool tanhMode = info[3].As<Napi::Boolean>().Value();
-  const int64_t n = static_cast<int64_t>(xr.length);
-  if (tanhMode) dy ? geluLoop<true, true>(x, dy, o, n) : geluLoop<true, false>(x, dy, o, n);
-  else dy ? geluLoop<false, true>(x, dy, o, n) : geluLoop<false, false>(x, dy, o, n);
   return env.Undefined();
 }
 
@@ -174,6 +153,7 @@ static Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
 // maskedSoftmax(x, mask|null, out, shape[4], maskStrides[4], scale):
 // out = softmax(x·scale + mask) over the last axis of a [B, H, Tq, Tk] score tensor, with the
 // additive mask read through broadcast strides (0 on broadcast dims; its last stride is 0 or 1).
+// Rows go kRowGroup at a time (softmax_rows.h, the arithmetic of the fused attention kernel).
 static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (badArgs(info, 6, "maskedSoftmax")) return env.Undefined();
@@ -184,25 +164,20 @@ static Napi::Value MaskedSoftmax(const Napi::CallbackInfo& info) {
   const int32_t* ms = i32(info[4]);
   const float scale = static_cast<float>(dbl(info, 5));
   const int64_t d0 = sh[0], d1 = sh[1], d2 = sh[2], cols = sh[3];
-  const int64_t rows = d0 * d1 * d2;
+  const int64_t rows = d0 * d1 * d2, groups = (rows + kRowGroup - 1) / kRowGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d1 * d2);
-    const float* mr = mask ? mask + i0 * ms[0] + i1 * ms[1] + i2 * ms[2] : nullptr;
-    const int64_t mc = ms[3];
-    const float* xr = x + r * cols;
-    float* orow = o + r * cols;
-    float mx = -INFINITY;
-    for (int64_t c = 0; c < cols; c++) {
-      const float v = xr[c] * scale + (mr ? mr[c * mc] : 0.f);
-      orow[c] = v;
-      mx = std::max(mx, v);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const float* xs[kRowGroup];
+    float* os[kRowGroup];
+    const float* masks[kRowGroup];
+    const int64_t r0 = gi * kRowGroup, n = std::min(kRowGroup, rows - r0);
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t r = r0 + j, i2 = r % d2, i1 = (r / d2) % d1, i0 = r / (d1 * d2);
+      xs[j] = x + r * cols;
+      os[j] = o + r * cols;
+      masks[j] = mask ? mask + i0 * ms[0] + i1 * ms[1] + i2 * ms[2] : nullptr;
     }
-    for (int64_t c = 0; c < cols; c++) orow[c] = vexp(orow[c] - mx);
-    float sum = 0.f;
-    for (int64_t c = 0; c < cols; c++) sum += orow[c];
-    const float inv = 1.f / sum;
-    for (int64_t c = 0; c < cols; c++) orow[c] *= inv;
+    softmaxRows(n, xs, os, masks, ms[3], cols, scale);
   }
   return env.Undefined();
 }
@@ -216,14 +191,19 @@ static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
   float* dx = f32(info[2]);
   const int64_t rows = num(info, 3), cols = num(info, 4);
   const float scale = static_cast<float>(dbl(info, 5));
+  const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
 #pragma omp parallel for if (rows * cols > kParallelGrain) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* yr = y + r * cols;
-    const float* dyr = dy + r * cols;
-    float dot = 0.f;
-    for (int64_t c = 0; c < cols; c++) dot += dyr[c] * yr[c];
-    float* dxr = dx + r * cols;
-    for (int64_t c = 0; c < cols; c++) dxr[c] = scale * yr[c] * (dyr[c] - dot);
+  for (int64_t gi = 0; gi < groups; gi++) {
+    const float* ys[kRowGroup];
+    const float* dys[kRowGroup];
+    float* dxs[kRowGroup];
+    const int64_t r0 = gi * kRowGroup, n = std::min(kRowGroup, rows - r0);
+    for (int64_t j = 0; j < n; j++) {
+      ys[j] = y + (r0 + j) * cols;
+      dys[j] = dy + (r0 + j) * cols;
+      dxs[j] = dx + (r0 + j) * cols;
+    }
+    softmaxGradRows(n, ys, dys, dxs, cols, scale);
   }
   return env.Undefined();
 }
@@ -289,7 +269,6 @@ void registerFused(Napi::Env env, Napi::Object exports) {
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("normForward", Napi::Function::New(env, NormForward));
   exports.Set("normBackward", Napi::Function::New(env, NormBackward));
-  exports.Set("gelu", Napi::Function::New(env, Gelu));
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
 }

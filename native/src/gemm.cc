@@ -75,31 +75,29 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   bool contiguousA = !ta && batch > 1;
   for (int64_t i = 0; contiguousA && i < batch; i++)
     contiguousA = aOff[i] == i * m * k && bOff[i] == bOff[0];
-  // Small products in all run on the calling thread: OpenBLAS wakes its worker threads for any
-  // product above ~2^18 multiply-adds, and they then spin for a while after each call.
-  const bool small = batch * m * n * k <= kSmallGemm;
-  const int savedThreads = openblas_get_num_threads();
-  if (small) openblas_set_num_threads(1);
-  if (k > 0 && contiguousA) {
-    cblas_sgemm(CblasRowMajor, opA, opB, batch * m, n, k, 1.f, a, lda, b + bOff[0], ldb, beta, c, n);
-  } else if (k > 0 && batch > 1 && m * n * k <= kSmallGemm) {
+  const bool perThread = !contiguousA && batch > 1 && m * n * k <= kSmallGemm;
+  if (k > 0 && perThread) {
     // Many small products (attention's [B·H] blocks): one single-threaded sgemm per OpenMP thread
     // beats letting OpenBLAS fork and join its own threads for every small call. Below
     // kGemmGrainFactor·kParallelGrain multiply-adds in all (a GEMM does ~30 of them in the time an
     // elementwise loop handles one element) the whole batch is cheaper than waking a thread.
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    const SerialBlas serial(SerialBlas::kWorkers);
 #pragma omp parallel for if (batch * m * n * k > kGemmGrainFactor * kParallelGrain) schedule(static)
     for (int64_t i = 0; i < batch; i++)
       cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
                   c + i * m * n, n);
-    openblas_set_num_threads(saved);
   } else if (k > 0) {
-    for (int64_t i = 0; i < batch; i++)
-      cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
-                  c + i * m * n, n);
+    // Small products in all run on the calling thread: OpenBLAS wakes its worker threads for any
+    // product above ~2^18 multiply-adds, and (pthreads build) they then spin for a while after.
+    const SerialBlas serial(SerialBlas::kCaller, batch * m * n * k <= kSmallGemm);
+    if (contiguousA) {
+      cblas_sgemm(CblasRowMajor, opA, opB, batch * m, n, k, 1.f, a, lda, b + bOff[0], ldb, beta, c, n);
+    } else {
+      for (int64_t i = 0; i < batch; i++)
+        cblas_sgemm(CblasRowMajor, opA, opB, m, n, k, 1.f, a + aOff[i], lda, b + bOff[i], ldb, beta,
+                    c + i * m * n, n);
+    }
   }
-  if (small) openblas_set_num_threads(savedThreads);
   applyActivation(c, batch * m * n, act, alpha);
   return env.Undefined();
 }

@@ -1,6 +1,6 @@
-// One row of layer / RMS norm forward and backward, and per-column sums, shared by the norm
-// kernels (fused.cc) and the fused dropout + residual add + layer norm (add_norm.cc), so both run
-// the same float32 arithmetic in the same order and give the same bits.
+// Rows of layer / RMS norm forward and backward, and per-column sums, shared by the norm kernels
+// (fused.cc) and the fused dropout + residual add + layer norm (add_norm.cc), so both run the same
+// float32 arithmetic in the same order and give the same bits.
 #pragma once
 #include <omp.h>
 #include <algorithm>
@@ -9,31 +9,84 @@
 
 namespace lowrank {
 
-// Normalises one row: o = (x − μ)·rstd·γ + β (RMS: μ = 0, no β); writes μ and rstd.
-inline void normRowForward(const float* xr, const float* g, const float* b, float* orow, int64_t cols, float eps,
-                           bool rms, float* meanOut, float* rstdOut) {
-  double s = 0;
-  if (!rms) for (int64_t c = 0; c < cols; c++) s += xr[c];
-  const float mu = rms ? 0.f : static_cast<float>(s / cols);
-  double v = 0;
-  for (int64_t c = 0; c < cols; c++) { const float d = xr[c] - mu; v += d * d; }
-  const float rs = 1.f / std::sqrt(static_cast<float>(v / cols) + eps);
-  *meanOut = mu;
-  *rstdOut = rs;
+// Up to kNormGroup rows are handled side by side: each row's float/double sums keep their own
+// left-to-right order (so the bits are those of one row at a time), but the adds of different
+// rows overlap instead of each waiting on the one before (a sequential add chain is
+// latency-bound at ~4 cycles per element; eight interleaved chains run ~5× faster).
+constexpr int64_t kNormGroup = 8;
+
+// μ and rstd of R rows x_j: μ = Σx/n (0 for RMS), rstd = 1/√(Σ(x − μ)²/n + eps), sums in double.
+template <int R>
+inline void normStats(const float* const* x, int64_t cols, float eps, bool rms, float* meanOut, float* rstdOut) {
+  double s[R], v[R];
+  float mu[R];
+  std::fill(s, s + R, 0.0);
+  std::fill(v, v + R, 0.0);
+  if (!rms)
+    for (int64_t c = 0; c < cols; c++)
+      for (int j = 0; j < R; j++) s[j] += x[j][c];
+  for (int j = 0; j < R; j++) mu[j] = rms ? 0.f : static_cast<float>(s[j] / cols);
+  for (int64_t c = 0; c < cols; c++)
+    for (int j = 0; j < R; j++) {
+      const float d = x[j][c] - mu[j];
+      v[j] += d * d;
+    }
+  for (int j = 0; j < R; j++) {
+    meanOut[j] = mu[j];
+    rstdOut[j] = 1.f / std::sqrt(static_cast<float>(v[j] / cols) + eps);
+  }
+}
+
+// o = (x − μ)·rstd·γ + β for one row (RMS: μ = 0, no β).
+inline void normRowApply(const float* xr, const float* g, const float* b, float* orow, int64_t cols, float mu,
+                         float rs) {
   for (int64_t c = 0; c < cols; c++) orow[c] = (xr[c] - mu) * rs * g[c] + (b ? b[c] : 0.f);
 }
 
-// dx of one row from dy, the normalised input's μ and rstd (γ and β gradients: columnSums).
-inline void normRowBackward(const float* xr, const float* dyr, const float* g, float mu, float rs, float* dxr,
-                            int64_t cols, bool rms) {
-  double sg = 0, sgx = 0;  // Σ dy·γ and Σ dy·γ·x̂ over the row
-  for (int64_t c = 0; c < cols; c++) {
-    const float gc = dyr[c] * g[c];
-    sg += gc;
-    sgx += gc * (xr[c] - mu) * rs;
+// Normalises rows x_j → o_j for j < n ≤ kNormGroup; writes μ_j and rstd_j.
+inline void normRowsForward(int64_t n, const float* const* x, const float* g, const float* b, float* const* o,
+                            int64_t cols, float eps, bool rms, float* meanOut, float* rstdOut) {
+  if (n == kNormGroup) normStats<kNormGroup>(x, cols, eps, rms, meanOut, rstdOut);
+  else
+    for (int64_t j = 0; j < n; j++) normStats<1>(x + j, cols, eps, rms, meanOut + j, rstdOut + j);
+  for (int64_t j = 0; j < n; j++) normRowApply(x[j], g, b, o[j], cols, meanOut[j], rstdOut[j]);
+}
+
+// Σ dy·γ and Σ dy·γ·x̂ (double) of R rows, x̂ = (x − μ)·rstd.
+template <int R>
+inline void normGradSums(const float* const* x, const float* const* dy, const float* g, const float* mu,
+                         const float* rs, int64_t cols, double* sg, double* sgx) {
+  std::fill(sg, sg + R, 0.0);
+  std::fill(sgx, sgx + R, 0.0);
+  for (int64_t c = 0; c < cols; c++)
+    for (int j = 0; j < R; j++) {
+      const float gc = dy[j][c] * g[c];
+      sg[j] += gc;
+      sgx[j] += gc * (x[j][c] - mu[j]) * rs[j];
+    }
+}
+
+// dx_j of rows j < n ≤ kNormGroup from dy_j, the normalised inputs' μ and rstd (γ and β
+// gradients: columnSums).
+inline void normRowsBackward(int64_t n, const float* const* x, const float* const* dy, const float* g,
+                             const float* mu, const float* rs, float* const* dx, int64_t cols, bool rms) {
+  double sg[kNormGroup], sgx[kNormGroup];
+  if (n == kNormGroup) normGradSums<kNormGroup>(x, dy, g, mu, rs, cols, sg, sgx);
+  else
+    for (int64_t j = 0; j < n; j++) normGradSums<1>(x + j, dy + j, g, mu + j, rs + j, cols, sg + j, sgx + j);
+  for (int64_t j = 0; j < n; j++) {
+    const float mg = rms ? 0.f : static_cast<float>(sg[j] / cols), mgx = static_cast<float>(sgx[j] / cols);
+    const float *xr = x[j], *dyr = dy[j];
+    float* dxr = dx[j];
+    const float m = mu[j], r = rs[j];
+    for (int64_t c = 0; c < cols; c++) dxr[c] = r * (dyr[c] * g[c] - mg - (xr[c] - m) * r * mgx);
   }
-  const float mg = rms ? 0.f : static_cast<float>(sg / cols), mgx = static_cast<float>(sgx / cols);
-  for (int64_t c = 0; c < cols; c++) dxr[c] = rs * (dyr[c] * g[c] - mg - (xr[c] - mu) * rs * mgx);
+}
+
+// Pointers to rows r0 … r0 + n − 1 of a [rows, cols] array.
+template <typename T>
+inline void rowPointers(T* base, int64_t r0, int64_t n, int64_t cols, T** out) {
+  for (int64_t j = 0; j < n; j++) out[j] = base + (r0 + j) * cols;
 }
 
 // Column sums of a [rows, cols] product, split by column range so threads never share outputs.
