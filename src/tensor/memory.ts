@@ -120,7 +120,8 @@ export function collectGarbage(): 'low-memory' | 'full' | 'none' {
 
 /**
  * Gives memory held for reuse back: the native backend's pool of free kernel-output buffers (up to
- * `LOWRANK_POOL_MB`, 512 MB by default, kept between training steps for speed) is dropped, a full
+ * `LOWRANK_POOL_MB` resident, 128 MB by default, kept between training steps for speed) is dropped,
+ * its pages discarded at once (native/pool.ts), a full
  * garbage collection runs ({@link collectGarbage}; in Node V8 frees the ArrayBuffers of disposed
  * tensors only then, on a background sweep shortly after), and malloc's free pages go back to the kernel (`malloc_trim(0)`,
  * native addon on glibc). Call it after loading, after training or between phases; the next step
@@ -130,9 +131,8 @@ export function collectGarbage(): 'low-memory' | 'full' | 'none' {
  * trainer.fit(); releaseMemory(); // RSS falls back towards what the tensors hold
  */
 export function releaseMemory(): number {
-  const pool = (tf.backend() as unknown as { pool?: { stats(): { freeBytes: number }; clear(): void } }).pool;
-  const freed = pool?.stats().freeBytes ?? 0;
-  pool?.clear();
+  const pool = (tf.backend() as unknown as { pool?: { clear(): number } }).pool;
+  const freed = pool?.clear() ?? 0;
   collectGarbage();
   trimAllocator();
   return freed;

@@ -18,7 +18,7 @@ import { addNormKernels } from './add_norm_kernels.js';
 import { adaloraKernels } from './adalora_kernels.js';
 import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
-import { BufferPool } from './pool.js';
+import { BufferPool, DEFAULT_POOL_MB } from './pool.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -35,10 +35,10 @@ type Data = { values?: unknown };
 
 /**
  * The `native` backend instance: the CPU backend's storage plus a {@link BufferPool} that recycles
- * kernel outputs (LOWRANK_POOL_MB caps the free memory kept, default 512).
+ * kernel outputs (LOWRANK_POOL_MB caps the resident free memory kept, default {@link DEFAULT_POOL_MB}).
  */
 export class NativeBackend extends QuietCpuBackend {
-  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? 512) * 2 ** 20);
+  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? DEFAULT_POOL_MB) * 2 ** 20);
 
   override write(
     values: Parameters<MathBackendCPU['write']>[0],
