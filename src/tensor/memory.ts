@@ -120,7 +120,7 @@ export function collectGarbage(): 'low-memory' | 'full' | 'none' {
 
 /**
  * Gives memory held for reuse back: the native backend's pool of free kernel-output buffers (up to
- * `LOWRANK_POOL_MB` resident, 128 MB by default, kept between training steps for speed) is dropped,
+ * `LOWRANK_POOL_MB` resident, 256 MB by default, kept between training steps for speed) is dropped,
  * its pages discarded at once (native/pool.ts), a full
  * garbage collection runs ({@link collectGarbage}; in Node V8 frees the ArrayBuffers of disposed
  * tensors only then, on a background sweep shortly after), and malloc's free pages go back to the kernel (`malloc_trim(0)`,

@@ -21,11 +21,12 @@ type Ctor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstruc
 type Arr = Float32Array | Int32Array | Uint8Array;
 
 /**
- * Resident free bytes kept for reuse by default (`LOWRANK_POOL_MB` overrides it). A 135M-shape
- * QLoRA step (batch 4 × 256, checkpointing, chunked loss) reuses about as well with 128 MB hot as
- * with 512 MB once buffers beyond it go cold instead of to the GC; see docs/qlora.md.
+ * Resident free bytes kept for reuse by default (`LOWRANK_POOL_MB` overrides it; it was 512). With
+ * buffers beyond it going cold instead of to the GC, a batch-4 × 256 step with checkpointing and the
+ * chunked loss peaks ~90 MB lower at 135M f32 and ~70 MB lower at 360M QLoRA than with 512 MB; 128 MB
+ * cut no more at 135M but refaulted 4× as many buffers (docs/qlora.md, "Process memory").
  */
-export const DEFAULT_POOL_MB = 128;
+export const DEFAULT_POOL_MB = 256;
 /** Cold (discarded) buffers kept, as a multiple of the resident capacity: address space only. */
 const COLD_FACTOR = 8;
 
