@@ -103,9 +103,11 @@ if (cell.steps) {
   let tensorPeakMb = 0;
   const losses: number[] = [];
   const stepSeconds: number[] = [];
+  const stepCpuSeconds: number[] = [];
   let loss = 0;
   for (let i = 0; i < cell.steps; i++) {
     t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     let value: tf.Scalar | undefined;
     let grads: tf.NamedTensorMap = {};
     const run = () => {
@@ -123,11 +125,15 @@ if (cell.steps) {
     tf.dispose([value!, ...Object.values(grads)]);
     if (cell.trim) trimAllocator();
     stepSeconds.push((performance.now() - t0) / 1000);
+    const cpu = process.cpuUsage(cpu0);
+    stepCpuSeconds.push((cpu.user + cpu.system) / 1e6);
   }
   Object.assign(out, {
     batch,
     seq,
     stepSeconds,
+    // user + system time of every thread (OpenBLAS, OpenMP): what the step costs, whatever the load
+    stepCpuSeconds,
     checkpoint: cell.checkpoint ?? false,
     chunked: cell.chunked ?? false,
     trim: cell.trim ?? false,

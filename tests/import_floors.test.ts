@@ -218,7 +218,12 @@ test('one training job: only src/run (and src/training) construct a Trainer; the
  * Files the web build swaps for a browser twin (web/vite.config.ts): their Node imports never reach
  * the page, so the walk stops at them.
  */
-const BROWSER_TWINS = ['src/io/source.ts', 'src/tensor/backend.ts', 'src/tensor/native/addon.ts'];
+const BROWSER_TWINS = [
+  'src/io/source.ts',
+  'src/tensor/backend.ts',
+  'src/tensor/native/addon.ts',
+  'src/tensor/tfjs.ts',
+];
 
 /**
  * The Node builtins that `entry` reaches through its value imports (static and dynamic), as

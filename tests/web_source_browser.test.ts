@@ -70,6 +70,14 @@ test('backend_browser has every export of backend.ts (the web build swaps one fo
   assert.equal(version, JSON.parse(readFileSync('package.json', 'utf8')).version);
 });
 
+test('tfjs_browser has every export of tfjs.ts (how tfjs is loaded: require in Node, the union in a bundle)', () => {
+  const browser = new Set(exportedNames('src/tensor/tfjs_browser.ts'));
+  assert.deepEqual(
+    exportedNames('src/tensor/tfjs.ts').filter((n) => !browser.has(n)),
+    [],
+  );
+});
+
 test('addon_browser has every export of native/addon.ts', () => {
   const browser = new Set(exportedNames('src/tensor/native/addon_browser.ts'));
   const text = readFileSync('src/tensor/native/addon_browser.ts', 'utf8');

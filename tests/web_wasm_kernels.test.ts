@@ -1,7 +1,7 @@
 // The browser build's wasm fallback kernels (src/tensor/wasm_kernels.ts) against tfjs's cpu kernels.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tfc from '@tensorflow/tfjs';
+import { tf as tfc } from '../src/tensor/tf.js';
 import { initBackend } from '../src/tensor/backend.js';
 import { registerWasmFallbackKernels } from '../src/tensor/wasm_kernels.js';
 import { maxDiff } from '../src/testing/compare.js';

@@ -5,7 +5,8 @@
  *    without touching the code that imports them: `src/io/source.ts` (file system) for
  *    `source_browser.ts` (an in-memory file tree), `src/tensor/backend.ts` (native addon) for
  *    `backend_browser.ts` (WebGPU → WebGL → WASM), `src/tensor/native/addon.ts` (Node-API addon) for
- *    `addon_browser.ts` (never loads).
+ *    `addon_browser.ts` (never loads), `src/tensor/tfjs.ts` (tfjs through `require`) for `tfjs_browser.ts`
+ *    (the `@tensorflow/tfjs` union, as a bundler resolves it).
  * 2. No Node-only module may reach the bundle: any import of a Node builtin (`node:fs`, `path`, …) is a
  *    build error that names the importing file, so a leak in any layer is caught at build time.
  * 3. tfjs-backend-wasm's threaded build works after minification ({@link wasmThreadsSurviveMinify}).
@@ -27,8 +28,9 @@ const SWAPS = new Map([
   twin('io', 'source.ts'),
   twin('tensor', 'backend.ts'),
   twin('tensor', 'native', 'addon.ts'),
+  twin('tensor', 'tfjs.ts'),
 ]);
-const SWAPPED_NAMES = /(^|\/)(source|backend|addon)(\.js|\.ts)?$/;
+const SWAPPED_NAMES = /(^|\/)(source|backend|addon|tfjs)(\.js|\.ts)?$/;
 
 /** Node builtins a browser bundle must not import (with and without the `node:` prefix). */
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));

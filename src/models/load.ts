@@ -7,6 +7,7 @@ import { CheckpointError, ConfigError, NotSupportedError } from '../errors.js';
 import { Linear4bit, quantizeModel, type QuantizeOptions } from '../nn/linear4bit.js';
 import { HalfEmbedding, halfEmbeddings } from '../nn/half_embedding.js';
 import { initBackend, type BackendName } from '../tensor/backend.js';
+import { releaseMemory } from '../tensor/memory.js';
 import { deferInit, manualSeed } from '../nn/init.js';
 import { writeHFFolder, type WriteHFFolderOptions } from '../io/hf_folder.js';
 import { openHFFolderStream } from '../io/hf_stream.js';
@@ -88,7 +89,8 @@ async function readCheckpoint(
 
 /**
  * Loads a model with a report of what was new or left out. The model is in eval mode (as after HF
- * `from_pretrained`); call `train()` to fine-tune. The caller owns the model (`dispose()`).
+ * `from_pretrained`); call `train()` to fine-tune. Memory the load used and no longer needs is handed
+ * back before it returns (`releaseMemory`). The caller owns the model (`dispose()`).
  *
  * @example
  * const { model, report } = await loadModelWithReport('stories260K.bin', { task: 'SEQ_CLS', numLabels: 2, seed: 1 });
@@ -132,6 +134,10 @@ export async function loadModelWithReport(
       : { quantType: opts.quantize, doubleQuant: opts.doubleQuant ?? false };
   const finish = (model: PreTrainedModel, loaded: WeightLoadReport, format: LoadReport['format']) => {
     model.eval();
+    // the load's transients (read buffers, V8's grown young generation, malloc's free pages) go back
+    // now rather than whenever V8 and malloc get to it: RSS after a load is what the model holds
+    // (tensor/memory.ts; 135M NF4: 182 → 170 MB)
+    releaseMemory();
     const report: LoadReport = { ...loaded, format, architecture: model.architecture };
     if (backend !== undefined) report.backend = backend;
     return { model, report };

@@ -4,7 +4,7 @@
  * error with the reason. Importing this module (tf.ts does) registers `native` as tfjs's default
  * when the addon is built, and silences the cpu backend's "install tfjs-node" banner.
  */
-import * as tfc from '@tensorflow/tfjs';
+import { tfCore as tfc } from './tfjs.js';
 import { availableParallelism } from 'node:os';
 import { ConfigError, NotSupportedError } from '../errors.js';
 import { BACKENDS, type BackendName, type BackendReport, type BackendInfo } from './backend_types.js';

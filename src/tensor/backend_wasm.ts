@@ -6,14 +6,14 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { registerWasmFallbackKernels } from './wasm_kernels.js';
+import { loadTfWasm } from './tfjs.js';
 
-type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
 let loaded: Promise<string | undefined> | undefined;
 
 async function load(): Promise<string | undefined> {
-  let wasm: WasmModule;
+  let wasm: ReturnType<typeof loadTfWasm>;
   try {
-    wasm = await import('@tensorflow/tfjs-backend-wasm');
+    wasm = loadTfWasm(); // through require, as tfjs.ts loads every tfjs package
   } catch (e) {
     return `@tensorflow/tfjs-backend-wasm failed to load: ${(e as Error).message}`;
   }

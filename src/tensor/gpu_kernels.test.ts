@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tfc from '@tensorflow/tfjs';
+import { tf as tfc } from './tf.js';
 import { initBackend } from './backend.js';
 import { splitAddN, webgpuMaxAddNInputs, WEBGPU_DEFAULT_STORAGE_BUFFERS } from './gpu_kernels.js';
 import { maxDiff } from '../testing/compare.js';

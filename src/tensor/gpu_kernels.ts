@@ -8,10 +8,11 @@
  * splits at that limit; the wrapper here does the same for `AddN`: sums of at most `limit − 1` inputs,
  * then a sum of the partial sums. WebGL's `AddN` already splits at its texture limit.
  */
-import * as tfc from '@tensorflow/tfjs';
+import type * as TfCore from '@tensorflow/tfjs-core';
+import { tfCore as tfc } from './tfjs.js';
 
-type KernelArgs = { inputs: tfc.NamedTensorInfoMap; backend: unknown; attrs?: tfc.NamedAttrMap };
-type RawKernel = (args: KernelArgs) => tfc.TensorInfo;
+type KernelArgs = { inputs: TfCore.NamedTensorInfoMap; backend: unknown; attrs?: TfCore.NamedAttrMap };
+type RawKernel = (args: KernelArgs) => TfCore.TensorInfo;
 
 interface DisposingBackend {
   disposeData(dataId: unknown): void;
@@ -37,20 +38,21 @@ export function webgpuMaxAddNInputs(backend: unknown): number {
  * float32 sums in a different order than one pass, within rounding). Intermediates are disposed.
  */
 export function addNSplit(
-  inputs: tfc.TensorInfo[],
+  inputs: TfCore.TensorInfo[],
   backend: DisposingBackend,
   max: number,
   kernel: RawKernel,
-): tfc.TensorInfo {
+): TfCore.TensorInfo {
   if (max < 2) throw new Error(`AddN split: at least 2 inputs per shader are needed (got ${max})`);
-  if (inputs.length <= max) return kernel({ inputs: inputs as unknown as tfc.NamedTensorInfoMap, backend });
-  const partial: tfc.TensorInfo[] = [];
+  if (inputs.length <= max)
+    return kernel({ inputs: inputs as unknown as TfCore.NamedTensorInfoMap, backend });
+  const partial: TfCore.TensorInfo[] = [];
   for (let i = 0; i < inputs.length; i += max) {
     const chunk = inputs.slice(i, i + max);
     partial.push(
       chunk.length === 1
         ? chunk[0]!
-        : kernel({ inputs: chunk as unknown as tfc.NamedTensorInfoMap, backend }),
+        : kernel({ inputs: chunk as unknown as TfCore.NamedTensorInfoMap, backend }),
     );
   }
   const out = addNSplit(partial, backend, max, kernel);
@@ -71,14 +73,14 @@ export function splitAddN(backendName: string, maxInputs: (backend: unknown) => 
   const original = k.kernelFunc as unknown as RawKernel;
   const split: RawKernel = (args) =>
     addNSplit(
-      args.inputs as unknown as tfc.TensorInfo[],
+      args.inputs as unknown as TfCore.TensorInfo[],
       args.backend as DisposingBackend,
       maxInputs(args.backend),
       original,
     );
   (split as unknown as Record<symbol, boolean>)[SPLIT] = true;
   tfc.unregisterKernel('AddN', backendName);
-  tfc.registerKernel({ ...k, kernelFunc: split as unknown as tfc.KernelFunc });
+  tfc.registerKernel({ ...k, kernelFunc: split as unknown as TfCore.KernelFunc });
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tfc from '@tensorflow/tfjs';
+import { tf as tfc } from './tf.js';
 import { initBackend } from './backend.js';
 import { maxDiff } from '../testing/compare.js';
 
@@ -74,7 +74,7 @@ test('wasm fused matMul: every transpose × bias × activation equals a float64 
                 transposeA: tA,
                 transposeB: tB,
                 bias: biasV ? tfc.tensor1d(biasV) : undefined,
-                activation: act as tfc.fused.Activation,
+                activation: act as Parameters<typeof tfc.fused.matMul>[0]['activation'],
               }),
             );
             const got = await y.data();

@@ -11,16 +11,17 @@
  *   trainable biased layer. The wrapper below keeps the wasm kernel for the plain product and adds
  *   the bias and activation with the backend's own `Add` and activation kernels.
  */
-import * as tfc from '@tensorflow/tfjs';
+import type * as TfCore from '@tensorflow/tfjs-core';
+import { tfCore as tfc } from './tfjs.js';
 
 interface WasmLikeBackend {
   readSync(dataId: unknown): ArrayLike<number>;
   makeOutput(
     shape: number[],
-    dtype: tfc.DataType,
+    dtype: TfCore.DataType,
     memoryOffset?: number,
-    values?: tfc.TypedArray,
-  ): tfc.TensorInfo;
+    values?: TfCore.TypedArray,
+  ): TfCore.TensorInfo;
 }
 
 /**
@@ -28,11 +29,11 @@ interface WasmLikeBackend {
  * outside `[0, numSegments)` dropped (TensorFlow's semantics). `segmentIds` indexes x's leading dims.
  */
 function unsortedSegmentSum(args: {
-  inputs: tfc.NamedTensorInfoMap;
+  inputs: TfCore.NamedTensorInfoMap;
   backend: unknown;
-  attrs?: tfc.NamedAttrMap;
-}): tfc.TensorInfo {
-  const { x, segmentIds } = args.inputs as { x: tfc.TensorInfo; segmentIds: tfc.TensorInfo };
+  attrs?: TfCore.NamedAttrMap;
+}): TfCore.TensorInfo {
+  const { x, segmentIds } = args.inputs as { x: TfCore.TensorInfo; segmentIds: TfCore.TensorInfo };
   const numSegments = (args.attrs as { numSegments: number }).numSegments;
   const backend = args.backend as WasmLikeBackend;
   const xs = backend.readSync(x.dataId);
@@ -53,8 +54,8 @@ function unsortedSegmentSum(args: {
 interface WasmDisposer {
   disposeData(dataId: unknown): void;
 }
-type KernelArgs = { inputs: tfc.NamedTensorInfoMap; backend: unknown; attrs?: tfc.NamedAttrMap };
-type RawKernel = (args: KernelArgs) => tfc.TensorInfo | tfc.TensorInfo[];
+type KernelArgs = { inputs: TfCore.NamedTensorInfoMap; backend: unknown; attrs?: TfCore.NamedAttrMap };
+type RawKernel = (args: KernelArgs) => TfCore.TensorInfo | TfCore.TensorInfo[];
 
 /** tfjs activation names of `fused.matMul` → the unary kernel that applies each one after the bias. */
 const ACTIVATION_KERNELS: Record<string, string> = {
@@ -75,7 +76,7 @@ function kernelOf(name: string, backendName: string): RawKernel {
   return k.kernelFunc as unknown as RawKernel;
 }
 
-function one(out: tfc.TensorInfo | tfc.TensorInfo[]): tfc.TensorInfo {
+function one(out: TfCore.TensorInfo | TfCore.TensorInfo[]): TfCore.TensorInfo {
   return Array.isArray(out) ? out[0]! : out;
 }
 
@@ -87,12 +88,12 @@ function one(out: tfc.TensorInfo | tfc.TensorInfo[]): tfc.TensorInfo {
  */
 function fusedMatMulBiasFix(backendName: string, original: RawKernel): RawKernel {
   const fixed: RawKernel = (args) => {
-    const { bias, preluActivationWeights } = args.inputs as Record<string, tfc.TensorInfo | undefined>;
+    const { bias, preluActivationWeights } = args.inputs as Record<string, TfCore.TensorInfo | undefined>;
     const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string };
     const act = attrs.activation ?? 'linear';
     if ((!bias && act === 'linear') || (!attrs.transposeA && !attrs.transposeB)) return original(args);
     const backend = args.backend as WasmDisposer;
-    const { a, b } = args.inputs as { a: tfc.TensorInfo; b: tfc.TensorInfo };
+    const { a, b } = args.inputs as { a: TfCore.TensorInfo; b: TfCore.TensorInfo };
     const product = one(original({ ...args, inputs: { a, b }, attrs: { ...attrs, activation: 'linear' } }));
     const withBias = bias
       ? one(kernelOf('Add', backendName)({ inputs: { a: product, b: bias }, backend }))
@@ -104,9 +105,9 @@ function fusedMatMulBiasFix(backendName: string, original: RawKernel): RawKernel
       backend.disposeData(withBias.dataId);
       throw new Error(`_FusedMatMul: activation "${act}" is not supported`);
     }
-    const inputs: tfc.NamedTensorInfoMap =
+    const inputs: TfCore.NamedTensorInfoMap =
       act === 'prelu' ? { x: withBias, alpha: preluActivationWeights! } : { x: withBias };
-    const extra: tfc.NamedAttrMap =
+    const extra: TfCore.NamedAttrMap =
       act === 'leakyrelu' ? { alpha: (args.attrs as { leakyreluAlpha?: number }).leakyreluAlpha ?? 0.2 } : {};
     const out = one(kernelOf(kernel, backendName)({ inputs, backend, attrs: extra }));
     backend.disposeData(withBias.dataId);
@@ -132,7 +133,7 @@ export function wrapFusedMatMulBias(backendName: string): void {
     kernelFunc: fusedMatMulBiasFix(
       backendName,
       k.kernelFunc as unknown as RawKernel,
-    ) as unknown as tfc.KernelFunc,
+    ) as unknown as TfCore.KernelFunc,
   });
 }
 
@@ -147,7 +148,7 @@ export function registerWasmFallbackKernels(): void {
     tfc.registerKernel({
       kernelName: 'UnsortedSegmentSum',
       backendName: 'wasm',
-      kernelFunc: unsortedSegmentSum as unknown as tfc.KernelFunc,
+      kernelFunc: unsortedSegmentSum as unknown as TfCore.KernelFunc,
     });
   }
   wrapFusedMatMulBias('wasm');

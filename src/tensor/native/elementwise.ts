@@ -3,7 +3,7 @@
  * Codes match the enums in native/src/elementwise.cc.
  */
 import { alloc, allocF32 } from './kernel.js';
-import { broadcast_util } from '@tensorflow/tfjs';
+import { tfCore } from '../tfjs.js';
 import {
   elemBytes,
   f32,
@@ -42,7 +42,7 @@ function binary(name: string, op: number, compare: boolean): NativeKernelSpec {
     run: ({ inputs, backend }: KernelArgs, addon: NativeAddon) => {
       const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
       if (!isF32(backend, a) || !isF32(backend, b)) return null;
-      const shape = broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const shape = tfCore.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const n = sizeOf(shape);
       const out = alloc(backend, compare ? 'bool' : 'float32', n) as Float32Array | Uint8Array;
       if (n > 0) {

@@ -5,7 +5,7 @@
  * bool data; anything else returns null and runs on the cpu kernel.
  */
 import { allocF32 } from './kernel.js';
-import { backend_util, slice_util } from '@tensorflow/tfjs';
+import { tfCore } from '../tfjs.js';
 import { ShapeError } from '../../errors.js';
 import type { NativeAddon } from './addon.js';
 import {
@@ -69,7 +69,11 @@ const slice: NativeKernelSpec = {
     const x = inputs.x!;
     const bytes = elemBytes(backend, x);
     if (bytes === 0) return null;
-    const [begin, size] = slice_util.parseSliceParams(x, attrs?.begin as number[], attrs?.size as number[]);
+    const [begin, size] = tfCore.slice_util.parseSliceParams(
+      x,
+      attrs?.begin as number[],
+      attrs?.size as number[],
+    );
     const strides = stridesOf(x.shape);
     const offset = begin!.reduce((acc, b, d) => acc + b * strides[d]!, 0);
     const out = alloc(backend, x.dtype, sizeOf(size!));
@@ -89,7 +93,7 @@ const splitV: NativeKernelSpec = {
     const bytes = elemBytes(backend, x);
     if (bytes === 0) return null;
     const axis = (Number(attrs?.axis ?? 0) + x.shape.length) % Math.max(x.shape.length, 1);
-    const sizes = backend_util.prepareSplitSize(
+    const sizes = tfCore.backend_util.prepareSplitSize(
       x as never,
       attrs?.numOrSizeSplits as number[] | number,
       axis,
@@ -120,7 +124,7 @@ const stridedSlice: NativeKernelSpec = {
     const bytes = elemBytes(backend, x);
     if (bytes === 0) return null;
     const a = attrs as Record<string, number & number[]>;
-    const info = slice_util.sliceInfo(
+    const info = tfCore.slice_util.sliceInfo(
       x.shape,
       a.begin,
       a.end,

@@ -2,7 +2,7 @@
  * BatchMatMul and _FusedMatMul on cblas_sgemm: every transpose combination, broadcast batch dims,
  * and bias + activation fused into the GEMM's output pass.
  */
-import { broadcast_util } from '@tensorflow/tfjs';
+import { tfCore } from '../tfjs.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 import {
@@ -28,7 +28,7 @@ const ACTIVATIONS: Record<string, number> = {
 
 /** Offsets of each output batch's A and B blocks, following batch-dim broadcasting. */
 function batchOffsets(aBatch: number[], bBatch: number[], aBlock: number, bBlock: number) {
-  const outBatch = broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+  const outBatch = tfCore.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
   const count = sizeOf(outBatch);
   const as = broadcastStrides(aBatch, outBatch);
   const bs = broadcastStrides(bBatch, outBatch);

@@ -4,8 +4,9 @@
  * the hot kernels replaced by the addon's. Gradients are registered per kernel name, so every
  * gradient that calls an overridden kernel speeds up too.
  */
-import * as tfc from '@tensorflow/tfjs';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type * as TfCore from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { tfCore as tfc, tfCpu } from '../tfjs.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import type { KernelArgs, NativeKernelSpec, TensorInfo } from './kernel.js';
 import { matmulKernels } from './matmul.js';
@@ -17,12 +18,12 @@ import { addNormKernels } from './add_norm_kernels.js';
 import { adaloraKernels } from './adalora_kernels.js';
 import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
-import { BufferPool } from './pool.js';
+import { BufferPool, DEFAULT_POOL_MB } from './pool.js';
 
 export const NATIVE_BACKEND = 'native';
 
 /** The CPU backend without the "install tfjs-node" banner (which does not apply to lowrank). */
-export class QuietCpuBackend extends MathBackendCPU {
+export class QuietCpuBackend extends tfCpu.MathBackendCPU {
   constructor() {
     super();
     (this as unknown as { firstUse: boolean }).firstUse = false;
@@ -34,15 +35,15 @@ type Data = { values?: unknown };
 
 /**
  * The `native` backend instance: the CPU backend's storage plus a {@link BufferPool} that recycles
- * kernel outputs (LOWRANK_POOL_MB caps the free memory kept, default 512).
+ * kernel outputs (LOWRANK_POOL_MB caps the resident free memory kept, default {@link DEFAULT_POOL_MB}).
  */
 export class NativeBackend extends QuietCpuBackend {
-  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? 512) * 2 ** 20);
+  readonly pool = new BufferPool(Number(process.env.LOWRANK_POOL_MB ?? DEFAULT_POOL_MB) * 2 ** 20);
 
   override write(
     values: Parameters<MathBackendCPU['write']>[0],
     shape: number[],
-    dtype: tfc.DataType,
+    dtype: TfCore.DataType,
   ): DataId {
     const id = super.write(values, shape, dtype);
     this.pool.retain(values);
@@ -53,7 +54,7 @@ export class NativeBackend extends QuietCpuBackend {
     dataId: DataId,
     values: Parameters<MathBackendCPU['move']>[1],
     shape: number[],
-    dtype: tfc.DataType,
+    dtype: TfCore.DataType,
     refCount: number,
   ): void {
     super.move(dataId, values, shape, dtype, refCount);
@@ -128,7 +129,7 @@ export function registerNativeBackend(priority = 3): boolean {
     tfc.registerKernel({
       kernelName: spec.name,
       backendName: NATIVE_BACKEND,
-      kernelFunc: func as unknown as tfc.KernelFunc,
+      kernelFunc: func as unknown as TfCore.KernelFunc,
     });
   }
   registered = true;
