@@ -38,14 +38,7 @@ export type JobModel =
 /** The Trainer's optimisation settings (everything but the data, the seed, the model and the files). */
 export type TrainerSettings = Omit<
   TrainerOptions,
-  | 'task'
-  | 'train'
-  | 'eval'
-  | 'padTokenId'
-  | 'seed'
-  | 'outputDir'
-  | 'saveAdapter'
-  | 'stepHook'
+  'task' | 'train' | 'eval' | 'padTokenId' | 'seed' | 'outputDir' | 'saveAdapter' | 'stepHook'
 >;
 
 /**
