@@ -16,7 +16,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { PreTrainedModel } from '../models/base.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { AdapterStore, BASE_MODEL_NAME } from './adapters.js';
@@ -117,6 +117,9 @@ export async function createServer(opts: ServeOptions): Promise<LowrankServer> {
       ? await loadFromPath(opts as ServeOptions & { model: string })
       : opts.model;
   const metrics = new Metrics();
+  // fastify is loaded here, not at import: `import 'lowrank'` (which exports createServer) should not
+  // pay the HTTP stack's ~19 MB resident unless a server is built.
+  const { default: Fastify } = await import('fastify');
   const app = Fastify({
     logger: opts.logger ?? true,
     bodyLimit: opts.bodyLimit ?? 1 << 20,
