@@ -241,6 +241,47 @@ export interface NativeAddon {
     outF: number,
     scale: number,
   ): void;
+  /**
+   * The adapted linear layer (native/src/adapter.cc): y = x·Wᵀ + bias + (drop(x)·leftᵀ)·scaledBᵀ,
+   * h = drop(x)·leftᵀ, the dropout mask (tf.dropout's Alea stream) into `mask` when given.
+   */
+  adapterForward(
+    x: F32,
+    w: F32,
+    bias: F32 | null,
+    left: F32,
+    scaledB: F32,
+    y: F32,
+    h: F32,
+    mask: Uint8Array | null,
+    rows: number,
+    inF: number,
+    outF: number,
+    r: number,
+    wInOut: number,
+    keep: number,
+    states: Float64Array | null,
+    chunk: number,
+  ): void;
+  /** Its gradients: dx = dy·W + (dy·scaledB·left)∘mask/keep, dLeft, dScaledB. */
+  adapterBackward(
+    dy: F32,
+    x: F32,
+    w: F32,
+    mask: Uint8Array | null,
+    h: F32,
+    left: F32,
+    scaledB: F32,
+    dx: F32,
+    dLeft: F32,
+    dScaledB: F32,
+    rows: number,
+    inF: number,
+    outF: number,
+    r: number,
+    wInOut: number,
+    keep: number,
+  ): void;
   /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
   sensitivityEmaAll(
     p: F32[],
