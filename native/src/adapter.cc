@@ -18,6 +18,7 @@
 // and the adds into y and dX are single float32 operations, as the composed kernels do them.
 #include "common.h"
 #include "alea.h"
+#include "adapter_kernels.h"
 #include <cblas.h>
 #include <cmath>
 #include <cstring>
@@ -25,157 +26,9 @@
 
 namespace lowrank {
 
-typedef float v8f __attribute__((vector_size(32)));
-
-static inline v8f load8(const float* p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
-static inline float hsum8(v8f v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
 // Per-product work (m·n·k) up to which a GEMM runs on the calling thread, as gemm.cc's kSmallGemm,
 // so the base product here is computed exactly as the BatchMatMul / _FusedMatMul kernel does.
 constexpr int64_t kSmallBaseGemm = int64_t(1) << 22;
-// Rows (or column tiles) per OpenMP task below which the adapter products stay on one thread.
-constexpr int64_t kAdapterGrain = int64_t(1) << 15;
-
-// The dropped value of x: x·m with m = 1/keep for a kept element, 0 otherwise (tf.dropout's
-// multiplier floor(u + keep)/keep, one float32 product as the Multiply kernel).
-static inline float dropped(float x, const uint8_t* mask, int64_t i, float kept) {
-  return mask ? x * (mask[i] ? kept : 0.f) : x;
-}
-
-// H[n, j0 + t] = Σ_c X'[n, c]·M[j0 + t, c] for t < JT, X' = drop(X) (row n only; xd is the row).
-template <int JT>
-static inline void rowDotsBlock(const float* xd, const float* m, float* h, int64_t cols, int64_t j0) {
-  v8f acc[JT];
-  for (int t = 0; t < JT; t++) acc[t] = v8f{};
-  int64_t c = 0;
-  for (; c + 8 <= cols; c += 8) {
-    const v8f xv = load8(xd + c);
-    for (int t = 0; t < JT; t++) acc[t] += xv * load8(m + (j0 + t) * cols + c);
-  }
-  for (int t = 0; t < JT; t++) {
-    float s = hsum8(acc[t]);
-    for (int64_t cc = c; cc < cols; cc++) s += xd[cc] * m[(j0 + t) * cols + cc];
-    h[j0 + t] = s;
-  }
-}
-
-// H [rows, r] = drop(X) [rows, cols] · Mᵀ (M [r, cols]): one dot product per (row, j).
-static void rowDots(const float* x, const uint8_t* mask, float kept, const float* m, float* h, int64_t rows,
-                    int64_t cols, int64_t r) {
-#pragma omp parallel if (rows * cols * r > kAdapterGrain * 64)
-  {
-    std::vector<float> buf(mask ? cols : 0);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < rows; n++) {
-      const float* xr = x + n * cols;
-      if (mask) {
-        for (int64_t c = 0; c < cols; c++) buf[c] = dropped(xr[c], mask, n * cols + c, kept);
-        xr = buf.data();
-      }
-      float* hr = h + n * r;
-      int64_t j = 0;
-      for (; j + 8 <= r; j += 8) rowDotsBlock<8>(xr, m, hr, cols, j);
-      for (; j + 4 <= r; j += 4) rowDotsBlock<4>(xr, m, hr, cols, j);
-      for (; j < r; j++) rowDotsBlock<1>(xr, m, hr, cols, j);
-    }
-  }
-}
-
-// Y[n, c] += mult(n, c)·Σ_j H[n, j]·MT[j, c] (MT [r, cols]); mult = the mask's multiplier or 1.
-// The sum over j runs in j order; the product with the multiplier and the add are one rounding each.
-static void rowCombine(const float* h, const float* mt, float* y, const uint8_t* mask, float kept, int64_t rows,
-                       int64_t cols, int64_t r) {
-#pragma omp parallel for if (rows * cols * r > kAdapterGrain * 64) schedule(static)
-  for (int64_t n = 0; n < rows; n++) {
-    const float* hr = h + n * r;
-    float* yr = y + n * cols;
-    const uint8_t* mr = mask ? mask + n * cols : nullptr;
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32) {
-      v8f a0{}, a1{}, a2{}, a3{};
-      for (int64_t j = 0; j < r; j++) {
-        const float* mj = mt + j * cols + c;
-        const float hj = hr[j];
-        a0 += hj * load8(mj);
-        a1 += hj * load8(mj + 8);
-        a2 += hj * load8(mj + 16);
-        a3 += hj * load8(mj + 24);
-      }
-      const v8f acc[4] = {a0, a1, a2, a3};
-      for (int q = 0; q < 4; q++) {
-        v8f t = acc[q];
-        if (mr)
-          for (int l = 0; l < 8; l++) t[l] = t[l] * (mr[c + 8 * q + l] ? kept : 0.f);
-        store8(yr + c + 8 * q, load8(yr + c + 8 * q) + t);
-      }
-    }
-    for (; c < cols; c++) {
-      float s = 0.f;
-      for (int64_t j = 0; j < r; j++) s += hr[j] * mt[j * cols + c];
-      if (mr) s = s * (mr[c] ? kept : 0.f);
-      yr[c] = yr[c] + s;
-    }
-  }
-}
-
-// G[j0 + t, c0 .. c0 + 8) = Σ_n H[n, j0 + t]·drop(X)[n, c0 .. c0 + 8), summed over n in order.
-template <int JT>
-static inline void colReduceTile(const float* x, const uint8_t* mask, float kept, const float* h, float* g,
-                                 int64_t rows, int64_t cols, int64_t r, int64_t c0, int64_t j0) {
-  v8f acc[JT];
-  for (int t = 0; t < JT; t++) acc[t] = v8f{};
-  const v8f zero{};
-  const v8f keptV = zero + kept;
-  for (int64_t n = 0; n < rows; n++) {
-    v8f xv = load8(x + n * cols + c0);
-    if (mask) {
-      const uint8_t* mr = mask + n * cols + c0;
-      v8f mv;
-      for (int l = 0; l < 8; l++) mv[l] = mr[l] ? keptV[l] : 0.f;
-      xv = xv * mv;
-    }
-    const float* hr = h + n * r + j0;
-    for (int t = 0; t < JT; t++) acc[t] += hr[t] * xv;
-  }
-  for (int t = 0; t < JT; t++) store8(g + (j0 + t) * cols + c0, acc[t]);
-}
-
-// G [r, cols] = Hᵀ [r, rows] · drop(X) [rows, cols]: column tiles of 8 split across threads, each
-// element summed over the rows in order (no cross-thread reduction, so no dependence on threads).
-static void colReduce(const float* x, const uint8_t* mask, float kept, const float* h, float* g, int64_t rows,
-                      int64_t cols, int64_t r) {
-  const int64_t tiles = cols / 8;
-#pragma omp parallel for if (rows * cols * r > kAdapterGrain * 64) schedule(static)
-  for (int64_t tile = 0; tile < tiles; tile++) {
-    const int64_t c0 = tile * 8;
-    int64_t j = 0;
-    for (; j + 8 <= r; j += 8) colReduceTile<8>(x, mask, kept, h, g, rows, cols, r, c0, j);
-    for (; j + 4 <= r; j += 4) colReduceTile<4>(x, mask, kept, h, g, rows, cols, r, c0, j);
-    for (; j < r; j++) colReduceTile<1>(x, mask, kept, h, g, rows, cols, r, c0, j);
-  }
-  for (int64_t c = tiles * 8; c < cols; c++)  // the last cols % 8 columns
-    for (int64_t j = 0; j < r; j++) {
-      float s = 0.f;
-      for (int64_t n = 0; n < rows; n++) s += h[n * r + j] * dropped(x[n * cols + c], mask, n * cols + c, kept);
-      g[j * cols + c] = s;
-    }
-}
-
-// [rows, cols] → [cols, rows].
-static std::vector<float> transposed(const float* a, int64_t rows, int64_t cols) {
-  std::vector<float> t(rows * cols);
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
-
 // One cblas_sgemm with gemm.cc's thread choice (one thread for products up to kSmallBaseGemm).
 static void baseGemm(bool transB, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
                      float* c) {
