@@ -40,16 +40,26 @@ static void baseGemm(bool transB, int64_t m, int64_t n, int64_t k, const float* 
   if (small) openblas_set_num_threads(saved);
 }
 
-// adapterForward(x, w, bias|null, left, scaledB, y, h, mask|null, rows, in, out, r, wInOut, keep,
-//                states|null, chunk): W is [out, in] ([in, out] with wInOut); mask null = no dropout.
+// Sᵀ [r, out] from B [out, r] and the scale: S = B·s, each element one float32 product as the Multiply
+// kernel (s = 1 leaves B exact: AdaLoRA passes its already scaled B).
+static std::vector<float> scaledTransposed(const float* b, float s, int64_t outF, int64_t r) {
+  std::vector<float> t(outF * r);
+  for (int64_t o = 0; o < outF; o++)
+    for (int64_t j = 0; j < r; j++) t[j * outF + o] = b[o * r + j] * s;
+  return t;
+}
+
+// adapterForward(x, w, bias|null, left, b, y, h, mask|null, rows, in, out, r, wInOut, keep,
+//                states|null, chunk, bScale): W is [out, in] ([in, out] with wInOut); mask null = no
+//                dropout; S = b·bScale.
 static Napi::Value AdapterForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (badArgs(info, 16, "adapterForward")) return env.Undefined();
+  if (badArgs(info, 17, "adapterForward")) return env.Undefined();
   const float* x = f32(info[0]);
   const float* w = f32(info[1]);
   const float* bias = info[2].IsTypedArray() ? f32(info[2]) : nullptr;
   const float* left = f32(info[3]);
-  const float* scaledB = f32(info[4]);
+  const float* b = f32(info[4]);
   float* y = f32(info[5]);
   float* h = f32(info[6]);
   uint8_t* mask = info[7].IsTypedArray() ? u8(info[7]) : nullptr;
@@ -71,26 +81,26 @@ static Napi::Value AdapterForward(const Napi::CallbackInfo& info) {
   if (inF > 0) baseGemm(!wInOut, rows, outF, inF, x, w, bias ? 1.f : 0.f, y);
   if (r == 0) return env.Undefined();
   rowDots(x, mask, kept, left, h, rows, inF, r);  // h = drop(x)·Lᵀ
-  const std::vector<float> st = transposed(scaledB, outF, r);  // Sᵀ [r, out]
+  const std::vector<float> st = scaledTransposed(b, static_cast<float>(dbl(info, 16)), outF, r);  // Sᵀ [r, out]
   rowCombine(h, st.data(), y, nullptr, 1.f, rows, outF, r);  // y += h·Sᵀ
   return env.Undefined();
 }
 
-// adapterBackward(dy, x, w, mask|null, h, left, scaledB, dx, dLeft, dScaledB, rows, in, out, r,
-//                 wInOut, keep)
+// adapterBackward(dy, x, w, mask|null, h, left, b, dx, dLeft, dB, rows, in, out, r, wInOut, keep,
+//                 bScale): dB = dS·bScale (the Multiply gradient), S = b·bScale.
 static Napi::Value AdapterBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (badArgs(info, 16, "adapterBackward")) return env.Undefined();
+  if (badArgs(info, 17, "adapterBackward")) return env.Undefined();
   const float* dy = f32(info[0]);
   const float* x = f32(info[1]);
   const float* w = f32(info[2]);
   const uint8_t* mask = info[3].IsTypedArray() ? u8(info[3]) : nullptr;
   const float* h = f32(info[4]);
   const float* left = f32(info[5]);
-  const float* scaledB = f32(info[6]);
+  const float* b = f32(info[6]);
   float* dx = f32(info[7]);
   float* dLeft = f32(info[8]);
-  float* dScaledB = f32(info[9]);
+  float* dB = f32(info[9]);
   const int64_t rows = num(info, 10), inF = num(info, 11), outF = num(info, 12), r = num(info, 13);
   const bool wInOut = num(info, 14) != 0;
   const float kept = 1.f / static_cast<float>(dbl(info, 15));
@@ -98,7 +108,8 @@ static Napi::Value AdapterBackward(const Napi::CallbackInfo& info) {
   if (outF > 0) baseGemm(wInOut, rows, inF, outF, dy, w, 0.f, dx);
   else std::fill(dx, dx + rows * inF, 0.f);
   if (r == 0) return env.Undefined();
-  const std::vector<float> st = transposed(scaledB, outF, r);  // Sᵀ [r, out]
+  const float bScale = static_cast<float>(dbl(info, 16));
+  const std::vector<float> st = scaledTransposed(b, bScale, outF, r);  // Sᵀ [r, out]
   std::vector<float> dh(rows * r);
   rowDots(dy, nullptr, 1.f, st.data(), dh.data(), rows, outF, r);  // dh = dy·S
   rowCombine(dh.data(), left, dx, mask, kept, rows, inF, r);       // dX += (dh·L)∘m
@@ -106,7 +117,7 @@ static Napi::Value AdapterBackward(const Napi::CallbackInfo& info) {
   std::vector<float> dst(r * outF);
   colReduce(dy, nullptr, 1.f, h, dst.data(), rows, outF, r);       // dSᵀ = hᵀ·dy
   for (int64_t o = 0; o < outF; o++)
-    for (int64_t j = 0; j < r; j++) dScaledB[o * r + j] = dst[j * outF + o];
+    for (int64_t j = 0; j < r; j++) dB[o * r + j] = dst[j * outF + o] * bScale;  // the Multiply gradient
   return env.Undefined();
 }
 

@@ -241,12 +241,4 @@ inline void colReduce(const float* x, const uint8_t* mask, float kept, const flo
     }
 }
 
-// [rows, cols] → [cols, rows].
-inline std::vector<float> transposed(const float* a, int64_t rows, int64_t cols) {
-  std::vector<float> t(rows * cols);
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
-
 }  // namespace lowrank

@@ -106,21 +106,23 @@ export function adapterLinear(
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [xi, ai, bi] = args as Tensor[];
     const ei = svd ? (args[3] as Tensor) : undefined; // the last argument is tfjs's save function
-    // the scale folded into B as in ops/lora.ts (AdaLoRA: A∘E and (B·s)/(ranknum + 1e-5) in one call)
-    const [left, scaledB] = svd
+    // LoRA: the kernel scales B itself (S = B·s, the Multiply of ops/lora.ts, and dB = dS·s);
+    // AdaLoRA: A∘E and (B·s)/(ranknum + 1e-5) from LowrankSvdPrep, passed with scale 1 (exact).
+    const [left, right] = svd
       ? runFused(ADALORA_KERNELS.svdPrep, { a: ai!, e: ei!, b: bi!, ranknum: ranknum! }, { scale })
-      : [ai!, tf.mul(bi!, tf.scalar(scale))];
+      : [ai!, bi!];
+    const bScale = svd ? 1 : scale;
     const x2 = xi!.reshape([-1, inF]); // [N, in]
     const [y, h, mask] = runFused(
       ADAPTER_KERNELS.forward,
-      { x: x2, ...baseInputs, left: left!, scaledB: scaledB! },
-      attrs,
+      { x: x2, ...baseInputs, left: left!, b: right! },
+      { ...attrs, bScale },
     );
-    save([x2, h!, left!, scaledB!, ai!, ei ?? ai!, mask ?? h!]);
+    save([x2, h!, left!, right!, ai!, ei ?? ai!, mask ?? h!]);
     return {
       value: y!.reshape(outShape),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [sx, sh, sl, ss, sa, se, sm] = saved as [
+        const [sx, sh, sl, sr, sa, se, sm] = saved as [
           Tensor,
           Tensor,
           Tensor,
@@ -135,15 +137,15 @@ export function adapterLinear(
           w: weight,
           h: sh,
           left: sl,
-          scaledB: ss,
+          b: sr,
         };
         if (active) gradInputs.mask = sm;
-        const [dx, dLeft, dScaledB] = runFused(ADAPTER_KERNELS.backward, gradInputs, { wInOut, keep });
+        const [dx, dLeft, dRight] = runFused(ADAPTER_KERNELS.backward, gradInputs, { wInOut, keep, bScale });
         const dX = dx!.reshape(xShape);
-        if (!svd) return [dX, dLeft!, tf.mul(dScaledB!, tf.scalar(scale))]; // tfjs's Multiply gradient
+        if (!svd) return [dX, dLeft!, dRight!];
         const [dA, dE, dB] = runFused(
           ADALORA_KERNELS.svdPrepGrad,
-          { dLeft: dLeft!, dScaledB: dScaledB!, a: sa, e: se, ranknum: ranknum! },
+          { dLeft: dLeft!, dScaledB: dRight!, a: sa, e: se, ranknum: ranknum! },
           { scale },
         );
         return [dX, dA!, dB!, dE!];
