@@ -76,7 +76,7 @@ export function adapterLinearFuses(x: Tensor, base: FrozenLinear, f: LowRankFact
  * once (base product, then the adapter's masked product added in the same pass) and gives dA, dB
  * (and dE through `LowrankSvdPrepGrad`) in the same call; W and the bias get no gradient. The
  * adapter's rank-r products are the addon's own kernels, so values differ from the composed path in
- * the last bits (tests/adapter_linear.test.ts). Elsewhere it is {@link adapterLinearComposed}.
+ * the last bits (adapter_linear.test.ts beside this file). Elsewhere it is {@link adapterLinearComposed}.
  * `drop` null (eval, rate 0) skips the dropout. x [.., in] → [.., out].
  *
  * @example
