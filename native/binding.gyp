@@ -26,7 +26,8 @@
         "src/memory.cc",
         "src/adalora.cc",
         "src/attention.cc",
-        "src/add_norm.cc"
+        "src/add_norm.cc",
+        "src/adapter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

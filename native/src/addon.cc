@@ -36,6 +36,7 @@ void registerMemory(Napi::Env env, Napi::Object exports);   // memory.cc (malloc
 void registerAdalora(Napi::Env env, Napi::Object exports);  // adalora.cc (orthogonal regulariser)
 void registerAttention(Napi::Env env, Napi::Object exports);  // attention.cc (fused multi-head attention)
 void registerAddNorm(Napi::Env env, Napi::Object exports);    // add_norm.cc (dropout + residual + layer norm)
+void registerAdapter(Napi::Env env, Napi::Object exports);    // adapter.cc (the adapted linear layer)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (const char* grain = std::getenv("LOWRANK_PARALLEL_GRAIN")) {
@@ -57,6 +58,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAdalora(env, exports);
   registerAttention(env, exports);
   registerAddNorm(env, exports);
+  registerAdapter(env, exports);
   return exports;
 }
 

@@ -241,6 +241,49 @@ export interface NativeAddon {
     outF: number,
     scale: number,
   ): void;
+  /**
+   * The adapted linear layer (native/src/adapter.cc): y = x·Wᵀ + bias + (drop(x)·leftᵀ)·(b·bScale)ᵀ,
+   * h = drop(x)·leftᵀ, the dropout mask (tf.dropout's Alea stream) into `mask` when given.
+   */
+  adapterForward(
+    x: F32,
+    w: F32,
+    bias: F32 | null,
+    left: F32,
+    b: F32,
+    y: F32,
+    h: F32,
+    mask: Uint8Array | null,
+    rows: number,
+    inF: number,
+    outF: number,
+    r: number,
+    wInOut: number,
+    keep: number,
+    states: Float64Array | null,
+    chunk: number,
+    bScale: number,
+  ): void;
+  /** Its gradients: dx = dy·W + (dy·b·bScale·left)∘mask/keep, dLeft, db (= dS·bScale). */
+  adapterBackward(
+    dy: F32,
+    x: F32,
+    w: F32,
+    mask: Uint8Array | null,
+    h: F32,
+    left: F32,
+    b: F32,
+    dx: F32,
+    dLeft: F32,
+    db: F32,
+    rows: number,
+    inF: number,
+    outF: number,
+    r: number,
+    wInOut: number,
+    keep: number,
+    bScale: number,
+  ): void;
   /** `sensitivityEma` over lists of parameters (same arithmetic), one call per allocator step. */
   sensitivityEmaAll(
     p: F32[],

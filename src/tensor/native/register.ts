@@ -16,6 +16,7 @@ import { layoutKernels } from './layout.js';
 import { fusedKernels } from './fused_kernels.js';
 import { addNormKernels } from './add_norm_kernels.js';
 import { adaloraKernels } from './adalora_kernels.js';
+import { adapterKernels } from './adapter_kernels.js';
 import { attentionKernels } from './attention_kernels.js';
 import { profiled } from './profile.js';
 import { BufferPool, DEFAULT_POOL_MB } from './pool.js';
@@ -88,6 +89,7 @@ export function nativeKernelSpecs(): NativeKernelSpec[] {
     ...adaloraKernels,
     ...attentionKernels,
     ...addNormKernels,
+    ...adapterKernels,
   ];
 }
 

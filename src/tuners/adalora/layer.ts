@@ -17,6 +17,7 @@
  */
 import { tf, type Tensor } from '../../tensor/tf.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
+import { adapterLinear, adapterLinearFuses } from '../../tensor/ops/adapter_linear.js';
 import { ConfigError, NotSupportedError, ShapeError } from '../../errors.js';
 import { Dropout, Embedding } from '../../nn/layers.js';
 import { ModuleDict, ParameterDict } from '../../nn/module_dict.js';
@@ -24,6 +25,7 @@ import { isLinearLike, type LinearLike } from '../../nn/linear_like.js';
 import type { Module } from '../../nn/module.js';
 import { normal } from '../../nn/init.js';
 import { BaseTunerLayer, reconcileFanInFanOut, transposeIf } from '../base/layer.js';
+import { frozenLinearOf, soleActiveAdapter } from '../base/fused_forward.js';
 
 /** PEFT adds this to `ranknum` before dividing (adalora/layer.py `SVDLinear.forward`); f32(12 + 1e-5) = 12.000009536743164. */
 export const RANKNUM_EPS = 1e-5;
@@ -138,6 +140,30 @@ export class SVDLinear extends BaseTunerLayer {
   /** f32(ranknum + 1e-5) as a [1] tensor (an f32 op, as in torch), in a tidy scope of the caller. */
   private ranknumPlusEps(adapter: string): Tensor {
     return tf.add(this.ranknum.get(adapter)!, tf.scalar(RANKNUM_EPS));
+  }
+
+  /**
+   * One active adapter on a frozen nn `Linear` runs as one op ({@link adapterLinear}: on `native`
+   * one kernel each way plus the A∘E / scaled-B factors); otherwise the template's path. Same
+   * values up to float32 rounding, same dropout mask and seeds.
+   */
+  override forward(x: Tensor): Tensor {
+    return this.fusedForward(x) ?? super.forward(x);
+  }
+
+  private fusedForward(x: Tensor): Tensor | null {
+    const a = soleActiveAdapter(this);
+    const base = frozenLinearOf(this.base_layer);
+    if (a === null || !base || !this.r.get(a)) return null;
+    const factors = {
+      a: this.lora_A.get(a)!,
+      b: this.lora_B.get(a)!,
+      e: this.lora_E.get(a)!,
+      ranknum: this.ranknum.get(a)!,
+      scale: this.scaling.get(a)!,
+    };
+    if (!adapterLinearFuses(x, base, factors)) return null;
+    return adapterLinear(x, base, factors, this.lora_dropout.get(a)!.draw());
   }
 
   /** Spec §2.3: one adapter's `((drop(x) @ (A∘E)ᵀ) @ Bᵀ) · scaling / (ranknum + 1e-5)`. */

@@ -26,8 +26,10 @@ import type { Module } from '../../nn/module.js';
 import type { LinearLike } from '../../nn/linear_like.js';
 import { normal } from '../../nn/init.js';
 import { loraDelta } from '../../tensor/ops/lora.js';
+import { adapterLinear, adapterLinearFuses } from '../../tensor/ops/adapter_linear.js';
 import { ConfigError } from '../../errors.js';
 import { BaseTunerLayer, transposeIf } from '../base/layer.js';
+import { frozenLinearOf, soleActiveAdapter } from '../base/fused_forward.js';
 import { loftqOptions, type LoftqOptions, type LoraInit } from './config.js';
 import { resolveLoraVariant, type LoraLayerKind, type LoraVariant } from './variant.js';
 import { loftqInit, oloraInit, pissaInit } from './init.js';
@@ -207,6 +209,29 @@ export class LoraLinear extends LoraLayer {
       B.weight.assign(tf.zerosLike(B.weight));
       if (B.bias) B.bias.assign(tf.zerosLike(B.bias));
     });
+  }
+
+  /**
+   * One plain adapter on a frozen nn `Linear` runs as one op ({@link adapterLinear}: a single
+   * kernel each way on `native`); everything else (several active adapters, DoRA, `loraBias`, a
+   * trainable or 4-bit base, merged or disabled adapters, other backends) takes the template's path.
+   * Both give the same values up to float32 rounding, draw the same dropout mask, and consume the
+   * same seeds.
+   */
+  override forward(x: Tensor): Tensor {
+    return this.fusedForward(x) ?? super.forward(x);
+  }
+
+  private fusedForward(x: Tensor): Tensor | null {
+    const a = soleActiveAdapter(this);
+    const base = frozenLinearOf(this.base_layer);
+    if (a === null || !base || this.variants.has(a) || this.loraBias.get(a)) return null;
+    const A = this.lora_A.get(a);
+    const B = this.lora_B.get(a);
+    if (!A || !B || B.bias) return null;
+    const factors = { a: A.weight, b: B.weight, scale: this.scaling.get(a)! };
+    if (!adapterLinearFuses(x, base, factors)) return null;
+    return adapterLinear(x, base, factors, this.lora_dropout.get(a)!.draw());
   }
 
   protected override loraForward(a: string, x: Tensor, result: Tensor): Tensor {
