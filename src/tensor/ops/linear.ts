@@ -1,8 +1,13 @@
 import { tf, type Tensor } from '../tf.js';
 import { customGrad1 } from './fused.js';
 
-/** A weight (or bias) no optimizer updates: a non-trainable `tf.Variable`. */
-function frozen(t: Tensor | null | undefined): boolean {
+/**
+ * A weight (or bias) no optimizer updates: a non-trainable `tf.Variable`.
+ *
+ * @example
+ * frozen(layer.weight); // true once the base model is frozen for LoRA
+ */
+export function frozen(t: Tensor | null | undefined): boolean {
   return t instanceof tf.Variable && !t.trainable;
 }
 

@@ -5,13 +5,11 @@
  * base whose weight and bias are frozen (modules_to_save, full fine-tuning, `bias: 'all'` and 4-bit
  * bases keep the loop).
  */
-import { tf, type Tensor } from '../../tensor/tf.js';
 import { Linear } from '../../nn/layers.js';
 import type { Module } from '../../nn/module.js';
 import type { FrozenLinear } from '../../tensor/ops/adapter_linear.js';
+import { frozen } from '../../tensor/ops/linear.js';
 import type { BaseTunerLayer } from './layer.js';
-
-const frozen = (t: Tensor | undefined): boolean => t instanceof tf.Variable && !t.trainable;
 
 /**
  * The base layer as a {@link FrozenLinear}, or null when it is not an nn `Linear` with a frozen
