@@ -26,18 +26,13 @@
 
 namespace lowrank {
 
-// Per-product work (m·n·k) up to which a GEMM runs on the calling thread, as gemm.cc's kSmallGemm,
-// so the base product here is computed exactly as the BatchMatMul / _FusedMatMul kernel does.
-constexpr int64_t kSmallBaseGemm = int64_t(1) << 22;
-// One cblas_sgemm with gemm.cc's thread choice (one thread for products up to kSmallBaseGemm).
+// One cblas_sgemm with gemm.cc's thread choice (the calling thread alone for products up to
+// kSmallGemm), so the base product is computed exactly as the BatchMatMul / _FusedMatMul kernel does.
 static void baseGemm(bool transB, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
                      float* c) {
-  const bool small = m * n * k <= kSmallBaseGemm;
-  const int saved = openblas_get_num_threads();
-  if (small) openblas_set_num_threads(1);
+  const SerialBlas serial(SerialBlas::kCaller, m * n * k <= kSmallGemm);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, m, n, k, 1.f, a, k, b,
               transB ? k : n, beta, c, n);
-  if (small) openblas_set_num_threads(saved);
 }
 
 // Sᵀ [r, out] from B [out, r] and the scale: S = B·s, each element one float32 product as the Multiply

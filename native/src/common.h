@@ -23,6 +23,10 @@ inline bool blasUsesOpenMP() {
   return openmp;
 }
 
+// Per-product work (m·n·k) up to which a GEMM runs on one thread: batched products one per OpenMP
+// thread, single products on the calling thread (BatchMatMul in gemm.cc, the adapter's base GEMM).
+constexpr int64_t kSmallGemm = int64_t(1) << 22;
+
 // Runs OpenBLAS on one thread for the guard's lifetime and restores the count after.
 //  - SerialBlas::kCaller: GEMMs called on this thread (small products not worth waking workers).
 //  - SerialBlas::kWorkers: GEMMs called from our OpenMP workers, one per thread; only the pthreads

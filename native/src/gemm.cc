@@ -7,8 +7,6 @@
 
 namespace lowrank {
 
-// Per-product work (m·n·k) up to which batched products run one per thread (see BatchMatMul).
-constexpr int64_t kSmallGemm = int64_t(1) << 22;
 constexpr int64_t kGemmGrainFactor = 32;
 
 enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kLeakyRelu = 4, kSigmoid = 5 };
