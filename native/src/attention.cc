@@ -47,10 +47,8 @@ static void softmaxGradBlock(float* ds, const float* p, int64_t tq, int64_t tk, 
   const float* y[kRowGroup];
   for (int64_t i0 = 0; i0 < tq; i0 += kRowGroup) {
     const int64_t n = std::min(kRowGroup, tq - i0);
-    for (int64_t j = 0; j < n; j++) {
-      d[j] = ds + (i0 + j) * tk;
-      y[j] = p + (i0 + j) * tk;
-    }
+    rowPointers(ds, i0, n, tk, d);
+    rowPointers(p, i0, n, tk, y);
     softmaxGradRows(n, y, d, d, tk, scale);
   }
 }

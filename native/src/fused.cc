@@ -198,11 +198,9 @@ static Napi::Value SoftmaxGrad(const Napi::CallbackInfo& info) {
     const float* dys[kRowGroup];
     float* dxs[kRowGroup];
     const int64_t r0 = gi * kRowGroup, n = std::min(kRowGroup, rows - r0);
-    for (int64_t j = 0; j < n; j++) {
-      ys[j] = y + (r0 + j) * cols;
-      dys[j] = dy + (r0 + j) * cols;
-      dxs[j] = dx + (r0 + j) * cols;
-    }
+    rowPointers(y, r0, n, cols, ys);
+    rowPointers(dy, r0, n, cols, dys);
+    rowPointers(dx, r0, n, cols, dxs);
     softmaxGradRows(n, ys, dys, dxs, cols, scale);
   }
   return env.Undefined();

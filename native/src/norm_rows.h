@@ -2,6 +2,7 @@
 // (fused.cc) and the fused dropout + residual add + layer norm (add_norm.cc), so both run the same
 // float32 arithmetic in the same order and give the same bits.
 #pragma once
+#include "vecmath.h"
 #include <omp.h>
 #include <algorithm>
 #include <cmath>
@@ -81,12 +82,6 @@ inline void normRowsBackward(int64_t n, const float* const* x, const float* cons
     const float m = mu[j], r = rs[j];
     for (int64_t c = 0; c < cols; c++) dxr[c] = r * (dyr[c] * g[c] - mg - (xr[c] - m) * r * mgx);
   }
-}
-
-// Pointers to rows r0 … r0 + n − 1 of a [rows, cols] array.
-template <typename T>
-inline void rowPointers(T* base, int64_t r0, int64_t n, int64_t cols, T** out) {
-  for (int64_t j = 0; j < n; j++) out[j] = base + (r0 + j) * cols;
 }
 
 // Column sums of a [rows, cols] product, split by column range so threads never share outputs.

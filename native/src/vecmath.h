@@ -13,6 +13,12 @@
 
 namespace lowrank {
 
+// Pointers to rows r0 … r0 + n − 1 of a [rows, cols] array.
+template <typename T>
+inline void rowPointers(T* base, int64_t r0, int64_t n, int64_t cols, T** out) {
+  for (int64_t j = 0; j < n; j++) out[j] = base + (r0 + j) * cols;
+}
+
 inline float vexp(float x) {
   constexpr float kMin = -87.3f;  // below it expf is subnormal or 0: return 0 (masks of -inf or -1e9)
   const float in = x;
